@@ -1,0 +1,107 @@
+"""The canonical alert every source is turned into.
+
+Alertmanager, Grafana and the generic JSON form all end up as :class:`Alert`, so nothing after
+intake needs to know where an alert came from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class AlertSource(StrEnum):
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+    GENERIC = "generic"
+
+
+class Alert(BaseModel):
+    """One alert as Ballast stores and matches it.
+
+    ``ends_at`` is ``None`` while firing: Alertmanager's ``0001-01-01T00:00:00Z`` and Grafana's
+    zero time both mean "not ended" and are normalised here.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fingerprint: str = Field(min_length=1, max_length=128)
+    status: AlertStatus
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str | None = None
+    source: AlertSource
+
+    @property
+    def alertname(self) -> str:
+        return self.labels.get("alertname", "")
+
+    def template_context(self) -> dict[str, object]:
+        """What runbook templates see: ``labels``, ``annotations``, ``status`` and times."""
+        return {
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "status": self.status.value,
+            "starts_at": self.starts_at.isoformat(),
+            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
+            "fingerprint": self.fingerprint,
+            "generator_url": self.generator_url,
+        }
+
+
+class AlertBatch(BaseModel):
+    """What one webhook delivered: the alerts plus the group facts the source sent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: AlertSource
+    alerts: list[Alert]
+    group_key: str | None = None
+    receiver: str | None = None
+    external_url: str | None = None
+    # Alerts Alertmanager left out because of max_alerts. They are still firing (or not):
+    # a truncated alert must never be read as resolved.
+    truncated_alerts: int = 0
+
+
+def label_fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable fingerprint for sources that do not send one (generic JSON).
+
+    Alertmanager's own fingerprint is a 64-bit FNV over sorted labels; we do not need to be
+    byte-compatible with it, only stable, so SHA-256 of the sorted pairs, truncated to 16 hex.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(labels):
+        digest.update(name.encode())
+        digest.update(b"\xff")
+        digest.update(labels[name].encode())
+        digest.update(b"\xff")
+    return digest.hexdigest()[:16]
+
+
+ZERO_TIME_YEAR = 1
+
+
+def normalise_end(value: datetime | None) -> datetime | None:
+    """Map the Go zero time (``0001-01-01T00:00:00Z``) that means "still firing" to None."""
+    if value is None or value.year <= ZERO_TIME_YEAR:
+        return None
+    return as_utc(value)
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive timestamps are taken as UTC; aware ones are converted to it."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

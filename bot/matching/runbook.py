@@ -1,0 +1,195 @@
+"""The runbook schema: one YAML file, one symptom, everything the responder needs.
+
+Strict on purpose (``extra="forbid"``): a misspelt field is a load error with file:line:col,
+not a silently ignored line. Template strings (title, dashboard URLs, params) are kept as
+written; :mod:`bot.matching.templates` checks and renders them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from bot.errors import MatcherSyntaxError
+from bot.matching.duration import format_duration, parse_duration
+from bot.matching.matcher import Matcher, parse_matcher
+
+RUNBOOK_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+LABEL_NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+# A Slack user group handle (@ai-platform-oncall) or a Slack user ID (U024BE7LH / W0123ABC).
+OWNER_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*|[UW][A-Z0-9]{2,})$"
+
+
+def _to_timedelta(value: Any) -> Any:
+    return parse_duration(value) if isinstance(value, str) else value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_timedelta),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([0-9]+(ms|s|m|h|d|w|y))+$",
+            "description": "Prometheus-style duration, e.g. 90s, 10m, 1h30m",
+        }
+    ),
+]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Severity(StrEnum):
+    SEV1 = "sev1"
+    SEV2 = "sev2"
+    SEV3 = "sev3"
+    SEV4 = "sev4"
+
+
+class MitigationMode(StrEnum):
+    AUTO = "auto"  # runs at once; only for low-risk actions
+    APPROVE = "approve"  # waits for an authorized person (two for high risk)
+    MANUAL = "manual"  # a human does it by hand; Ballast only shows it
+
+
+class ExpectOutcome(StrEnum):
+    MATCH = "match"
+    NO_MATCH = "no_match"
+
+
+class Dashboard(StrictModel):
+    title: str = Field(min_length=1, max_length=150)
+    url: str = Field(min_length=1, description="URL template over labels and annotations.")
+
+
+class Mitigation(StrictModel):
+    id: str = Field(pattern=SLUG_PATTERN, max_length=64)
+    title: str = Field(min_length=1, max_length=150)
+    action: str = Field(description="Name of a registered action, e.g. disable_tool.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    mode: MitigationMode = MitigationMode.APPROVE
+    undo_after: Duration | None = Field(
+        default=None, description="Undo automatically this long after it was applied."
+    )
+
+
+class EscalationStep(StrictModel):
+    after: Duration = Field(description="Time since the incident opened, while unacknowledged.")
+    notify: list[str] = Field(default_factory=list)
+    page: str | None = Field(default=None, pattern=SLUG_PATTERN)
+
+    @model_validator(mode="after")
+    def _says_who(self) -> EscalationStep:
+        if not self.notify and self.page is None:
+            raise ValueError(
+                "an escalation step needs `notify` (who to tell) or `page` (who to page)"
+            )
+        return self
+
+
+class PostmortemSpec(StrictModel):
+    questions: list[str] = Field(default_factory=list)
+    reviewers: list[str] = Field(default_factory=list)
+    template: str | None = Field(
+        default=None, description="Jinja2 template file, relative to the runbook file."
+    )
+
+
+class ExampleAlert(StrictModel):
+    labels: dict[str, str]
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class RunbookTest(StrictModel):
+    alert: ExampleAlert
+    expect: ExpectOutcome
+    title: str | None = Field(default=None, description="Expected rendered title.")
+
+
+class Runbook(StrictModel):
+    id: str = Field(pattern=RUNBOOK_ID_PATTERN, max_length=200)
+    title: str = Field(min_length=1, max_length=300, description="Template for the incident title.")
+    service: str = Field(pattern=SLUG_PATTERN, max_length=63)
+    severity: Severity
+    owners: list[Annotated[str, Field(pattern=OWNER_PATTERN)]] = Field(min_length=1)
+    match: list[str] = Field(min_length=1, description='Alertmanager matchers, e.g. alertname="X".')
+    group_by: list[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)]] = Field(default_factory=list)
+    symptom: str = Field(min_length=1)
+    business_impact: str = Field(min_length=1)
+    dashboards: list[Dashboard] = Field(default_factory=list)
+    likely_causes: list[str] = Field(default_factory=list)
+    mitigations: list[Mitigation] = Field(default_factory=list)
+    rollback: str | None = None
+    escalation: list[EscalationStep] = Field(default_factory=list)
+    postmortem: PostmortemSpec = Field(default_factory=PostmortemSpec)
+    tests: list[RunbookTest] = Field(default_factory=list)
+
+    _matchers: tuple[Matcher, ...] = PrivateAttr(default=())
+
+    @field_validator("match")
+    @classmethod
+    def _matchers_parse(cls, values: list[str]) -> list[str]:
+        for index, text in enumerate(values):
+            try:
+                parse_matcher(text)
+            except MatcherSyntaxError as err:
+                raise ValueError(f"match[{index}]: {err}") from None
+        return values
+
+    @field_validator("mitigations")
+    @classmethod
+    def _unique_mitigation_ids(cls, values: list[Mitigation]) -> list[Mitigation]:
+        seen: set[str] = set()
+        for mitigation in values:
+            if mitigation.id in seen:
+                raise ValueError(f"duplicate mitigation id {mitigation.id!r}")
+            seen.add(mitigation.id)
+        return values
+
+    @field_validator("escalation")
+    @classmethod
+    def _escalation_in_order(cls, values: list[EscalationStep]) -> list[EscalationStep]:
+        for earlier, later in itertools.pairwise(values):
+            if later.after <= earlier.after:
+                raise ValueError(
+                    "escalation steps must be in increasing `after` order "
+                    f"({format_duration(later.after)} comes after {format_duration(earlier.after)})"
+                )
+        return values
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._matchers = tuple(parse_matcher(text) for text in self.match)
+
+    @property
+    def matchers(self) -> tuple[Matcher, ...]:
+        return self._matchers
+
+    @property
+    def specificity(self) -> int:
+        """When several runbooks match, the one with most matchers wins (ties: lowest id)."""
+        return len(self.match)
+
+    def group_labels(self, labels: dict[str, str]) -> dict[str, str]:
+        """The label values that key this runbook's open incident (missing labels are '')."""
+        return {name: labels.get(name, "") for name in self.group_by}
+
+    def mitigation(self, mitigation_id: str) -> Mitigation | None:
+        return next((m for m in self.mitigations if m.id == mitigation_id), None)
