@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import typer
 
+from bot.cli.incidents import incidents_app
+from bot.cli.replay import replay
 from bot.cli.runbooks import runbooks_app
+from bot.cli.serve import serve
 
 
 def build_cli() -> typer.Typer:
@@ -14,7 +17,10 @@ def build_cli() -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
     )
+    cli.command()(serve)
+    cli.command()(replay)
     cli.add_typer(runbooks_app, name="runbooks")
+    cli.add_typer(incidents_app, name="incidents")
     return cli
 
 

@@ -1,0 +1,61 @@
+"""Runbook catalog API: what is loaded, and an atomic reload."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+
+from bot.api.incidents import require_api_token
+from bot.api.services import Services, services_of
+
+router = APIRouter(prefix="/api/v1/runbooks", tags=["runbooks"])
+
+ServicesDep = Annotated[Services, Depends(services_of)]
+
+
+@router.get("")
+async def list_runbooks(services: ServicesDep) -> dict[str, Any]:
+    catalog = services.catalog.current
+    return {
+        "version": services.catalog.version,
+        "runbooks": [
+            {
+                "id": runbook.id,
+                "title": runbook.title,
+                "service": runbook.service,
+                "severity": runbook.severity.value,
+                "owners": runbook.owners,
+                "match": runbook.match,
+                "group_by": runbook.group_by,
+                "mitigations": [m.id for m in runbook.mitigations],
+                "path": str(catalog.path_of(runbook.id)),
+            }
+            for runbook in sorted(catalog.runbooks.values(), key=lambda r: r.id)
+        ],
+    }
+
+
+@router.post("/reload", dependencies=[Depends(require_api_token)])
+async def reload_runbooks(services: ServicesDep) -> JSONResponse:
+    """Reload from disk; an invalid catalog is refused and the last good one stays live."""
+    result = reload_catalog(services)
+    errors = [str(d) for d in result if d.severity == "error"]
+    warnings = [str(d) for d in result if d.severity != "error"]
+    body = {
+        "reloaded": not errors,
+        "version": services.catalog.version,
+        "runbooks": len(services.catalog.current.runbooks),
+        "errors": errors,
+        "warnings": warnings,
+    }
+    return JSONResponse(body, status_code=422 if errors else 200)
+
+
+def reload_catalog(services: Services) -> list[Any]:
+    """Shared by the API and SIGHUP. Returns the diagnostics."""
+    load = services.catalog.reload([services.settings.runbooks])
+    ok = load.catalog is not None
+    services.metrics.catalog_reloads.labels("ok" if ok else "refused").inc()
+    return list(load.diagnostics)

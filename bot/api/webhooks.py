@@ -1,0 +1,131 @@
+"""Alert webhooks: authenticate, bound, parse, commit, then answer.
+
+Status codes follow what Alertmanager does with them: it retries 5xx and network errors and
+silently drops anything 4xx (429 included). So overload answers 503, never 429, and a 2xx is
+sent only once the alerts are committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from bot.api.auth import require_token
+from bot.api.schemas import WebhookReceipt
+from bot.api.services import Services, services_of
+from bot.errors import PayloadError
+from bot.intake import parse_json_bytes, parse_payload
+from bot.intake.alert import AlertSource
+from bot.store import inbox
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+RETRY_AFTER_SECONDS = "5"
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """Read the body, refusing (before reading it all) anything over ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _receive(request: Request, source: AlertSource) -> JSONResponse:
+    services = services_of(request)
+    started = time.perf_counter()
+    code = 500
+    try:
+        response = await _handle(request, services, source)
+        code = response.status_code
+        return response
+    except HTTPException as err:
+        code = err.status_code
+        raise
+    finally:
+        services.metrics.webhook_requests.labels(source.value, str(code)).inc()
+        services.metrics.webhook_latency.labels(source.value).observe(time.perf_counter() - started)
+
+
+async def _handle(request: Request, services: Services, source: AlertSource) -> JSONResponse:
+    settings = services.settings
+    require_token(request, settings.webhook_token, what="webhook", env="BALLAST_WEBHOOK_TOKEN")
+    try:
+        body = await read_bounded(request, settings.max_body_bytes)
+    except BodyTooLarge:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            detail=f"body is larger than {settings.max_body_bytes} bytes "
+            "(BALLAST_MAX_BODY_BYTES); lower max_alerts in the sender or raise the limit",
+        ) from None
+    try:
+        data = parse_json_bytes(body)
+    except PayloadError as err:
+        services.metrics.alerts_received.labels(source.value, "rejected").inc()
+        return JSONResponse({"detail": str(err), "field": err.field}, status_code=400)
+    try:
+        batch = parse_payload(source, data)
+    except PayloadError as err:
+        services.metrics.alerts_received.labels(source.value, "rejected").inc()
+        return JSONResponse({"detail": str(err), "field": err.field}, status_code=422)
+
+    try:
+        async with asyncio.timeout(services.store_timeout):
+            async with services.db.transaction() as session:
+                result = await inbox.store_batch(session, batch, services.clock())
+    except (TimeoutError, OperationalError, PoolTimeout) as err:
+        # The database is busy or away: ask the sender to retry (5xx), never drop (4xx).
+        log.warning("could not store %s webhook, answering 503: %s", source.value, err)
+        return JSONResponse(
+            {"detail": "Ballast is overloaded or its database is unavailable; retry later"},
+            status_code=503,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
+    services.metrics.alerts_received.labels(source.value, "stored").inc(result.stored)
+    services.metrics.alerts_received.labels(source.value, "duplicate").inc(result.duplicates)
+    if result.stored:
+        services.engine.wake()
+    receipt = WebhookReceipt(
+        received=result.received,
+        stored=result.stored,
+        duplicates=result.duplicates,
+        truncated_alerts=batch.truncated_alerts,
+    )
+    return JSONResponse(receipt.model_dump(), status_code=200)
+
+
+@router.post("/alertmanager", response_model=WebhookReceipt)
+async def alertmanager_webhook(request: Request) -> JSONResponse:
+    """Prometheus Alertmanager webhook (payload version 4)."""
+    return await _receive(request, AlertSource.ALERTMANAGER)
+
+
+@router.post("/grafana", response_model=WebhookReceipt)
+async def grafana_webhook(request: Request) -> JSONResponse:
+    """Grafana unified alerting webhook contact point."""
+    return await _receive(request, AlertSource.GRAFANA)
+
+
+@router.post("/generic", response_model=WebhookReceipt)
+async def generic_webhook(request: Request) -> JSONResponse:
+    """Ballast's documented generic JSON form (see docs/webhooks.md)."""
+    return await _receive(request, AlertSource.GENERIC)

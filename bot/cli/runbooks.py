@@ -1,0 +1,196 @@
+"""``ballast runbooks``: validate, test and explain runbooks, and print their JSON Schema.
+
+Output is plain text, one fact per line, so CI logs, editors (``path:line:col``) and the
+tests read it the same way. Exit status: 0 when everything is fine, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic.json_schema import models_json_schema
+
+from actions import ActionRegistry, default_registry
+from bot.cli.output import fail
+from bot.errors import PayloadError
+from bot.intake import parse_json_bytes
+from bot.intake.alert import AlertSource
+from bot.matching.explain import AlertExplanation, RunbookCheck, explain_payload
+from bot.matching.loader import CatalogLoad, load_catalog
+from bot.matching.runbook import Runbook
+from bot.matching.testing import run_tests
+
+DEFAULT_PATHS = (Path("runbooks"),)
+SCHEMA_ID = "https://ballast.dev/schemas/runbook.schema.json"
+
+runbooks_app = typer.Typer(
+    help="Check runbooks like code: validate, test, explain matches, print the JSON Schema.",
+    no_args_is_help=True,
+)
+
+PathsArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(metavar="[PATH]...", help="Runbook files or folders (default: runbooks/)."),
+]
+
+
+@runbooks_app.command()
+def validate(paths: PathsArgument = None) -> None:
+    """Print every problem as path:line:col: message; exit 1 if any is an error."""
+    load = load_catalog(paths or DEFAULT_PATHS)
+    for diagnostic in load.diagnostics:
+        typer.echo(str(diagnostic))
+    typer.echo(_summary(load))
+    if load.catalog is None:
+        raise typer.Exit(1)
+
+
+@runbooks_app.command("test")
+def run_examples(paths: PathsArgument = None) -> None:
+    """Run every runbook's example alerts against the whole catalog; exit 1 on any failure."""
+    load = load_catalog(paths or DEFAULT_PATHS)
+    if load.catalog is None:
+        for diagnostic in load.diagnostics:
+            typer.echo(str(diagnostic))
+        typer.echo(_summary(load))
+        raise typer.Exit(1)
+    results = run_tests(load.catalog)
+    for result in results:
+        typer.echo(str(result))
+    failed = sum(not result.passed for result in results)
+    total = _plural(len(results), "case")
+    typer.echo(f"{failed} of {total} failed" if failed else f"{total} passed")
+    if failed:
+        raise typer.Exit(1)
+
+
+@runbooks_app.command()
+def explain(
+    alert_json: Annotated[
+        str, typer.Argument(metavar="ALERT_JSON", help="A webhook body in a file, or - for stdin.")
+    ],
+    source: Annotated[
+        AlertSource | None,
+        typer.Option(help="Payload format; detected from the body when not given."),
+    ] = None,
+    runbooks: Annotated[
+        list[Path] | None,
+        typer.Option("--runbooks", help="Runbook files or folders (default: runbooks/)."),
+    ] = None,
+) -> None:
+    """Show which runbooks an alert matches, and which matcher failed for the others."""
+    try:
+        raw = (
+            typer.get_binary_stream("stdin").read()
+            if alert_json == "-"
+            else Path(alert_json).read_bytes()
+        )
+    except OSError as err:
+        fail(f"cannot read {alert_json}: {err.strerror}")
+    load = load_catalog(runbooks or DEFAULT_PATHS)
+    if load.catalog is None:
+        for diagnostic in load.errors:
+            typer.echo(str(diagnostic))
+        fail("the runbooks have errors (listed above); fix them before explaining matches")
+    try:
+        result = explain_payload(load.catalog, parse_json_bytes(raw), source)
+    except PayloadError as err:
+        fail(f"{alert_json}: {err}")
+    typer.echo(f"source: {result.source.value}, {_plural(len(result.alerts), 'alert')}")
+    for number, alert in enumerate(result.alerts, start=1):
+        typer.echo("")
+        for line in _render_alert(number, alert):
+            typer.echo(line)
+
+
+@runbooks_app.command()
+def schema() -> None:
+    """Print the runbook JSON Schema (for yaml-language-server and other editors)."""
+    typer.echo(json.dumps(runbook_json_schema(default_registry()), indent=2))
+
+
+def runbook_json_schema(registry: ActionRegistry) -> dict[str, Any]:
+    """Runbook's schema, plus per-action ``params`` so editors complete and check them too.
+
+    Every param also accepts a template string, since templated params are checked only
+    after rendering.
+    """
+    document = Runbook.model_json_schema()
+    defs: dict[str, Any] = document.setdefault("$defs", {})
+    refs, params_schema = models_json_schema(
+        [(action.params_model, "validation") for action in registry.values()]
+    )
+    for name, definition in params_schema.get("$defs", {}).items():
+        if name in defs:
+            raise ValueError(f"schema name {name!r} is used by the runbook and an action")
+        for key, prop in definition.get("properties", {}).items():
+            definition["properties"][key] = {"anyOf": [prop, {"$ref": "#/$defs/Template"}]}
+        defs[name] = definition
+    defs["Template"] = {
+        "type": "string",
+        "pattern": r"\{\{|\{%",
+        "description": "Jinja2 template over labels and annotations, checked after rendering.",
+    }
+    mitigation = defs["Mitigation"]
+    mitigation["properties"]["action"]["enum"] = list(registry)
+    mitigation["allOf"] = [
+        {
+            "if": {"properties": {"action": {"const": name}}, "required": ["action"]},
+            "then": {"properties": {"params": refs[(action.params_model, "validation")]}},
+        }
+        for name, action in registry.items()
+    ]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        **document,
+        "title": "Ballast runbook",
+        "description": (
+            "One runbook per YAML file: the symptom, its impact, dashboards, likely causes, "
+            "mitigations, escalation and example alerts. Check with `ballast runbooks validate`."
+        ),
+    }
+
+
+def _summary(load: CatalogLoad) -> str:
+    warnings = len(load.warnings)
+    tail = f", {_plural(warnings, 'warning')}" if warnings else ""
+    if load.catalog is not None:
+        return f"{_plural(len(load.catalog), 'runbook')} valid{tail}"
+    files = len({d.path for d in load.errors})
+    return f"{_plural(len(load.errors), 'error')} in {_plural(files, 'file')}{tail}"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _render_alert(number: int, alert: AlertExplanation) -> list[str]:
+    labels = ", ".join(f'{name}="{value}"' for name, value in sorted(alert.labels.items()))
+    lines = [f"alert {number}: {{{labels}}}"]
+    lines.append(f"  handled by: {alert.winner or 'no runbook'}")
+    if not alert.runbooks:
+        lines.append("  no runbook matches, and none has a matching alertname matcher")
+    for check in alert.runbooks:
+        lines.append(f"  {check.runbook_id}: {_verdict(check, alert)}")
+        width = max(len(m.matcher) for m in check.matchers)
+        for m in check.matchers:
+            seen = (
+                f'alert has {m.label}="{m.actual}"'
+                if m.actual is not None
+                else f"alert has no {m.label} label"
+            )
+            lines.append(f"    {'match' if m.matched else 'miss '}  {m.matcher:<{width}}  {seen}")
+    return lines
+
+
+def _verdict(check: RunbookCheck, alert: AlertExplanation) -> str:
+    size = _plural(check.specificity, "matcher")
+    if not check.matched:
+        return f"does not match ({size})"
+    if check.winner:
+        return f"matches and wins ({size})"
+    return f"matches but loses to {alert.winner} ({size}; most matchers win, then lowest id)"

@@ -1,0 +1,440 @@
+"""The incident engine: stored alerts in, incidents and timeline entries out.
+
+Runs after the webhook's 2xx, from the inbox, so a crash loses nothing: unprocessed rows are
+simply processed after the restart. Every step is idempotent and order-tolerant:
+
+* a repeat or duplicate alert state was already dropped by the inbox's unique key;
+* a firing notice that arrives after the resolve of the same (fingerprint, startsAt) is stale;
+* for one fingerprint, a newer startsAt replaces an older one and never the other way round.
+
+One open incident per key: ``rb:<runbook id>|<group labels>`` for a runbook, or
+``triage:<alertname>`` for alerts no runbook matches, so nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import TemplateError
+from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange
+from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.operations import mark_resolved
+from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
+from bot.matching.catalog import LiveCatalog
+from bot.matching.runbook import Runbook
+from bot.matching.templates import render_template
+from bot.metrics import Metrics
+from bot.store import inbox
+from bot.store import incidents as repo
+from bot.store.database import Database
+from bot.store.tables import InboxAlert, Incident, IncidentAlert
+
+log = logging.getLogger(__name__)
+
+TRIAGE_SEVERITY = "triage"
+
+
+TRANSIENT_RETRIES = 5
+# PostgreSQL: deadlock_detected, serialization_failure; both mean "run it again".
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_transient(err: DBAPIError) -> bool:
+    """Whether the failed transaction may simply be run again."""
+    if isinstance(err, IntegrityError):
+        return True  # the unique open key: another writer opened the incident first
+    for cause in (err.orig, getattr(err.orig, "__cause__", None)):
+        if getattr(cause, "sqlstate", None) in _TRANSIENT_SQLSTATES:
+            return True
+    return "database is locked" in str(err.orig)
+
+
+def _reason(err: DBAPIError) -> str:
+    return type(err.orig).__name__ if err.orig is not None else type(err).__name__
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What one batch did, applied to metrics and listeners only once it committed."""
+
+    changes: dict[int, IncidentChange] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    unmatched: int = 0
+    errors: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Where an alert belongs: the incident key and what a new incident looks like."""
+
+    key: str
+    runbook: Runbook | None
+    group_labels: dict[str, str]
+
+
+class IncidentEngine:
+    def __init__(
+        self,
+        db: Database,
+        catalog: LiveCatalog,
+        metrics: Metrics,
+        *,
+        clock: Callable[[], datetime],
+        listeners: Sequence[ChangeListener] = (),
+        reopen_window: timedelta = timedelta(minutes=10),
+        batch_size: int = 200,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._metrics = metrics
+        self._clock = clock
+        self._listeners = list(listeners)
+        self._reopen_window = reopen_window
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        # One pass at a time in this process: SQLite has no row locks to keep two apart.
+        self._pass = asyncio.Lock()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Process soon: called after a webhook commits new alerts."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Process the inbox until stopped: on wake-up, and every poll interval (for rows that
+        other replicas or a previous run left)."""
+        self._stopping = False
+        while not self._stopping:
+            try:
+                await self.process_pending()
+            except Exception:
+                log.exception("incident engine pass failed; retrying after the poll interval")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            self._wake.clear()
+
+    async def stop(self, worker: asyncio.Task[None], grace: float = 10.0) -> None:
+        """Let the current pass commit, then end ``worker``; cancel only after ``grace``.
+
+        Cancelling mid-transaction would leave a pooled connection in an unknown state; the
+        rows of an unfinished pass are simply processed again after a restart.
+        """
+        self._stopping = True
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(worker), grace)
+        except TimeoutError:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def process_pending(self) -> int:
+        """Process stored alerts until none are left; returns how many were processed."""
+        total = 0
+        async with self._pass:
+            while True:
+                done = await self._process_batch()
+                total += done
+                if done < self._batch_size or self._stopping:
+                    return total
+
+    async def _process_batch(self) -> int:
+        for attempt in range(1, TRANSIENT_RETRIES + 1):
+            done = _Pass()
+            try:
+                async with self._db.transaction() as session:
+                    rows = await inbox.claim(session, self._batch_size)
+                    # Key order: replicas then take incident locks in the same order, which
+                    # keeps them from deadlocking; rows of one key keep their arrival order.
+                    routed = sorted(
+                        ((self._route(row.labels), row) for row in rows), key=lambda p: p[0].key
+                    )
+                    for routing, row in routed:
+                        await self._process_row(session, routing, row, done)
+            except DBAPIError as err:
+                if not is_transient(err) or attempt == TRANSIENT_RETRIES:
+                    raise
+                # Another replica opened the same incident at the same moment, or a lock
+                # cycle was broken: nothing was committed, so the whole batch is redone.
+                log.info("batch conflicted with another writer (%s); retrying", _reason(err))
+                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+                continue
+            self._account(done)
+            await self._publish(done.changes)
+            return len(rows)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _account(self, done: _Pass) -> None:
+        """Count what a committed pass did (never what a rolled-back attempt did)."""
+        for outcome, count in done.outcomes.items():
+            self._metrics.alerts_processed.labels(outcome).inc(count)
+        if done.unmatched:
+            self._metrics.alerts_unmatched.inc(done.unmatched)
+        if done.errors:
+            self._metrics.engine_errors.inc(done.errors)
+
+    async def _process_row(
+        self, session: AsyncSession, routing: Routing, row: InboxAlert, done: _Pass
+    ) -> None:
+        now = self._clock()
+        try:
+            outcome, incident_id = await self._apply(session, routing, row, now, done.changes)
+        except SQLAlchemyError:
+            raise  # the transaction is gone; the batch is retried or fails as a whole
+        except Exception:
+            # A row that cannot be processed must not block the ones behind it forever.
+            log.exception("could not process stored alert %s (%s)", row.id, row.fingerprint)
+            done.errors += 1
+            outcome, incident_id = "error", None
+        if routing.runbook is None and outcome != "stale":
+            done.unmatched += 1
+        await inbox.mark_processed(session, row.id, now, outcome, incident_id)
+        done.outcomes[outcome] += 1
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        routing: Routing,
+        row: InboxAlert,
+        now: datetime,
+        changes: dict[int, IncidentChange],
+    ) -> tuple[str, int | None]:
+        firing = row.status == "firing"
+        if firing and await inbox.resolved_state_exists(session, row.fingerprint, row.starts_at):
+            return "stale", None
+        incident = await repo.find_open(session, routing.key, lock=True)
+        if incident is None:
+            if not firing:
+                return "resolved_without_incident", None
+            incident = await self._open(session, routing, row, now, changes)
+        change = changes.setdefault(incident.id, IncidentChange(incident.id))
+        outcome = await self._merge_alert(session, incident, row, now, change)
+        if row.truncated_alerts:
+            change.notes.append(
+                f"the source left out {row.truncated_alerts} alert(s) of this group (max_alerts);"
+                " they are not treated as resolved"
+            )
+        await repo.refresh_counts(session, incident)
+        incident.detected_at = min(incident.detected_at, row.starts_at)
+        incident.updated_at = now
+        if incident.firing_count == 0 and IncidentStatus(incident.status).is_open:
+            mark_resolved(session, incident, now, actor=row.source, reason="all alerts resolved")
+            change.kinds.add(ChangeKind.RESOLVED)
+        return outcome, incident.id
+
+    def _route(self, labels: dict[str, Any]) -> Routing:
+        runbook = self._catalog.current.best(labels)
+        if runbook is None:
+            name = str(labels.get("alertname") or "(no alertname)")
+            return Routing(f"triage:{name}", None, {"alertname": name})
+        group = runbook.group_labels(labels)
+        return Routing(f"rb:{runbook.id}|{json.dumps(group, sort_keys=True)}", runbook, group)
+
+    async def _open(
+        self,
+        session: AsyncSession,
+        routing: Routing,
+        row: InboxAlert,
+        now: datetime,
+        changes: dict[int, IncidentChange],
+    ) -> Incident:
+        previous = await repo.latest_for_key(session, routing.key)
+        if (
+            previous is not None
+            and previous.resolved_at is not None
+            and now - previous.resolved_at <= self._reopen_window
+        ):
+            previous.status = IncidentStatus.TRIGGERED.value
+            previous.open_key = routing.key
+            previous.resolved_at = None
+            previous.resolved_by = None
+            previous.reopen_count += 1
+            previous.updated_at = now
+            await session.flush()
+            repo.append_timeline(
+                session,
+                previous.id,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                kind=TimelineKind.REOPENED,
+                summary=f"Re-opened: {row.labels.get('alertname', 'alert')} fired again "
+                f"within {self._reopen_window} of the resolve",
+                details={"fingerprint": row.fingerprint, "reopen_count": previous.reopen_count},
+            )
+            changes.setdefault(previous.id, IncidentChange(previous.id)).kinds.add(
+                ChangeKind.REOPENED
+            )
+            return previous
+
+        title, title_problem = self._title(routing, row)
+        runbook = routing.runbook
+        incident = Incident(
+            key=routing.key,
+            open_key=routing.key,
+            runbook_id=runbook.id if runbook else None,
+            status=IncidentStatus.TRIGGERED.value,
+            title=title,
+            severity=runbook.severity.value if runbook else TRIAGE_SEVERITY,
+            service=runbook.service if runbook else row.labels.get("service"),
+            group_labels=routing.group_labels,
+            alert_count=0,
+            firing_count=0,
+            detected_at=row.starts_at,
+            opened_at=now,
+            reopen_count=0,
+            updated_at=now,
+        )
+        session.add(incident)
+        await session.flush()
+        summary = f"Opened from {row.source} alert {row.labels.get('alertname', '?')}, " + (
+            f"runbook {runbook.id}" if runbook else "no runbook matched (triage)"
+        )
+        repo.append_timeline(
+            session,
+            incident.id,
+            at=now,
+            actor=SYSTEM_ACTOR,
+            kind=TimelineKind.OPENED,
+            summary=summary,
+            details={"runbook_id": incident.runbook_id, "group_labels": routing.group_labels},
+        )
+        if title_problem:
+            repo.append_timeline(
+                session,
+                incident.id,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                kind=TimelineKind.TITLE_FALLBACK,
+                summary=f"Runbook title did not render ({title_problem}); used a plain title",
+            )
+        changes.setdefault(incident.id, IncidentChange(incident.id)).kinds.add(ChangeKind.OPENED)
+        return incident
+
+    def _title(self, routing: Routing, row: InboxAlert) -> tuple[str, str | None]:
+        alertname = str(row.labels.get("alertname", "alert"))
+        runbook = routing.runbook
+        if runbook is None:
+            return f"Untriaged alert: {alertname}", None
+        context = {
+            "labels": row.labels,
+            "annotations": row.annotations,
+            "status": row.status,
+            "starts_at": row.starts_at.isoformat(),
+            "ends_at": row.ends_at.isoformat() if row.ends_at else None,
+            "fingerprint": row.fingerprint,
+            "generator_url": row.generator_url,
+        }
+        try:
+            return render_template(runbook.title, context), None
+        except TemplateError as err:
+            return f"{alertname} ({runbook.id})", str(err)
+
+    async def _merge_alert(
+        self,
+        session: AsyncSession,
+        incident: Incident,
+        row: InboxAlert,
+        now: datetime,
+        change: IncidentChange,
+    ) -> str:
+        existing = await repo.alert_of(session, incident.id, row.fingerprint)
+        name = row.labels.get("alertname", "alert")
+        if existing is None:
+            session.add(
+                IncidentAlert(
+                    incident_id=incident.id,
+                    fingerprint=row.fingerprint,
+                    status=row.status,
+                    starts_at=row.starts_at,
+                    ends_at=row.ends_at,
+                    labels=row.labels,
+                    annotations=row.annotations,
+                    generator_url=row.generator_url,
+                    source=row.source,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                )
+            )
+            kind = (
+                TimelineKind.ALERT_FIRING if row.status == "firing" else TimelineKind.ALERT_RESOLVED
+            )
+            self._journal_alert(session, incident, row, now, kind, f"{name} {row.status}")
+            change.kinds.add(ChangeKind.UPDATED)
+            return "new_alert"
+        if existing.status == "firing":
+            # Still firing: a newer startsAt is a resend (generic senders without starts_at),
+            # not a new occurrence; a resolve counts unless it is of an older occurrence.
+            if row.status == "resolved" and row.starts_at >= existing.starts_at:
+                self._overwrite(existing, row, now)
+                self._journal_alert(
+                    session, incident, row, now, TimelineKind.ALERT_RESOLVED, f"{name} resolved"
+                )
+                change.kinds.add(ChangeKind.UPDATED)
+                return "resolved"
+        elif row.status == "firing" and row.starts_at > existing.starts_at:
+            self._overwrite(existing, row, now)
+            self._journal_alert(
+                session, incident, row, now, TimelineKind.ALERT_REFIRING, f"{name} firing again"
+            )
+            change.kinds.add(ChangeKind.UPDATED)
+            return "new_occurrence"
+        existing.last_seen_at = now
+        return "unchanged"
+
+    @staticmethod
+    def _overwrite(existing: IncidentAlert, row: InboxAlert, now: datetime) -> None:
+        existing.status = row.status
+        existing.starts_at = row.starts_at
+        existing.ends_at = row.ends_at
+        existing.labels = row.labels
+        existing.annotations = row.annotations
+        existing.generator_url = row.generator_url
+        existing.last_seen_at = now
+
+    @staticmethod
+    def _journal_alert(
+        session: AsyncSession,
+        incident: Incident,
+        row: InboxAlert,
+        now: datetime,
+        kind: TimelineKind,
+        summary: str,
+    ) -> None:
+        repo.append_timeline(
+            session,
+            incident.id,
+            at=now,
+            actor=row.source,
+            kind=kind,
+            summary=summary,
+            details={
+                "fingerprint": row.fingerprint,
+                "starts_at": row.starts_at.isoformat(),
+                "ends_at": row.ends_at.isoformat() if row.ends_at else None,
+                "labels": row.labels,
+            },
+        )
+
+    async def _publish(self, changes: dict[int, IncidentChange]) -> None:
+        if not changes or not self._listeners:
+            return
+        batch = list(changes.values())
+        for listener in self._listeners:
+            try:
+                await listener.incidents_changed(batch)
+            except Exception:
+                log.exception("listener %r failed on %d incident change(s)", listener, len(batch))

@@ -1,0 +1,39 @@
+"""Without Slack credentials, say on the console what would have been posted.
+
+Anyone can try Ballast on a laptop: incidents still open, update and resolve, and each change
+is printed as the one line the Slack message would have carried.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from bot.incidents.changes import ChangeKind, IncidentChange
+from bot.store import incidents as repo
+from bot.store.database import Database
+
+log = logging.getLogger("ballast.console")
+
+
+class ConsoleAnnouncer:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def incidents_changed(self, changes: list[IncidentChange]) -> None:
+        async with self._db.sessions() as session:
+            for change in changes:
+                incident = await repo.get(session, change.incident_id)
+                kinds = ",".join(sorted(kind.value for kind in change.kinds)) or "updated"
+                verb = "post" if ChangeKind.OPENED in change.kinds else "update"
+                log.info(
+                    "[slack: would %s] #%d %s [%s] %s — %s, %d/%d alerts firing%s",
+                    verb,
+                    incident.id,
+                    incident.severity.upper(),
+                    incident.status,
+                    incident.title,
+                    kinds,
+                    incident.firing_count,
+                    incident.alert_count,
+                    ("; " + "; ".join(dict.fromkeys(change.notes))) if change.notes else "",
+                )

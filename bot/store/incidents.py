@@ -1,0 +1,138 @@
+"""Queries and writes for incidents, their alerts and their timeline.
+
+Only this module and the inbox write SQL; the engine and the API speak in these functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.errors import NotFoundError
+from bot.incidents.lifecycle import IncidentStatus
+from bot.store.tables import Incident, IncidentAlert, TimelineEntry
+
+
+async def find_open(session: AsyncSession, key: str, *, lock: bool = False) -> Incident | None:
+    query = select(Incident).where(Incident.open_key == key)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def latest_for_key(session: AsyncSession, key: str) -> Incident | None:
+    """The most recent incident for a key, open or not (to re-open a flapping one)."""
+    return await session.scalar(
+        select(Incident).where(Incident.key == key).order_by(Incident.id.desc()).limit(1)
+    )
+
+
+async def get(session: AsyncSession, incident_id: int, *, lock: bool = False) -> Incident:
+    query = select(Incident).where(Incident.id == incident_id)
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    incident = await session.scalar(query)
+    if incident is None:
+        raise NotFoundError(f"incident {incident_id} does not exist")
+    return incident
+
+
+async def list_incidents(
+    session: AsyncSession,
+    *,
+    statuses: Sequence[IncidentStatus] = (),
+    service: str | None = None,
+    runbook_id: str | None = None,
+    limit: int = 100,
+    before_id: int | None = None,
+) -> Sequence[Incident]:
+    query = select(Incident).order_by(Incident.id.desc()).limit(limit)
+    if statuses:
+        query = query.where(Incident.status.in_([s.value for s in statuses]))
+    if service is not None:
+        query = query.where(Incident.service == service)
+    if runbook_id is not None:
+        query = query.where(Incident.runbook_id == runbook_id)
+    if before_id is not None:
+        query = query.where(Incident.id < before_id)
+    return (await session.scalars(query)).all()
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(select(Incident.status, func.count()).group_by(Incident.status))
+    return {status: int(count) for status, count in rows}
+
+
+async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[IncidentAlert]:
+    return (
+        await session.scalars(
+            select(IncidentAlert)
+            .where(IncidentAlert.incident_id == incident_id)
+            .order_by(IncidentAlert.id)
+        )
+    ).all()
+
+
+async def alert_of(
+    session: AsyncSession, incident_id: int, fingerprint: str
+) -> IncidentAlert | None:
+    return await session.scalar(
+        select(IncidentAlert).where(
+            IncidentAlert.incident_id == incident_id, IncidentAlert.fingerprint == fingerprint
+        )
+    )
+
+
+async def timeline_of(session: AsyncSession, incident_id: int) -> Sequence[TimelineEntry]:
+    return (
+        await session.scalars(
+            select(TimelineEntry)
+            .where(TimelineEntry.incident_id == incident_id)
+            .order_by(TimelineEntry.id)
+        )
+    ).all()
+
+
+def append_timeline(
+    session: AsyncSession,
+    incident_id: int,
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+) -> TimelineEntry:
+    entry = TimelineEntry(
+        incident_id=incident_id,
+        at=at,
+        actor=actor,
+        kind=kind,
+        summary=summary,
+        details=details or {},
+    )
+    session.add(entry)
+    return entry
+
+
+async def refresh_counts(session: AsyncSession, incident: Incident) -> None:
+    """Recount the incident's alerts from its rows (never by increments that could drift)."""
+    await session.flush()
+    total, firing = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(case((IncidentAlert.status == "firing", 1), else_=0)), 0),
+            ).where(IncidentAlert.incident_id == incident.id)
+        )
+    ).one()
+    incident.alert_count = int(total)
+    incident.firing_count = int(firing)
+
+
+async def touch(session: AsyncSession, incident_id: int, now: datetime) -> None:
+    await session.execute(update(Incident).where(Incident.id == incident_id).values(updated_at=now))

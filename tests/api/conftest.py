@@ -1,0 +1,9 @@
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def runbooks_dir() -> Path:
+    """Runbooks that match the alert names in shared/fixtures/alerts."""
+    return Path(__file__).with_name("runbooks")

@@ -1,0 +1,199 @@
+"""Every real payload in shared/fixtures/alerts goes through the HTTP endpoints.
+
+Each test asserts the incidents that result, and that posting the same webhook again
+(an Alertmanager retry, an HA twin, a repeat notification) leaves the state identical.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FIXTURES, Harness
+
+AM = FIXTURES / "alertmanager-captured"
+
+
+async def incidents(h: Harness) -> list[dict[str, Any]]:
+    response = await h.client.get("/api/v1/incidents")
+    assert response.status_code == 200
+    return list(response.json()["incidents"])
+
+
+async def snapshot(h: Harness) -> list[dict[str, Any]]:
+    """Full state: every incident with its alerts and timeline."""
+    out = []
+    for summary in await incidents(h):
+        detail = await h.client.get(f"/api/v1/incidents/{summary['id']}")
+        out.append(detail.json())
+    return out
+
+
+async def post_twice(h: Harness, source: str, path: Path) -> None:
+    first = await h.post_fixture(source, path)
+    assert first.status_code == 200, first.text
+    await h.settle()
+    before = await snapshot(h)
+    again = await h.post_fixture(source, path)
+    assert again.status_code == 200, again.text
+    assert again.json()["stored"] == 0
+    assert again.json()["duplicates"] == first.json()["received"]
+    await h.settle()
+    assert await snapshot(h) == before
+
+
+async def test_alertmanager_group_lifecycle(make_harness: Any) -> None:
+    """New group → grouped update → one resolved inside a firing group → group resolved."""
+    h = await make_harness()
+
+    await post_twice(h, "alertmanager", AM / "firing-group-2-alerts.json")
+    [incident] = await incidents(h)
+    assert incident["runbook_id"] == "checkout/high-error-rate"
+    assert incident["status"] == "triggered"
+    assert incident["title"] == "Checkout errors high on checkout"
+    assert incident["group_labels"] == {"alertname": "HighErrorRate", "service": "checkout"}
+    assert (incident["alert_count"], incident["firing_count"]) == (2, 2)
+    assert incident["severity"] == "sev2"
+    assert incident["service"] == "checkout"
+
+    await post_twice(h, "alertmanager", AM / "firing-group-update-3-alerts.json")
+    [incident] = await incidents(h)
+    assert (incident["alert_count"], incident["firing_count"]) == (3, 3)
+
+    await post_twice(h, "alertmanager", AM / "firing-group-one-resolved.json")
+    [incident] = await incidents(h)
+    assert (incident["alert_count"], incident["firing_count"]) == (3, 2)
+    assert incident["status"] == "triggered"
+
+    await post_twice(h, "alertmanager", AM / "resolved-group.json")
+    [incident] = await incidents(h)
+    assert incident["status"] == "resolved"
+    assert incident["firing_count"] == 0
+    assert incident["resolved_at"] is not None
+    assert incident["resolved_by"] == "alertmanager"
+
+    detail = (await h.client.get(f"/api/v1/incidents/{incident['id']}")).json()
+    kinds = [entry["kind"] for entry in detail["timeline"]]
+    assert kinds == [
+        "opened",
+        "alert_firing",
+        "alert_firing",
+        "alert_firing",
+        "alert_resolved",
+        "alert_resolved",
+        "alert_resolved",
+        "resolved",
+    ]
+    assert {a["fingerprint"]: a["status"] for a in detail["alerts"]} == {
+        "2f37b53748985404": "resolved",
+        "d1ed38e55b38e745": "resolved",
+        "7f70d69a70d4807e": "resolved",
+    }
+    assert "resolve" in detail["phases_seconds"]
+
+
+async def test_truncated_alerts_are_not_resolved(make_harness: Any) -> None:
+    h = await make_harness()
+    response = await h.post_fixture("alertmanager", AM / "firing-truncated-max-alerts-3.json")
+    assert response.json()["truncated_alerts"] == 7
+    await h.settle()
+    [incident] = await incidents(h)
+    # No runbook matches TruncatedGroup: a triage incident, never dropped.
+    assert incident["runbook_id"] is None
+    assert incident["status"] == "triggered"
+    assert (incident["alert_count"], incident["firing_count"]) == (3, 3)
+
+    await post_twice(h, "alertmanager", AM / "firing-repeat-notification.json")
+    [incident] = await incidents(h)
+    assert incident["status"] == "triggered"
+    assert (incident["alert_count"], incident["firing_count"]) == (3, 3)
+
+
+async def test_prometheus_alert_fires_and_resolves(make_harness: Any) -> None:
+    h = await make_harness()
+    await post_twice(h, "alertmanager", AM / "prometheus-firing.json")
+    [incident] = await incidents(h)
+    assert incident["runbook_id"] == "support-assistant/low-groundedness"
+    assert incident["title"] == "Groundedness low on support-assistant"
+    assert incident["group_labels"] == {"service": "support-assistant"}
+
+    detail = (await h.client.get(f"/api/v1/incidents/{incident['id']}")).json()
+    previews = {m["id"]: m for m in detail["mitigations"]}
+    assert previews["review-high-risk"]["risk"] == "low"
+    assert previews["review-high-risk"]["preview"] == (
+        "Set human review for support-assistant to high_risk (support-assistant.human_review)"
+    )
+    assert previews["lower-autonomy"]["mode"] == "approve"
+
+    await post_twice(h, "alertmanager", AM / "prometheus-resolved.json")
+    [incident] = await incidents(h)
+    assert incident["status"] == "resolved"
+
+
+async def test_storm_alert_without_runbook_opens_triage(make_harness: Any) -> None:
+    h = await make_harness()
+    await post_twice(h, "alertmanager", AM / "storm-single-alert-group.json")
+    [incident] = await incidents(h)
+    assert incident["runbook_id"] is None
+    assert incident["severity"] == "triage"
+    assert incident["title"] == "Untriaged alert: StormAlert0028"
+    metrics = (await h.client.get("/metrics")).text
+    assert "ballast_alerts_unmatched_total 1.0" in metrics
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        # Alertmanager's own test data: version "1", no alertname → a triage incident.
+        ("am-exec-testdata-success.json", [("triggered", None, 1)]),
+        # A resolved group with no alerts at all: nothing to do, nothing stored.
+        ("am-exec-testdata-scope-resolved-empty.json", []),
+        # Same labels, different fingerprints (hand-edited upstream): two alerts, one incident.
+        ("zulip-alert-firing-2.json", [("triggered", None, 2)]),
+    ],
+)
+async def test_alertmanager_other_payloads(
+    make_harness: Any, name: str, expected: list[tuple[str, str | None, int]]
+) -> None:
+    h = await make_harness()
+    await post_twice(h, "alertmanager", FIXTURES / "alertmanager" / name)
+    got = [(i["status"], i["runbook_id"], i["alert_count"]) for i in await incidents(h)]
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "docs-webhook-notifier-firing-2.json",
+            # newest first: the triage incident for "High CPU usage" was opened second
+            [("High CPU usage", None, 1), ("High memory usage", "platform/high-memory", 1)],
+        ),
+        ("zulip-alert-values-v11-firing.json", [("Memory (copy)", "platform/high-memory", 1)]),
+        # Two resolved alerts never seen firing are ignored; the firing one opens triage.
+        ("zulip-alert-9-mixed-firing-and-resolved.json", [("Second webhook test", None, 1)]),
+        ("zulip-alert-9-resolved.json", []),
+        ("real-resolved-8-alerts-grafana-folder.json", []),
+    ],
+)
+async def test_grafana_payloads(
+    make_harness: Any, name: str, expected: list[tuple[str, str | None, int]]
+) -> None:
+    h = await make_harness()
+    await post_twice(h, "grafana", FIXTURES / "grafana" / name)
+    got = [
+        (i["group_labels"]["alertname"], i["runbook_id"], i["alert_count"])
+        for i in await incidents(h)
+    ]
+    assert got == expected
+
+
+async def test_grafana_legacy_payload_is_refused_and_nothing_stored(make_harness: Any) -> None:
+    h = await make_harness()
+    response = await h.post_fixture("grafana", FIXTURES / "grafana" / "zulip-legacy-alert-v7.json")
+    assert response.status_code == 422
+    assert "legacy" in response.json()["detail"].lower()
+    await h.settle()
+    assert await incidents(h) == []

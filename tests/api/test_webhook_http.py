@@ -1,0 +1,135 @@
+"""HTTP behaviour of the webhooks: auth, limits, bad input, and nothing half-stored."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.conftest import FIXTURES
+
+AM = FIXTURES / "alertmanager-captured"
+
+
+async def stored_alert_count(h: Any) -> int:
+    from sqlalchemy import func, select
+
+    from bot.store.tables import InboxAlert
+
+    async with h.services.db.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(InboxAlert)) or 0)
+
+
+async def test_token_required_when_configured(make_harness: Any) -> None:
+    h = await make_harness(webhook_token="s3cret-token")
+    body = (AM / "firing-group-2-alerts.json").read_bytes()
+    for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret-token"}):
+        response = await h.client.post("/webhooks/alertmanager", content=body, headers=headers)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert "s3cret-token" not in response.text
+    assert await stored_alert_count(h) == 0
+    ok = await h.client.post(
+        "/webhooks/alertmanager", content=body, headers={"authorization": "Bearer s3cret-token"}
+    )
+    assert ok.status_code == 200
+    assert ok.json() == {"received": 2, "stored": 2, "duplicates": 0, "truncated_alerts": 0}
+
+
+async def test_alertmanager_request_headers_fixture_is_accepted(make_harness: Any) -> None:
+    """The exact headers a real Alertmanager 0.25 sent, bearer token included."""
+    sent = json.loads((AM / "request-headers.json").read_text())
+    token = sent["Authorization"].removeprefix("Bearer ")
+    h = await make_harness(webhook_token=token)
+    headers = {k: v for k, v in sent.items() if k.lower() not in ("host", "content-length")}
+    response = await h.client.post(
+        "/webhooks/alertmanager",
+        content=(AM / "prometheus-firing.json").read_bytes(),
+        headers=headers,
+    )
+    assert response.status_code == 200
+
+
+async def test_body_over_limit_is_413_and_not_stored(make_harness: Any) -> None:
+    h = await make_harness(max_body_bytes=1024)
+    body = (AM / "firing-group-update-3-alerts.json").read_bytes()
+    assert len(body) > 1024
+    response = await h.client.post("/webhooks/alertmanager", content=body)
+    assert response.status_code == 413
+    assert "1024 bytes" in response.json()["detail"]
+
+    async def chunks() -> Any:
+        # No Content-Length: the limit must hold while streaming too.
+        for i in range(0, len(body), 100):
+            yield body[i : i + 100]
+
+    streamed = await h.client.post("/webhooks/alertmanager", content=chunks())
+    assert streamed.status_code == 413
+    assert await stored_alert_count(h) == 0
+
+
+async def test_malformed_json_is_400_with_position(make_harness: Any) -> None:
+    h = await make_harness()
+    response = await h.client.post("/webhooks/alertmanager", content=b'{"alerts": [1,,]}')
+    assert response.status_code == 400
+    assert "line 1" in response.json()["detail"]
+    assert await stored_alert_count(h) == 0
+
+
+async def test_invalid_alert_in_batch_stores_nothing(make_harness: Any) -> None:
+    """One bad alert in a batch of three: 422 naming it, and the two good ones not stored."""
+    h = await make_harness()
+    payload = json.loads((AM / "firing-group-update-3-alerts.json").read_text())
+    payload["alerts"][2]["startsAt"] = "yesterday"
+    response = await h.client.post("/webhooks/alertmanager", json=payload)
+    assert response.status_code == 422
+    assert response.json()["field"] == "alerts[2].startsAt"
+    assert await stored_alert_count(h) == 0
+
+
+@pytest.mark.parametrize("source", ["alertmanager", "grafana", "generic"])
+async def test_non_object_bodies_are_rejected(make_harness: Any, source: str) -> None:
+    h = await make_harness()
+    for body in (b"[]", b"42", b'"x"', b"null"):
+        response = await h.client.post(f"/webhooks/{source}", content=body)
+        assert response.status_code == 422, (source, body, response.text)
+        assert response.json()["detail"]
+    assert await stored_alert_count(h) == 0
+
+
+async def test_generic_webhook_opens_and_resolves(make_harness: Any) -> None:
+    h = await make_harness()
+    alert = {
+        "labels": {"alertname": "LowGroundedness", "service": "support-assistant"},
+        "annotations": {"summary": "groundedness 0.41"},
+        "status": "firing",
+        "starts_at": "2026-11-27T02:00:00Z",
+    }
+    response = await h.client.post("/webhooks/generic", json={"alerts": [alert]})
+    assert response.status_code == 200, response.text
+    await h.settle()
+    [incident] = (await h.client.get("/api/v1/incidents")).json()["incidents"]
+    assert incident["runbook_id"] == "support-assistant/low-groundedness"
+    resolved = dict(alert, status="resolved", ends_at="2026-11-27T02:10:00Z")
+    assert (
+        await h.client.post("/webhooks/generic", json={"alerts": [resolved]})
+    ).status_code == 200
+    await h.settle()
+    [incident] = (await h.client.get("/api/v1/incidents")).json()["incidents"]
+    assert incident["status"] == "resolved"
+
+
+async def test_metrics_count_webhooks(make_harness: Any) -> None:
+    h = await make_harness()
+    await h.post_fixture("alertmanager", AM / "firing-group-2-alerts.json")
+    await h.post_fixture("alertmanager", AM / "firing-group-2-alerts.json")
+    await h.client.post("/webhooks/alertmanager", content=b"{")
+    await h.settle()
+    text = (await h.client.get("/metrics")).text
+    assert 'ballast_alerts_received_total{result="stored",source="alertmanager"} 2.0' in text
+    assert 'ballast_alerts_received_total{result="duplicate",source="alertmanager"} 2.0' in text
+    assert 'ballast_webhook_requests_total{code="400",source="alertmanager"} 1.0' in text
+    assert 'ballast_incidents{state="triggered"} 1.0' in text
+    assert "ballast_inbox_lag_seconds 0.0" in text
+    assert "ballast_webhook_duration_seconds_bucket" in text

@@ -1,0 +1,196 @@
+"""Shared fixtures: a real database (SQLite and, where configured, PostgreSQL) and the app.
+
+Every test that takes ``database_url`` runs once per database. PostgreSQL is enabled by
+``BALLAST_TEST_POSTGRES_URL`` (CI sets it); each test gets its own schema, dropped after.
+With ``BALLAST_TEST_REQUIRE_ALL=1`` (CI) a missing service fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+POSTGRES_URL = os.environ.get("BALLAST_TEST_POSTGRES_URL")
+REQUIRE_ALL = os.environ.get("BALLAST_TEST_REQUIRE_ALL") == "1"
+
+
+def find_shared_fixtures() -> Path:
+    """``shared/fixtures/alerts``: a sibling of the checkout (locally and in CI)."""
+    for parent in [REPO, *REPO.parents]:
+        candidate = parent / "shared" / "fixtures" / "alerts"
+        if candidate.is_dir():
+            return candidate
+    raise RuntimeError(f"shared/fixtures/alerts not found beside {REPO}")
+
+
+FIXTURES = find_shared_fixtures()
+
+
+def need(condition: bool, what: str) -> None:
+    """Skip locally when a service is missing; fail in CI, which must run everything."""
+    if condition:
+        return
+    if REQUIRE_ALL:
+        pytest.fail(f"{what} is required here (BALLAST_TEST_REQUIRE_ALL=1) but missing")
+    pytest.skip(f"{what} not available")
+
+
+def need_binary(name: str) -> str:
+    path = shutil.which(name)
+    need(path is not None, f"the {name} binary")
+    assert path is not None
+    return path
+
+
+def _database_params() -> list[Any]:
+    return ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=_database_params())
+def database_kind(request: pytest.FixtureRequest) -> str:
+    kind: str = request.param
+    return kind
+
+
+class DatabaseUnderTest:
+    """A database URL plus the connect arguments that isolate this test."""
+
+    def __init__(self, url: str, connect_args: dict[str, Any], cleanup: Any = None) -> None:
+        self.url = url
+        self.connect_args = connect_args
+        self.cleanup = cleanup
+
+    def make(self) -> Any:
+        from bot.store.database import Database
+
+        return Database(self.url, connect_args=self.connect_args)
+
+
+@contextlib.contextmanager
+def _database(kind: str, tmp_path: Path) -> Iterator[DatabaseUnderTest]:
+    if kind == "sqlite":
+        yield DatabaseUnderTest(f"sqlite+aiosqlite:///{tmp_path / 'ballast.db'}", {})
+        return
+    need(POSTGRES_URL is not None, "PostgreSQL (set BALLAST_TEST_POSTGRES_URL)")
+    assert POSTGRES_URL is not None
+    import asyncpg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    plain = "postgresql://" + POSTGRES_URL.split("://", 1)[1]
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(plain)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield DatabaseUnderTest(
+            "postgresql+asyncpg://" + plain.split("://", 1)[1],
+            {"server_settings": {"search_path": schema}},
+        )
+    finally:
+        asyncio.run(run(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.fixture
+def test_database(database_kind: str, tmp_path: Path) -> Iterator[DatabaseUnderTest]:
+    """Each test using it runs on SQLite and on PostgreSQL."""
+    with _database(database_kind, tmp_path) as database:
+        yield database
+
+
+@pytest.fixture
+def postgres_database(tmp_path: Path) -> Iterator[DatabaseUnderTest]:
+    """For what only PostgreSQL can do (several replicas on one database)."""
+    with _database("postgres", tmp_path) as database:
+        yield database
+
+
+class Clock:
+    """A clock tests move by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 11, 27, 3, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def runbooks_dir() -> Path:
+    return REPO / "runbooks"
+
+
+class Harness:
+    """The app in-process over real HTTP semantics (httpx ASGI transport), lifespan run."""
+
+    def __init__(self, services: Any, client: httpx.AsyncClient) -> None:
+        self.services = services
+        self.client = client
+
+    async def settle(self) -> int:
+        """Process everything stored so far, as the background engine would."""
+        return int(await self.services.engine.process_pending())
+
+    async def post_fixture(self, source: str, path: Path, **headers: str) -> httpx.Response:
+        return await self.client.post(
+            f"/webhooks/{source}",
+            content=path.read_bytes(),
+            headers={"content-type": "application/json", **headers},
+        )
+
+
+@pytest.fixture
+async def make_harness(
+    test_database: DatabaseUnderTest, clock: Clock, runbooks_dir: Path
+) -> AsyncIterator[Any]:
+    from bot.app import build_services, create_app
+    from bot.settings import Settings
+
+    stack: list[Any] = []
+
+    async def make(**settings: Any) -> Harness:
+        settings.setdefault("runbooks", runbooks_dir)
+        services = build_services(
+            Settings(database_url=test_database.url, **settings),
+            clock=clock,
+            db=test_database.make(),
+        )
+        app = create_app(services)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        stack.append(lifespan)
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ballast.test"
+        )
+        stack.append(client)
+        return Harness(services, client)
+
+    yield make
+    for item in reversed(stack):
+        if isinstance(item, httpx.AsyncClient):
+            await item.aclose()
+        else:
+            await item.__aexit__(None, None, None)

@@ -1,0 +1,202 @@
+"""The incident engine on a real database: order tolerance, re-opening, replicas."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.incidents.engine import IncidentEngine
+from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
+from bot.matching.catalog import LiveCatalog
+from bot.matching.loader import load_catalog
+from bot.metrics import Metrics
+from bot.store import inbox
+from bot.store import incidents as repo
+from bot.store.database import Database
+from tests.conftest import Clock, DatabaseUnderTest
+
+RUNBOOKS = Path(__file__).resolve().parents[1] / "api" / "runbooks"
+T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+
+
+def alert(
+    fingerprint: str,
+    status: str = "firing",
+    starts_at: datetime = T0,
+    alertname: str = "LowGroundedness",
+    service: str = "support-assistant",
+) -> Alert:
+    return Alert(
+        fingerprint=fingerprint,
+        status=AlertStatus(status),
+        labels={"alertname": alertname, "service": service},
+        starts_at=starts_at,
+        ends_at=starts_at + timedelta(minutes=5) if status == "resolved" else None,
+        source=AlertSource.ALERTMANAGER,
+    )
+
+
+class Rig:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        load = load_catalog([RUNBOOKS])
+        assert load.catalog is not None, load.diagnostics
+        self.db = db
+        self.clock = clock
+        self.engine = IncidentEngine(db, LiveCatalog(load.catalog), Metrics(), clock=clock)
+
+    async def send(self, *alerts: Alert, truncated: int = 0) -> None:
+        batch = AlertBatch(
+            source=AlertSource.ALERTMANAGER, alerts=list(alerts), truncated_alerts=truncated
+        )
+        async with self.db.transaction() as session:
+            await inbox.store_batch(session, batch, self.clock())
+        await self.engine.process_pending()
+
+    async def incidents(self) -> list[Any]:
+        async with self.db.sessions() as session:
+            return list(reversed(await repo.list_incidents(session)))
+
+    async def kinds(self, incident_id: int) -> list[str]:
+        async with self.db.sessions() as session:
+            return [e.kind for e in await repo.timeline_of(session, incident_id)]
+
+
+@pytest.fixture
+async def rig(test_database: DatabaseUnderTest, clock: Clock) -> Any:
+    db = test_database.make()
+    await db.migrate()
+    yield Rig(db, clock)
+    await db.close()
+
+
+async def test_late_firing_after_resolve_is_stale(rig: Rig) -> None:
+    """A retried 'firing' that arrives after the resolve of the same alert opens nothing."""
+    await rig.send(alert("a", "resolved"))
+    await rig.send(alert("a", "firing"))
+    assert await rig.incidents() == []
+
+
+async def test_flapping_alert_reopens_within_window(rig: Rig, clock: Clock) -> None:
+    await rig.send(alert("a"))
+    clock.advance(minutes=5)
+    await rig.send(alert("a", "resolved"))
+    [first] = await rig.incidents()
+    assert first.status == "resolved"
+
+    clock.advance(minutes=3)  # inside the default 10 minute window
+    await rig.send(alert("a", starts_at=T0 + timedelta(minutes=8)))
+    [again] = await rig.incidents()
+    assert again.id == first.id
+    assert (again.status, again.reopen_count, again.firing_count) == ("triggered", 1, 1)
+    kinds = await rig.kinds(again.id)
+    assert kinds[-2:] == ["reopened", "alert_refiring"]
+
+    clock.advance(minutes=2)
+    await rig.send(alert("a", "resolved", starts_at=T0 + timedelta(minutes=8)))
+    clock.advance(minutes=30)  # outside the window: a new incident
+    await rig.send(alert("a", starts_at=T0 + timedelta(minutes=40)))
+    incidents = await rig.incidents()
+    assert [(i.id == first.id, i.status) for i in incidents] == [
+        (True, "resolved"),
+        (False, "triggered"),
+    ]
+
+
+async def test_older_occurrence_never_overrides_newer(rig: Rig) -> None:
+    await rig.send(alert("a", starts_at=T0 + timedelta(minutes=10)))
+    await rig.send(alert("a", "resolved", starts_at=T0))  # resolve of an older occurrence
+    [incident] = await rig.incidents()
+    assert (incident.status, incident.firing_count) == ("triggered", 1)
+
+
+async def test_manual_resolve_then_repeat_notification_opens_nothing(rig: Rig) -> None:
+    from bot.incidents import operations
+
+    await rig.send(alert("a"))
+    [incident] = await rig.incidents()
+    async with rig.db.transaction() as session:
+        await operations.resolve(session, incident.id, "U1", rig.clock())
+    await rig.send(alert("a"))  # Alertmanager's repeat_interval resend
+    assert [i.status for i in await rig.incidents()] == ["resolved"]
+
+
+async def test_group_by_splits_incidents(rig: Rig) -> None:
+    await rig.send(
+        alert("a", service="support-assistant"),
+        alert("b", service="support-bot"),
+        alert("c", service="support-bot"),
+    )
+    incidents = await rig.incidents()
+    assert [(i.group_labels, i.alert_count) for i in incidents] == [
+        ({"service": "support-assistant"}, 1),
+        ({"service": "support-bot"}, 2),
+    ]
+
+
+async def test_unmatched_alerts_grouped_per_alertname(rig: Rig) -> None:
+    await rig.send(
+        alert("a", alertname="DiskFull", service="x"),
+        alert("b", alertname="DiskFull", service="y"),
+        alert("c", alertname="NodeDown", service="y"),
+    )
+    incidents = await rig.incidents()
+    assert [(i.key, i.runbook_id, i.alert_count) for i in incidents] == [
+        ("triage:DiskFull", None, 2),
+        ("triage:NodeDown", None, 1),
+    ]
+
+
+async def test_restart_resumes_unprocessed_inbox(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """Alerts committed but not processed (a crash after the 2xx) are processed on restart."""
+    db = test_database.make()
+    await db.migrate()
+    batch = AlertBatch(source=AlertSource.ALERTMANAGER, alerts=[alert("a"), alert("b")])
+    async with db.transaction() as session:
+        await inbox.store_batch(session, batch, clock())
+    await db.close()  # "crash": nothing processed
+
+    db = test_database.make()
+    await db.migrate()
+    rig = Rig(db, clock)
+    assert await rig.engine.process_pending() == 2
+    assert await rig.engine.process_pending() == 0
+    [incident] = await rig.incidents()
+    assert incident.alert_count == 2
+    await db.close()
+
+
+@pytest.mark.postgres
+async def test_two_replicas_process_each_alert_once(
+    postgres_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """Two engines on one PostgreSQL, each with its own pool: SKIP LOCKED + unique open key."""
+    dbs = [postgres_database.make(), postgres_database.make()]
+    await dbs[0].migrate()
+    rigs = [Rig(db, clock) for db in dbs]
+    for rig in rigs:
+        rig.engine._batch_size = 7  # many small batches, so the two interleave
+    alerts = [
+        alert(f"fp{i}", service=f"support-{i % 5}", starts_at=T0 + timedelta(seconds=i))
+        for i in range(300)
+    ]
+    async with dbs[0].transaction() as session:
+        await inbox.store_batch(
+            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts), clock()
+        )
+    done = await asyncio.gather(*(rig.engine.process_pending() for rig in rigs))
+    assert sum(done) == 300
+    incidents = await rigs[0].incidents()
+    assert sorted(i.alert_count for i in incidents) == [60, 60, 60, 60, 60]
+    async with dbs[0].sessions() as session:
+        for incident in incidents:
+            kinds = [e.kind for e in await repo.timeline_of(session, incident.id)]
+            assert kinds.count("opened") == 1
+            assert kinds.count("alert_firing") == 60
+    for db in dbs:
+        await db.close()

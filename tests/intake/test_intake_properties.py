@@ -1,0 +1,243 @@
+"""Properties: whatever is posted, only PayloadError escapes; valid bodies round-trip."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bot.errors import PayloadError
+from bot.intake import (
+    AlertBatch,
+    AlertSource,
+    AlertStatus,
+    detect_source,
+    parse_json_bytes,
+    parse_payload,
+)
+
+# Keys every format uses, so that generated objects reach past the first missing field.
+KEYS = [
+    "alerts",
+    "status",
+    "labels",
+    "annotations",
+    "startsAt",
+    "endsAt",
+    "starts_at",
+    "ends_at",
+    "fingerprint",
+    "generatorURL",
+    "generator_url",
+    "version",
+    "groupKey",
+    "truncatedAlerts",
+    "receiver",
+    "externalURL",
+    "groupLabels",
+    "commonLabels",
+    "commonAnnotations",
+    "orgId",
+    "state",
+    "title",
+    "message",
+    "values",
+    "valueString",
+    "dashboardURL",
+    "panelURL",
+    "silenceURL",
+    "imageURL",
+    "evalMatches",
+    "ruleName",
+    "alertname",
+    "event",
+    "event_type",
+    "action",
+    "alert",
+    "body",
+]
+PLAUSIBLE = (
+    "firing",
+    "resolved",
+    "4",
+    "2024-05-01T12:00:00Z",
+    "2024-05-01T12:00:00.123456789+02:00",
+    "0001-01-01T00:00:00Z",
+    "0001-01-01T00:30:00+01:00",
+    "9999-12-31T23:59:59-01:00",
+    "2024-02-30T00:00:00Z",
+    "",
+)
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20)
+    | st.sampled_from(PLAUSIBLE)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=6)
+    ),
+    max_leaves=25,
+)
+string_maps = st.dictionaries(st.text(max_size=8), st.text(max_size=8) | scalars, max_size=4)
+alert_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "status": st.sampled_from(["firing", "resolved", "pending"]) | scalars,
+        "labels": string_maps | json_values,
+        "annotations": string_maps | json_values,
+        "startsAt": st.sampled_from(PLAUSIBLE) | scalars,
+        "endsAt": st.sampled_from(PLAUSIBLE) | scalars,
+        "starts_at": st.sampled_from(PLAUSIBLE) | scalars,
+        "ends_at": st.sampled_from(PLAUSIBLE) | scalars,
+        "fingerprint": scalars,
+        "generatorURL": scalars,
+        "dashboardURL": scalars,
+        "valueString": scalars,
+        "values": json_values,
+    },
+)
+payload_like = st.fixed_dictionaries(
+    {"alerts": st.lists(alert_like, max_size=4) | json_values},
+    optional={
+        "version": scalars,
+        "groupKey": scalars,
+        "truncatedAlerts": scalars,
+        "receiver": scalars,
+        "orgId": scalars,
+        "groupLabels": string_maps | json_values,
+    },
+)
+bodies = json_values | payload_like | alert_like
+
+
+def _parse_everywhere(data: object) -> None:
+    """Every parser either returns a batch or raises PayloadError; detection never raises."""
+    assert isinstance(detect_source(data), AlertSource)
+    for source in AlertSource:
+        try:
+            batch = parse_payload(source, data)
+        except PayloadError:
+            continue
+        assert isinstance(batch, AlertBatch)
+        for alert in batch.alerts:
+            assert alert.fingerprint
+            assert alert.starts_at.tzinfo is UTC
+            assert alert.status is AlertStatus.RESOLVED or alert.ends_at is None
+
+
+@given(bodies)
+def test_any_json_value_gives_a_batch_or_payload_error(data: Any) -> None:
+    _parse_everywhere(data)
+
+
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_any_bytes_give_a_value_or_payload_error(body: bytes) -> None:
+    try:
+        data = parse_json_bytes(body)
+    except PayloadError:
+        return
+    _parse_everywhere(data)
+
+
+@given(bodies)
+def test_serialised_json_reads_back_unchanged(data: Any) -> None:
+    body = json.dumps(data, ensure_ascii=False).encode()
+
+    assert parse_json_bytes(body) == data
+
+
+# Valid Alertmanager payloads, as a real one would be written by Go's RFC3339Nano.
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda minutes: timezone(timedelta(minutes=minutes))
+)
+instants = st.datetimes(
+    min_value=datetime(1970, 1, 1), max_value=datetime(2100, 1, 1), timezones=offsets
+)
+
+
+@st.composite
+def rfc3339(draw: st.DrawFn, value: datetime) -> str:
+    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    if value.microsecond or draw(st.booleans()):
+        nanos = draw(st.sampled_from(["", "000", "999"]))
+        text += f".{value.microsecond:06d}{nanos}"
+    offset = value.utcoffset()
+    assert offset is not None
+    if offset == timedelta(0) and draw(st.booleans()):
+        return text + "Z"
+    return text + value.strftime("%z")[:3] + ":" + value.strftime("%z")[3:]
+
+
+@st.composite
+def alertmanager_alerts(draw: st.DrawFn) -> tuple[dict[str, Any], datetime, datetime | None]:
+    labels = draw(st.dictionaries(st.text(min_size=1), st.text(), min_size=1, max_size=8))
+    starts_at = draw(instants)
+    ends_at = draw(st.none() | instants.filter(lambda end: end >= starts_at))
+    alert = {
+        "status": "firing" if ends_at is None else "resolved",
+        "labels": labels,
+        "annotations": draw(st.dictionaries(st.text(), st.text(), max_size=4)),
+        "startsAt": draw(rfc3339(starts_at)),
+        "endsAt": "0001-01-01T00:00:00Z" if ends_at is None else draw(rfc3339(ends_at)),
+        "generatorURL": draw(st.sampled_from(["", "http://prometheus:9090/graph?g0.expr=up"])),
+        "fingerprint": draw(st.from_regex(r"[0-9a-f]{16}", fullmatch=True)),
+    }
+    return alert, starts_at, ends_at
+
+
+@given(st.lists(alertmanager_alerts(), max_size=6), st.integers(min_value=0, max_value=50))
+def test_valid_alertmanager_payload_round_trips(
+    generated: list[tuple[dict[str, Any], datetime, datetime | None]], truncated: int
+) -> None:
+    sent = [alert for alert, _, _ in generated]
+    payload = {
+        "version": "4",
+        "groupKey": "{}:{}",
+        "truncatedAlerts": truncated,
+        "status": "firing",
+        "receiver": "ballast",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "alerts": sent,
+    }
+    data = parse_json_bytes(json.dumps(payload).encode())
+
+    assert detect_source(data) is AlertSource.ALERTMANAGER
+    batch = parse_payload(AlertSource.ALERTMANAGER, data)
+
+    assert batch.truncated_alerts == truncated
+    assert len(batch.alerts) == len(generated)
+    for alert, (wire, starts_at, ends_at) in zip(batch.alerts, generated, strict=True):
+        assert alert.labels == wire["labels"]
+        assert list(alert.labels) == list(wire["labels"])
+        assert alert.annotations == wire["annotations"]
+        assert alert.fingerprint == wire["fingerprint"]
+        assert alert.status.value == wire["status"]
+        assert alert.starts_at == starts_at
+        assert alert.starts_at.tzinfo is UTC
+        assert alert.ends_at == ends_at
+
+
+label_names = st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,20}", fullmatch=True)
+
+
+@given(st.dictionaries(label_names, st.text(max_size=50), max_size=10), st.text(min_size=1))
+def test_valid_generic_alert_round_trips(labels: dict[str, str], alertname: str) -> None:
+    labels = {**labels, "alertname": alertname}
+
+    (alert,) = parse_payload(AlertSource.GENERIC, {"alerts": [{"labels": labels}]}).alerts
+
+    assert alert.labels == labels
+    assert alert.status is AlertStatus.FIRING
