@@ -14,6 +14,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actions.context import ActionContext, ActionOutcome
+from actions.errors import FinalError
+
 
 class Risk(StrEnum):
     LOW = "low"
@@ -68,3 +71,15 @@ class Action(ABC, Generic[P]):
     @abstractmethod
     def describe(self, params: P) -> str:
         """One line a human can approve: what will change, where."""
+
+    def control_key(self, params: P) -> str | None:
+        """The flag key this action changes, if it changes one (for risk and audit)."""
+        return None
+
+    @abstractmethod
+    async def apply(self, params: P, ctx: ActionContext) -> ActionOutcome:
+        """Make the change (or, with ``ctx.dry_run``, only say what it would be)."""
+
+    async def undo(self, params: P, ctx: ActionContext, applied: ActionOutcome) -> ActionOutcome:
+        """Restore what ``apply`` changed. Irreversible actions refuse."""
+        raise FinalError(f"{self.name} cannot be undone")

@@ -6,7 +6,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from actions.base import NAME_PATTERN, Action, ActionParams, Risk, service_field
+from actions.backends.base import FlagValue
+from actions.base import NAME_PATTERN, ActionParams, Risk, service_field
+from actions.context import ActionContext
+from actions.control_action import ControlAction
 from actions.controls import tool_enabled_key
 
 
@@ -19,7 +22,7 @@ class ToolParams(ActionParams):
         return tool_enabled_key(self.service, self.tool)
 
 
-class DisableTool(Action[ToolParams]):
+class DisableTool(ControlAction[ToolParams]):
     name = "disable_tool"
     params_model: ClassVar[type[ActionParams]] = ToolParams
     summary = "Disable one tool of an AI agent (sets <service>.tools.<tool>.enabled=false)."
@@ -27,8 +30,14 @@ class DisableTool(Action[ToolParams]):
     def risk(self, params: ToolParams, current: str | None = None) -> Risk:
         return Risk.LOW
 
-    def reversible(self, params: ToolParams) -> bool:
-        return True
+    # A tool with no switch yet is on: undo of a first-ever disable turns it back on.
+    absent_means: FlagValue | None = True
 
     def describe(self, params: ToolParams) -> str:
         return f"Disable tool {params.tool!r} for {params.service} ({params.key} → false)"
+
+    def control_key(self, params: ToolParams) -> str:
+        return params.key
+
+    async def target(self, params: ToolParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+        return params.key, False

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from actions.base import Action, ActionParams, Risk
+from actions.backends.base import FlagValue
+from actions.base import ActionParams, Risk
+from actions.context import ActionContext
+from actions.control_action import ControlAction
 from actions.disable_tool import ToolParams
 
 
-class EnableTool(Action[ToolParams]):
+class EnableTool(ControlAction[ToolParams]):
     name = "enable_tool"
     params_model: ClassVar[type[ActionParams]] = ToolParams
     summary = "Enable one tool of an AI agent (sets <service>.tools.<tool>.enabled=true)."
@@ -16,8 +19,11 @@ class EnableTool(Action[ToolParams]):
     def risk(self, params: ToolParams, current: str | None = None) -> Risk:
         return Risk.MEDIUM
 
-    def reversible(self, params: ToolParams) -> bool:
-        return True
-
     def describe(self, params: ToolParams) -> str:
         return f"Enable tool {params.tool!r} for {params.service} ({params.key} → true)"
+
+    def control_key(self, params: ToolParams) -> str:
+        return params.key
+
+    async def target(self, params: ToolParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+        return params.key, True

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from actions.base import Action, ActionParams, Risk, service_field
+from actions.backends.base import FlagValue
+from actions.base import ActionParams, Risk, service_field
+from actions.context import ActionContext
+from actions.control_action import ControlAction
 from actions.controls import HumanReviewLevel, human_review_key
 
 _LEVELS = frozenset(level.value for level in HumanReviewLevel)
@@ -15,7 +18,7 @@ class HumanReviewParams(ActionParams):
     level: HumanReviewLevel
 
 
-class ForceHumanReview(Action[HumanReviewParams]):
+class ForceHumanReview(ControlAction[HumanReviewParams]):
     name = "force_human_review"
     params_model: ClassVar[type[ActionParams]] = HumanReviewParams
     summary = "Require human review of high-risk answers or of all answers."
@@ -28,9 +31,12 @@ class ForceHumanReview(Action[HumanReviewParams]):
             return Risk.MEDIUM
         return Risk.LOW
 
-    def reversible(self, params: HumanReviewParams) -> bool:
-        return True
-
     def describe(self, params: HumanReviewParams) -> str:
         key = human_review_key(params.service)
         return f"Set human review for {params.service} to {params.level.value} ({key})"
+
+    def control_key(self, params: HumanReviewParams) -> str:
+        return human_review_key(params.service)
+
+    async def target(self, params: HumanReviewParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+        return human_review_key(params.service), params.level.value

@@ -10,9 +10,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, ClassVar
 
+import httpx
 from pydantic import Field, field_validator
 
 from actions.base import Action, ActionParams, Risk
+from actions.context import ActionContext, ActionOutcome
+from actions.errors import FinalError, RetryableError
 
 
 class HttpMethod(StrEnum):
@@ -57,3 +60,76 @@ class HttpRequest(Action[HttpRequestParams]):
     def describe(self, params: HttpRequestParams) -> str:
         undo = " (undo defined)" if params.undo else " (no undo)"
         return f"{params.method.value} {params.url}{undo}"
+
+    async def apply(self, params: HttpRequestParams, ctx: ActionContext) -> ActionOutcome:
+        ctx.http_policy.check_url(params.url)
+        if params.undo is not None:
+            ctx.http_policy.check_url(params.undo.url)
+        if ctx.dry_run:
+            return ActionOutcome(summary=f"dry run: would send {self.describe(params)}")
+        response = await send(params, ctx)
+        return ActionOutcome(
+            summary=f"{params.method.value} {params.url} → {response['status']}",
+            response=response,
+        )
+
+    async def undo(
+        self, params: HttpRequestParams, ctx: ActionContext, applied: ActionOutcome
+    ) -> ActionOutcome:
+        if params.undo is None:
+            raise FinalError("this http_request has no `undo` request, so it cannot be undone")
+        if ctx.dry_run:
+            return ActionOutcome(
+                summary=f"dry run: would send {params.undo.method.value} {params.undo.url}"
+            )
+        response = await send(params.undo, ctx)
+        return ActionOutcome(
+            summary=f"undo: {params.undo.method.value} {params.undo.url} → {response['status']}",
+            response=response,
+        )
+
+
+async def send(call: HttpCall, ctx: ActionContext) -> dict[str, Any]:
+    """Send one call; raise RetryableError for timeouts, 5xx and 429, FinalError for 4xx.
+
+    Header values may name secrets as ``${ENV_NAME}``; they are expanded only here, at send
+    time, and never appear in the outcome, the journal or an error message.
+    """
+    ctx.http_policy.check_url(call.url)
+    headers = {name: ctx.http_policy.expand_secrets(value) for name, value in call.headers.items()}
+    headers.setdefault("Idempotency-Key", ctx.idempotency_key)
+    try:
+        response = await ctx.http.request(
+            call.method.value,
+            call.url,
+            headers=headers,
+            json=call.json_body,
+            timeout=call.timeout_s,
+        )
+    except httpx.TimeoutException:
+        raise RetryableError(f"{call.method.value} {call.url} timed out") from None
+    except httpx.TransportError as err:
+        raise RetryableError(
+            f"{call.method.value} {call.url} failed: {type(err).__name__}"
+        ) from None
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise RetryableError(
+            f"{call.method.value} {call.url} answered {status}",
+            retry_after=retry_after_seconds(response),
+        )
+    if status >= 400:
+        raise FinalError(f"{call.method.value} {call.url} answered {status}: {_excerpt(response)}")
+    return {"status": status, "body": _excerpt(response)}
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _excerpt(response: httpx.Response, limit: int = 500) -> str:
+    return response.text[:limit]

@@ -7,6 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from actions.base import Action, ActionParams, Risk
+from actions.context import ActionContext, ActionOutcome
 
 
 class NotifyParams(ActionParams):
@@ -29,3 +30,11 @@ class Notify(Action[NotifyParams]):
 
     def describe(self, params: NotifyParams) -> str:
         return f"Notify {', '.join(params.to)}: {params.text[:80]}"
+
+    async def apply(self, params: NotifyParams, ctx: ActionContext) -> ActionOutcome:
+        if ctx.dry_run:
+            return ActionOutcome(summary=f"dry run: would {self.describe(params)}")
+        response = await ctx.messenger.notify(
+            params.to, params.text, idempotency_key=ctx.idempotency_key
+        )
+        return ActionOutcome(summary=f"notified {', '.join(params.to)}", response=response)

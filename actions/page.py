@@ -8,6 +8,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from actions.base import NAME_PATTERN, Action, ActionParams, Risk
+from actions.context import ActionContext, ActionOutcome
 
 
 class PageSeverity(StrEnum):
@@ -39,3 +40,14 @@ class Page(Action[PageParams]):
 
     def describe(self, params: PageParams) -> str:
         return f"Page {params.target} ({params.severity.value}): {params.summary[:80]}"
+
+    async def apply(self, params: PageParams, ctx: ActionContext) -> ActionOutcome:
+        if ctx.dry_run:
+            return ActionOutcome(summary=f"dry run: would {self.describe(params)}")
+        response = await ctx.pager.page(
+            params.target,
+            params.summary,
+            params.severity.value,
+            dedup_key=ctx.idempotency_key,
+        )
+        return ActionOutcome(summary=f"paged {params.target}", response=response)

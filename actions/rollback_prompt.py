@@ -6,8 +6,12 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from actions.base import Action, ActionParams, Risk, service_field
+from actions.backends.base import FlagValue
+from actions.base import ActionParams, Risk, service_field
+from actions.context import ActionContext
+from actions.control_action import ControlAction
 from actions.controls import prompt_version_key
+from actions.errors import FinalError
 
 PREVIOUS = "previous"
 
@@ -21,11 +25,26 @@ class RollbackParams(ActionParams):
         description="Version to return to; 'previous' means the value before the current one.",
     )
 
-    def target(self) -> str:
+    def target_text(self) -> str:
         return "the previous version" if self.to == PREVIOUS else repr(self.to)
 
 
-class RollbackPrompt(Action[RollbackParams]):
+async def resolve_version(params: RollbackParams, key: str, ctx: ActionContext) -> FlagValue:
+    """``to: previous`` is the value the key had before its current one, from its history."""
+    if params.to != PREVIOUS:
+        return params.to
+    backend = ctx.backend_for(params.service)
+    current = await backend.read(key)
+    previous = await ctx.history.previous_value(key, current)
+    if previous is None:
+        raise FinalError(
+            f"no earlier value of {key} is recorded (now {current!r}), so 'previous' means "
+            "nothing; name the version to return to with `to:`"
+        )
+    return previous
+
+
+class RollbackPrompt(ControlAction[RollbackParams]):
     name = "rollback_prompt"
     params_model: ClassVar[type[ActionParams]] = RollbackParams
     summary = "Roll back a service's prompt version (sets <service>.prompt_version)."
@@ -33,9 +52,13 @@ class RollbackPrompt(Action[RollbackParams]):
     def risk(self, params: RollbackParams, current: str | None = None) -> Risk:
         return Risk.MEDIUM
 
-    def reversible(self, params: RollbackParams) -> bool:
-        return True
-
     def describe(self, params: RollbackParams) -> str:
         key = prompt_version_key(params.service)
-        return f"Roll back the prompt of {params.service} to {params.target()} ({key})"
+        return f"Roll back the prompt of {params.service} to {params.target_text()} ({key})"
+
+    def control_key(self, params: RollbackParams) -> str:
+        return prompt_version_key(params.service)
+
+    async def target(self, params: RollbackParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+        key = prompt_version_key(params.service)
+        return key, await resolve_version(params, key, ctx)

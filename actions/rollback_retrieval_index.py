@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from actions.base import Action, ActionParams, Risk
+from actions.backends.base import FlagValue
+from actions.base import ActionParams, Risk
+from actions.context import ActionContext
+from actions.control_action import ControlAction
 from actions.controls import retrieval_index_key
-from actions.rollback_prompt import RollbackParams
+from actions.rollback_prompt import RollbackParams, resolve_version
 
 
-class RollbackRetrievalIndex(Action[RollbackParams]):
+class RollbackRetrievalIndex(ControlAction[RollbackParams]):
     name = "rollback_retrieval_index"
     params_model: ClassVar[type[ActionParams]] = RollbackParams
     summary = "Roll back the retrieval index a service reads (sets <service>.retrieval_index)."
@@ -17,9 +20,15 @@ class RollbackRetrievalIndex(Action[RollbackParams]):
     def risk(self, params: RollbackParams, current: str | None = None) -> Risk:
         return Risk.MEDIUM
 
-    def reversible(self, params: RollbackParams) -> bool:
-        return True
-
     def describe(self, params: RollbackParams) -> str:
         key = retrieval_index_key(params.service)
-        return f"Roll back the retrieval index of {params.service} to {params.target()} ({key})"
+        return (
+            f"Roll back the retrieval index of {params.service} to {params.target_text()} ({key})"
+        )
+
+    def control_key(self, params: RollbackParams) -> str:
+        return retrieval_index_key(params.service)
+
+    async def target(self, params: RollbackParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+        key = retrieval_index_key(params.service)
+        return key, await resolve_version(params, key, ctx)

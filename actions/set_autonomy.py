@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from actions.base import Action, ActionParams, Risk, service_field
+from actions.backends.base import FlagValue
+from actions.base import ActionParams, Risk, service_field
+from actions.context import ActionContext
+from actions.control_action import ControlAction
 from actions.controls import AutonomyLevel, autonomy_key
 
 _LEVELS = frozenset(level.value for level in AutonomyLevel)
@@ -15,7 +18,7 @@ class AutonomyParams(ActionParams):
     level: AutonomyLevel
 
 
-class SetAutonomy(Action[AutonomyParams]):
+class SetAutonomy(ControlAction[AutonomyParams]):
     name = "set_autonomy"
     params_model: ClassVar[type[ActionParams]] = AutonomyParams
     summary = "Set an agent's autonomy: full, supervised, suggest_only or off."
@@ -28,9 +31,12 @@ class SetAutonomy(Action[AutonomyParams]):
             return Risk.MEDIUM
         return Risk.LOW
 
-    def reversible(self, params: AutonomyParams) -> bool:
-        return True
-
     def describe(self, params: AutonomyParams) -> str:
         key = autonomy_key(params.service)
         return f"Set autonomy of {params.service} to {params.level.value} ({key})"
+
+    def control_key(self, params: AutonomyParams) -> str:
+        return autonomy_key(params.service)
+
+    async def target(self, params: AutonomyParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+        return autonomy_key(params.service), params.level.value

@@ -6,7 +6,10 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from actions.base import Action, ActionParams, Risk, service_field
+from actions.backends.base import FlagValue
+from actions.base import ActionParams, Risk, service_field
+from actions.context import ActionContext
+from actions.control_action import ControlAction
 from actions.controls import model_key
 
 
@@ -15,7 +18,7 @@ class SwitchModelParams(ActionParams):
     model: str = Field(min_length=1, max_length=200, description="Model id the app will use.")
 
 
-class SwitchModel(Action[SwitchModelParams]):
+class SwitchModel(ControlAction[SwitchModelParams]):
     name = "switch_model"
     params_model: ClassVar[type[ActionParams]] = SwitchModelParams
     summary = "Switch the model version a service uses (sets <service>.model)."
@@ -24,8 +27,11 @@ class SwitchModel(Action[SwitchModelParams]):
         # A different model changes every answer; someone should look before it ships.
         return Risk.MEDIUM
 
-    def reversible(self, params: SwitchModelParams) -> bool:
-        return True
-
     def describe(self, params: SwitchModelParams) -> str:
         return f"Switch {params.service} to model {params.model!r} ({model_key(params.service)})"
+
+    def control_key(self, params: SwitchModelParams) -> str:
+        return model_key(params.service)
+
+    async def target(self, params: SwitchModelParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+        return model_key(params.service), params.model

@@ -87,9 +87,14 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         services.db.start_housekeeping()
         worker = asyncio.create_task(services.engine.run(), name="incident-engine")
         if handle_sighup:
-            asyncio.get_running_loop().add_signal_handler(
-                signal.SIGHUP, lambda: _reload_on_signal(services)
-            )
+            reloads: set[asyncio.Task[None]] = set()
+
+            def on_sighup() -> None:
+                task = asyncio.get_running_loop().create_task(_reload_and_log(services))
+                reloads.add(task)  # keep a reference until it is done
+                task.add_done_callback(reloads.discard)
+
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
         services.ready = True
         log.info(
             "Ballast %s ready: %d runbooks from %s, database %s",
@@ -117,8 +122,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     return app
 
 
-def _reload_on_signal(services: Services) -> None:
-    diagnostics = reload_catalog(services)
+async def _reload_and_log(services: Services) -> None:
+    diagnostics = await reload_catalog(services)
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
         log.error(

@@ -40,7 +40,7 @@ async def list_runbooks(services: ServicesDep) -> dict[str, Any]:
 @router.post("/reload", dependencies=[Depends(require_api_token)])
 async def reload_runbooks(services: ServicesDep) -> JSONResponse:
     """Reload from disk; an invalid catalog is refused and the last good one stays live."""
-    result = reload_catalog(services)
+    result = await reload_catalog(services)
     errors = [str(d) for d in result if d.severity == "error"]
     warnings = [str(d) for d in result if d.severity != "error"]
     body = {
@@ -53,9 +53,9 @@ async def reload_runbooks(services: ServicesDep) -> JSONResponse:
     return JSONResponse(body, status_code=422 if errors else 200)
 
 
-def reload_catalog(services: Services) -> list[Any]:
+async def reload_catalog(services: Services) -> list[Any]:
     """Shared by the API and SIGHUP. Returns the diagnostics."""
-    load = services.catalog.reload([services.settings.runbooks])
+    load = await services.catalog.areload([services.settings.runbooks], services.registry)
     ok = load.catalog is not None
     services.metrics.catalog_reloads.labels("ok" if ok else "refused").inc()
     return list(load.diagnostics)

@@ -1,0 +1,1 @@
+"""Control-plane backends that live outside Ballast's database: flagd files and Unleash."""

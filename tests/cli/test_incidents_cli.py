@@ -1,0 +1,74 @@
+"""``ballast replay`` and ``ballast incidents list|show`` against a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import build_cli
+from tests.conftest import FIXTURES
+
+AM = FIXTURES / "alertmanager-captured"
+RUNBOOKS = Path(__file__).resolve().parents[1] / "api" / "runbooks"
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("BALLAST_DATABASE_URL", f"sqlite:///{tmp_path / 'ballast.db'}")
+    monkeypatch.setenv("BALLAST_RUNBOOKS", str(RUNBOOKS))
+    return tmp_path
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(build_cli(), list(args))
+    return result.exit_code, result.output
+
+
+def test_replay_then_list_and_show(cli_env: Path) -> None:
+    code, out = run(
+        "replay",
+        str(AM / "firing-group-2-alerts.json"),
+        str(AM / "firing-group-2-alerts.json"),
+        str(AM / "resolved-group.json"),
+    )
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].endswith("firing-group-2-alerts.json: 2 alert(s), 2 new, 0 duplicate")
+    assert lines[1].endswith("firing-group-2-alerts.json: 2 alert(s), 0 new, 2 duplicate")
+    assert "#1 triggered  checkout/high-error-rate" in lines[-1]
+
+    code, out = run("incidents", "list", "--json")
+    assert code == 0
+    [incident] = json.loads(out)["incidents"]
+    # resolved-group.json resolves checkout-2 and -3 (first seen resolved); checkout-1 fires.
+    assert (incident["alert_count"], incident["firing_count"]) == (3, 1)
+
+    code, out = run("incidents", "list", "--status", "resolved")
+    assert (code, out.strip()) == (0, "no incidents")
+
+    code, out = run("incidents", "show", "1")
+    assert code == 0
+    assert out.splitlines()[0] == "#1 Checkout errors high on checkout"
+    assert "runbook checkout/high-error-rate" in out
+    assert "Opened from alertmanager alert HighErrorRate" in out
+
+    code, out = run("incidents", "show", "1", "--json")
+    assert json.loads(out)["timeline"][0]["kind"] == "opened"
+
+
+def test_show_unknown_incident_fails_cleanly(cli_env: Path) -> None:
+    code, out = run("incidents", "show", "42")
+    assert code == 1
+    assert "incident 42 does not exist" in out
+
+
+def test_replay_rejects_bad_payload_with_its_path(cli_env: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"alerts": [{"labels": {"alertname": 3}}]}')
+    code, out = run("replay", str(bad), "--source", "generic")
+    assert code == 1
+    assert str(bad) in out
+    assert "alerts[0]" in out
