@@ -9,8 +9,9 @@ last good catalog away from a running bot.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -78,22 +79,27 @@ class _Snapshot:
     catalog: Catalog
     version: int
     loaded_at: datetime
+    last_load: CatalogLoad | None
 
 
 class LiveCatalog:
     """The catalog a running bot matches against; reloads keep the last good one on errors.
 
-    The catalog, its version and load time change together in one attribute assignment, so a
-    reader on the event loop never sees a new catalog with an old version. :meth:`areload`
-    parses files in a worker thread and swaps on the loop; a lock keeps concurrent reloads
-    from finishing out of order.
+    Everything a reader sees (catalog, version, load time, last load) changes in one attribute
+    assignment, so no reader ever sees a new catalog with an old version. Reloads run one at a
+    time, whichever thread or coroutine starts them, each reading the files once it has its
+    turn, so the catalog published last always comes from the files read last.
+
+    From the event loop use :meth:`areload`: files are parsed in a worker thread while the
+    loop goes on, and callers waiting for their turn wait on the loop, not in threads. An
+    ``areload`` that is cancelled still finishes its load in the background and publishes it.
     """
 
     def __init__(self, catalog: Catalog | None = None) -> None:
         initial = catalog if catalog is not None else Catalog(())
-        self._state = _Snapshot(initial, 1 if catalog is not None else 0, datetime.now(UTC))
-        self._lock: asyncio.Lock | None = None
-        self.last_load: CatalogLoad | None = None
+        self._state = _Snapshot(initial, 1 if catalog is not None else 0, datetime.now(UTC), None)
+        self._reloading = threading.Lock()  # one load-and-publish at a time, from any thread
+        self._waiting = asyncio.Lock()  # areload callers queue on the loop, not in threads
 
     @property
     def current(self) -> Catalog:
@@ -108,31 +114,34 @@ class LiveCatalog:
     def loaded_at(self) -> datetime:
         return self._state.loaded_at
 
+    @property
+    def last_load(self) -> CatalogLoad | None:
+        """The most recent load, including one refused for errors; None before the first."""
+        return self._state.last_load
+
     def reload(self, paths: Sequence[Path], registry: ActionRegistry | None = None) -> CatalogLoad:
-        """Load ``paths`` and go live with the result only when it has no errors."""
-        result = self._load(paths, registry)
-        self._publish(result)
+        """Load ``paths`` and go live with the result only when it has no errors.
+
+        Blocks while the files are parsed, and while another reload runs: on the event loop,
+        call :meth:`areload` instead.
+        """
+        # Imported here because the loader builds Catalogs: a top-level import would be a cycle.
+        from bot.matching.loader import load_catalog
+
+        with self._reloading:
+            result = load_catalog(paths, registry)
+            state = self._state
+            if result.catalog is None:
+                self._state = replace(state, last_load=result)
+            else:
+                self._state = _Snapshot(
+                    result.catalog, state.version + 1, datetime.now(UTC), result
+                )
         return result
 
     async def areload(
         self, paths: Sequence[Path], registry: ActionRegistry | None = None
     ) -> CatalogLoad:
-        """:meth:`reload` without blocking the event loop while files are parsed."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            result = await asyncio.to_thread(self._load, paths, registry)
-            self._publish(result)
-            return result
-
-    @staticmethod
-    def _load(paths: Sequence[Path], registry: ActionRegistry | None) -> CatalogLoad:
-        # Imported here because the loader builds Catalogs: a top-level import would be a cycle.
-        from bot.matching.loader import load_catalog
-
-        return load_catalog(paths, registry)
-
-    def _publish(self, result: CatalogLoad) -> None:
-        self.last_load = result
-        if result.catalog is not None:
-            self._state = _Snapshot(result.catalog, self._state.version + 1, datetime.now(UTC))
+        """:meth:`reload` in a worker thread, so the event loop is never blocked."""
+        async with self._waiting:
+            return await asyncio.to_thread(self.reload, paths, registry)

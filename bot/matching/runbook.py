@@ -3,6 +3,11 @@
 Strict on purpose (``extra="forbid"``): a misspelt field is a load error with file:line:col,
 not a silently ignored line. Template strings (title, dashboard URLs, params) are kept as
 written; :mod:`bot.matching.templates` checks and renders them.
+
+Each ``match`` item is read as Alertmanager reads an item of its config's ``matchers:`` list
+(``ParseMatchers``): one or more comma-separated matchers, optionally in braces, so
+``'alertname="A", service=~"x-.*"'`` is two matchers. A runbook's matchers are all matchers of
+all items, and its specificity is how many there are, however they are split into items.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pydantic import (
 
 from bot.errors import MatcherSyntaxError
 from bot.matching.duration import format_duration, parse_duration
-from bot.matching.matcher import Matcher, parse_matcher
+from bot.matching.matcher import Matcher, parse_matchers
 
 RUNBOOK_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
@@ -130,7 +135,13 @@ class Runbook(StrictModel):
     service: str = Field(pattern=SLUG_PATTERN, max_length=63)
     severity: Severity
     owners: list[Annotated[str, Field(pattern=OWNER_PATTERN)]] = Field(min_length=1)
-    match: list[str] = Field(min_length=1, description='Alertmanager matchers, e.g. alertname="X".')
+    match: list[str] = Field(
+        min_length=1,
+        description=(
+            'Alertmanager matchers, e.g. alertname="X". As in Alertmanager\'s `matchers:`, one '
+            'item may hold several, comma-separated: alertname="X", env="prod".'
+        ),
+    )
     group_by: list[Annotated[str, Field(pattern=LABEL_NAME_PATTERN)]] = Field(default_factory=list)
     symptom: str = Field(min_length=1)
     business_impact: str = Field(min_length=1)
@@ -149,7 +160,7 @@ class Runbook(StrictModel):
     def _matchers_parse(cls, values: list[str]) -> list[str]:
         for index, text in enumerate(values):
             try:
-                parse_matcher(text)
+                parse_match_item(text)
             except MatcherSyntaxError as err:
                 raise ValueError(f"match[{index}]: {err}") from None
         return values
@@ -176,16 +187,20 @@ class Runbook(StrictModel):
         return values
 
     def model_post_init(self, context: Any, /) -> None:
-        self._matchers = tuple(parse_matcher(text) for text in self.match)
+        self._matchers = tuple(matcher for text in self.match for matcher in parse_match_item(text))
 
     @property
     def matchers(self) -> tuple[Matcher, ...]:
+        """Every matcher of every ``match`` item, in the order written."""
         return self._matchers
 
     @property
     def specificity(self) -> int:
-        """When several runbooks match, the one with most matchers wins (ties: lowest id)."""
-        return len(self.match)
+        """When several runbooks match, the one with most matchers wins (ties: lowest id).
+
+        Matchers are counted, not ``match`` items: ``['a="1", b="2"']`` counts 2.
+        """
+        return len(self._matchers)
 
     def group_labels(self, labels: dict[str, str]) -> dict[str, str]:
         """The label values that key this runbook's open incident (missing labels are '')."""
@@ -193,3 +208,17 @@ class Runbook(StrictModel):
 
     def mitigation(self, mitigation_id: str) -> Mitigation | None:
         return next((m for m in self.mitigations if m.id == mitigation_id), None)
+
+
+def parse_match_item(text: str) -> list[Matcher]:
+    """The matchers of one ``match`` item: comma-separated, as Alertmanager's ``ParseMatchers``.
+
+    Unlike Alertmanager, an item with no matcher at all (``""``, ``"{}"``) is an error: it
+    would silently make the runbook broader than written.
+    """
+    matchers = parse_matchers(text)
+    if not matchers:
+        raise MatcherSyntaxError(
+            f'empty matcher {text!r}: expected NAME OP VALUE, e.g. alertname="HighLatency"', text
+        )
+    return matchers

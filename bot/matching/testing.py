@@ -19,8 +19,9 @@ from actions import ActionRegistry, Risk, default_registry
 from bot.errors import TemplateError
 from bot.intake.alert import Alert, AlertSource, AlertStatus, label_fingerprint
 from bot.matching.catalog import Catalog
-from bot.matching.loader import params_problems, where
+from bot.matching.mitigation_checks import params_problems
 from bot.matching.runbook import ExpectOutcome, MitigationMode, Runbook, RunbookTest
+from bot.matching.schema_errors import where
 from bot.matching.templates import render_params, render_template
 
 # Examples render with a fixed start time, so a title that shows it is the same on every run.

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from actions import Action, ActionRegistry, default_registry
 from bot.errors import PayloadError
 from bot.intake.alert import AlertSource
 from bot.matching.catalog import Catalog, LiveCatalog
@@ -87,6 +89,33 @@ def test_catalog_is_read_only_and_rejects_duplicate_ids() -> None:
         Catalog([BROAD, BROAD])
 
 
+def test_specificity_counts_matchers_not_match_items() -> None:
+    one_item = runbook(
+        "tools/z-one-item", 'alertname="ToolCallFailureRate", tool="web_search", service!=""'
+    )
+    catalog = Catalog([NARROW, one_item])
+
+    assert (one_item.specificity, NARROW.specificity) == (3, 2)
+    assert [rb.id for rb in catalog.match(WEB)] == ["tools/z-one-item", "tools/web-search"]
+    assert catalog.best({"alertname": "ToolCallFailureRate", "tool": "web_search"}) is NARROW
+
+
+def test_matchers_of_every_item_are_indexed_and_explained_one_by_one() -> None:
+    mixed = runbook("tools/mixed", '{alertname="ToolCallFailureRate", env="prod"}', 'tool!=""')
+    catalog = Catalog([mixed, BROAD])
+
+    assert catalog.unindexed() == []
+    assert catalog.best({**WEB, "env": "prod"}) is mixed
+    assert catalog.best(WEB) is BROAD
+    [check] = [c for c in explain_labels(catalog, WEB).runbooks if c.runbook_id == "tools/mixed"]
+    assert (check.specificity, check.matched) == (3, False)
+    assert [(m.matcher, m.matched) for m in check.matchers] == [
+        ('alertname="ToolCallFailureRate"', True),
+        ('env="prod"', False),
+        ('tool!=""', True),
+    ]
+
+
 def test_index_agrees_with_checking_every_runbook() -> None:
     catalog = Catalog([BROAD, NARROW, TWIN_A, TWIN_B])
     label_sets = [
@@ -152,6 +181,44 @@ async def test_areload_loads_off_the_loop_and_serializes_concurrent_reloads(
     assert live.current is results[-1].catalog
     assert held is not live.current  # a reader's snapshot is never mutated under it
     assert list(held.runbooks) == ["support-assistant/tool-failure-spike"]
+
+
+class GatedRegistry(ActionRegistry):
+    """The built-in actions; the first lookup waits for ``release``, inside a load."""
+
+    def __init__(self) -> None:
+        super().__init__(default_registry(plugins=False).values())
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __getitem__(self, name: str) -> Action[Any]:
+        if not self.entered.is_set():
+            self.entered.set()
+            assert self.release.wait(10)
+        return super().__getitem__(name)
+
+
+async def test_a_sync_reload_from_another_thread_waits_for_an_areload_in_progress(
+    tmp_path: Path,
+) -> None:
+    folder = folder_with(tmp_path, EXAMPLE.read_text())
+    live = LiveCatalog()
+    gated = GatedRegistry()
+    older = asyncio.create_task(live.areload([folder], gated))
+    assert await asyncio.to_thread(gated.entered.wait, 10)  # it has read the old file
+    folder_with(tmp_path, EXAMPLE.read_text().replace("tool-failure-spike", "newer"))
+    newer = threading.Thread(target=live.reload, args=([folder],))
+    newer.start()
+    newer.join(timeout=0.2)  # without a shared lock it would finish here, before the older
+
+    gated.release.set()
+    await older
+    await asyncio.to_thread(newer.join, 10)
+
+    assert list(live.current.runbooks) == ["support-assistant/newer"]
+    assert live.version == 2
+    assert live.last_load is not None
+    assert live.last_load.catalog is live.current
 
 
 # --- the example runner --------------------------------------------------------------------

@@ -137,6 +137,45 @@ def test_http_request_with_templates_inside_nested_params_loads(tmp_path: Path) 
     assert [str(d) for d in result.diagnostics] == []
 
 
+def test_a_match_item_holds_comma_separated_matchers_as_in_alertmanager(tmp_path: Path) -> None:
+    lines = 'match:\n  - alertname="ToolCallFailureRate"\n  - service=~"support-.*"\n'
+    one_item = 'match:\n  - \'{alertname="ToolCallFailureRate", service=~"support-.*",}\'\n'
+    write(tmp_path, "lines/rb.yaml", EXAMPLE.read_text())
+    write(tmp_path, "one_item/rb.yaml", example_with(**{lines: one_item}))
+
+    as_lines = load_catalog([tmp_path / "lines"])
+    as_one_item = load_catalog([tmp_path / "one_item"])
+
+    assert as_one_item.diagnostics == []
+    assert as_lines.catalog is not None
+    assert as_one_item.catalog is not None
+    [written_as_lines] = as_lines.catalog.runbooks.values()
+    [written_as_one_item] = as_one_item.catalog.runbooks.values()
+    assert written_as_one_item.match == [
+        '{alertname="ToolCallFailureRate", service=~"support-.*",}'
+    ]
+    assert written_as_one_item.matchers == written_as_lines.matchers
+    assert [str(m) for m in written_as_one_item.matchers] == [
+        'alertname="ToolCallFailureRate"',
+        'service=~"support-.*"',
+    ]
+    assert written_as_one_item.specificity == written_as_lines.specificity == 2
+
+
+def test_an_unquoted_comma_splits_the_value_so_quote_values_that_hold_commas(
+    tmp_path: Path,
+) -> None:
+    lines = 'match:\n  - alertname="ToolCallFailureRate"\n  - service=~"support-.*"\n'
+    write(tmp_path, "rb.yaml", example_with(**{lines: "match:\n  - 'code=500,502'\n"}))
+
+    result = load_catalog([tmp_path])
+
+    assert [str(d) for d in result.diagnostics] == [
+        f"{tmp_path / 'rb.yaml'}:7:15: match[0]: bad matcher format '502': a label name must "
+        "start with a letter, _ or :, not '5'"
+    ]
+
+
 def test_anchors_and_merge_keys_keep_positions_of_explicit_keys(tmp_path: Path) -> None:
     text = example_with(
         **{
