@@ -12,15 +12,11 @@ from typing import Any, TypeVar
 from actions.backends.base import FlagValue
 from actions.base import Action, ActionParams
 from actions.context import ActionContext, ActionOutcome
-from actions.errors import FinalError
 
 P = TypeVar("P", bound=ActionParams)
 
 
 class ControlAction(Action[P]):
-    # What undo restores when the key did not exist before the change (None: refuse).
-    absent_means: FlagValue | None = None
-
     def service_of(self, params: P) -> str:
         service: str = getattr(params, "service")  # noqa: B009 - every control params has it
         return service
@@ -57,13 +53,8 @@ class ControlAction(Action[P]):
     async def undo(self, params: P, ctx: ActionContext, applied: ActionOutcome) -> ActionOutcome:
         state: dict[str, Any] = applied.undo_state
         key = str(state.get("key") or applied.key)
-        before = state.get("before", applied.before)
-        restore = before if before is not None else self.absent_means
-        if restore is None:
-            raise FinalError(
-                f"{key} did not exist before the change, so there is no value to restore; "
-                "set it by hand with `ballast controls set`"
-            )
+        # None: the key did not exist; removing it again lets the app use its own default.
+        restore: FlagValue | None = state.get("before", applied.before)
         backend = ctx.backend_for(self.service_of(params))
         if ctx.dry_run:
             current = await backend.read(key)
@@ -74,7 +65,11 @@ class ControlAction(Action[P]):
                 after=restore,
                 response={"dry_run": True, "backend": backend.name},
             )
-        result = await backend.write(key, restore, actor=ctx.actor, reason=f"undo: {ctx.reason}")
+        reason = f"undo: {ctx.reason}" if ctx.reason else "undo"
+        if restore is None:
+            result = await backend.clear(key, actor=ctx.actor, reason=reason)
+        else:
+            result = await backend.write(key, restore, actor=ctx.actor, reason=reason)
         return ActionOutcome(
             summary=f"{key}: {_show(result.before)} → {_show(result.after)} (undo, {backend.name})",
             key=key,

@@ -30,9 +30,6 @@ class DisableTool(ControlAction[ToolParams]):
     def risk(self, params: ToolParams, current: str | None = None) -> Risk:
         return Risk.LOW
 
-    # A tool with no switch yet is on: undo of a first-ever disable turns it back on.
-    absent_means: FlagValue | None = True
-
     def describe(self, params: ToolParams) -> str:
         return f"Disable tool {params.tool!r} for {params.service} ({params.key} → false)"
 

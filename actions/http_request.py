@@ -7,6 +7,7 @@ from the runbook, and are never logged.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -16,6 +17,9 @@ from pydantic import Field, field_validator
 from actions.base import Action, ActionParams, Risk
 from actions.context import ActionContext, ActionOutcome
 from actions.errors import FinalError, RetryableError
+
+# A ${NAME} reference not escaped as $${NAME} (see actions.http_policy).
+_SECRET_REF = re.compile(r"(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 class HttpMethod(StrEnum):
@@ -97,6 +101,12 @@ async def send(call: HttpCall, ctx: ActionContext) -> dict[str, Any]:
     """
     ctx.http_policy.check_url(call.url)
     headers = {name: ctx.http_policy.expand_secrets(value) for name, value in call.headers.items()}
+    # Each secret on its own, so an echo of it anywhere in a response is redacted too.
+    secrets = {
+        ctx.http_policy.expand_secrets(ref.group(0))
+        for value in call.headers.values()
+        for ref in _SECRET_REF.finditer(value)
+    } - {""}
     headers.setdefault("Idempotency-Key", ctx.idempotency_key)
     try:
         response = await ctx.http.request(
@@ -119,8 +129,10 @@ async def send(call: HttpCall, ctx: ActionContext) -> dict[str, Any]:
             retry_after=retry_after_seconds(response),
         )
     if status >= 400:
-        raise FinalError(f"{call.method.value} {call.url} answered {status}: {_excerpt(response)}")
-    return {"status": status, "body": _excerpt(response)}
+        raise FinalError(
+            f"{call.method.value} {call.url} answered {status}: {_excerpt(response, secrets)}"
+        )
+    return {"status": status, "body": _excerpt(response, secrets)}
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -131,5 +143,9 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         return None
 
 
-def _excerpt(response: httpx.Response, limit: int = 500) -> str:
-    return response.text[:limit]
+def _excerpt(response: httpx.Response, secrets: set[str], limit: int = 500) -> str:
+    """The start of the response body, with any secret we sent replaced."""
+    text = response.text
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, "[redacted]")
+    return text[:limit]

@@ -10,26 +10,63 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
+import httpx
 from fastapi import FastAPI
 
 import bot
+from actions.backends.base import ControlBackend
+from actions.backends.flagd import FlagdFileBackend
+from actions.backends.unleash import UnleashBackend
+from actions.context import Messenger
+from actions.http_policy import AllowlistHttpPolicy
+from actions.paging import HttpPager
 from actions.registry import default_registry
-from bot.api import health, incidents, runbooks, webhooks
+from bot.api import (
+    controls,
+    health,
+    incidents,
+    mitigations,
+    ofrep,
+    runbooks,
+    slack,
+    webhooks,
+)
+from bot.api.errors import install_error_handlers
 from bot.api.runbooks import reload_catalog
 from bot.api.services import Services
-from bot.config import BallastConfig, load_config
+from bot.config import BallastConfig, FlagdBackendConfig, UnleashBackendConfig, load_config
+from bot.controls.recording import RecordingBackend
+from bot.controls.store import BuiltinControlStore, ControlHistoryLog
 from bot.errors import RunbookError
+from bot.execution.auto import AutoMitigator
+from bot.execution.context import ConsoleMessenger, ContextFactory, NoPager
+from bot.execution.executor import AUTO_UNDO, MitigationExecutor
+from bot.execution.policy import SYSTEM_ACTOR, OwnerDirectory, StaticDirectory
+from bot.execution.retrying import RetryPolicy
+from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.matching.catalog import LiveCatalog
 from bot.matching.loader import load_catalog
 from bot.metrics import Metrics
+from bot.scheduling.escalation import ESCALATE, Escalator
+from bot.scheduling.reminders import REMIND, Reminder
+from bot.scheduling.timers import TimerService
 from bot.settings import Settings
+from bot.slack.announcer import SlackAnnouncer
+from bot.slack.bolt_app import build_slack_app, http_handler, start_socket_mode
+from bot.slack.budgets import SlackBudgets
 from bot.slack.console import ConsoleAnnouncer
+from bot.slack.delivery import SlackDelivery, slack_client_factory
+from bot.slack.directory import SlackDirectory
+from bot.slack.messenger import SlackMessenger
+from bot.slack.outbox import SlackOutbox
 from bot.store.database import Database
+from bot.store.tables import Timer
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +81,13 @@ def build_services(
     *,
     clock: Callable[[], datetime] = utc_now,
     db: Database | None = None,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+    environ: Mapping[str, str] | None = None,
+    retry_backoff: float | None = None,
 ) -> Services:
     """Build everything without starting anything (no I/O but reading the runbooks)."""
     config = config or load_config(settings.config)
+    environ = os.environ if environ is None else environ
     if config.runbooks is not None:
         settings = settings.model_copy(update={"runbooks": config.runbooks})
     registry = default_registry()
@@ -58,16 +99,98 @@ def build_services(
     catalog = LiveCatalog(load.catalog)
     db = db or Database(settings.async_database_url)
     metrics = Metrics()
-    listeners = [] if settings.slack_bot_token else [ConsoleAnnouncer(db)]
+    http = httpx.AsyncClient(transport=http_transport, follow_redirects=False)
+
+    controls = BuiltinControlStore(db, clock)
+    history = controls.history_log
+    delivery: SlackDelivery | None = None
+    if settings.slack_bot_token is not None:
+        delivery = SlackDelivery(db, slack_client_factory(settings), clock, SlackBudgets(clock))
+    outbox = SlackOutbox(clock=clock, on_commit=delivery.wake if delivery else None)
+    messenger: Messenger = ConsoleMessenger()
+    if delivery is not None:
+        messenger = SlackMessenger(
+            db,
+            outbox,
+            fallback_channel=settings.slack_channel,
+            group_ids=config.slack.usergroup_ids,
+            wake=delivery.wake,
+        )
+    contexts = ContextFactory(
+        backends=_backends(config, controls, history, http, environ),
+        history=history,
+        http=http,
+        messenger=messenger,
+        pager=HttpPager(config.paging, http, environ) if config.paging else NoPager(),
+        http_policy=AllowlistHttpPolicy(
+            config.http.allowed_hosts, environ, allowed_secrets=config.http.allowed_secrets
+        ),
+    )
+    retry = RetryPolicy(
+        deadline=config.execution.retry_deadline, max_attempts=config.execution.max_attempts
+    )
+    if retry_backoff is not None:
+        retry = RetryPolicy(retry.deadline, retry.max_attempts, retry_backoff, retry_backoff)
+    bus = ChangeBus()
+    directory: OwnerDirectory = StaticDirectory(config.teams)
+    if delivery is not None:
+        directory = SlackDirectory(
+            slack_client_factory(settings)(),
+            config.slack.usergroup_ids,
+            StaticDirectory(config.teams),
+        )
+    executor = MitigationExecutor(
+        db,
+        catalog,
+        registry,
+        contexts,
+        directory,
+        clock=clock,
+        retry=retry,
+        dry_run=settings.dry_run or config.execution.dry_run,
+        bus=bus,
+        remind_every=config.incidents.remind_every,
+    )
+    auto = AutoMitigator(executor)
+    bus.subscribe(auto)
+    if delivery is None:
+        bus.subscribe(ConsoleAnnouncer(db))
+    else:
+        bus.subscribe(
+            SlackAnnouncer(
+                db,
+                catalog,
+                registry,
+                outbox,
+                config.slack,
+                fallback_channel=settings.slack_channel,
+                on_enqueued=delivery.wake,
+            )
+        )
     engine = IncidentEngine(
         db,
         catalog,
         metrics,
         clock=clock,
-        listeners=listeners,
+        listeners=[bus],
         reopen_window=config.incidents.reopen_window,
     )
-    return Services(
+
+    async def auto_undo(timer: Timer) -> str:
+        result = await executor.undo(
+            int(timer.incident_id or 0),
+            str(timer.payload["mitigation_id"]),
+            SYSTEM_ACTOR,
+            reason="undo_after elapsed",
+        )
+        return f"{result.state}: {result.message}"
+
+    escalator = Escalator(db, catalog, contexts.messenger, contexts.pager, clock=clock)
+    reminder = Reminder(db, bus, clock=clock, every=config.incidents.remind_every)
+    timers = TimerService(
+        db, {AUTO_UNDO: auto_undo, ESCALATE: escalator.fire, REMIND: reminder.fire}, clock=clock
+    )
+    services = Services(
         settings=settings,
         db=db,
         catalog=catalog,
@@ -75,7 +198,44 @@ def build_services(
         metrics=metrics,
         registry=registry,
         clock=clock,
+        controls=controls,
+        history=history,
+        contexts=contexts,
+        executor=executor,
+        auto=auto,
+        bus=bus,
+        timers=timers,
+        http=http,
+        escalator=escalator,
+        outbox=outbox,
+        delivery=delivery,
     )
+    if delivery is not None:
+        services.slack_app = build_slack_app(settings, services)
+        if settings.slack_app_token is None:
+            services.slack_handler = http_handler(services.slack_app)
+    return services
+
+
+def _backends(
+    config: BallastConfig,
+    builtin: BuiltinControlStore,
+    history: ControlHistoryLog,
+    http: httpx.AsyncClient,
+    environ: Mapping[str, str],
+) -> dict[str, ControlBackend]:
+    """The control backend of each configured service; "*" (every other) is the built-in."""
+    backends: dict[str, ControlBackend] = {"*": builtin}
+    for service, options in config.services.items():
+        backend = options.backend
+        if isinstance(backend, FlagdBackendConfig):
+            backends[service] = RecordingBackend(FlagdFileBackend(backend.path), history)
+        elif isinstance(backend, UnleashBackendConfig):
+            unleash = UnleashBackend(backend, http, environ=environ)
+            backends[service] = RecordingBackend(unleash, history)
+        else:
+            backends[service] = builtin
+    return backends
 
 
 def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
@@ -85,7 +245,17 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.db.migrate()
         services.db.start_housekeeping()
+        await services.executor.recover()
         worker = asyncio.create_task(services.engine.run(), name="incident-engine")
+        services.timers.start()
+        sender = None
+        if services.delivery is not None:
+            sender = asyncio.create_task(services.delivery.run(), name="slack-delivery")
+        socket = None
+        if services.slack_app is not None and services.settings.slack_app_token is not None:
+            socket = await start_socket_mode(
+                services.slack_app, services.settings.slack_app_token.get_secret_value()
+            )
         if handle_sighup:
             reloads: set[asyncio.Task[None]] = set()
 
@@ -107,7 +277,15 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
             yield
         finally:
             services.ready = False
+            services.timers.shutdown()
+            if socket is not None:
+                await socket.close_async()
             await services.engine.stop(worker)
+            await services.auto.drain()
+            if services.delivery is not None and sender is not None:
+                await services.delivery.stop(sender)
+                await services.delivery.close()
+            await services.http.aclose()
             await services.db.close()
 
     app = FastAPI(
@@ -117,7 +295,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
-    for module in (webhooks, incidents, runbooks, health):
+    install_error_handlers(app)
+    for module in (webhooks, incidents, mitigations, runbooks, controls, ofrep, slack, health):
         app.include_router(module.router)
     return app
 

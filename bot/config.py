@@ -8,10 +8,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from actions.backends.flagd import FlagdConfig
+from actions.backends.unleash import UnleashConfig
+from actions.http_policy import normalize_host_pattern
+from actions.paging import PagingTarget
 from bot.errors import ConfigError
 from bot.matching.runbook import Duration
 
@@ -23,6 +28,93 @@ class IncidentsConfig(BaseModel):
         default=timedelta(minutes=10),
         description="An alert firing again this soon after its incident resolved re-opens it.",
     )
+    remind_every: Duration = Field(
+        default=timedelta(minutes=30),
+        description="Remind the thread this often while an incident stays mitigating/monitoring.",
+    )
+
+
+class ExecutionConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dry_run: bool = Field(default=False, description="Preview every action; change nothing.")
+    retry_deadline: Duration = Field(
+        default=timedelta(seconds=30), description="Give up retrying a failing action after this."
+    )
+    max_attempts: int = Field(default=5, ge=1, le=50)
+
+
+class HttpConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts http_request may call: exact names or *.suffix wildcards.",
+    )
+    allowed_secrets: list[str] | None = Field(
+        default=None,
+        description="Env variables http_request headers may expand as ${NAME} (default: any).",
+    )
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, hosts: list[str]) -> list[str]:
+        return [normalize_host_pattern(host) for host in hosts]
+
+
+class BuiltinBackendConfig(BaseModel):
+    """The default: Ballast's own control store, served over OFREP."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    type: Literal["builtin"] = "builtin"
+
+
+class FlagdBackendConfig(FlagdConfig):
+    type: Literal["flagd"]
+
+
+class UnleashBackendConfig(UnleashConfig):
+    type: Literal["unleash"]
+
+
+BackendConfig = Annotated[
+    BuiltinBackendConfig | FlagdBackendConfig | UnleashBackendConfig,
+    Field(discriminator="type"),
+]
+
+
+class ServiceConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: BackendConfig = Field(
+        default_factory=BuiltinBackendConfig, description="Where this service's controls live."
+    )
+
+
+class SlackConfig(BaseModel):
+    """Where incidents are posted; BALLAST_SLACK_CHANNEL is the fallback for the rest."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runbook_channels: dict[str, str] = Field(
+        default_factory=dict, description="Runbook id → channel id (checked first)."
+    )
+    service_channels: dict[str, str] = Field(
+        default_factory=dict, description="Service → channel id."
+    )
+    usergroup_ids: dict[str, str] = Field(
+        default_factory=dict,
+        description="@handle → Slack user group id (S…), so owners are real mentions.",
+    )
+
+    def channel_for(
+        self, runbook_id: str | None, service: str | None, fallback: str | None
+    ) -> str | None:
+        if runbook_id and runbook_id in self.runbook_channels:
+            return self.runbook_channels[runbook_id]
+        if service and service in self.service_channels:
+            return self.service_channels[service]
+        return fallback
 
 
 class BallastConfig(BaseModel):
@@ -30,6 +122,20 @@ class BallastConfig(BaseModel):
 
     runbooks: Path | None = Field(default=None, description="Overrides BALLAST_RUNBOOKS.")
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    services: dict[str, ServiceConfig] = Field(
+        default_factory=dict,
+        description="Per service settings; services not listed use the built-in store.",
+    )
+    paging: dict[str, PagingTarget] = Field(
+        default_factory=dict, description="Paging targets the `page` action may name."
+    )
+    slack: SlackConfig = Field(default_factory=SlackConfig)
+    teams: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Members of owner groups (@handle → user ids), for approvals outside Slack.",
+    )
 
 
 def load_config(path: Path | None) -> BallastConfig:

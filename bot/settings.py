@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     config: Path | None = Field(default=None, description="Optional ballast.yaml.")
     webhook_token: SecretStr | None = None
     api_token: SecretStr | None = None
+    ofrep_token: SecretStr | None = Field(
+        default=None, description="When set, OFREP clients must send it as a bearer token."
+    )
     max_body_bytes: int = Field(default=ONE_MIB, gt=0)
     log_format: LogFormat = LogFormat.TEXT
     log_level: str = "INFO"

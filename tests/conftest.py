@@ -151,8 +151,11 @@ class Harness:
         self.client = client
 
     async def settle(self) -> int:
-        """Process everything stored so far, as the background engine would."""
-        return int(await self.services.engine.process_pending())
+        """Process everything stored so far, as the background engine would, and let the
+        auto mitigations it started finish."""
+        done = int(await self.services.engine.process_pending())
+        await self.services.auto.drain()
+        return done
 
     async def post_fixture(self, source: str, path: Path, **headers: str) -> httpx.Response:
         return await self.client.post(
@@ -171,17 +174,31 @@ async def make_harness(
 
     stack: list[Any] = []
 
-    async def make(**settings: Any) -> Harness:
+    async def make(
+        config: Any = None,
+        http_transport: Any = None,
+        environ: Any = None,
+        retry_backoff: float | None = None,
+        **settings: Any,
+    ) -> Harness:
+        from bot.config import BallastConfig
+
         settings.setdefault("runbooks", runbooks_dir)
         services = build_services(
             Settings(database_url=test_database.url, **settings),
+            config or BallastConfig(),
             clock=clock,
             db=test_database.make(),
+            http_transport=http_transport,
+            environ=environ if environ is not None else {},
+            retry_backoff=retry_backoff,
         )
         app = create_app(services)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         stack.append(lifespan)
+        # Tests move the clock by hand and tick timers themselves (h.services.timers.tick()).
+        services.timers.shutdown()
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://ballast.test"
         )

@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from actions.errors import FinalError
+
 FlagValue = bool | str
 
 
@@ -20,7 +22,7 @@ class WriteResult:
 
     key: str
     before: FlagValue | None
-    after: FlagValue
+    after: FlagValue | None  # None: the key was removed
     response: dict[str, Any] = field(default_factory=dict)
 
 
@@ -38,3 +40,13 @@ class ControlBackend(ABC):
         Raises ``RetryableError`` for transient failures and ``FinalError`` otherwise; a
         failed write leaves the previous value in place.
         """
+
+    async def clear(self, key: str, *, actor: str, reason: str) -> WriteResult:
+        """Remove the key, so the application falls back to its own default.
+
+        This is the undo of a change to a key that did not exist before. Backends that cannot
+        remove a key refuse, and the responder sets the value by hand.
+        """
+        raise FinalError(
+            f"the {self.name} backend cannot remove {key}; set the value you want explicitly"
+        )

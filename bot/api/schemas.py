@@ -110,7 +110,16 @@ class MitigationOut(BaseModel):
     mode: str
     risk: str | None
     preview: str | None
-    state: str
+    reversible: bool | None
+    state: str  # not_run, or the state of its latest execution
+    requested_by: str | None = None
+    approvals: list[str] = []
+    applied_at: datetime | None = None
+    undone_at: datetime | None = None
+    undone_by: str | None = None
+    before: Any = None
+    after: Any = None
+    error: str | None = None
 
 
 class IncidentDetail(IncidentSummary):

@@ -5,14 +5,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import httpx
 from fastapi import Request
 
 from actions.registry import ActionRegistry
+from bot.controls.store import BuiltinControlStore, ControlHistoryLog
+from bot.execution.auto import AutoMitigator
+from bot.execution.context import ContextFactory
+from bot.execution.executor import MitigationExecutor
+from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.matching.catalog import LiveCatalog
 from bot.metrics import Metrics
+from bot.scheduling.escalation import Escalator
+from bot.scheduling.timers import TimerService
 from bot.settings import Settings
+from bot.slack.delivery import SlackDelivery
+from bot.slack.outbox import SlackOutbox
 from bot.store.database import Database
 
 
@@ -25,6 +36,19 @@ class Services:
     metrics: Metrics
     registry: ActionRegistry
     clock: Callable[[], datetime]
+    controls: BuiltinControlStore
+    history: ControlHistoryLog
+    contexts: ContextFactory
+    executor: MitigationExecutor
+    auto: AutoMitigator
+    bus: ChangeBus
+    timers: TimerService
+    http: httpx.AsyncClient
+    escalator: Escalator
+    outbox: SlackOutbox
+    delivery: SlackDelivery | None = None
+    slack_app: Any = None  # slack_bolt's AsyncApp, when Slack is configured
+    slack_handler: Any = None  # its HTTP handler (None in Socket Mode)
     store_timeout: float = 5.0
     ready: bool = field(default=False)
 

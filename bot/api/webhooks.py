@@ -89,9 +89,9 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
         return JSONResponse({"detail": str(err), "field": err.field}, status_code=422)
 
     try:
+        # Group commit: shares one transaction with the webhooks arriving at the same moment.
         async with asyncio.timeout(services.store_timeout):
-            async with services.db.transaction() as session:
-                result = await inbox.store_batch(session, batch, services.clock())
+            result = await inbox.writer_for(services.db).store(batch, services.clock())
     except (TimeoutError, OperationalError, PoolTimeout) as err:
         # The database is busy or away: ask the sender to retry (5xx), never drop (4xx).
         log.warning("could not store %s webhook, answering 503: %s", source.value, err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from bot.cli.controls import controls_app
 from bot.cli.incidents import incidents_app
 from bot.cli.replay import replay
 from bot.cli.runbooks import runbooks_app
@@ -21,6 +22,7 @@ def build_cli() -> typer.Typer:
     cli.command()(replay)
     cli.add_typer(runbooks_app, name="runbooks")
     cli.add_typer(incidents_app, name="incidents")
+    cli.add_typer(controls_app, name="controls")
     return cli
 
 

@@ -6,9 +6,12 @@ not one per alert.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
+
+log = logging.getLogger(__name__)
 
 
 class ChangeKind(StrEnum):
@@ -28,3 +31,28 @@ class IncidentChange:
 
 class ChangeListener(Protocol):
     async def incidents_changed(self, changes: list[IncidentChange]) -> None: ...
+
+
+class ChangeBus:
+    """Fans changes out to every listener (auto mitigations, the console, Slack).
+
+    The engine, the executor and the operations all publish here after they commit, so the
+    Slack message follows every change, whoever made it. One failing listener never keeps the
+    others from hearing about a change.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[ChangeListener] = []
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        self._listeners.append(listener)
+
+    async def incidents_changed(self, changes: list[IncidentChange]) -> None:
+        for listener in self._listeners:
+            try:
+                await listener.incidents_changed(changes)
+            except Exception:
+                log.exception("listener %r failed on %d incident change(s)", listener, len(changes))
+
+    async def changed(self, incident_id: int, kind: ChangeKind, note: str | None = None) -> None:
+        await self.incidents_changed([IncidentChange(incident_id, {kind}, [note] if note else [])])

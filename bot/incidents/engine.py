@@ -36,6 +36,7 @@ from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook
 from bot.matching.templates import render_template
 from bot.metrics import Metrics
+from bot.scheduling.escalation import schedule_escalations
 from bot.store import inbox
 from bot.store import incidents as repo
 from bot.store.database import Database
@@ -278,6 +279,8 @@ class IncidentEngine:
             changes.setdefault(previous.id, IncidentChange(previous.id)).kinds.add(
                 ChangeKind.REOPENED
             )
+            if routing.runbook is not None:
+                await schedule_escalations(session, previous, routing.runbook, now)
             return previous
 
         title, title_problem = self._title(routing, row)
@@ -322,6 +325,8 @@ class IncidentEngine:
                 summary=f"Runbook title did not render ({title_problem}); used a plain title",
             )
         changes.setdefault(incident.id, IncidentChange(incident.id)).kinds.add(ChangeKind.OPENED)
+        if runbook is not None:
+            await schedule_escalations(session, incident, runbook, now)
         return incident
 
     def _title(self, routing: Routing, row: InboxAlert) -> tuple[str, str | None]:

@@ -3,13 +3,24 @@
 SQLite runs in WAL mode with ``wal_autocheckpoint`` off on every connection; a background task
 checkpoints instead, so no webhook request pays for a checkpoint (it dominated the p99).
 PostgreSQL runs migrations under an advisory lock so replicas starting together do not race.
+
+SQLite has one write lock per file, and a writer that finds it taken sleeps in SQLite's busy
+handler (naps of 1, 2, 5, 10 … 100 ms) instead of being told when it is free: under a webhook
+storm that turned a 2 ms wait into 30 ms and starved rare writers for seconds. So this process
+keeps an in-process twin of that lock, the *write gate*: a connection takes it just before its
+first INSERT/UPDATE/DELETE (when SQLite would take the real one) and gives it back when it
+returns to the pool; waiters queue in order and are handed the gate the moment it is free.
+Waiting longer than the busy timeout raises "database is locked", as SQLite would.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import sqlite3
+from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,18 +29,72 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import await_only
 
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Any constant will do; it only has to be the same in every replica.
 MIGRATION_LOCK_ID = 0x42A11A57
+# Session.info key: the Database a session belongs to (the inbox looks at its webhook load).
+DATABASE_KEY = "ballast.database"
+# Connection.info key: this DBAPI connection holds the write gate.
+_GATE_HELD = "ballast.write_gate_held"
+BUSY_TIMEOUT_SECONDS = 30.0
+# A checkpoint that has to wait longer than this for readers gives up and tries next time.
+CHECKPOINT_BUSY_MS = 100
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+
+
+class WriteGate:
+    """A FIFO lock handed straight to the next waiter on release (no polling, no barging)."""
+
+    def __init__(self, patience: float = BUSY_TIMEOUT_SECONDS) -> None:
+        self.patience = patience  # how long a waiter waits before "database is locked"
+        self._held = False
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def try_acquire(self) -> bool:
+        if self._held:
+            return False
+        self._held = True
+        return True
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
+            return
+        handed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(handed)
+        try:
+            async with asyncio.timeout(self.patience):
+                await handed
+        except BaseException:
+            if handed.done() and not handed.cancelled():
+                self.release()  # handed over just as we gave up: pass it on
+            else:
+                handed.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(handed)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            handed = self._waiters.popleft()
+            if not handed.done():
+                handed.set_result(None)  # ownership moves; _held stays True
+                return
+        self._held = False
 
 
 class Database:
@@ -48,10 +113,17 @@ class Database:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
             options["connect_args"] = connect_args or {}
         self.engine: AsyncEngine = create_async_engine(url, **options)
+        self.gate = WriteGate()
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+            event.listen(self.engine.sync_engine, "before_cursor_execute", self._gate_writes)
+            for name in ("checkin", "close", "detach", "invalidate"):
+                event.listen(self.engine.sync_engine.pool, name, self._ungate)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, info={DATABASE_KEY: self}
+        )
         self._checkpointer: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def dialect(self) -> str:
@@ -63,6 +135,40 @@ class Database:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @contextlib.asynccontextmanager
+    async def gated(self) -> AsyncIterator[None]:
+        """Hold the write gate (SQLite; a no-op for PostgreSQL, which has row locks)."""
+        if not self.is_sqlite:
+            yield
+            return
+        await self.gate.acquire()
+        try:
+            yield
+        finally:
+            self.gate.release()
+
+    def _gate_writes(self, conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        """Before a statement that takes SQLite's write lock, take the gate (once per checkout)."""
+        if statement.lstrip()[:6].upper() not in _WRITES or conn.info.get(_GATE_HELD):
+            return
+        try:
+            if not self.gate.try_acquire():
+                await_only(self.gate.acquire())
+        except TimeoutError:
+            locked = sqlite3.OperationalError("database is locked")
+            raise OperationalError(statement, None, locked) from None
+        conn.info[_GATE_HELD] = True
+
+    def _ungate(self, _dbapi_connection: Any, record: Any, *_: Any) -> None:
+        """The connection went back to the pool (or away): its transaction is over."""
+        if record is not None and record.info.pop(_GATE_HELD, None):
+            self.gate.release()
+
+    def own(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` when the database closes (background writers of the store layer)."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision."""
         async with self.engine.begin() as conn:
@@ -73,15 +179,37 @@ class Database:
             await conn.run_sync(_upgrade)
 
     def start_housekeeping(self, checkpoint_every: float = 1.0) -> None:
+        """Start the background checkpoint (SQLite) and take the start-up heap out of the GC.
+
+        Called by the server once everything is built. Python's full (generation 2) garbage
+        collections scanned the whole start-up heap — runbooks, models, SQLAlchemy's and
+        FastAPI's objects — and stopped the event loop for 50-100 ms every few seconds under
+        load: that was the webhook p99.9. Frozen, they take 2-5 ms.
+        """
+        _freeze_startup_heap()
         if self.is_sqlite and self._checkpointer is None:
             self._checkpointer = asyncio.create_task(
                 self._checkpoint_loop(checkpoint_every), name="sqlite-checkpoint"
             )
 
     async def checkpoint(self) -> None:
-        """Move WAL pages into the main file without blocking readers or writers."""
-        async with self.engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        """Move WAL pages into the main file, then let the WAL start over from its beginning.
+
+        A PASSIVE checkpoint alone never lets the WAL restart while writes keep coming (a new
+        frame always lands between the copy and the next writer), so under steady load the file
+        grew by hundreds of MiB, which also slows the WAL recovery after a crash. So: PASSIVE
+        first, concurrently with everyone (it copies nearly everything), then RESTART under the
+        write gate, which copies the last few frames and rewinds the WAL. Both run on a private
+        connection in a thread, with a short busy timeout so a reader can only make it skip.
+        """
+        if not self.is_sqlite:
+            return
+        path = _sqlite_path(self.url)
+        if not path or path == ":memory:":
+            return
+        await asyncio.to_thread(_checkpoint, path, "PASSIVE")
+        async with self.gated():
+            await asyncio.to_thread(_checkpoint, path, "RESTART")
 
     async def _checkpoint_loop(self, every: float) -> None:
         while True:
@@ -92,12 +220,35 @@ class Database:
                 log.exception("background WAL checkpoint failed; will retry")
 
     async def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.cancel()
+        tasks = [*self._tasks, *([self._checkpointer] if self._checkpointer else [])]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._checkpointer
-            self._checkpointer = None
+                await task
+        self._checkpointer = None
         await self.engine.dispose()
+
+
+_heap_frozen = False
+
+
+def _freeze_startup_heap() -> None:
+    """Once per process: what exists after start-up lives until exit, so never rescan it."""
+    global _heap_frozen
+    if not _heap_frozen:
+        _heap_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
+def _checkpoint(path: str, mode: str) -> None:
+    conn = sqlite3.connect(path, timeout=CHECKPOINT_BUSY_MS / 1000, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_BUSY_MS}")
+        conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
+    finally:
+        conn.close()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -123,7 +274,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _sqlite_path(url: str) -> str:
+    return url.split(":///", 1)[-1].split("?", 1)[0]
+
+
 def _ensure_sqlite_folder(url: str) -> None:
-    path = url.split(":///", 1)[-1].split("?", 1)[0]
+    path = _sqlite_path(url)
     if path and path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)

@@ -156,3 +156,184 @@ class TimelineEntry(Base):
     kind: Mapped[str] = mapped_column(String(48))
     summary: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]]
+
+
+class Execution(Base):
+    """One run of one mitigation of one incident, from request to apply to undo.
+
+    ``generation`` counts runs of the same mitigation (a mitigation may run again after it was
+    undone); UNIQUE (incident, mitigation, generation) is what makes a replayed request or a
+    second replica's auto-run a no-op instead of a second change.
+    """
+
+    __tablename__ = "executions"
+    __table_args__ = (
+        UniqueConstraint("incident_id", "mitigation_id", "generation"),
+        Index(None, "state", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    mitigation_id: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    action: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]]
+    risk: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(24))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    approvals: Mapped[dict[str, Any]]  # {"actors": [...]} in order of approval
+    outcome: Mapped[dict[str, Any]]  # the ActionOutcome of the apply, for undo and audit
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    applied_at: Mapped[datetime | None]
+    undone_at: Mapped[datetime | None]
+    undone_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class Timer(Base):
+    """A timer that must fire once, cluster-wide: auto-undo, escalation, reminder.
+
+    APScheduler only ticks; rows here are the truth, claimed with SKIP LOCKED on PostgreSQL.
+    """
+
+    __tablename__ = "timers"
+    __table_args__ = (
+        UniqueConstraint("dedup_key"),
+        Index(None, "fired_at", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    due_at: Mapped[datetime]
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    payload: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    # Claimed when a process starts firing it; a claim older than the lease is taken over,
+    # so a crash mid-fire delays a timer but never loses it (handlers are idempotent).
+    claimed_at: Mapped[datetime | None]
+    fired_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
+
+
+class StoredControlValue(Base):
+    """A control value of the built-in store, as AI applications read it over OFREP.
+
+    ``value`` is a JSON boolean (tool switches) or string; ``version`` counts the changes to
+    this key, starting at 1.
+    """
+
+    __tablename__ = "control_values"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[bool | str] = mapped_column(JSON())
+    value_type: Mapped[str] = mapped_column(String(8))
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(200))
+
+
+class StoredControlChange(Base):
+    """Append-only: every change of a control value made through any backend.
+
+    The audit trail, and what ``to: previous`` rolls back to. ``before`` is NULL when the key
+    did not exist, ``after`` when it was removed; ``source`` names the backend (``builtin``,
+    ``flagd``, ``unleash``, ...).
+    """
+
+    __tablename__ = "control_history"
+    __table_args__ = (Index(None, "key", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200))
+    before: Mapped[bool | str | None] = mapped_column(JSON(none_as_null=True))
+    after: Mapped[bool | str | None] = mapped_column(JSON(none_as_null=True))
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(String(32))
+
+
+class ControlRevision(Base):
+    """One row: bumped in every write to ``control_values``, under a row lock.
+
+    The OFREP bulk ETag is ``epoch.revision``; deriving it from the database (not process
+    memory) gives every replica the same ETag, and the lock orders revisions like commits.
+    ``epoch`` is random per database, so a rebuilt database never reuses an old ETag.
+    """
+
+    __tablename__ = "control_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    revision: Mapped[int] = mapped_column(BigInteger)
+    epoch: Mapped[str] = mapped_column(String(32))
+
+
+class SlackOutboxEntry(Base):
+    """One Slack Web API call to make, committed in the transaction of the change that caused it.
+
+    ``idempotency_key`` is UNIQUE, so the same message enqueued twice (a replayed event, a
+    restart) is one row and one call. Rows of one ``lane`` are sent one at a time in id order
+    (an incident's thread replies stay in order); different lanes never wait for each other.
+    ``coalesce_key`` is UNIQUE among *pending* rows (a partial index, as both databases allow),
+    so a newer update of an incident message replaces the pending one instead of queueing
+    behind it. ``in_doubt``: an earlier send may have reached Slack without an answer (crash,
+    timeout, 5xx); posts are looked up in the channel before they are sent again.
+    """
+
+    __tablename__ = "slack_outbox"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        Index(None, "state", "not_before"),
+        Index(None, "lane", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str | None] = mapped_column(String(64))
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    lane: Mapped[str] = mapped_column(String(255))
+    coalesce_key: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    in_doubt: Mapped[bool] = mapped_column(default=False)
+    not_before: Mapped[datetime]
+    created_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+# At most one pending row per coalesce key: the UPSERT target that coalesces updates.
+Index(
+    "uq_slack_outbox_pending_coalesce_key",
+    SlackOutboxEntry.coalesce_key,
+    unique=True,
+    sqlite_where=SlackOutboxEntry.state == "pending",
+    postgresql_where=SlackOutboxEntry.state == "pending",
+)
+
+
+class SlackIncidentMessage(Base):
+    """Where an incident's Slack message is, so updates and thread replies find it after a
+    restart. ``updated_at`` is the last ``chat.update`` (NULL: never updated) and spaces the
+    next one; ``content_hash`` of what Slack shows lets an unchanged update be skipped."""
+
+    __tablename__ = "slack_messages"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    channel: Mapped[str] = mapped_column(String(64))
+    ts: Mapped[str] = mapped_column(String(32))
+    thread_ts: Mapped[str] = mapped_column(String(32))
+    posted_at: Mapped[datetime]
+    updated_at: Mapped[datetime | None]
+    content_hash: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,210 @@
+"""The operator API of the built-in control store: list, show with history, set (audited).
+
+Reading is open like the rest of the read API; setting needs ``BALLAST_API_TOKEN`` and names
+the actor, and each change lands in the key's history. A key outside the convention or a value
+its key cannot hold is a 422 that names the key and the allowed values; nothing changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from actions.base import NAME_PATTERN
+from actions.errors import ActionError, RetryableError
+from bot.api.auth import require_token
+from bot.api.services import services_of
+from bot.controls.store import BuiltinControlStore, ControlChange, ControlValue
+from bot.controls.values import MAX_ACTOR, MAX_REASON, ControlKey, ControlValueError, parse_key
+
+router = APIRouter(prefix="/api/v1", tags=["controls"])
+
+
+class ControlOut(BaseModel):
+    key: str
+    value: bool | str
+    value_type: str
+    version: int
+    updated_at: datetime
+    updated_by: str
+
+    @classmethod
+    def of(cls, control: ControlValue) -> ControlOut:
+        return cls(
+            key=control.key,
+            value=control.value,
+            value_type=control.value_type,
+            version=control.version,
+            updated_at=control.updated_at,
+            updated_by=control.updated_by,
+        )
+
+
+class ChangeOut(BaseModel):
+    id: int
+    key: str
+    before: bool | str | None
+    after: bool | str | None
+    actor: str
+    reason: str
+    at: datetime
+    source: str
+
+    @classmethod
+    def of(cls, change: ControlChange) -> ChangeOut:
+        return cls(
+            id=change.id,
+            key=change.key,
+            before=change.before,
+            after=change.after,
+            actor=change.actor,
+            reason=change.reason,
+            at=change.at,
+            source=change.source,
+        )
+
+
+class ControlList(BaseModel):
+    controls: list[ControlOut]
+
+
+class ControlDetail(BaseModel):
+    """A key's value in the built-in store (null if it holds none) and its history.
+
+    The history covers every backend, so a key held in flagd or Unleash shows its changes
+    here with a null value.
+    """
+
+    key: str
+    value: bool | str | None
+    value_type: str | None
+    version: int | None
+    updated_at: datetime | None
+    updated_by: str | None
+    history: list[ChangeOut]
+
+
+class ControlWrite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Any = Field(description="true/false for tool switches, a string for the rest.")
+    actor: str = Field(min_length=1, max_length=MAX_ACTOR)
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
+
+
+class ControlWriteOut(BaseModel):
+    key: str
+    before: bool | str | None
+    after: bool | str
+    changed: bool
+    version: int
+    history_id: int
+    backend: str
+
+
+def store_of(request: Request) -> BuiltinControlStore:
+    """The one store ``bot.app`` built, shared with OFREP and the executor."""
+    return services_of(request).controls
+
+
+def require_api_token(request: Request) -> None:
+    settings = services_of(request).settings
+    require_token(request, settings.api_token, what="API", env="BALLAST_API_TOKEN")
+
+
+StoreDep = Annotated[BuiltinControlStore, Depends(store_of)]
+
+
+@router.get("/controls", response_model=ControlList)
+async def list_controls(
+    store: StoreDep,
+    service: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+) -> ControlList:
+    """Every value in the built-in store, by key; ``service`` keeps that service's keys."""
+    try:
+        controls = await store.list(service)
+    except ActionError as err:
+        raise _unavailable(err) from None
+    return ControlList(controls=[ControlOut.of(c) for c in controls])
+
+
+@router.get("/controls/{key}", response_model=ControlDetail)
+async def show_control(
+    key: str, store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> ControlDetail:
+    """One key: its value and its history through every backend, newest first."""
+    _check_key(key)
+    try:
+        control = await store.get(key)
+        history = await store.history(key, limit=limit)
+    except ActionError as err:
+        raise _unavailable(err) from None
+    if control is None and not history:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"{key} has no value in the built-in store and no recorded changes; "
+            f"set it with PUT /api/v1/controls/{key}",
+        )
+    return ControlDetail(
+        key=key,
+        value=None if control is None else control.value,
+        value_type=None if control is None else control.value_type,
+        version=None if control is None else control.version,
+        updated_at=None if control is None else control.updated_at,
+        updated_by=None if control is None else control.updated_by,
+        history=[ChangeOut.of(change) for change in history],
+    )
+
+
+@router.put(
+    "/controls/{key}",
+    response_model=ControlWriteOut,
+    dependencies=[Depends(require_api_token)],
+)
+async def set_control(
+    key: str, body: ControlWrite, store: StoreDep, request: Request
+) -> ControlWriteOut:
+    """Set a value; AI applications reading the key over OFREP see it on their next read."""
+    control = _check_key(key)
+    holder = services_of(request).contexts.backend_for(control.service).name
+    if holder != store.name:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"{control.service}'s controls live in {holder} (services.{control.service}.backend "
+            f"in ballast.yaml), which its applications read; setting {key} in the built-in "
+            "store would change nothing they see. Change it there, or run a mitigation.",
+        )
+    try:
+        result = await store.write(key, body.value, actor=body.actor, reason=body.reason or "")
+    except ControlValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+    except ActionError as err:
+        raise _unavailable(err) from None
+    assert result.after is not None  # a write never removes the key
+    return ControlWriteOut(
+        key=key,
+        before=result.before,
+        after=result.after,
+        changed=bool(result.response["changed"]),
+        version=int(result.response["version"]),
+        history_id=int(result.response["history_id"]),
+        backend=store.name,
+    )
+
+
+def _check_key(key: str) -> ControlKey:
+    try:
+        return parse_key(key)
+    except ControlValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+
+
+def _unavailable(err: ActionError) -> HTTPException:
+    if isinstance(err, RetryableError):
+        return HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, str(err), headers={"Retry-After": "1"}
+        )
+    return HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(err))

@@ -1,0 +1,97 @@
+"""Run and undo mitigations over the API: the same policy as a Slack click.
+
+The named actor must be a runbook owner; high-risk actions need two different owners (the
+first call requests, the second approves); replays change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from bot.api.incidents import require_api_token
+from bot.api.services import Services, services_of
+from bot.execution.results import ExecutionState, RunResult
+
+router = APIRouter(prefix="/api/v1/incidents", tags=["mitigations"])
+
+ServicesDep = Annotated[Services, Depends(services_of)]
+
+
+class MitigationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    actor: str = Field(min_length=1, max_length=200, description="Slack user id or handle.")
+    reason: str = Field(default="", max_length=2000)
+    dry_run: bool = Field(default=False, description="Say what would happen; change nothing.")
+
+
+class MitigationResponse(BaseModel):
+    incident_id: int
+    mitigation_id: str
+    state: str
+    message: str
+    risk: str | None
+    approvals: list[str]
+    approvals_needed: int
+    attempts: int
+    changed: bool
+    outcome: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, result: RunResult) -> MitigationResponse:
+        return cls(
+            incident_id=result.incident_id,
+            mitigation_id=result.mitigation_id,
+            state=str(result.state),
+            message=result.message,
+            risk=result.risk,
+            approvals=result.approvals,
+            approvals_needed=result.approvals_needed,
+            attempts=result.attempts,
+            changed=result.changed,
+            outcome=result.outcome,
+        )
+
+
+def _respond(result: RunResult) -> JSONResponse:
+    code = 202 if result.state == ExecutionState.AWAITING_APPROVAL else 200
+    return JSONResponse(MitigationResponse.of(result).model_dump(mode="json"), status_code=code)
+
+
+@router.post(
+    "/{incident_id}/mitigations/{mitigation_id}/run",
+    response_model=MitigationResponse,
+    dependencies=[Depends(require_api_token)],
+    responses={
+        202: {"description": "Recorded; waiting for another owner's approval"},
+        403: {"description": "The actor is not an owner, or already approved"},
+        404: {"description": "No such incident or mitigation"},
+        409: {"description": "The incident or mitigation state forbids it"},
+    },
+)
+async def run_mitigation(
+    incident_id: int, mitigation_id: str, body: MitigationRequest, services: ServicesDep
+) -> JSONResponse:
+    """Request, approve or apply (with enough approvals) one of the runbook's mitigations."""
+    result = await services.executor.run(
+        incident_id, mitigation_id, body.actor, dry_run=body.dry_run, reason=body.reason
+    )
+    return _respond(result)
+
+
+@router.post(
+    "/{incident_id}/mitigations/{mitigation_id}/undo",
+    response_model=MitigationResponse,
+    dependencies=[Depends(require_api_token)],
+)
+async def undo_mitigation(
+    incident_id: int, mitigation_id: str, body: MitigationRequest, services: ServicesDep
+) -> JSONResponse:
+    """Restore what the mitigation changed (its recorded before-values)."""
+    result = await services.executor.undo(
+        incident_id, mitigation_id, body.actor, dry_run=body.dry_run, reason=body.reason
+    )
+    return _respond(result)

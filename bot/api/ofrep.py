@@ -1,0 +1,157 @@
+"""OFREP 0.3 (OpenFeature Remote Evaluation Protocol): AI applications read control values here.
+
+Every instance of every AI application polls these endpoints, often once per flag evaluation
+(the PyPI provider has no cache), so they answer from the store's in-memory copy
+(``BuiltinControlStore.current``, at most ``max_staleness`` old, refreshed at once by a write
+in this process) and build the JSON by hand.
+Shaped around the PyPI ``openfeature-provider-ofrep`` 0.3 client:
+
+- a 200 always carries ``variant`` (the client fails without it) and ``reason: STATIC`` (it
+  maps reasons by enum name, so only standard names);
+- a body of ``{"context": {}}``, ``{}`` or nothing is accepted (values do not depend on
+  context);
+- never 429: one 429 pauses *every* flag evaluation in that application until Retry-After.
+  While the database is unreachable the last values read are served; only a process that
+  never read them answers 500 (and applications fall back to their code defaults).
+
+Bearer auth is optional: required only when ``BALLAST_OFREP_TOKEN`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from actions.controls import KEY_PATTERN
+from actions.errors import ActionError
+from bot.api.auth import require_token
+from bot.api.services import services_of
+from bot.api.webhooks import BodyTooLarge, read_bounded
+from bot.controls.store import BuiltinControlStore, ControlValue
+from bot.controls.values import variant_of
+
+router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
+
+MAX_BODY_BYTES = 64 * 1024  # a context is a few attributes; anything bigger is a mistake
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: str, details: str) -> None:
+        self.code = code
+        self.details = details
+        super().__init__(details)
+
+
+@router.post("/evaluate/flags/{key}")
+async def evaluate_flag(key: str, request: Request) -> Response:
+    """Evaluate one flag: its stored value, whatever the context."""
+    _authorize(request)
+    try:
+        await _read_context(request)
+    except _BadRequest as err:
+        return _json({"key": key, "errorCode": err.code, "errorDetails": err.details}, 400)
+    if not KEY_PATTERN.match(key):
+        return _not_found(key, "flag keys are 1 to 200 characters of a-z 0-9 . _ -")
+    try:
+        snapshot = await _store(request).current()
+    except ActionError:  # logged by the store, at most once a second
+        return _unavailable()
+    control = snapshot.values.get(key)
+    if control is None:
+        return _not_found(key, f"no control value is stored for {key}")
+    return _json(_evaluation(control), 200)
+
+
+@router.post("/evaluate/flags")
+async def evaluate_flags(request: Request) -> Response:
+    """Evaluate every flag; ``If-None-Match`` with the current ETag answers 304, no body."""
+    _authorize(request)
+    try:
+        await _read_context(request)
+    except _BadRequest as err:
+        return _json({"errorCode": err.code, "errorDetails": err.details}, 400)
+    try:
+        snapshot = await _store(request).current()
+    except ActionError:  # logged by the store, at most once a second
+        return _unavailable()
+    headers = _cache_headers(snapshot.etag)
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None and _matches(if_none_match, snapshot.etag):
+        return Response(status_code=304, headers=headers)
+    body = {"flags": [_evaluation(control) for control in snapshot.values.values()]}
+    return _json(body, 200, headers)
+
+
+def _store(request: Request) -> BuiltinControlStore:
+    return services_of(request).controls
+
+
+def _authorize(request: Request) -> None:
+    token = services_of(request).settings.ofrep_token
+    if token is not None:
+        require_token(request, token, what="OFREP", env="BALLAST_OFREP_TOKEN")
+
+
+async def _read_context(request: Request) -> None:
+    """Check the body is ``{"context": {...}}``, ``{}`` or empty; the context is unused."""
+    try:
+        raw = await read_bounded(request, MAX_BODY_BYTES)
+    except BodyTooLarge:
+        raise _BadRequest(
+            "GENERAL", f"request body is larger than {MAX_BODY_BYTES} bytes"
+        ) from None
+    if not raw.strip():
+        return
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise _BadRequest("PARSE_ERROR", f"request body is not valid JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise _BadRequest(
+            "PARSE_ERROR", 'request body must be a JSON object such as {"context": {}}'
+        )
+    context = body.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise _BadRequest(
+            "INVALID_CONTEXT", f"context must be a JSON object, not {type(context).__name__}"
+        )
+
+
+def _evaluation(control: ControlValue) -> dict[str, Any]:
+    return {
+        "key": control.key,
+        "value": control.value,
+        "reason": "STATIC",
+        "variant": variant_of(control.value),
+        "metadata": {"version": control.version},
+    }
+
+
+def _matches(if_none_match: str, tag: str) -> bool:
+    """RFC 9110 weak comparison against each listed tag; ``*`` matches anything."""
+    for candidate in if_none_match.split(","):
+        candidate = candidate.strip()
+        if candidate == "*" or candidate.removeprefix("W/") == tag:
+            return True
+    return False
+
+
+def _cache_headers(tag: str) -> dict[str, str]:
+    # no-cache: a cache may keep the answer but must revalidate it with the ETag every time.
+    return {"ETag": tag, "Cache-Control": "no-cache"}
+
+
+def _unavailable() -> Response:
+    return _json({"errorDetails": "the control store is unavailable; try again shortly"}, 500)
+
+
+def _not_found(key: str, details: str) -> Response:
+    return _json({"key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": details}, 404)
+
+
+def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response:
+    content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(content, status_code=status, headers=headers, media_type="application/json")

@@ -1,0 +1,169 @@
+"""``ballast controls list|set|history``: the built-in control store, straight from the database.
+
+Works without a running server (the database named by ``BALLAST_DATABASE_URL``), so a
+responder can flip a kill switch even when Ballast itself is down. Every ``set`` is recorded
+in the key's history with the actor, exactly like a change made through the API or Slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Annotated, TypeVar
+
+import typer
+
+from actions.backends.base import FlagValue, WriteResult
+from actions.base import NAME_PATTERN
+from actions.errors import ActionError
+from bot.api.controls import ChangeOut, ControlOut
+from bot.cli.output import fail
+from bot.config import load_config
+from bot.controls.store import BuiltinControlStore, ControlChange
+from bot.controls.values import ControlKey, ControlValueError, parse_key
+from bot.errors import ConfigError
+from bot.settings import Settings
+from bot.store.database import Database
+
+controls_app = typer.Typer(
+    no_args_is_help=True, help="Read and set AI control values in the built-in store."
+)
+
+T = TypeVar("T")
+
+
+@controls_app.command("list")
+def list_command(
+    service: Annotated[str | None, typer.Option(help="Only this service's keys.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the control values AI applications read over OFREP."""
+    if service is not None and not _is_name(service):
+        fail(f"--service {service!r} is not a service name (a-z 0-9 _ -, at most 63)")
+    controls = _run(lambda store: store.list(service))
+    if as_json:
+        out = {"controls": [ControlOut.of(c).model_dump(mode="json") for c in controls]}
+        typer.echo(json.dumps(out, indent=2))
+        return
+    if not controls:
+        typer.echo("no control values" + (f" for {service}" if service else ""))
+        return
+    width = max(len(c.key) for c in controls)
+    for control in controls:
+        typer.echo(
+            f"{control.key:<{width}}  {_show(control.value):<16} v{control.version:<4} "
+            f"{control.updated_at:%Y-%m-%d %H:%M:%SZ}  {control.updated_by}"
+        )
+
+
+@controls_app.command("set")
+def set_command(
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="e.g. support.tools.web_search.enabled")
+    ],
+    value: Annotated[
+        str, typer.Argument(metavar="VALUE", help="true/false for tool switches, else a string.")
+    ],
+    actor: Annotated[str, typer.Option(help="Who is making the change (recorded).")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in the history).")] = "",
+) -> None:
+    """Set a control value; applications see it within a fraction of a second."""
+    parsed = _parse_value(key, value)
+    _check_builtin(parse_key(key))
+    result: WriteResult = _run(lambda store: store.write(key, parsed, actor=actor, reason=reason))
+    note = "" if result.response.get("changed") else " (unchanged)"
+    typer.echo(
+        f"{key}: {_show(result.before)} → {_show(result.after)}"
+        f" (version {result.response.get('version')}){note}"
+    )
+
+
+@controls_app.command("history")
+def history_command(
+    key: Annotated[str, typer.Argument(metavar="KEY")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """Show who changed a key, when, why and through which backend, newest first."""
+    try:
+        parse_key(key)
+    except ControlValueError as err:
+        fail(str(err))
+    changes: list[ControlChange] = _run(lambda store: store.history(key, limit=limit))
+    if as_json:
+        out = {"key": key, "history": [ChangeOut.of(c).model_dump(mode="json") for c in changes]}
+        typer.echo(json.dumps(out, indent=2))
+        return
+    if not changes:
+        typer.echo(f"no recorded changes of {key}")
+        return
+    for change in changes:
+        why = f"  ({change.reason})" if change.reason else ""
+        typer.echo(
+            f"{change.at:%Y-%m-%d %H:%M:%SZ}  {change.actor:<14} "
+            f"{_show(change.before)} → {_show(change.after)}  [{change.source}]{why}"
+        )
+
+
+def _parse_value(key: str, text: str) -> FlagValue:
+    """``true``/``false`` for tool switches, the text itself for every other key."""
+    try:
+        control = parse_key(key)
+    except ControlValueError as err:
+        fail(str(err))
+    if control.value_type != "bool":
+        return text
+    if text.lower() not in ("true", "false"):
+        fail(f"{key} is a tool switch: VALUE must be true or false, not {text!r}")
+    return text.lower() == "true"
+
+
+def _check_builtin(control: ControlKey) -> None:
+    """Refuse to set a key in the built-in store when ballast.yaml puts it elsewhere."""
+    try:
+        config = load_config(Settings().config)
+    except ConfigError as err:
+        fail(str(err))
+    service = config.services.get(control.service)
+    if service is not None and service.backend.type != "builtin":
+        fail(
+            f"{control.service}'s controls live in {service.backend.type} "
+            f"(services.{control.service}.backend in ballast.yaml), which its applications "
+            f"read; setting {control.key} here would change nothing they see"
+        )
+
+
+def _run(work: Callable[[BuiltinControlStore], Awaitable[T]]) -> T:
+    """Run ``work`` against the store of ``BALLAST_DATABASE_URL``; errors exit 1 with a line."""
+
+    async def main() -> T:
+        db = Database(Settings().async_database_url)
+        try:
+            await db.migrate()
+            return await work(BuiltinControlStore(db, _utc_now))
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except ActionError as err:  # ControlValueError included: it names the key and the fix
+        fail(str(err))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _is_name(text: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, text) is not None
+
+
+def _show(value: FlagValue | None) -> str:
+    if value is None:
+        return "(unset)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

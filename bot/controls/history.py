@@ -1,0 +1,168 @@
+"""The history of every control key, through every backend: audit trail and ``to: previous``.
+
+The built-in store appends to it in the same transaction as each write; changes made through
+flagd or Unleash are appended right after they succeed (``bot.controls.recording``), so
+rollbacks and postmortems read one history whatever holds the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from actions.backends.base import FlagValue
+from bot.controls.failures import store_error
+from bot.controls.values import ControlValueError, check_audit, check_value, parse_key, same_value
+from bot.store.database import Database
+from bot.store.tables import StoredControlChange
+
+Clock = Callable[[], datetime]
+
+_PAGE = 200
+
+
+@dataclass(frozen=True, slots=True)
+class ControlChange:
+    """One change of a key through some backend.
+
+    ``before`` is None when the key was new, ``after`` when it was removed.
+    """
+
+    id: int
+    key: str
+    before: FlagValue | None
+    after: FlagValue | None
+    actor: str
+    reason: str
+    at: datetime
+    source: str
+
+
+class ControlHistoryLog:
+    """The history of every control key, whichever backend holds it.
+
+    Implements ``actions.context.ControlHistory``. The built-in store records its own changes;
+    other backends' changes are recorded with :meth:`record_change` by whoever wrote them.
+    """
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def record_change(
+        self,
+        key: str,
+        before: FlagValue | None,
+        after: FlagValue | None,
+        *,
+        actor: str,
+        reason: str = "",
+        source: str,
+    ) -> ControlChange:
+        """Append a change made through backend ``source`` (``after`` None: key removed).
+
+        Checks key, value and actor. Backends other than the built-in store do not record
+        their own changes: whoever calls their ``write``/``clear`` records the result here.
+        """
+        if after is None:
+            parse_key(key)
+        else:
+            after = check_value(key, after)
+        check_audit(actor, reason)
+        if not 0 < len(source) <= 32:
+            raise ControlValueError(
+                f"source must be a backend name of 1 to 32 characters: {source!r}"
+            )
+        try:
+            async with self._db.transaction() as session:
+                return await append_change(
+                    session, key, before, after, actor, reason, source, self._clock()
+                )
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise store_error(err, f"record a change of {key}") from err
+
+    async def previous_value(self, key: str, current: FlagValue | None) -> FlagValue | None:
+        """The value ``key`` had before it became ``current``; None if unknown or new then.
+
+        The ``before`` of the latest change whose ``after`` is ``current``; changes that set
+        a key to the value it already had are skipped (rolling back to them changes nothing).
+        """
+        if current is None:
+            return None
+        older_than: int | None = None
+        try:
+            async with self._db.sessions() as session:
+                while True:
+                    query = (
+                        select(
+                            StoredControlChange.id,
+                            StoredControlChange.before,
+                            StoredControlChange.after,
+                        )
+                        .where(StoredControlChange.key == key)
+                        .order_by(StoredControlChange.id.desc())
+                        .limit(_PAGE)
+                    )
+                    if older_than is not None:
+                        query = query.where(StoredControlChange.id < older_than)
+                    rows = (await session.execute(query)).all()
+                    for change_id, before, after in rows:
+                        if same_value(after, current) and not same_value(before, after):
+                            previous: FlagValue | None = before
+                            return previous
+                        older_than = change_id
+                    if len(rows) < _PAGE:
+                        return None
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise store_error(err, f"read the history of {key}") from err
+
+    async def history(self, key: str, *, limit: int = 100) -> list[ControlChange]:
+        """Changes of ``key``, newest first, from every backend."""
+        try:
+            async with self._db.sessions() as session:
+                rows = await session.scalars(
+                    select(StoredControlChange)
+                    .where(StoredControlChange.key == key)
+                    .order_by(StoredControlChange.id.desc())
+                    .limit(limit)
+                )
+                return [_change_of(row) for row in rows]
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise store_error(err, f"read the history of {key}") from err
+
+
+async def append_change(
+    session: AsyncSession,
+    key: str,
+    before: FlagValue | None,
+    after: FlagValue | None,
+    actor: str,
+    reason: str,
+    source: str,
+    at: datetime,
+) -> ControlChange:
+    """Append one change in the caller's transaction (the built-in store's own writes)."""
+    row = StoredControlChange(
+        key=key, before=before, after=after, actor=actor, reason=reason, at=at, source=source
+    )
+    session.add(row)
+    await session.flush()
+    return _change_of(row)
+
+
+def _change_of(row: StoredControlChange) -> ControlChange:
+    return ControlChange(
+        id=row.id,
+        key=row.key,
+        before=row.before,
+        after=row.after,
+        actor=row.actor,
+        reason=row.reason,
+        at=row.at,
+        source=row.source,
+    )

@@ -1,0 +1,366 @@
+"""The built-in control store: control values in Ballast's own database.
+
+``BuiltinControlStore`` is the default control-plane backend: what it holds is what AI
+applications read over OFREP. Its changes go to the shared history (``bot.controls.history``)
+in the same transaction, so ``to: previous`` and the audit trail see them like any other.
+
+Writes. Every write begins by bumping the single ``control_revision`` row, before it reads
+anything. On PostgreSQL that UPDATE takes a row lock which orders all control writes, so
+revisions follow commit order and the ETag a replica derives from it is never ahead of the
+values it reads. On SQLite it takes the database write lock up front (a transaction that reads
+first and writes later can fail with SQLITE_BUSY_SNAPSHOT instead of waiting). Control writes
+are rare; reads take no lock.
+
+Reads for OFREP. Every evaluation in every AI application is one request (the Python provider
+has no cache), so OFREP answers from :meth:`BuiltinControlStore.current`, an in-memory copy
+of all values (the table is small) that is re-checked against the revision row at most every
+``max_staleness`` seconds and dropped at once by a write through this store. A change made in
+this process is visible to the very next evaluation; one made by another replica or the CLI
+within ``max_staleness``. The database sees a few queries a second, not one per evaluation,
+and while it is down the last values are still served (see :meth:`~BuiltinControlStore.current`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Row, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from actions.backends.base import ControlBackend, FlagValue, WriteResult
+from actions.errors import ActionError, FinalError, RetryableError
+from bot.controls.failures import store_error
+from bot.controls.history import ControlChange, ControlHistoryLog, append_change
+from bot.controls.values import check_audit, check_value, parse_key, same_value, value_type_of
+from bot.store.database import Database
+from bot.store.tables import ControlRevision, StoredControlValue
+
+__all__ = [
+    "BuiltinControlStore",
+    "ControlChange",
+    "ControlHistoryLog",
+    "ControlSnapshot",
+    "ControlValue",
+]
+
+Clock = Callable[[], datetime]
+
+_REVISION_ROW = 1
+DEFAULT_MAX_STALENESS = 0.1
+RETRY_AFTER_FAILURE = 1.0
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ControlValue:
+    """A value as the store holds it; ``version`` counts its changes, starting at 1."""
+
+    key: str
+    value: FlagValue
+    value_type: str
+    version: int
+    updated_at: datetime
+    updated_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ControlSnapshot:
+    """Every value at one revision: what OFREP serves. ``values`` is ordered by key."""
+
+    etag: str
+    values: Mapping[str, ControlValue]
+    checked_at: float  # time.monotonic() when the revision was last confirmed
+
+
+class BuiltinControlStore(ControlBackend):
+    """Control values in Ballast's database, served to AI applications over OFREP.
+
+    Build one per process and share it (OFREP, the operator API and the executor's "builtin"
+    backend), so a write here is seen by the next OFREP read without waiting.
+    """
+
+    name: ClassVar[str] = "builtin"
+
+    def __init__(
+        self, db: Database, clock: Clock, *, max_staleness: float = DEFAULT_MAX_STALENESS
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self.history_log = ControlHistoryLog(db, clock)
+        self.max_staleness = max_staleness
+        self._snapshot: ControlSnapshot | None = None
+        self._writes = 0  # bumped after every commit here: a refresh that raced one is dropped
+        self._refreshing = asyncio.Lock()
+        self._stale = False  # set by a failed write: re-read before serving the copy again
+        self._retry_at = 0.0  # after a failed refresh, serve the last copy until then
+        self._failure: str | None = None
+
+    async def read(self, key: str) -> FlagValue | None:
+        control = await self.get(key)
+        return None if control is None else control.value
+
+    async def get(self, key: str) -> ControlValue | None:
+        """One value with its version, straight from the database (no cache)."""
+        try:
+            async with self._db.engine.connect() as conn:
+                row = (
+                    await conn.execute(select(*_VALUE_COLUMNS).where(StoredControlValue.key == key))
+                ).first()
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise store_error(err, f"read {key}") from err
+        return None if row is None else _value(row)
+
+    async def write(self, key: str, value: FlagValue, *, actor: str, reason: str) -> WriteResult:
+        """Set ``key`` in one transaction, read it back, and record the change in history.
+
+        Writing the value a key already has changes nothing but is still recorded (someone
+        asked for it); the response says ``changed: false``.
+        """
+        value = check_value(key, value)
+        check_audit(actor, reason)
+        return await self._change(key, value, actor, reason)
+
+    async def clear(self, key: str, *, actor: str, reason: str) -> WriteResult:
+        """Remove ``key``: applications fall back to their own default (OFREP answers 404).
+
+        The undo of a change to a key that did not exist before; recorded like a write.
+        """
+        parse_key(key)
+        check_audit(actor, reason)
+        return await self._change(key, None, actor, reason)
+
+    async def list(self, service: str | None = None) -> builtins.list[ControlValue]:
+        """Every value, by key; with ``service``, only that service's keys."""
+        query = select(*_VALUE_COLUMNS).order_by(StoredControlValue.key)
+        if service is not None:
+            query = query.where(StoredControlValue.key.startswith(f"{service}.", autoescape=True))
+        try:
+            async with self._db.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise store_error(err, "list control values") from err
+        return [_value(row) for row in rows]
+
+    async def history(self, key: str, *, limit: int = 100) -> builtins.list[ControlChange]:
+        """Changes of ``key``, newest first, through any backend."""
+        return await self.history_log.history(key, limit=limit)
+
+    async def etag(self) -> str:
+        """The bulk ETag: the same on every replica for the same stored values."""
+        try:
+            async with self._db.engine.connect() as conn:
+                return await _read_etag(conn)
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise store_error(err, "read the control revision") from err
+
+    async def snapshot(self) -> tuple[str, builtins.list[ControlValue]]:
+        """The ETag and every value, straight from the database.
+
+        The revision is read *before* the values: a write committing in between makes the
+        values newer than the tag (the next poll fetches them again), never older (which would
+        answer a later poll with a stale 304).
+        """
+        try:
+            async with self._db.engine.connect() as conn:
+                tag = await _read_etag(conn)
+                rows = (
+                    await conn.execute(select(*_VALUE_COLUMNS).order_by(StoredControlValue.key))
+                ).all()
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise store_error(err, "read control values") from err
+        return tag, [_value(row) for row in rows]
+
+    async def current(self) -> ControlSnapshot:
+        """Every value, at most ``max_staleness`` seconds old (see the module docstring).
+
+        One request at a time refreshes; the others keep getting the previous copy meanwhile
+        (or wait, when there is none), so a slow database never queues every evaluation. If
+        the database fails, the last copy is served and the refresh retried after a second:
+        the values cannot have changed while nobody can write them, and falling back to every
+        application's code default would silently undo a kill switch.
+        """
+        cached = self._snapshot
+        if cached is not None and (self._fresh(cached) or self._refreshing.locked()):
+            return cached
+        if cached is None and self._failure is not None and time.monotonic() < self._retry_at:
+            raise RetryableError(self._failure)  # never read, database down: fail fast
+        async with self._refreshing:
+            cached = self._snapshot
+            if cached is not None and self._fresh(cached):
+                return cached  # refreshed while this request waited
+            started, writes = time.monotonic(), self._writes
+            try:
+                tag = await self.etag()
+                if cached is not None and cached.etag == tag:
+                    fresh = ControlSnapshot(cached.etag, cached.values, started)
+                else:
+                    tag, values = await self.snapshot()
+                    fresh = ControlSnapshot(tag, {v.key: v for v in values}, started)
+            except ActionError as err:
+                self._failure, self._retry_at = str(err), started + RETRY_AFTER_FAILURE
+                if cached is None:
+                    log.error(
+                        "cannot read control values; retrying in %.0fs: %s",
+                        RETRY_AFTER_FAILURE,
+                        err,
+                    )
+                    raise
+                log.warning(
+                    "serving control values read %.1fs ago, retrying in %.0fs: %s",
+                    started - cached.checked_at,
+                    RETRY_AFTER_FAILURE,
+                    err,
+                )
+                return cached
+            self._failure = None
+            if writes == self._writes:
+                self._snapshot, self._stale = fresh, False
+            return fresh
+
+    def _fresh(self, snapshot: ControlSnapshot) -> bool:
+        now = time.monotonic()
+        if now < self._retry_at:
+            return True  # the database just failed: serve this copy, retry after a pause
+        return not self._stale and now - snapshot.checked_at < self.max_staleness
+
+    async def _change(
+        self, key: str, value: FlagValue | None, actor: str, reason: str
+    ) -> WriteResult:
+        now = self._clock()
+        try:
+            async with self._db.transaction() as session:
+                revision = await _bump_revision(session)
+                current = select(StoredControlValue.value, StoredControlValue.version).where(
+                    StoredControlValue.key == key
+                )
+                if self._db.dialect == "postgresql":
+                    current = current.with_for_update()
+                existing = (await session.execute(current)).first()
+                before: FlagValue | None = None if existing is None else existing.value
+                changed = not same_value(before, value)
+                if changed and value is None:
+                    await session.execute(
+                        delete(StoredControlValue).where(StoredControlValue.key == key)
+                    )
+                elif changed and value is not None:
+                    row = {
+                        "key": key,
+                        "value": value,
+                        "value_type": value_type_of(value),
+                        "version": 1 if existing is None else existing.version + 1,
+                        "updated_at": now,
+                        "updated_by": actor,
+                    }
+                    await session.execute(_upsert(self._db.dialect, row))
+                stored = (
+                    await session.execute(
+                        select(StoredControlValue.value, StoredControlValue.version).where(
+                            StoredControlValue.key == key
+                        )
+                    )
+                ).first()
+                after: FlagValue | None = None if stored is None else stored.value
+                if not same_value(after, value):
+                    raise FinalError(f"{key}: wrote {value!r} but read back {after!r}; rolled back")
+                change = await append_change(
+                    session, key, before, after, actor, reason, self.name, now
+                )
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            # The commit may have landed anyway: re-read at the next chance, but keep the copy
+            # to serve if the database stays unreachable.
+            self._writes += 1
+            self._stale = True
+            raise store_error(err, f"write {key}") from err
+        # The next read waits for a refresh instead of getting the copy from before this write.
+        self._writes += 1
+        self._snapshot = None
+        return WriteResult(
+            key=key,
+            before=before,
+            after=after,
+            response={
+                "version": None if stored is None else stored.version,
+                "changed": changed,
+                "revision": revision,
+                "history_id": change.id,
+            },
+        )
+
+
+_VALUE_COLUMNS = (
+    StoredControlValue.key,
+    StoredControlValue.value,
+    StoredControlValue.value_type,
+    StoredControlValue.version,
+    StoredControlValue.updated_at,
+    StoredControlValue.updated_by,
+)
+
+
+def _value(row: Row[str, FlagValue, str, int, datetime, str]) -> ControlValue:
+    return ControlValue(
+        key=row.key,
+        value=row.value,
+        value_type=row.value_type,
+        version=row.version,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
+    )
+
+
+async def _bump_revision(session: AsyncSession) -> int:
+    """Take the control write lock (see the module docstring) and return the new revision."""
+    bumped = (
+        await session.execute(
+            update(ControlRevision)
+            .where(ControlRevision.id == _REVISION_ROW)
+            .values(revision=ControlRevision.revision + 1)
+            .returning(ControlRevision.revision)
+        )
+    ).scalar()
+    if bumped is not None:
+        return int(bumped)
+    # Only a schema made without the migration lacks the row; losing a race to create it is
+    # an IntegrityError, which is retryable.
+    session.add(ControlRevision(id=_REVISION_ROW, revision=1, epoch=uuid.uuid4().hex[:12]))
+    await session.flush()
+    return 1
+
+
+async def _read_etag(conn: AsyncConnection) -> str:
+    row = (
+        await conn.execute(
+            select(ControlRevision.epoch, ControlRevision.revision).where(
+                ControlRevision.id == _REVISION_ROW
+            )
+        )
+    ).first()
+    epoch, revision = ("0", 0) if row is None else (row.epoch, row.revision)
+    return f'"{epoch}.{revision}"'
+
+
+def _upsert(dialect: str, row: dict[str, Any]) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE, in the database's own dialect."""
+    changes = [name for name in row if name != "key"]
+    if dialect == "postgresql":
+        pg = postgresql.insert(StoredControlValue).values(row)
+        return pg.on_conflict_do_update(
+            index_elements=[StoredControlValue.key],
+            set_={name: pg.excluded[name] for name in changes},
+        )
+    lite = sqlite.insert(StoredControlValue).values(row)
+    return lite.on_conflict_do_update(
+        index_elements=[StoredControlValue.key],
+        set_={name: lite.excluded[name] for name in changes},
+    )

@@ -1,0 +1,38 @@
+"""Runs the ``auto`` mitigations of incidents the engine just opened or re-opened.
+
+Each incident's mitigations run in their own task, so a slow control plane never holds up
+the processing of incoming alerts; ``drain`` waits for them (shutdown, tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from bot.execution.executor import MitigationExecutor
+from bot.incidents.changes import ChangeKind, IncidentChange
+
+log = logging.getLogger(__name__)
+
+
+class AutoMitigator:
+    def __init__(self, executor: MitigationExecutor) -> None:
+        self._executor = executor
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def incidents_changed(self, changes: list[IncidentChange]) -> None:
+        for change in changes:
+            if change.kinds & {ChangeKind.OPENED, ChangeKind.REOPENED}:
+                task = asyncio.create_task(self._run(change.incident_id))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, incident_id: int) -> None:
+        try:
+            await self._executor.run_auto(incident_id)
+        except Exception:
+            log.exception("auto mitigations of incident #%d failed", incident_id)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,89 @@
+"""Keeps each incident's Slack message in step with the incident, through the outbox.
+
+One message per incident, posted when it opens and updated in place (coalesced by the outbox)
+on every change; the details of a change go to the message's thread. Everything is enqueued
+in one transaction, so a restart neither loses nor doubles a message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable
+
+from actions.registry import ActionRegistry
+from bot.config import SlackConfig
+from bot.errors import NotFoundError
+from bot.incidents.changes import ChangeKind, IncidentChange
+from bot.incidents.detail import load_incident_detail
+from bot.matching.catalog import LiveCatalog
+from bot.slack.blocks import render_incident
+from bot.slack.outbox import Enqueued, SlackOutbox
+from bot.slack.view import build_view
+from bot.store.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class SlackAnnouncer:
+    def __init__(
+        self,
+        db: Database,
+        catalog: LiveCatalog,
+        registry: ActionRegistry,
+        outbox: SlackOutbox,
+        config: SlackConfig,
+        *,
+        fallback_channel: str | None,
+        base_url: str | None = None,
+        on_enqueued: Callable[[], None] | None = None,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._registry = registry
+        self._outbox = outbox
+        self._config = config
+        self._fallback = fallback_channel
+        self._base_url = base_url
+        self._on_enqueued = on_enqueued
+
+    async def incidents_changed(self, changes: list[IncidentChange]) -> None:
+        for change in changes:
+            try:
+                await self._announce(change)
+            except NotFoundError:
+                log.warning("incident #%d vanished before it was announced", change.incident_id)
+
+    async def _announce(self, change: IncidentChange) -> None:
+        detail = await load_incident_detail(
+            self._db, self._catalog, self._registry, change.incident_id
+        )
+        runbook = (
+            self._catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None
+        )
+        message = render_incident(
+            build_view(
+                detail, runbook, base_url=self._base_url, group_ids=self._config.usergroup_ids
+            )
+        ).as_kwargs()
+        channel = self._config.channel_for(detail.runbook_id, detail.service, self._fallback)
+        async with self._db.transaction() as session:
+            outcome = Enqueued.NO_MESSAGE
+            if not change.kinds & {ChangeKind.OPENED}:
+                outcome = await self._outbox.update_incident_message(session, detail.id, message)
+            if outcome is Enqueued.NO_MESSAGE:
+                if channel is None:
+                    log.error(
+                        "no Slack channel for incident #%d (runbook %s, service %s): set "
+                        "BALLAST_SLACK_CHANNEL or slack.service_channels in ballast.yaml",
+                        detail.id,
+                        detail.runbook_id,
+                        detail.service,
+                    )
+                    return
+                await self._outbox.post_incident_message(session, detail.id, channel, message)
+            for note in dict.fromkeys(change.notes):
+                key = hashlib.sha256(f"{len(detail.timeline)}:{note}".encode()).hexdigest()[:20]
+                await self._outbox.post_thread(session, detail.id, note, key)
+        if self._on_enqueued is not None:
+            self._on_enqueued()

@@ -1,0 +1,212 @@
+"""What Ballast does when someone uses it in Slack: slash commands and button clicks.
+
+Every listener acks first (Slack gives 3 seconds, network included) and works after; answers
+go back through ``respond`` (the request's response_url) as ephemeral messages, and changes to
+the incident reach the channel message through the change bus and the outbox. The clicking
+user's id is the actor, checked by the same policy as the API.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.api.schemas import IncidentSummary
+from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError
+from bot.incidents import operations
+from bot.incidents.changes import ChangeBus, ChangeKind
+from bot.incidents.detail import load_incident_detail
+from bot.incidents.lifecycle import IncidentStatus
+from bot.slack import commands as cmd
+from bot.slack.blocks import (
+    SlackMessage,
+    render_controls,
+    render_incident,
+    render_incident_list,
+    render_runbook,
+    render_runbook_list,
+)
+from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
+from bot.slack.view import build_view
+from bot.store import incidents as repo
+
+log = logging.getLogger(__name__)
+
+Services = Any  # bot.api.services.Services; typed loosely to keep the import graph acyclic
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    handlers = SlackHandlers(services)
+    app.command("/ballast")(handlers.on_command)
+    for kind in ActionId:
+        app.action(kind.pattern)(handlers.on_button)
+    app.event("app_mention")(handlers.on_mention)
+
+
+class SlackHandlers:
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    @property
+    def _bus(self) -> ChangeBus:
+        bus: ChangeBus = self._s.bus
+        return bus
+
+    # ---- /ballast -----------------------------------------------------------------------
+
+    async def on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
+        await ack()
+        actor = str(command.get("user_id", ""))
+        try:
+            parsed = cmd.parse_command(str(command.get("text", "")))
+            message = await self._answer(parsed, actor)
+        except cmd.CommandError as err:
+            message = _text(str(err))
+        except PolicyError as err:
+            message = _text(f":no_entry: {err}")
+        except BallastError as err:
+            message = _text(f":warning: {err}")
+        except Exception:
+            log.exception("/ballast %r failed", command.get("text"))
+            message = _text(":warning: That failed inside Ballast; the error is in its log.")
+        await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
+
+    async def _answer(self, command: cmd.Command, actor: str) -> SlackMessage:
+        s = self._s
+        if isinstance(command, cmd.Help):
+            return _text(cmd.usage(command.topic) if command.topic else cmd.HELP)
+        if isinstance(command, cmd.ListIncidents):
+            async with s.db.sessions() as session:
+                rows = await repo.list_incidents(
+                    session, statuses=[st for st in IncidentStatus if st.is_open], limit=50
+                )
+            return render_incident_list([IncidentSummary.of(row) for row in rows])
+        if isinstance(command, cmd.Show):
+            detail = await load_incident_detail(s.db, s.catalog, s.registry, command.incident_id)
+            runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
+            return render_incident(build_view(detail, runbook))
+        if isinstance(command, cmd.Ack):
+            return _text(await self._acknowledge(command.incident_id, actor))
+        if isinstance(command, cmd.Resolve):
+            return _text(await self._resolve(command.incident_id, actor, command.reason or ""))
+        if isinstance(command, cmd.Run):
+            result = await s.executor.run(command.incident_id, command.mitigation_id, actor)
+            return _text(f"{command.mitigation_id}: {result.state}. {result.message}")
+        if isinstance(command, cmd.Undo):
+            result = await s.executor.undo(command.incident_id, command.mitigation_id, actor)
+            return _text(f"{command.mitigation_id}: {result.state}. {result.message}")
+        if isinstance(command, cmd.Escalate):
+            return _text(await s.escalator.escalate_now(command.incident_id, actor))
+        if isinstance(command, cmd.Runbooks):
+            query = (command.query or "").lower()
+            runbooks = [
+                r
+                for r in sorted(s.catalog.current.runbooks.values(), key=lambda r: r.id)
+                if not query or query in r.id.lower() or query in r.title.lower()
+            ]
+            return render_runbook_list(runbooks, command.query)
+        if isinstance(command, cmd.ShowRunbook):
+            runbook = s.catalog.current.runbooks.get(command.runbook_id)
+            if runbook is None:
+                raise NotFoundError(f"no runbook {command.runbook_id!r}; try /ballast runbooks")
+            return render_runbook(runbook)
+        if isinstance(command, cmd.Controls):
+            return render_controls(await s.controls.list(command.service), service=command.service)
+        if isinstance(command, cmd.Postmortem):
+            return _text(
+                f"Postmortem drafts are not available yet; the timeline of #{command.incident_id} "
+                f"is in /ballast show {command.incident_id}."
+            )
+        raise ConflictError(f"unsupported command {command!r}")
+
+    async def _acknowledge(self, incident_id: int, actor: str) -> str:
+        async with self._s.db.transaction() as session:
+            changed = await operations.acknowledge(session, incident_id, actor, self._s.clock())
+        if changed:
+            await self._bus.changed(incident_id, ChangeKind.STATUS, f"Acknowledged by <@{actor}>")
+            return f"#{incident_id} acknowledged."
+        return f"#{incident_id} was already acknowledged."
+
+    async def _resolve(self, incident_id: int, actor: str, reason: str) -> str:
+        async with self._s.db.transaction() as session:
+            changed = await operations.resolve(session, incident_id, actor, self._s.clock(), reason)
+        if changed:
+            await self._bus.changed(incident_id, ChangeKind.RESOLVED, f"Resolved by <@{actor}>")
+            return f"#{incident_id} resolved."
+        return f"#{incident_id} was already resolved."
+
+    # ---- buttons ------------------------------------------------------------------------
+
+    async def on_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
+        await ack()
+        actor = str(body.get("user", {}).get("id", ""))
+        action = (body.get("actions") or [{}])[0]
+        try:
+            kind, mitigation_id = parse_action_id(str(action.get("action_id", "")))
+            value = ButtonValue.decode(str(action.get("value", "")), expected=kind)
+            text = await self._click(kind, value, mitigation_id, actor)
+        except ButtonValueError as err:
+            text = f":warning: That button is not one Ballast made or it is out of date: {err}"
+        except PolicyError as err:
+            text = f":no_entry: {err}"
+        except BallastError as err:
+            text = f":warning: {err}"
+        except Exception:
+            log.exception("button %r failed", action.get("action_id"))
+            text = ":warning: That failed inside Ballast; the error is in its log."
+        await respond(response_type="ephemeral", replace_original=False, text=text)
+
+    async def _click(
+        self, kind: ActionId, value: ButtonValue, mitigation_id: str | None, actor: str
+    ) -> str:
+        incident_id = value.incident_id
+        if kind is ActionId.ACK:
+            return await self._acknowledge(incident_id, actor)
+        if kind is ActionId.RESOLVE:
+            return await self._resolve(incident_id, actor, "resolved from Slack")
+        if mitigation_id is None:
+            raise ButtonValueError("a mitigation button without a mitigation id")
+        if kind in (ActionId.RUN, ActionId.APPROVE, ActionId.MARK_DONE):
+            result = await self._s.executor.run(incident_id, mitigation_id, actor)
+        elif kind is ActionId.UNDO:
+            result = await self._s.executor.undo(incident_id, mitigation_id, actor)
+        else:  # SKIP
+            return await self._skip(incident_id, mitigation_id, actor)
+        return f"{mitigation_id}: {result.state}. {result.message}"
+
+    async def _skip(self, incident_id: int, mitigation_id: str, actor: str) -> str:
+        async with self._s.db.transaction() as session:
+            repo.append_timeline(
+                session,
+                incident_id,
+                at=self._s.clock(),
+                actor=actor,
+                kind="mitigation_skipped",
+                summary=f"{mitigation_id} skipped by {actor}",
+                details={"mitigation_id": mitigation_id},
+            )
+        await self._bus.changed(
+            incident_id, ChangeKind.UPDATED, f"{mitigation_id} skipped by <@{actor}>"
+        )
+        return f"{mitigation_id} skipped; it stays available."
+
+    # ---- events -------------------------------------------------------------------------
+
+    async def on_mention(self, body: dict[str, Any], say: Any) -> None:
+        """Answer a mention once, even when Slack retries the event (same event_id)."""
+        event = body.get("event", {})
+        channel = str(event.get("channel", ""))
+        async with self._s.db.transaction() as session:
+            await self._s.outbox.notify(
+                session,
+                channel,
+                {"text": "Use `/ballast help` to see what I can do."},
+                f"event:{body.get('event_id', '')}",
+            )
+        self._s.delivery.wake()
+
+
+def _text(text: str) -> SlackMessage:
+    return SlackMessage(text=text[:3000], blocks=[])

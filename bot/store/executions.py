@@ -1,0 +1,123 @@
+"""Queries for mitigation executions and timers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.store.tables import Execution, Timer
+
+
+def _for_update(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def latest(
+    session: AsyncSession, incident_id: int, mitigation_id: str, *, lock: bool = False
+) -> Execution | None:
+    query = (
+        select(Execution)
+        .where(Execution.incident_id == incident_id, Execution.mitigation_id == mitigation_id)
+        .order_by(Execution.generation.desc())
+        .limit(1)
+    )
+    if lock and _for_update(session):
+        query = query.with_for_update()
+    return await session.scalar(query)
+
+
+async def of_incident(session: AsyncSession, incident_id: int) -> Sequence[Execution]:
+    """The latest execution of each mitigation of an incident."""
+    rows = (
+        await session.scalars(
+            select(Execution)
+            .where(Execution.incident_id == incident_id)
+            .order_by(Execution.mitigation_id, Execution.generation)
+        )
+    ).all()
+    newest: dict[str, Execution] = {}
+    for row in rows:
+        newest[row.mitigation_id] = row
+    return list(newest.values())
+
+
+async def by_state(session: AsyncSession, state: str) -> Sequence[Execution]:
+    return (await session.scalars(select(Execution).where(Execution.state == state))).all()
+
+
+async def add_timer(
+    session: AsyncSession,
+    *,
+    kind: str,
+    dedup_key: str,
+    due_at: datetime,
+    incident_id: int | None,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Schedule once: a second request with the same dedup_key changes nothing."""
+    upsert: Any = pg_insert if _for_update(session) else sqlite_insert
+    await session.execute(
+        upsert(Timer)
+        .values(
+            kind=kind,
+            dedup_key=dedup_key,
+            due_at=due_at,
+            incident_id=incident_id,
+            payload=payload,
+            created_at=now,
+            claimed_at=None,
+            fired_at=None,
+            outcome=None,
+        )
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+    )
+
+
+async def due_timers(session: AsyncSession, now: datetime, lease: timedelta) -> Sequence[Timer]:
+    """Timers due and not fired, unclaimed or with a claim older than ``lease``."""
+    query = (
+        select(Timer)
+        .where(
+            Timer.fired_at.is_(None),
+            Timer.due_at <= now,
+            or_(Timer.claimed_at.is_(None), Timer.claimed_at < now - lease),
+        )
+        .order_by(Timer.due_at, Timer.id)
+        .limit(50)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def claim_timer(session: AsyncSession, timer: Timer, now: datetime, lease: timedelta) -> bool:
+    """Atomically take a timer; False when another process (or replica) took it first."""
+    result = await session.execute(
+        update(Timer)
+        .where(
+            Timer.id == timer.id,
+            Timer.fired_at.is_(None),
+            or_(Timer.claimed_at.is_(None), Timer.claimed_at < now - lease),
+        )
+        .values(claimed_at=now)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def finish_timer(session: AsyncSession, timer_id: int, now: datetime, outcome: str) -> None:
+    await session.execute(
+        update(Timer).where(Timer.id == timer_id).values(fired_at=now, outcome=outcome[:2000])
+    )
+
+
+async def cancel_timer(session: AsyncSession, dedup_key: str, now: datetime, why: str) -> None:
+    await session.execute(
+        update(Timer)
+        .where(Timer.dedup_key == dedup_key, Timer.fired_at.is_(None))
+        .values(fired_at=now, outcome=f"cancelled: {why}")
+    )

@@ -1,0 +1,186 @@
+"""Fixtures for the built-in control store: a migrated database, the store, the HTTP app.
+
+The app is Ballast's own (``bot.app``): its store, OFREP and operator API, in-process over
+httpx or on a real loopback port for clients that speak real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from bot.app import build_services, create_app
+from bot.controls import BuiltinControlStore
+from bot.settings import Settings
+from bot.store.database import Database
+from tests.conftest import POSTGRES_URL, Clock, DatabaseUnderTest, need
+
+T = TypeVar("T")
+
+API_TOKEN = "api-token-1"
+AUTH = {"authorization": f"Bearer {API_TOKEN}"}
+
+
+@pytest.fixture
+async def db(test_database: DatabaseUnderTest) -> AsyncIterator[Database]:
+    database: Database = test_database.make()
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def store(db: Database, clock: Clock) -> BuiltinControlStore:
+    return BuiltinControlStore(db, clock)
+
+
+def build_app(
+    test_database: DatabaseUnderTest, clock: Clock, runbooks_dir: Path, **settings: Any
+) -> FastAPI:
+    """Ballast's app on the test's database (its own engine, like another replica)."""
+    services = build_services(
+        Settings(database_url=test_database.url, runbooks=runbooks_dir, **settings),
+        clock=clock,
+        db=test_database.make(),
+    )
+    return create_app(services)
+
+
+@pytest.fixture
+async def make_client(
+    test_database: DatabaseUnderTest, clock: Clock, runbooks_dir: Path
+) -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
+    """``await make_client(**settings)``: an HTTP client on the app, lifespan run."""
+    stack = contextlib.AsyncExitStack()
+
+    async def make(**settings: Any) -> httpx.AsyncClient:
+        app = build_app(test_database, clock, runbooks_dir, **settings)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ballast.test"
+        )
+        await stack.enter_async_context(client)
+        return client
+
+    async with stack:
+        yield make
+
+
+class LoopbackServer:
+    """The app under uvicorn in a background thread, on a loopback port bound up front.
+
+    Binding the socket here (not picking a free port for uvicorn to bind later) leaves no
+    window for another process to take the port.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.port = int(self.socket.getsockname()[1])
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="uvicorn", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise AssertionError("uvicorn did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
+@pytest.fixture
+def serve(
+    test_database: DatabaseUnderTest, clock: Clock, runbooks_dir: Path
+) -> Iterator[Callable[..., LoopbackServer]]:
+    """``serve(**settings)``: Ballast on real HTTP, for clients that speak real HTTP."""
+    servers: list[LoopbackServer] = []
+
+    def start(**settings: Any) -> LoopbackServer:
+        server = LoopbackServer(build_app(test_database, clock, runbooks_dir, **settings))
+        server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+class SyncStore:
+    """The store from synchronous code (a test that also drives a synchronous SDK).
+
+    Each call opens its own engine, like another replica or the CLI would.
+    """
+
+    def __init__(self, test_database: DatabaseUnderTest, clock: Clock) -> None:
+        self.test_database = test_database
+        self.clock = clock
+
+    def run(self, work: Callable[[BuiltinControlStore], Awaitable[T]]) -> T:
+        async def main() -> T:
+            database: Database = self.test_database.make()
+            try:
+                return await work(BuiltinControlStore(database, self.clock))
+            finally:
+                await database.close()
+
+        return asyncio.run(main())
+
+
+@pytest.fixture
+def sync_store(test_database: DatabaseUnderTest, clock: Clock) -> SyncStore:
+    return SyncStore(test_database, clock)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def cli_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ``BALLAST_DATABASE_URL`` for the CLI: a SQLite file, or a fresh PostgreSQL database.
+
+    (The CLI connects with nothing but the URL, so a per-test schema will not do.)
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ballast.db'}"
+        return
+    need(POSTGRES_URL is not None, "PostgreSQL (set BALLAST_TEST_POSTGRES_URL)")
+    assert POSTGRES_URL is not None
+    import asyncpg
+
+    base = "postgresql://" + POSTGRES_URL.split("://", 1)[1]
+    name = f"ballast_cli_{uuid.uuid4().hex[:10]}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(base)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
