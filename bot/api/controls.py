@@ -14,11 +14,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.base import NAME_PATTERN
+from actions.control_values import MAX_ACTOR, MAX_REASON, ControlKey, ControlValueError, parse_key
 from actions.errors import ActionError, RetryableError
 from bot.api.auth import require_token
 from bot.api.services import services_of
 from bot.controls.store import BuiltinControlStore, ControlChange, ControlValue
-from bot.controls.values import MAX_ACTOR, MAX_REASON, ControlKey, ControlValueError, parse_key
 
 router = APIRouter(prefix="/api/v1", tags=["controls"])
 

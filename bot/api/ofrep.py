@@ -25,13 +25,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from actions.control_values import variant_of
 from actions.controls import KEY_PATTERN
 from actions.errors import ActionError
 from bot.api.auth import require_token
 from bot.api.services import services_of
 from bot.api.webhooks import BodyTooLarge, read_bounded
 from bot.controls.store import BuiltinControlStore, ControlValue
-from bot.controls.values import variant_of
 
 router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
 

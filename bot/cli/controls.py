@@ -18,12 +18,12 @@ import typer
 
 from actions.backends.base import FlagValue, WriteResult
 from actions.base import NAME_PATTERN
+from actions.control_values import ControlKey, ControlValueError, parse_key
 from actions.errors import ActionError
 from bot.api.controls import ChangeOut, ControlOut
 from bot.cli.output import fail
 from bot.config import load_config
 from bot.controls.store import BuiltinControlStore, ControlChange
-from bot.controls.values import ControlKey, ControlValueError, parse_key
 from bot.errors import ConfigError
 from bot.settings import Settings
 from bot.store.database import Database

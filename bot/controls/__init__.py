@@ -4,9 +4,7 @@
 ``ControlHistoryLog`` is the history of every key through any backend, behind ``to: previous``.
 """
 
-from bot.controls.history import ControlChange, ControlHistoryLog
-from bot.controls.store import BuiltinControlStore, ControlSnapshot, ControlValue
-from bot.controls.values import (
+from actions.control_values import (
     Control,
     ControlKey,
     ControlValueError,
@@ -14,6 +12,8 @@ from bot.controls.values import (
     parse_key,
     variant_of,
 )
+from bot.controls.history import ControlChange, ControlHistoryLog
+from bot.controls.store import BuiltinControlStore, ControlSnapshot, ControlValue
 
 __all__ = [
     "BuiltinControlStore",

@@ -16,8 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.backends.base import FlagValue
+from actions.control_values import (
+    ControlValueError,
+    check_audit,
+    check_value,
+    parse_key,
+    same_value,
+)
 from bot.controls.failures import store_error
-from bot.controls.values import ControlValueError, check_audit, check_value, parse_key, same_value
 from bot.store.database import Database
 from bot.store.tables import StoredControlChange
 

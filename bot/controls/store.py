@@ -38,10 +38,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from actions.backends.base import ControlBackend, FlagValue, WriteResult
+from actions.control_values import check_audit, check_value, parse_key, same_value, value_type_of
 from actions.errors import ActionError, FinalError, RetryableError
 from bot.controls.failures import store_error
 from bot.controls.history import ControlChange, ControlHistoryLog, append_change
-from bot.controls.values import check_audit, check_value, parse_key, same_value, value_type_of
 from bot.store.database import Database
 from bot.store.tables import ControlRevision, StoredControlValue
 

@@ -43,17 +43,19 @@ MAX_GROUP = 64
 MAX_GROUP_ROWS = 1000
 # Writer tasks on PostgreSQL (SQLite has one: its writes are serialised anyway).
 POSTGRES_WRITERS = 4
-# SQLite, while webhooks are arriving: rows per incident-engine transaction. The engine holds
-# the write lock for its whole batch (a few ms per alert), and a webhook waits for it, so a
-# 200-row batch was a 0.5-1 s webhook stall. Without webhooks the engine takes its full batch.
-ENGINE_BATCH_UNDER_INGEST = 1
-# While webhooks are arriving, the share of the time the incident engine may spend on batches
-# (in any database). Its work is a few ms of CPU per alert on the one event loop it shares with
-# the webhooks; unpaced, it took all the CPU the webhooks left and every webhook queued behind
-# it. Paced, a storm is stored at once and processed as fast as this share allows, then at
-# full speed once the storm is over (the inbox is what makes that safe).
+# While webhooks are arriving, rows per incident-engine transaction. SQLite: the engine holds
+# the write lock from its first row to its commit (a few ms per alert) and every webhook waits
+# for it, so a 200-row batch was a 0.5-1 s webhook stall. PostgreSQL: no such wait, but shorter
+# batches interleave better with the webhooks on the one event loop. Without webhooks arriving
+# the engine takes its full batch.
+ENGINE_BATCH_UNDER_INGEST = {"sqlite": 1, "postgresql": 20}
+# While webhooks are arriving, the share of the time the incident engine may spend on batches.
+# Its work is a few ms of CPU per alert on the event loop it shares with the webhooks; unpaced,
+# it took all the CPU the webhooks left and every webhook queued behind it. Paced, a storm is
+# stored at once and processed as fast as this share allows, then at full speed once the storm
+# is over (the inbox is what makes that safe).
 ENGINE_SHARE_UNDER_INGEST = 0.25
-ENGINE_MAX_PAUSE_SECONDS = 0.5
+ENGINE_MAX_PAUSE_SECONDS = 2.0
 # Webhooks count as arriving while one is queued or being written, or while the writer has
 # committed at least this many groups in the current or the last half second (a storm, not a
 # trickle: at a few webhooks a second the engine keeps up and nothing needs pacing).
@@ -358,17 +360,17 @@ def writer_for(db: Database) -> InboxWriter:
 async def claim(session: AsyncSession, limit: int) -> Sequence[InboxAlert]:
     """Unprocessed rows, oldest first, locked for this transaction where the database can.
 
-    While webhooks are arriving the engine is paced (see ``ENGINE_SHARE_UNDER_INGEST``) and,
-    on SQLite, takes one row at a time: its transaction holds the write lock from its first
-    row to its commit, and every webhook waits for that.
+    While webhooks are arriving the engine is paced (``ENGINE_SHARE_UNDER_INGEST``) and takes
+    small batches (``ENGINE_BATCH_UNDER_INGEST``); on SQLite one row, because its transaction
+    holds the write lock from its first row to its commit and every webhook waits for that.
     """
     dialect = session.get_bind().dialect.name
     db = session.info.get(DATABASE_KEY)
     writer = _writers.get(db) if isinstance(db, Database) else None
     if writer is not None:
         await writer.pace_engine()
-        if dialect == "sqlite" and writer.busy:
-            limit = min(limit, ENGINE_BATCH_UNDER_INGEST)
+        if writer.busy:
+            limit = min(limit, ENGINE_BATCH_UNDER_INGEST.get(dialect, limit))
     query = (
         select(InboxAlert)
         .where(InboxAlert.processed_at.is_(None))

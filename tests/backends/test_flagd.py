@@ -285,11 +285,11 @@ async def test_wrong_value_type_is_refused_before_reading_the_file(tmp_path: Pat
     with pytest.raises(FinalError) as caught:
         await write(backend, "svc.autonomy", "yolo")
     assert str(caught.value) == (
-        "svc.autonomy must be one of full, supervised, suggest_only, off, not 'yolo'"
+        'svc.autonomy must be one of full, supervised, suggest_only, off; got "yolo"'
     )
     with pytest.raises(FinalError) as caught:
         await write(backend, TOOL, "false")
-    assert str(caught.value) == f"{TOOL} is a tool switch and takes true or false, not 'false'"
+    assert str(caught.value) == f'{TOOL} must be true or false (a JSON boolean); got "false"'
 
 
 async def test_missing_file_is_a_final_error(tmp_path: Path) -> None:

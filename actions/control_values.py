@@ -1,4 +1,4 @@
-"""Which keys are control keys, and which values each may hold.
+"""Which keys are control keys, and which values each may hold (shared by every backend).
 
 Checked at the edge (API, CLI, store) so that a typo such as ``support.autonmy`` or a tool switch
 set to the string ``"false"`` is refused, naming the key and the allowed values, instead of
