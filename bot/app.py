@@ -32,6 +32,7 @@ from bot.api import (
     incidents,
     mitigations,
     ofrep,
+    postmortems,
     runbooks,
     slack,
     webhooks,
@@ -53,6 +54,7 @@ from bot.incidents.engine import IncidentEngine
 from bot.matching.catalog import LiveCatalog
 from bot.matching.loader import load_catalog
 from bot.metrics import Metrics
+from bot.postmortem.service import PostmortemService
 from bot.scheduling.escalation import ESCALATE, Escalator
 from bot.scheduling.reminders import REMIND, Reminder
 from bot.scheduling.timers import TimerService
@@ -167,6 +169,18 @@ def build_services(
                 on_enqueued=delivery.wake,
             )
         )
+    postmortem = PostmortemService(
+        db,
+        catalog,
+        registry,
+        config.postmortem,
+        runbooks_root=settings.runbooks,
+        clock=clock,
+        http=http,
+        environ=environ,
+        outbox=outbox if delivery is not None else None,
+    )
+    bus.subscribe(postmortem)
     engine = IncidentEngine(
         db,
         catalog,
@@ -209,6 +223,7 @@ def build_services(
         escalator=escalator,
         outbox=outbox,
         delivery=delivery,
+        postmortems=postmortem,
     )
     if delivery is not None:
         services.slack_app = build_slack_app(settings, services)
@@ -282,6 +297,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
                 await socket.close_async()
             await services.engine.stop(worker)
             await services.auto.drain()
+            if services.postmortems is not None:
+                await services.postmortems.drain()
             if services.delivery is not None and sender is not None:
                 await services.delivery.stop(sender)
                 await services.delivery.close()
@@ -296,7 +313,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (webhooks, incidents, mitigations, runbooks, controls, ofrep, slack, health):
+    routers = (webhooks, incidents, mitigations, postmortems, runbooks, controls, ofrep, slack)
+    for module in (*routers, health):
         app.include_router(module.router)
     return app
 

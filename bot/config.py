@@ -117,6 +117,30 @@ class SlackConfig(BaseModel):
         return fallback
 
 
+class PostmortemLlmConfig(BaseModel):
+    """An OpenAI-compatible ``/v1/chat/completions`` endpoint that may reword the summary."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(min_length=1, description="Base URL, e.g. http://127.0.0.1:8080 (no /v1).")
+    model: str = Field(min_length=1)
+    api_key_env: str | None = Field(
+        default=None, description="Env variable holding the API key (sent as a Bearer token)."
+    )
+    timeout: float = Field(default=20.0, gt=0, le=300, description="Seconds; then the template.")
+
+
+class PostmortemConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    folder: Path = Field(
+        default=Path("postmortems"), description="Drafts are written here on resolve."
+    )
+    llm: PostmortemLlmConfig | None = Field(
+        default=None, description="Optional summary polish; off when absent."
+    )
+
+
 class BallastConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -136,6 +160,7 @@ class BallastConfig(BaseModel):
         default_factory=dict,
         description="Members of owner groups (@handle → user ids), for approvals outside Slack.",
     )
+    postmortem: PostmortemConfig = Field(default_factory=PostmortemConfig)
 
 
 def load_config(path: Path | None) -> BallastConfig:

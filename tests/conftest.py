@@ -167,7 +167,7 @@ class Harness:
 
 @pytest.fixture
 async def make_harness(
-    test_database: DatabaseUnderTest, clock: Clock, runbooks_dir: Path
+    test_database: DatabaseUnderTest, clock: Clock, runbooks_dir: Path, tmp_path: Path
 ) -> AsyncIterator[Any]:
     from bot.app import build_services, create_app
     from bot.settings import Settings
@@ -181,12 +181,18 @@ async def make_harness(
         retry_backoff: float | None = None,
         **settings: Any,
     ) -> Harness:
-        from bot.config import BallastConfig
+        from bot.config import BallastConfig, PostmortemConfig
 
         settings.setdefault("runbooks", runbooks_dir)
+        config = config or BallastConfig()
+        if "postmortem" not in config.model_fields_set:
+            # Drafts written on resolve go to the test's folder, never into the checkout.
+            config = config.model_copy(
+                update={"postmortem": PostmortemConfig(folder=tmp_path / "postmortems")}
+            )
         services = build_services(
             Settings(database_url=test_database.url, **settings),
-            config or BallastConfig(),
+            config,
             clock=clock,
             db=test_database.make(),
             http_transport=http_transport,

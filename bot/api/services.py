@@ -19,6 +19,7 @@ from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.matching.catalog import LiveCatalog
 from bot.metrics import Metrics
+from bot.postmortem.service import PostmortemService
 from bot.scheduling.escalation import Escalator
 from bot.scheduling.timers import TimerService
 from bot.settings import Settings
@@ -47,6 +48,7 @@ class Services:
     escalator: Escalator
     outbox: SlackOutbox
     delivery: SlackDelivery | None = None
+    postmortems: PostmortemService | None = None
     slack_app: Any = None  # slack_bolt's AsyncApp, when Slack is configured
     slack_handler: Any = None  # its HTTP handler (None in Socket Mode)
     store_timeout: float = 5.0

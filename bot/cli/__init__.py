@@ -6,6 +6,7 @@ import typer
 
 from bot.cli.controls import controls_app
 from bot.cli.incidents import incidents_app
+from bot.cli.postmortem import postmortem
 from bot.cli.replay import replay
 from bot.cli.runbooks import runbooks_app
 from bot.cli.serve import serve
@@ -20,6 +21,7 @@ def build_cli() -> typer.Typer:
     )
     cli.command()(serve)
     cli.command()(replay)
+    cli.command()(postmortem)
     cli.add_typer(runbooks_app, name="runbooks")
     cli.add_typer(incidents_app, name="incidents")
     cli.add_typer(controls_app, name="controls")

@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
 from actions.registry import ActionRegistry
@@ -28,6 +27,18 @@ from bot.incidents.phases import phase_durations
 from bot.incidents.timeline import TimelineKind
 from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook
+from bot.postmortem.models import (
+    ControlChangeFact,
+    ControlFact,
+    Detection,
+    Episode,
+    MitigationFact,
+    Phase,
+    PostmortemFacts,
+    RunbookFacts,
+    ServiceControls,
+    TimelineLine,
+)
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import StoredControlChange
@@ -47,140 +58,6 @@ _COLLAPSIBLE = {
 
 AI_CONTROLS = ("model", "prompt_version", "retrieval_index", "autonomy", "human_review")
 """The per-service control keys of the flag convention, besides ``tools.<tool>.enabled``."""
-
-
-class Fact(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class Phase(Fact):
-    """One of detect / acknowledge / mitigate / resolve; ``seconds`` None: it never happened."""
-
-    name: str
-    seconds: float | None
-    start: datetime
-    end: datetime | None
-
-
-class Episode(Fact):
-    opened_at: datetime
-    resolved_at: datetime | None
-    reopened: bool
-
-
-class Detection(Fact):
-    alertname: str | None
-    fingerprint: str | None
-    signal_started_at: datetime
-    opened_at: datetime
-    acknowledged_at: datetime | None
-    acknowledged_by: str | None
-
-
-class TimelineLine(Fact):
-    """One journal entry, or a collapsed run of ``count`` alert entries (``until`` set)."""
-
-    at: datetime
-    until: datetime | None
-    actor: str
-    kind: str
-    text: str
-    count: int
-
-
-class ControlChangeFact(Fact):
-    key: str
-    before: Any
-    after: Any
-
-
-class MitigationFact(Fact):
-    id: str
-    title: str
-    action: str | None
-    risk: str | None
-    requested_by: str | None
-    requested_at: datetime | None
-    approvals: list[str]
-    applied_at: datetime | None
-    applied_by: str | None
-    applied_summary: str | None
-    change: ControlChangeFact | None
-    undone_at: datetime | None
-    undone_by: str | None
-    undo_summary: str | None
-    failures: list[str]
-    refusals: list[str]
-    done_manually_by: str | None
-    dry_runs: int
-    resolved_after: int
-    first_resolved_after: datetime | None
-    refired_after: int
-
-
-class ControlFact(Fact):
-    """A control's value just before the incident opened and when it ended, from the key's
-    recorded changes (keys with no recorded change are left out: their value is unknown)."""
-
-    key: str
-    name: str
-    at_open: Any
-    at_end: Any
-    changes_during: int
-
-
-class ServiceControls(Fact):
-    service: str
-    controls: list[ControlFact]
-    tools: list[ControlFact]
-
-    @property
-    def tools_disabled_at_open(self) -> list[str]:
-        return [t.name for t in self.tools if t.at_open is False]
-
-    @property
-    def tools_disabled_at_end(self) -> list[str]:
-        return [t.name for t in self.tools if t.at_end is False]
-
-
-class RunbookFacts(Fact):
-    id: str
-    title: str
-    symptom: str
-    business_impact: str
-    likely_causes: list[str]
-    questions: list[str]
-    reviewers: list[str]
-    owners: list[str]
-    template: str | None
-
-
-class PostmortemFacts(Fact):
-    incident_id: int
-    title: str
-    status: str
-    severity: str
-    service: str | None
-    group_labels: dict[str, str]
-    alert_count: int
-    opened_at: datetime
-    resolved_at: datetime | None
-    resolved_by: str | None
-    reopen_count: int
-    detection: Detection
-    phases: list[Phase]
-    episodes: list[Episode]
-    open_seconds: float | None
-    timeline: list[TimelineLine]
-    timeline_omitted: int
-    mitigations: list[MitigationFact]
-    services: list[ServiceControls]
-    services_without_history: list[str]
-    runbook: RunbookFacts | None
-    runbook_path: str | None
-
-    def phase(self, name: str) -> Phase:
-        return next(p for p in self.phases if p.name == name)
 
 
 async def collect_facts(
@@ -283,9 +160,7 @@ def _runbook_facts(runbook: Runbook) -> RunbookFacts:
 
 def _detection(detail: IncidentDetail) -> Detection:
     """The first alert the journal recorded; the earliest-starting alert if none was."""
-    first = next(
-        (e for e in detail.timeline if e.kind == TimelineKind.ALERT_FIRING.value), None
-    )
+    first = next((e for e in detail.timeline if e.kind == TimelineKind.ALERT_FIRING.value), None)
     fingerprint = str(first.details.get("fingerprint")) if first else None
     alert = next((a for a in detail.alerts if a.fingerprint == fingerprint), None)
     if alert is None and detail.alerts:
@@ -390,9 +265,7 @@ def _mitigation(
     def last(kind: MitigationEvent) -> TimelineOut | None:
         return next((e for e in reversed(entries) if e.kind == kind.value), None)
 
-    requested = next(
-        (e for e in entries if e.kind == MitigationEvent.REQUESTED.value), None
-    )
+    requested = next((e for e in entries if e.kind == MitigationEvent.REQUESTED.value), None)
     applied = last(MitigationEvent.APPLIED)
     undone = last(MitigationEvent.UNDONE)
     manual = last(MitigationEvent.DONE_MANUALLY)
@@ -415,7 +288,7 @@ def _mitigation(
         id=mitigation_id,
         title=title,
         action=details.get("action") or (requested.details.get("action") if requested else None),
-        risk=requested.details.get("risk") if requested else None,
+        risk=next((str(e.details["risk"]) for e in entries if e.details.get("risk")), None),
         requested_by=str(requested_by) if requested_by else None,
         requested_at=requested.at if requested else (applied.at if applied else None),
         approvals=approvals,
@@ -423,7 +296,9 @@ def _mitigation(
         applied_by=applied.actor if applied else None,
         applied_summary=applied.summary if applied else None,
         change=(
-            ControlChangeFact(key=details["key"], before=details.get("before"), after=details.get("after"))
+            ControlChangeFact(
+                key=details["key"], before=details.get("before"), after=details.get("after")
+            )
             if details.get("key")
             else None
         ),
@@ -440,9 +315,7 @@ def _mitigation(
     )
 
 
-def _candidate_services(
-    detail: IncidentDetail, mitigations: Iterable[MitigationFact]
-) -> list[str]:
+def _candidate_services(detail: IncidentDetail, mitigations: Iterable[MitigationFact]) -> list[str]:
     """Services whose controls matter: those the mitigations touched, then the alert's."""
     found: list[str] = []
     keys = [m.change.key for m in mitigations if m.change is not None]
@@ -485,7 +358,7 @@ def _control(
     opened: datetime,
     end: datetime,
 ) -> ControlFact:
-    """The value just before ``opened`` and at ``end`` from the key's recorded changes (oldest first)."""
+    """The value just before ``opened`` and at ``end``, from ``history`` (oldest first)."""
 
     def value_at(moment: datetime, *, inclusive: bool) -> Any:
         earlier = [c for c in history if c.at < moment or (inclusive and c.at == moment)]

@@ -29,6 +29,7 @@ from bot.slack.blocks import (
     render_runbook_list,
 )
 from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
+from bot.slack.outbox import Enqueued
 from bot.slack.view import build_view
 from bot.store import incidents as repo
 
@@ -115,11 +116,20 @@ class SlackHandlers:
         if isinstance(command, cmd.Controls):
             return render_controls(await s.controls.list(command.service), service=command.service)
         if isinstance(command, cmd.Postmortem):
-            return _text(
-                f"Postmortem drafts are not available yet; the timeline of #{command.incident_id} "
-                f"is in /ballast show {command.incident_id}."
-            )
+            return _text(await self._postmortem(command.incident_id))
         raise ConflictError(f"unsupported command {command!r}")
+
+    async def _postmortem(self, incident_id: int) -> str:
+        """The summary here; the full Markdown as replies in the incident's thread."""
+        draft = await self._s.postmortems.draft(incident_id)
+        queued = await self._s.postmortems.post_on_demand(draft)
+        where = (
+            "The full draft is going to the incident thread."
+            if queued is not None and queued is not Enqueued.NO_MESSAGE
+            else f"#{incident_id} has no Slack thread; `ballast postmortem {incident_id}` "
+            "prints the full draft."
+        )
+        return f"*{draft.title}*\n{draft.summary}\n{where}"
 
     async def _acknowledge(self, incident_id: int, actor: str) -> str:
         async with self._s.db.transaction() as session:

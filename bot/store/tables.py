@@ -302,6 +302,7 @@ class SlackOutboxEntry(Base):
     payload: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    revision: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every payload change
     in_doubt: Mapped[bool] = mapped_column(default=False)
     not_before: Mapped[datetime]
     created_at: Mapped[datetime]
@@ -337,3 +338,19 @@ class SlackIncidentMessage(Base):
     posted_at: Mapped[datetime]
     updated_at: Mapped[datetime | None]
     content_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class StoredPostmortem(Base):
+    """Every postmortem draft made (on resolve, again after a re-open and resolve); the newest
+    per incident is the current one. ``polished``: a language model reworded the summary."""
+
+    __tablename__ = "postmortems"
+    __table_args__ = (Index(None, "incident_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    markdown: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(Text)
+    polished: Mapped[bool] = mapped_column(default=False)
+    path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
