@@ -283,3 +283,66 @@ async def test_event_retries_and_duplicates_do_nothing_twice(h: Any, slack: Slac
         if "/ballast help" in str(c.args.get("text", ""))
     ]
     assert len(replies) == 1
+
+
+async def test_two_person_high_risk_approval_in_slack(h: Any, slack: SlackEmulator) -> None:
+    """Run by one owner, a second click by the same owner refused, approved by another."""
+    second = SlackUser("U0OWNER2", "second")
+    await h.client.post("/webhooks/generic", json={"alerts": [ALERT]})
+    await settle(h)
+    signer = RequestSigner(SECRET)
+
+    async def state() -> dict[str, Any]:
+        body = (await h.client.get("/api/v1/incidents/1")).json()
+        return next(m for m in body["mitigations"] if m["id"] == "full-autonomy")
+
+    requested = click(
+        incident_message(slack),
+        "ballast.run:full-autonomy",
+        user=OWNER,
+        channel=CHANNEL,
+        response_url=slack.response_url("actions"),
+    )
+    assert (await post_signed(h, signer.interaction(requested))).status_code == 200
+    await wait_for(lambda: _awaiting(state), "the request to be recorded")
+    await settle(h)
+    message = incident_message(slack)
+    assert "ballast.approve:full-autonomy" in str(message["blocks"])
+    assert await h.services.controls.read("svc-a.autonomy") is None
+
+    again = click(
+        message,
+        "ballast.approve:full-autonomy",
+        user=OWNER,
+        channel=CHANNEL,
+        response_url=slack.response_url("actions"),
+    )
+    await post_signed(h, signer.interaction(again))
+    await wait_for(
+        lambda: _async(any("two people" in str(p) for p in slack.response_posts())),
+        "the same-person refusal",
+    )
+    assert await h.services.controls.read("svc-a.autonomy") is None
+
+    approved = click(
+        message,
+        "ballast.approve:full-autonomy",
+        user=second,
+        channel=CHANNEL,
+        response_url=slack.response_url("actions"),
+    )
+    await post_signed(h, signer.interaction(approved))
+
+    async def applied() -> bool:
+        return (await state())["state"] == "applied"
+
+    await wait_for(applied, "the second approval to apply it")
+    final = await state()
+    assert (final["requested_by"], final["approvals"]) == ("U0OWNER1", ["U0OWNER1", "U0OWNER2"])
+    assert await h.services.controls.read("svc-a.autonomy") == "full"
+    await settle(h)
+    assert "U0OWNER2" in str(incident_message(slack)["blocks"])
+
+
+async def _awaiting(state: Any) -> bool:
+    return bool((await state())["state"] == "awaiting_approval")
