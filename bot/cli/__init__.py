@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bot.cli.controls import controls_app
+from bot.cli.demo import demo
 from bot.cli.incidents import incidents_app
 from bot.cli.postmortem import postmortem
 from bot.cli.replay import replay
@@ -22,6 +23,7 @@ def build_cli() -> typer.Typer:
     cli.command()(serve)
     cli.command()(replay)
     cli.command()(postmortem)
+    cli.command()(demo)
     cli.add_typer(runbooks_app, name="runbooks")
     cli.add_typer(incidents_app, name="incidents")
     cli.add_typer(controls_app, name="controls")

@@ -1,0 +1,123 @@
+"""``ballast demo``: the closed loop with real Prometheus, Alertmanager and an AI service."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+def demo(
+    scenario: Annotated[
+        str, typer.Option(help="Fault to inject: tool-failure or groundedness.")
+    ] = "tool-failure",
+    timeout: Annotated[float, typer.Option(help="Seconds the loop may take.")] = 90.0,
+    measure_runs: Annotated[
+        int, typer.Option(help="Then time Ballast's share (webhook → OFREP) over N incidents.")
+    ] = 0,
+    keep: Annotated[bool, typer.Option(help="Keep the temp dir (logs, postmortem).")] = False,
+) -> None:
+    """Start Ballast, a simulated AI service, Prometheus and Alertmanager on loopback, break the
+    service, and watch the loop close: alert, incident, mitigation, recovery, postmortem."""
+    from bot.demo import SCENARIOS, MissingBinary, Stack, StepResult, run_loop
+    from bot.demo.loop import LoopTimeout
+    from bot.demo.stack import StackError, find_binaries
+
+    console = Console()
+    if scenario not in SCENARIOS:
+        console.print(f"[red]unknown scenario {scenario!r}[/]; one of {', '.join(SCENARIOS)}")
+        raise typer.Exit(2)
+    try:
+        find_binaries()
+    except MissingBinary as err:
+        console.print(f"[red]ballast demo needs Prometheus and Alertmanager.[/] {err}")
+        raise typer.Exit(1) from None
+
+    chosen = SCENARIOS[scenario]
+    workdir = Path(tempfile.mkdtemp(prefix="ballast-demo-"))
+    stack = Stack(workdir)
+    code = 0
+    with Progress(
+        SpinnerColumn(finished_text="[green]✓[/]"),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
+        stage: dict[str, TaskID] = {}
+
+        def started(name: str, seconds: float) -> None:
+            progress.console.print(f"  [dim]started[/] {name} [dim]({seconds:.1f}s)[/]")
+
+        def waiting(name: str, title: str) -> None:
+            tasks[name] = progress.add_task(f"waiting: {title}", total=1)
+
+        def done(step: StepResult) -> None:
+            progress.update(
+                tasks[step.name],
+                completed=1,
+                description=f"[bold]{step.title}[/] [cyan]+{step.elapsed:.1f}s[/] {step.detail}",
+            )
+            progress.stop_task(tasks[step.name])
+
+        try:
+            stage["start"] = progress.add_task("Starting the stack on loopback", total=1)
+            stack.start(on_started=started)
+            progress.update(stage["start"], completed=1)
+            progress.stop_task(stage["start"])
+            progress.console.print(
+                f"  Ballast {stack.ballast}  assistant {stack.assistant}  "
+                f"Prometheus {stack.prometheus}  Alertmanager {stack.alertmanager}"
+            )
+            progress.console.print(f"[bold red]Injecting fault:[/] POST {chosen.fault}")
+            result = run_loop(stack, chosen, timeout=timeout, on_wait=waiting, on_done=done)
+            if measure_runs:
+                from bot.demo.measure import measure
+
+                task = progress.add_task(
+                    f"Timing Ballast's share over {measure_runs} runs", total=1
+                )
+                began = time.monotonic()
+                share = measure(stack.ballast, measure_runs)
+                progress.update(
+                    task,
+                    completed=1,
+                    description=(
+                        f"Ballast's share (webhook → OFREP): p50 {share.p50:.1f} ms, "
+                        f"p99 {share.p99:.1f} ms over {measure_runs} runs "
+                        f"({time.monotonic() - began:.0f}s)"
+                    ),
+                )
+                progress.stop_task(task)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted: stopping everything[/]")
+            code = 130
+        except (LoopTimeout, StackError) as err:
+            console.print(f"[red]the loop did not close:[/] {err}")
+            keep, code = True, 1
+        finally:
+            stack.stop()
+    if code:
+        if keep:
+            console.print(f"logs kept in {workdir}")
+        raise typer.Exit(code)
+    table = Table(title=f"Closed loop: {chosen.name}", show_header=True)
+    table.add_column("phase")
+    table.add_column("seconds", justify="right")
+    for phase, seconds in result.phases().items():
+        table.add_row(phase.replace("_", " "), f"{seconds:.1f}")
+    console.print(table)
+    console.print(f"Postmortem draft: {result.postmortem}")
+    if result.postmortem is not None and result.postmortem.is_file():
+        console.print(f"[dim]{result.postmortem.read_text(encoding='utf-8')[:600]}…[/]")
+    console.print(f"Stopped everything. Files in {workdir}" if keep else "Stopped everything.")
+    if not keep:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)

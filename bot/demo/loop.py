@@ -1,0 +1,257 @@
+"""Inject a fault and follow the closed loop step by step, as each step really happens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bot.demo.stack import Stack
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One fault, the alert it should raise and the runbook mitigation that should fix it."""
+
+    name: str
+    fault: str  # path on the support assistant, POSTed
+    alertname: str
+    alert_labels: dict[str, str]
+    runbook: str
+    mitigation: str
+    control_key: str
+    control_value: Any
+    recovery_query: str  # PromQL: true (non-empty) once the signal is healthy again
+    recovery_text: str
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "tool-failure": Scenario(
+        name="tool-failure",
+        fault="/faults/tool-failure?tool=web_search",
+        alertname="ToolCallFailureRate",
+        alert_labels={"tool": "web_search"},
+        runbook="support-assistant/tool-failure-spike",
+        mitigation="disable-tool",
+        control_key="support-assistant.tools.web_search.enabled",
+        control_value=False,
+        recovery_query=(
+            'sum(rate(assistant_tool_calls_total{tool="web_search",outcome="failure"}[3s])) == 0'
+        ),
+        recovery_text="web_search failures stopped (0/s over 3s)",
+    ),
+    "groundedness": Scenario(
+        name="groundedness",
+        fault="/faults/groundedness-drop",
+        alertname="GroundednessLow",
+        alert_labels={},
+        runbook="support-assistant/groundedness-drop",
+        mitigation="review-high-risk",
+        control_key="support-assistant.human_review",
+        control_value="high_risk",
+        recovery_query="avg(assistant_groundedness_score) >= 0.8",
+        recovery_text="groundedness of released answers back at or above 0.80",
+    ),
+}
+
+
+@dataclass
+class StepResult:
+    """When a step was seen, in seconds since the fault was injected, and what was seen."""
+
+    name: str
+    title: str
+    elapsed: float
+    detail: str
+
+
+@dataclass
+class LoopResult:
+    scenario: str
+    incident_id: int | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    postmortem: Path | None = None
+    injected_at: datetime | None = None
+
+    def at(self, name: str) -> float:
+        return next(step.elapsed for step in self.steps if step.name == name)
+
+    def phases(self) -> dict[str, float]:
+        """fault → alert → mitigation applied → recovered, and the total to resolved."""
+        return {
+            "fault_to_alert": self.at("alert_fired"),
+            "alert_to_mitigation": self.at("mitigation_applied") - self.at("alert_fired"),
+            "mitigation_to_recovery": self.at("metric_recovered") - self.at("mitigation_applied"),
+            "total_to_resolved": self.at("incident_resolved"),
+        }
+
+
+STEPS: list[tuple[str, str]] = [
+    ("alert_fired", "Alert fired (Prometheus)"),
+    ("incident_opened", "Incident opened (Ballast)"),
+    ("mitigation_applied", "Mitigation applied (timeline)"),
+    ("control_changed", "Control value changed (OFREP)"),
+    ("metric_recovered", "Metric recovered (Prometheus)"),
+    ("alert_resolved", "Alert resolved (Prometheus → Alertmanager → Ballast)"),
+    ("incident_resolved", "Incident resolved (Ballast)"),
+    ("postmortem_written", "Postmortem written"),
+]
+
+StepCallback = Callable[[str, str], None]
+
+
+class LoopTimeout(AssertionError):
+    """A step did not happen in time."""
+
+
+def run_loop(
+    stack: Stack,
+    scenario: Scenario,
+    *,
+    timeout: float = 90.0,
+    on_wait: StepCallback | None = None,
+    on_done: Callable[[StepResult], None] | None = None,
+) -> LoopResult:
+    """Inject the fault, then wait for each step in order; raise :class:`LoopTimeout`."""
+    client = httpx.Client(timeout=5)
+    result = LoopResult(scenario.name)
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
+
+    def prom_alert_firing() -> bool:
+        body = client.get(f"{stack.prometheus}/api/v1/alerts").json()
+        return any(
+            _is_ours(a["labels"], scenario) and a["state"] == "firing"
+            for a in body["data"]["alerts"]
+        )
+
+    def incident() -> dict[str, Any] | None:
+        found = client.get(
+            f"{stack.ballast}/api/v1/incidents", params={"runbook": scenario.runbook}
+        ).json()["incidents"]
+        return found[0] if found else None
+
+    def detail() -> dict[str, Any]:
+        body: dict[str, Any] = client.get(
+            f"{stack.ballast}/api/v1/incidents/{result.incident_id}"
+        ).json()
+        result.timeline = body["timeline"]
+        return body
+
+    def checks() -> dict[str, Callable[[], str | None]]:
+        def alert_fired() -> str | None:
+            return f"{scenario.alertname} firing" if prom_alert_firing() else None
+
+        def incident_opened() -> str | None:
+            found = incident()
+            if found is None:
+                return None
+            result.incident_id = int(found["id"])
+            return f"#{found['id']} {found['title']}"
+
+        def mitigation_applied() -> str | None:
+            for entry in detail()["timeline"]:
+                details = entry["details"]
+                if entry["kind"] == "mitigation_applied" and (
+                    details.get("mitigation_id") == scenario.mitigation
+                ):
+                    return f"{scenario.mitigation}: {entry['summary']}"
+            return None
+
+        def control_changed() -> str | None:
+            response = client.post(
+                f"{stack.ballast}/ofrep/v1/evaluate/flags/{scenario.control_key}", json={}
+            )
+            if response.status_code != 200:
+                return None
+            value = response.json()["value"]
+            if value != scenario.control_value:
+                return None
+            seen = client.get(f"{stack.assistant}/state").json()["controls"]
+            name = scenario.control_key.split(".", 1)[1]
+            if seen.get(name) != scenario.control_value:
+                return None
+            return f"{scenario.control_key} = {value!r}, read by the assistant"
+
+        def metric_recovered() -> str | None:
+            body = client.get(
+                f"{stack.prometheus}/api/v1/query", params={"query": scenario.recovery_query}
+            ).json()
+            return scenario.recovery_text if body["data"]["result"] else None
+
+        def alert_resolved() -> str | None:
+            if prom_alert_firing():
+                return None
+            kinds = [entry["kind"] for entry in detail()["timeline"]]
+            return "alert_resolved in the timeline" if "alert_resolved" in kinds else None
+
+        def incident_resolved() -> str | None:
+            body = detail()
+            return f"status {body['status']}" if body["status"] == "resolved" else None
+
+        def postmortem_written() -> str | None:
+            response = client.get(
+                f"{stack.ballast}/api/v1/incidents/{result.incident_id}/postmortem",
+                params={"format": "json"},
+            )
+            latest = response.json().get("latest") if response.status_code == 200 else None
+            if not latest or not latest.get("path") or not Path(latest["path"]).is_file():
+                return None
+            result.postmortem = Path(latest["path"])
+            return str(result.postmortem)
+
+        return {
+            "alert_fired": alert_fired,
+            "incident_opened": incident_opened,
+            "mitigation_applied": mitigation_applied,
+            "control_changed": control_changed,
+            "metric_recovered": metric_recovered,
+            "alert_resolved": alert_resolved,
+            "incident_resolved": incident_resolved,
+            "postmortem_written": postmortem_written,
+        }
+
+    try:
+        steps = checks()
+        result.injected_at = datetime.now().astimezone()
+        started = time.monotonic()
+        client.post(f"{stack.assistant}{scenario.fault}").raise_for_status()
+        for name, title in STEPS:
+            if on_wait is not None:
+                on_wait(name, title)
+            while True:
+                stack.check()
+                try:
+                    seen = steps[name]()
+                except (httpx.HTTPError, KeyError, ValueError) as err:
+                    seen = None
+                    state["last_error"] = err
+                if seen is not None:
+                    step = StepResult(name, title, time.monotonic() - started, seen)
+                    result.steps.append(step)
+                    if on_done is not None:
+                        on_done(step)
+                    break
+                if time.monotonic() > deadline:
+                    raise LoopTimeout(
+                        f"{scenario.name}: no '{title}' within {timeout:.0f}s "
+                        f"(last error: {state.get('last_error')!r}; logs in {stack.workdir})"
+                    )
+                time.sleep(0.1)
+        if result.incident_id is not None:
+            detail()
+        return result
+    finally:
+        client.close()
+
+
+def _is_ours(labels: dict[str, str], scenario: Scenario) -> bool:
+    if labels.get("alertname") != scenario.alertname:
+        return False
+    return all(labels.get(k) == v for k, v in scenario.alert_labels.items())

@@ -1,0 +1,238 @@
+"""Start and stop the demo stack on loopback free ports: every process we start, we stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+INSTALL_HINT = "sudo apt-get install prometheus prometheus-alertmanager"
+
+
+class MissingBinary(RuntimeError):
+    """A binary the demo needs is not on PATH."""
+
+
+class StackError(RuntimeError):
+    """A process did not start, or exited early."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binaries() -> dict[str, str]:
+    """Paths of ``prometheus`` and ``prometheus-alertmanager``, or :class:`MissingBinary`."""
+    found = {name: shutil.which(name) for name in ("prometheus", "prometheus-alertmanager")}
+    missing = [name for name, path in found.items() if path is None]
+    if missing:
+        raise MissingBinary(
+            f"{' and '.join(missing)} not found on PATH. Install Debian's packages:\n"
+            f"  {INSTALL_HINT}"
+        )
+    return {name: path for name, path in found.items() if path is not None}
+
+
+@dataclass
+class Process:
+    """One child process with its log file."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.popen = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us; we stop children in order
+            )
+
+    def check(self) -> None:
+        if self.popen is not None and self.popen.poll() is not None:
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise StackError(f"{self.name} exited with {self.popen.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(10)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(5)
+
+
+@dataclass
+class Stack:
+    """Ballast (SQLite), the support assistant, Prometheus and Alertmanager in ``workdir``."""
+
+    workdir: Path
+    runbooks: Path = REPO / "runbooks"
+    examples: Path = REPO / "examples"
+    rate: float = 20.0
+    ports: dict[str, int] = field(default_factory=dict)
+    processes: list[Process] = field(default_factory=list)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def ballast(self) -> str:
+        return self.url("ballast")
+
+    @property
+    def assistant(self) -> str:
+        return self.url("assistant")
+
+    @property
+    def prometheus(self) -> str:
+        return self.url("prometheus")
+
+    @property
+    def alertmanager(self) -> str:
+        return self.url("alertmanager")
+
+    @property
+    def postmortems(self) -> Path:
+        return self.workdir / "postmortems"
+
+    def start(self, on_started: Callable[[str, float], None] | None = None) -> None:
+        """Start all four, each ready before the next; ``on_started(name, seconds)``."""
+        binaries = find_binaries()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for name in ("ballast", "assistant", "prometheus", "alertmanager"):
+            self.ports[name] = free_port()
+        steps: list[tuple[Process, str]] = [
+            (self._ballast(), f"{self.ballast}/readyz"),
+            (self._assistant(), f"{self.assistant}/healthz"),
+            (
+                self._alertmanager(binaries["prometheus-alertmanager"]),
+                f"{self.alertmanager}/-/ready",
+            ),
+            (self._prometheus(binaries["prometheus"]), f"{self.prometheus}/-/ready"),
+        ]
+        for process, ready_url in steps:
+            started = time.monotonic()
+            self.processes.append(process)
+            process.start()
+            self._wait_ready(process, ready_url)
+            if on_started is not None:
+                on_started(process.name, time.monotonic() - started)
+        started = time.monotonic()
+        self._wait_scraped()
+        if on_started is not None:
+            on_started("first scrape", time.monotonic() - started)
+
+    def _wait_scraped(self, timeout: float = 30.0) -> None:
+        """Until Prometheus has two scrapes of the assistant: ``rate()`` has data."""
+        query = {"query": "rate(assistant_requests_total[10s]) > 0"}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check()
+            try:
+                body = httpx.get(f"{self.prometheus}/api/v1/query", params=query, timeout=2).json()
+                if body["data"]["result"]:
+                    return
+            except (httpx.HTTPError, KeyError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise StackError(f"Prometheus did not scrape the assistant in {timeout:.0f}s")
+
+    def check(self) -> None:
+        """Raise :class:`StackError` if any process has exited."""
+        for process in self.processes:
+            process.check()
+
+    def stop(self) -> None:
+        """Stop in reverse order; safe to call twice and after a partial start."""
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def _wait_ready(self, process: Process, url: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process.check()
+            try:
+                if httpx.get(url, timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise StackError(
+            f"{process.name} not ready at {url} after {timeout:.0f}s (log: {process.log})"
+        )
+
+    def _ballast(self) -> Process:
+        config = self.workdir / "ballast.yaml"
+        config.write_text(f"postmortem:\n  folder: {self.postmortems}\n", encoding="utf-8")
+        env = {
+            **os.environ,
+            "BALLAST_DATABASE_URL": f"sqlite:///{self.workdir / 'data' / 'ballast.db'}",
+            "BALLAST_RUNBOOKS": str(self.runbooks),
+            "BALLAST_CONFIG": str(config),
+        }
+        for name in ("BALLAST_WEBHOOK_TOKEN", "BALLAST_API_TOKEN", "SLACK_BOT_TOKEN"):
+            env.pop(name, None)
+        argv = [sys.executable, "-m", "bot", "serve", "--port", str(self.ports["ballast"])]
+        return Process("ballast", argv, self.workdir / "ballast.log", env=env, cwd=REPO)
+
+    def _assistant(self) -> Process:
+        argv = [
+            sys.executable,
+            str(self.examples / "support-assistant" / "app.py"),
+            f"--port={self.ports['assistant']}",
+            f"--ballast-url={self.ballast}",
+            f"--rate={self.rate}",
+        ]
+        return Process("support-assistant", argv, self.workdir / "assistant.log")
+
+    def _alertmanager(self, binary: str) -> Process:
+        text = (self.examples / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8")
+        config = self.workdir / "alertmanager.yml"
+        config.write_text(text.replace("http://127.0.0.1:8080", self.ballast), encoding="utf-8")
+        argv = [
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={self.workdir / 'alertmanager-data'}",
+            f"--web.listen-address=127.0.0.1:{self.ports['alertmanager']}",
+            "--cluster.listen-address=",
+        ]
+        return Process("alertmanager", argv, self.workdir / "alertmanager.log")
+
+    def _prometheus(self, binary: str) -> Process:
+        source = self.examples / "prometheus"
+        text = (source / "prometheus.yml").read_text(encoding="utf-8")
+        text = text.replace("127.0.0.1:9093", f"127.0.0.1:{self.ports['alertmanager']}")
+        text = text.replace("127.0.0.1:8900", f"127.0.0.1:{self.ports['assistant']}")
+        (self.workdir / "prometheus.yml").write_text(text, encoding="utf-8")
+        shutil.copyfile(source / "rules.yml", self.workdir / "rules.yml")
+        argv = [
+            binary,
+            f"--config.file={self.workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={self.workdir / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{self.ports['prometheus']}",
+            "--rules.alert.resend-delay=1s",
+        ]
+        return Process("prometheus", argv, self.workdir / "prometheus.log")
