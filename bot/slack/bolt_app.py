@@ -39,8 +39,9 @@ def build_slack_app(settings: Settings, services: Any) -> AsyncApp:
             if settings.slack_signing_secret
             else None
         ),
-        # Ack first, work after: Slack wants an answer within 3 seconds.
-        process_before_response=False,
+        # Ack-only listeners answer Slack; the work runs afterwards as lazy listeners (see
+        # bot.slack.listeners), so nothing is sent to Slack before the 2xx.
+        process_before_response=True,
         logger=logging.getLogger("ballast.slack.bolt"),
     )
     listeners.register(app, services)

@@ -330,8 +330,10 @@ class SlackDelivery:
                     return
                 if content_hash(row.payload) == message.content_hash:
                     skipped = {"skipped": "unchanged"}
-                    await outbox.close(session, row.id, OutboxState.SENT, now, response=skipped)
-                    batch.closed += 1
+                    batch.closed += await outbox.close(
+                        session, row.id, OutboxState.SENT, now, response=skipped,
+                        revision=row.revision,
+                    )  # fmt: skip
                     return
         keys = self._budgets.keys_for(row.method, channel)
         lookup_keys: tuple[BucketKey, ...] = ()

@@ -1,6 +1,7 @@
 """What Ballast does when someone uses it in Slack: slash commands and button clicks.
 
-Every listener acks first (Slack gives 3 seconds, network included) and works after; answers
+Every request is acked at once (Slack gives 3 seconds, network included) and the work runs
+after the ack, as a Bolt lazy listener; answers
 go back through ``respond`` (the request's response_url) as ephemeral messages, and changes to
 the incident reach the channel message through the change bus and the outbox. The clicking
 user's id is the actor, checked by the same policy as the API.
@@ -39,11 +40,20 @@ Services = Any  # bot.api.services.Services; typed loosely to keep the import gr
 
 
 def register(app: AsyncApp, services: Services) -> None:
+    """Ack-only listeners, with the work in lazy listeners that Bolt runs after the ack.
+
+    With ``process_before_response=True`` Bolt answers Slack as soon as ``_ack`` returns and
+    only then starts the lazy work, so no Web API call or response_url post can beat the 2xx.
+    """
     handlers = SlackHandlers(services)
-    app.command("/ballast")(handlers.on_command)
+    app.command("/ballast")(ack=_ack, lazy=[handlers.on_command])
     for kind in ActionId:
-        app.action(kind.pattern)(handlers.on_button)
-    app.event("app_mention")(handlers.on_mention)
+        app.action(kind.pattern)(ack=_ack, lazy=[handlers.on_button])
+    app.event("app_mention")(ack=_ack, lazy=[handlers.on_mention])
+
+
+async def _ack(ack: Any) -> None:
+    await ack()
 
 
 class SlackHandlers:
@@ -57,8 +67,7 @@ class SlackHandlers:
 
     # ---- /ballast -----------------------------------------------------------------------
 
-    async def on_command(self, ack: Any, command: dict[str, Any], respond: Any) -> None:
-        await ack()
+    async def on_command(self, command: dict[str, Any], respond: Any) -> None:
         actor = str(command.get("user_id", ""))
         try:
             parsed = cmd.parse_command(str(command.get("text", "")))
@@ -149,8 +158,7 @@ class SlackHandlers:
 
     # ---- buttons ------------------------------------------------------------------------
 
-    async def on_button(self, ack: Any, body: dict[str, Any], respond: Any) -> None:
-        await ack()
+    async def on_button(self, body: dict[str, Any], respond: Any) -> None:
         actor = str(body.get("user", {}).get("id", ""))
         action = (body.get("actions") or [{}])[0]
         try:

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, event, func, or_, select, text, update
+from sqlalchemy import and_, event, func, or_, select, text, union_all, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -122,24 +122,23 @@ class SlackOutbox:
     ) -> Enqueued:
         """Bring the incident message to ``message`` (the whole message, not a diff)."""
         payload = _body(message)
-        folded = await session.execute(
-            update(SlackOutboxEntry)
-            .where(
-                SlackOutboxEntry.idempotency_key == post_key(incident_id),
-                SlackOutboxEntry.state == OutboxState.PENDING,
-                SlackOutboxEntry.in_doubt.is_(False),
-            )
-            .values(payload=payload)
-            .execution_options(synchronize_session=False)
+        coalesce_key = f"update:{incident_id}"
+        # A waiting update goes out after the post, so the newest state belongs in it; only
+        # without one may the state ride on a post not yet sent (and not possibly in Slack).
+        if await _replace_pending(session, SlackOutboxEntry.coalesce_key == coalesce_key, payload):
+            self._wake_after_commit(session)
+            return Enqueued.COALESCED
+        unsent_post = and_(
+            SlackOutboxEntry.idempotency_key == post_key(incident_id),
+            SlackOutboxEntry.in_doubt.is_(False),
         )
-        if getattr(folded, "rowcount", 0) == 1:
+        if await _replace_pending(session, unsent_post, payload):
             self._wake_after_commit(session)
             return Enqueued.FOLDED
         channel = await _message_channel(session, incident_id)
         if channel is None:
             log.debug("incident %d has no Slack message to update; skipped", incident_id)
             return Enqueued.NO_MESSAGE
-        coalesce_key = f"update:{incident_id}"
         key = f"{coalesce_key}:{uuid.uuid4().hex}"
         values = self._values(
             key=key,
@@ -157,7 +156,7 @@ class SlackOutbox:
             # Literal, not a parameter: PostgreSQL must prove the partial index's predicate
             # from it, which it cannot from a parameter once a generic plan is used.
             index_where=text("state = 'pending'"),
-            set_={"payload": insert.excluded.payload},
+            set_={"payload": insert.excluded.payload, "revision": SlackOutboxEntry.revision + 1},
         ).returning(SlackOutboxEntry.idempotency_key)
         kept = (await session.execute(statement)).scalar_one()
         self._wake_after_commit(session)
@@ -287,6 +286,7 @@ class SlackOutbox:
                 "channel": insert.excluded.channel,
                 "not_before": insert.excluded.not_before,
                 "error": None,
+                "revision": SlackOutboxEntry.revision + 1,
             },
             where=SlackOutboxEntry.state == OutboxState.FAILED,
         ).returning(SlackOutboxEntry.id)
@@ -318,6 +318,7 @@ class SlackOutbox:
             "payload": payload,
             "state": OutboxState.PENDING.value,
             "attempts": 0,
+            "revision": 0,
             "in_doubt": False,
             "not_before": now,
             "created_at": now,
@@ -337,17 +338,32 @@ class SlackOutbox:
         event.listen(session.sync_session, "after_commit", committed, once=True)
 
 
-async def _message_channel(session: AsyncSession, incident_id: int) -> str | None:
-    """The incident message's channel: posted, or still on its way (not failed)."""
-    posted = await session.get(SlackIncidentMessage, incident_id)
-    if posted is not None:
-        return posted.channel
-    return await session.scalar(
-        select(SlackOutboxEntry.channel).where(
-            SlackOutboxEntry.idempotency_key == post_key(incident_id),
-            SlackOutboxEntry.state.in_((OutboxState.PENDING, OutboxState.SENDING)),
-        )
+async def _replace_pending(session: AsyncSession, which: Any, payload: dict[str, Any]) -> bool:
+    """Give a row not yet claimed a newer payload; ``revision`` tells the worker it changed."""
+    result = await session.execute(
+        update(SlackOutboxEntry)
+        .where(which, SlackOutboxEntry.state == OutboxState.PENDING)
+        .values(payload=payload, revision=SlackOutboxEntry.revision + 1)
+        .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def _message_channel(session: AsyncSession, incident_id: int) -> str | None:
+    """The incident message's channel: posted, or still on its way (not failed).
+
+    One statement, so one snapshot: read apart, the post could turn ``sent`` between the two
+    reads and the message look missing (a thread reply was dropped that way).
+    """
+    posted = select(SlackIncidentMessage.channel).where(
+        SlackIncidentMessage.incident_id == incident_id
+    )
+    on_its_way = select(SlackOutboxEntry.channel).where(
+        SlackOutboxEntry.idempotency_key == post_key(incident_id),
+        SlackOutboxEntry.state.in_((OutboxState.PENDING, OutboxState.SENDING)),
+    )
+    channel = await session.scalar(union_all(posted, on_its_way).limit(1))
+    return None if channel is None else str(channel)
 
 
 def _insert_for(session: AsyncSession) -> Any:
@@ -411,13 +427,16 @@ async def due_heads(
 async def claim(
     session: AsyncSession, row: SlackOutboxEntry, now: datetime, in_doubt: bool
 ) -> bool:
-    """Mark ``row`` sending; False if someone changed it since it was read."""
+    """Mark ``row`` sending; False if it changed since it was read (a newer payload, another
+    claim): then it is simply looked at again next pass. On SQLite the read is not inside the
+    write transaction, so this check is what keeps a just-coalesced payload from being lost."""
     result = await session.execute(
         update(SlackOutboxEntry)
         .where(
             SlackOutboxEntry.id == row.id,
             SlackOutboxEntry.state == row.state,
             SlackOutboxEntry.attempts == row.attempts,
+            SlackOutboxEntry.revision == row.revision,
         )
         .values(
             state=OutboxState.SENDING.value,
@@ -438,11 +457,15 @@ async def close(
     *,
     error: str | None = None,
     response: dict[str, Any] | None = None,
-) -> None:
-    """End a row: sent, failed or superseded."""
-    await session.execute(
+    revision: int | None = None,
+) -> bool:
+    """End a row: sent, failed or superseded (only at ``revision``, when given)."""
+    which = [SlackOutboxEntry.id == row_id]
+    if revision is not None:
+        which.append(SlackOutboxEntry.revision == revision)
+    result = await session.execute(
         update(SlackOutboxEntry)
-        .where(SlackOutboxEntry.id == row_id)
+        .where(*which)
         .values(
             state=state.value,
             sent_at=now if state is OutboxState.SENT else None,
@@ -451,6 +474,7 @@ async def close(
         )
         .execution_options(synchronize_session=False)
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
 async def defer(session: AsyncSession, row_id: int, not_before: datetime) -> None:
