@@ -212,7 +212,7 @@ class PostgresStore:
         self.statements: dict[int, str] = {}
 
     async def open(self) -> None:
-        import asyncpg
+        import asyncpg  # type: ignore[import-untyped]
 
         self.pool = await asyncpg.create_pool(self.dsn, min_size=10, max_size=20)
         async with self.pool.acquire() as conn:

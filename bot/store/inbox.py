@@ -6,10 +6,12 @@ cost one indexed lookup each and change nothing. ``claim`` hands unprocessed row
 worker; on PostgreSQL with ``FOR UPDATE SKIP LOCKED`` so replicas never take the same row.
 
 Webhooks store through :class:`InboxWriter` (``writer_for(db)``), which commits the batches of
-every webhook waiting at the same moment in one transaction: one commit, one fsync and one
-hand-over of SQLite's write lock for many requests instead of one each. Each request's rows are
-still its own INSERT, so its receipt counts exactly its own new and duplicate alerts, and a
-request is answered only once the transaction holding its rows has committed.
+every webhook waiting at the same moment as one INSERT: one statement, one commit, one fsync and
+one hand-over of SQLite's write lock for many requests instead of one each. The rows RETURNING
+gives back are counted to the request that sent them, so each receipt counts exactly its own new
+and duplicate alerts, and a request is answered only once the statement holding its rows has
+committed. While webhooks arrive at a storm's rate, ``claim`` keeps the incident engine to small,
+paced batches so that it does not hold up the webhooks (see the constants below).
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, ClassVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import JSON, Table, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -57,10 +60,12 @@ ENGINE_BATCH_UNDER_INGEST = {"sqlite": 1, "postgresql": 20}
 ENGINE_SHARE_UNDER_INGEST = 0.25
 ENGINE_MAX_PAUSE_SECONDS = 2.0
 # Webhooks count as arriving while one is queued or being written, or while the writer has
-# committed at least this many groups in the current or the last half second (a storm, not a
-# trickle: at a few webhooks a second the engine keeps up and nothing needs pacing).
+# committed at least this many groups or alerts in the current or the last half second (a
+# storm, not a trickle: at a few webhooks a second the engine keeps up and nothing needs
+# pacing; alerts too, because 50-alert notifications make a storm of few requests).
 INGEST_WINDOW_SECONDS = 0.5
 INGEST_BUSY_COMMITS = 10
+INGEST_BUSY_ALERTS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,8 @@ class InboxWriter:
         self._window_start = 0.0
         self._commits = 0
         self._commits_before = 0
+        self._alerts = 0
+        self._alerts_before = 0
         self._engine_started = 0.0
 
     async def pace_engine(self) -> None:
@@ -138,17 +145,22 @@ class InboxWriter:
         if self._queue or self._writing:
             return True
         self._roll_window(time.monotonic())
-        return max(self._commits, self._commits_before) >= INGEST_BUSY_COMMITS
+        return (
+            max(self._commits, self._commits_before) >= INGEST_BUSY_COMMITS
+            or max(self._alerts, self._alerts_before) >= INGEST_BUSY_ALERTS
+        )
 
     def _roll_window(self, now: float) -> None:
         if now - self._window_start >= INGEST_WINDOW_SECONDS:
             recent = now - self._window_start < 2 * INGEST_WINDOW_SECONDS
             self._commits_before = self._commits if recent else 0
-            self._commits, self._window_start = 0, now
+            self._alerts_before = self._alerts if recent else 0
+            self._commits, self._alerts, self._window_start = 0, 0, now
 
-    def _committed(self) -> None:
+    def _committed(self, alerts: int) -> None:
         self._roll_window(time.monotonic())
         self._commits += 1
+        self._alerts += alerts
 
     async def store(self, batch: AlertBatch, now: datetime) -> StoreResult:
         """Store ``batch``; returns once it is committed (raises what the commit raised)."""
@@ -232,32 +244,107 @@ class InboxWriter:
         """One INSERT for the whole group, its RETURNING rows counted back to each request.
 
         An alert state sent by two requests of the group belongs to the first (the second got
-        it as a duplicate, as if they had been written one after the other). One statement
-        (compiled once, sent as one multi-row INSERT) instead of one per request: per request,
-        SQLAlchemy's compile and the round trips to the driver cost more than the database.
-        Rows go in key order, so concurrent groups on PostgreSQL take index locks in the same
-        order and cannot deadlock over an alert both carry.
+        it as a duplicate, as if they had been written one after the other). The statement is
+        the driver's own SQL with values converted by the columns' SQLAlchemy types (see
+        ``_InsertPlan``): per group, SQLAlchemy's compile, executemany batching and result
+        typing cost more CPU than the database's work. Rows go in key order, so concurrent
+        groups on PostgreSQL take index locks in the same order and cannot deadlock.
         """
-        owner: dict[tuple[str, datetime, str], int] = {}
-        keyed: list[tuple[tuple[str, datetime, str], dict[str, Any]]] = []
+        plan = _InsertPlan.of(self._db.engine.dialect)
+        owner: dict[tuple[Any, ...], int] = {}
+        keyed: list[tuple[tuple[Any, ...], list[Any]]] = []
         for index, waiting in enumerate(group):
             batch, now = waiting.batch, waiting.now
             for alert in batch.alerts:
-                key = _key(alert.fingerprint, alert.starts_at, alert.status.value)
+                values = plan.values(_row(alert, batch, now))
+                key = plan.key(values)
                 if key not in owner:
                     owner[key] = index
-                    keyed.append((key, _row(alert, batch, now)))
+                    keyed.append((key, values))
         keyed.sort(key=lambda pair: pair[0])
-        rows = [row for _, row in keyed]
+        rows = [values for _, values in keyed]
         stored = [0] * len(group)
-        async with connection.transaction(single_statement=len(rows) <= MAX_GROUP_ROWS) as conn:
-            returned = (await conn.execute(_group_insert(conn.dialect.name), rows)).all()
-            for fingerprint, starts_at, status in returned:
-                # A key we cannot place rolls the group back; it is then written request by
-                # request, where no placing is needed.
-                stored[owner[_key(fingerprint, starts_at, status)]] += 1
-        self._committed()
+        single = len(rows) <= MAX_GROUP_ROWS
+        async with connection.transaction(single_statement=single) as conn:
+            for start in range(0, len(rows), MAX_GROUP_ROWS):
+                chunk = rows[start : start + MAX_GROUP_ROWS]
+                result = await conn.exec_driver_sql(plan.sql(len(chunk)), plan.flat(chunk))
+                for returned in result.all():
+                    # A key we cannot place rolls the group back; it is then written request
+                    # by request, where no placing is needed.
+                    stored[owner[tuple(returned)]] += 1
+        self._committed(len(rows))
         return [StoreResult(len(w.batch.alerts), n) for w, n in zip(group, stored, strict=True)]
+
+
+class _InsertPlan:
+    """The writer's INSERT as driver SQL, with SQLAlchemy's own conversion of each value.
+
+    The columns and their bind processors come from the ``InboxAlert`` table and the
+    dialect, so the stored values are exactly what SQLAlchemy would have sent (SQLite's
+    datetime text, JSON text); RETURNING gives the key columns back as stored, which match the
+    converted values sent. Statements are made per row count and kept (a few dozen sizes).
+    """
+
+    _plans: ClassVar[dict[str, _InsertPlan]] = {}
+    KEY = ("fingerprint", "starts_at", "status")
+
+    def __init__(self, dialect: Dialect) -> None:
+        table = InboxAlert.__table__
+        assert isinstance(table, Table)
+        self.columns = [column.name for column in table.columns if column.name != "id"]
+        self.processors = [
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self.columns
+        ]
+        self.key_at = [self.columns.index(name) for name in self.KEY]
+        self.numbered = dialect.paramstyle == "numeric_dollar"
+        self.casts = [
+            "::json" if self.numbered and isinstance(table.c[name].type, JSON) else ""
+            for name in self.columns
+        ]
+        key_columns = ", ".join(self.KEY)
+        # Names from the table definition, values only as parameters: nothing from a request.
+        self.head = f"INSERT INTO {table.name} ({', '.join(self.columns)}) VALUES "  # noqa: S608
+        self.tail = f" ON CONFLICT ({key_columns}) DO NOTHING RETURNING {key_columns}"
+        self._sql: dict[int, str] = {}
+
+    @classmethod
+    def of(cls, dialect: Dialect) -> _InsertPlan:
+        plan = cls._plans.get(dialect.name)
+        if plan is None:
+            plan = cls._plans[dialect.name] = cls(dialect)
+        return plan
+
+    def values(self, row: dict[str, Any]) -> list[Any]:
+        return [
+            row[name] if process is None or row[name] is None else process(row[name])
+            for name, process in zip(self.columns, self.processors, strict=True)
+        ]
+
+    def key(self, values: list[Any]) -> tuple[Any, ...]:
+        return tuple(values[i] for i in self.key_at)
+
+    def flat(self, rows: list[list[Any]]) -> tuple[Any, ...]:
+        return tuple(value for row in rows for value in row)
+
+    def sql(self, count: int) -> str:
+        sql = self._sql.get(count)
+        if sql is None:
+            width = len(self.columns)
+            if self.numbered:
+                groups = (
+                    "("
+                    + ", ".join(f"${n * width + i + 1}{self.casts[i]}" for i in range(width))
+                    + ")"
+                    for n in range(count)
+                )
+            else:
+                groups = ("(" + ", ".join("?" * width) + ")" for _ in range(count))
+            sql = self.head + ", ".join(groups) + self.tail
+            if len(self._sql) < 256:
+                self._sql[count] = sql
+        return sql
 
 
 class _Connection:
@@ -305,28 +392,6 @@ class _Connection:
             conn, self._kept = self._kept, None
             with contextlib.suppress(Exception):
                 await conn.close()
-
-
-def _key(fingerprint: str, starts_at: datetime, status: str) -> tuple[str, datetime, str]:
-    # UTC without a zone: what the database gives back compares equal to what was sent.
-    return fingerprint, starts_at.astimezone(UTC).replace(tzinfo=None), status
-
-
-_GROUP_INSERTS: dict[str, Any] = {}
-
-
-def _group_insert(dialect: str) -> Any:
-    """The executemany INSERT of the writer, built once per dialect (then compiled once)."""
-    statement = _GROUP_INSERTS.get(dialect)
-    if statement is None:
-        upsert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
-        statement = _GROUP_INSERTS[dialect] = (
-            upsert(InboxAlert)
-            .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at", "status"])
-            .returning(InboxAlert.fingerprint, InboxAlert.starts_at, InboxAlert.status)
-            .execution_options(insertmanyvalues_page_size=MAX_GROUP_ROWS)
-        )
-    return statement
 
 
 def _succeed(waiting: _Waiting, result: StoreResult) -> None:
