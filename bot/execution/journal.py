@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.context import ActionOutcome
 from bot.incidents.lifecycle import IncidentStatus
-from bot.intake.alert import Alert
+from bot.intake.alert import template_context
 from bot.matching.runbook import Mitigation
 from bot.store import incidents as repo
 from bot.store.tables import Execution, Incident, IncidentAlert
@@ -35,16 +35,7 @@ class MitigationEvent(StrEnum):
 
 def alert_context(alert: IncidentAlert) -> dict[str, object]:
     """The template context of a stored alert (the same names runbooks are checked against)."""
-    return Alert(
-        fingerprint=alert.fingerprint,
-        status=alert.status,
-        labels=alert.labels,
-        annotations=alert.annotations,
-        starts_at=alert.starts_at,
-        ends_at=alert.ends_at,
-        generator_url=alert.generator_url,
-        source=alert.source,
-    ).template_context()
+    return template_context(alert)
 
 
 def _entry(

@@ -32,6 +32,7 @@ from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.operations import mark_resolved
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
+from bot.intake.alert import template_context
 from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook
 from bot.matching.templates import render_template
@@ -334,17 +335,8 @@ class IncidentEngine:
         runbook = routing.runbook
         if runbook is None:
             return f"Untriaged alert: {alertname}", None
-        context = {
-            "labels": row.labels,
-            "annotations": row.annotations,
-            "status": row.status,
-            "starts_at": row.starts_at.isoformat(),
-            "ends_at": row.ends_at.isoformat() if row.ends_at else None,
-            "fingerprint": row.fingerprint,
-            "generator_url": row.generator_url,
-        }
         try:
-            return render_template(runbook.title, context), None
+            return render_template(runbook.title, template_context(row)), None
         except TemplateError as err:
             return f"{alertname} ({runbook.id})", str(err)
 

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,16 +49,43 @@ class Alert(BaseModel):
         return self.labels.get("alertname", "")
 
     def template_context(self) -> dict[str, object]:
-        """What runbook templates see: ``labels``, ``annotations``, ``status`` and times."""
-        return {
-            "labels": dict(self.labels),
-            "annotations": dict(self.annotations),
-            "status": self.status.value,
-            "starts_at": self.starts_at.isoformat(),
-            "ends_at": self.ends_at.isoformat() if self.ends_at else None,
-            "fingerprint": self.fingerprint,
-            "generator_url": self.generator_url,
-        }
+        return template_context(self)
+
+
+class AlertFacts(Protocol):
+    """An alert as any stage keeps it: the canonical Alert, an inbox row, an incident's alert."""
+
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def labels(self) -> Mapping[str, Any]: ...
+    @property
+    def annotations(self) -> Mapping[str, Any]: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime | None: ...
+    @property
+    def generator_url(self) -> str | None: ...
+
+
+def template_context(alert: AlertFacts) -> dict[str, object]:
+    """What runbook templates see: ``labels``, ``annotations``, ``status`` and times.
+
+    One definition for every stage, so a title rendered by the engine, a param rendered by the
+    executor and a dashboard link rendered for Slack all see the same names the loader checks.
+    """
+    return {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "status": str(alert.status),
+        "starts_at": alert.starts_at.isoformat(),
+        "ends_at": alert.ends_at.isoformat() if alert.ends_at else None,
+        "fingerprint": alert.fingerprint,
+        "generator_url": alert.generator_url,
+    }
 
 
 class AlertBatch(BaseModel):

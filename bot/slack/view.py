@@ -17,14 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from actions.base import Risk
 from bot.api.schemas import AlertOut, IncidentDetail, IncidentSummary, MitigationOut
 from bot.errors import TemplateError
 from bot.execution.policy import SYSTEM_ACTOR, approvals_needed
 from bot.execution.results import ExecutionState
-from bot.intake.alert import Alert, AlertSource, AlertStatus
+from bot.intake.alert import template_context
 from bot.matching.runbook import MitigationMode, Runbook
 from bot.matching.templates import is_template, render_template
 from bot.slack.ids import ActionId
@@ -295,7 +293,7 @@ def _value(value: Any) -> str | None:
 def _dashboards(runbook: Runbook | None, alerts: Sequence[AlertOut]) -> tuple[DashboardLink, ...]:
     if runbook is None:
         return ()
-    context = _template_context(alerts[0]) if alerts else None
+    context = template_context(alerts[0]) if alerts else None
     links = []
     for dashboard in runbook.dashboards:
         if not is_template(dashboard.url):
@@ -311,23 +309,6 @@ def _dashboards(runbook: Runbook | None, alerts: Sequence[AlertOut]) -> tuple[Da
             except TemplateError as err:
                 links.append(DashboardLink(dashboard.title, None, f"link not rendered: {err}"))
     return tuple(links)
-
-
-def _template_context(alert: AlertOut) -> dict[str, object] | None:
-    """The context runbook templates are checked against, from the incident's first alert."""
-    try:
-        return Alert(
-            fingerprint=alert.fingerprint,
-            status=AlertStatus(alert.status),
-            labels=alert.labels,
-            annotations=alert.annotations,
-            starts_at=alert.starts_at,
-            ends_at=alert.ends_at,
-            generator_url=alert.generator_url,
-            source=AlertSource(alert.source),
-        ).template_context()
-    except (ValidationError, ValueError):
-        return None
 
 
 def _alert_counts(detail: IncidentDetail, limit: int) -> AlertCounts:
