@@ -313,7 +313,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
-    routers = (webhooks, incidents, mitigations, postmortems, runbooks, controls, ofrep, slack)
+    webhooks.install(app)
+    routers = (incidents, mitigations, postmortems, runbooks, controls, ofrep, slack)
     for module in (*routers, health):
         app.include_router(module.router)
     return app

@@ -3,6 +3,9 @@
 Status codes follow what Alertmanager does with them: it retries 5xx and network errors and
 silently drops anything 4xx (429 included). So overload answers 503, never 429, and a 2xx is
 sent only once the alerts are committed.
+
+The endpoints are :class:`~bot.api.direct.DirectRoute` routes: in a storm they are the
+server's hottest path, and they read and answer the request themselves.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import asyncio
 import logging
 import time
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.api.auth import require_token
+from bot.api.direct import add_direct_route
 from bot.api.schemas import WebhookReceipt
 from bot.api.services import Services, services_of
 from bot.errors import PayloadError
@@ -25,8 +29,6 @@ from bot.intake.alert import AlertSource
 from bot.store import inbox
 
 log = logging.getLogger(__name__)
-
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
 RETRY_AFTER_SECONDS = "5"
 
@@ -113,19 +115,28 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
     return JSONResponse(receipt.model_dump(), status_code=200)
 
 
-@router.post("/alertmanager", response_model=WebhookReceipt)
 async def alertmanager_webhook(request: Request) -> JSONResponse:
     """Prometheus Alertmanager webhook (payload version 4)."""
     return await _receive(request, AlertSource.ALERTMANAGER)
 
 
-@router.post("/grafana", response_model=WebhookReceipt)
 async def grafana_webhook(request: Request) -> JSONResponse:
     """Grafana unified alerting webhook contact point."""
     return await _receive(request, AlertSource.GRAFANA)
 
 
-@router.post("/generic", response_model=WebhookReceipt)
 async def generic_webhook(request: Request) -> JSONResponse:
     """Ballast's documented generic JSON form (see docs/webhooks.md)."""
     return await _receive(request, AlertSource.GENERIC)
+
+
+def install(app: FastAPI) -> None:
+    """Add the webhook endpoints to ``app`` (first, so they are matched first)."""
+    for path, endpoint in (
+        ("/webhooks/alertmanager", alertmanager_webhook),
+        ("/webhooks/grafana", grafana_webhook),
+        ("/webhooks/generic", generic_webhook),
+    ):
+        add_direct_route(
+            app, path, endpoint, methods=["POST"], response_model=WebhookReceipt, tags=["webhooks"]
+        )

@@ -29,6 +29,7 @@ from bot.intake.wire import LONE_SURROGATE, EndTime, Fingerprint, StartTime, pay
 # Label names are not restricted to [a-zA-Z_][a-zA-Z0-9_]*: recent Alertmanager releases and
 # Grafana allow any UTF-8 name. They only have to be non-empty.
 LabelName = Annotated[str, StringConstraints(min_length=1)]
+MAX_TRUNCATED = 2**31 - 1
 
 
 class WireAlert(BaseModel):
@@ -58,7 +59,11 @@ class WireWebhook(BaseModel, Generic[AlertT]):
     receiver: str | None = None
     group_key: str | None = Field(default=None, alias="groupKey")
     external_url: str | None = Field(default=None, alias="externalURL")
-    truncated_alerts: int = Field(default=0, ge=0, strict=True, alias="truncatedAlerts")
+    # At most what a database INTEGER holds: a count beyond it is the sender's error (422), not
+    # a write that fails on every retry.
+    truncated_alerts: int = Field(
+        default=0, ge=0, le=MAX_TRUNCATED, strict=True, alias="truncatedAlerts"
+    )
     group_labels: dict[str, str] | None = Field(default=None, alias="groupLabels")
     common_labels: dict[str, str] | None = Field(default=None, alias="commonLabels")
     common_annotations: dict[str, str] | None = Field(default=None, alias="commonAnnotations")

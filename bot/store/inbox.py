@@ -21,7 +21,7 @@ import contextlib
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -254,9 +254,7 @@ class InboxWriter:
         owner: dict[tuple[Any, ...], int] = {}
         keyed: list[tuple[tuple[Any, ...], list[Any]]] = []
         for index, waiting in enumerate(group):
-            batch, now = waiting.batch, waiting.now
-            for alert in batch.alerts:
-                values = plan.values(_row(alert, batch, now))
+            for values in plan.rows(waiting.batch, waiting.now):
                 key = plan.key(values)
                 if key not in owner:
                     owner[key] = index
@@ -292,11 +290,15 @@ class _InsertPlan:
     def __init__(self, dialect: Dialect) -> None:
         table = InboxAlert.__table__
         assert isinstance(table, Table)
-        self.columns = [column.name for column in table.columns if column.name != "id"]
-        self.processors = [
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        per_alert = [c.name for c in table.columns if c.name not in ("id", *_PER_WEBHOOK)]
+        # Per-alert columns first, then those of the whole webhook, converted once per webhook.
+        self.columns = [*per_alert, *_PER_WEBHOOK]
+        processors = {
+            name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in self.columns
-        ]
+        }
+        self.alert_processors = [(name, processors[name]) for name in per_alert]
+        self.webhook_processors = [(name, processors[name]) for name in _PER_WEBHOOK]
         self.key_at = [self.columns.index(name) for name in self.KEY]
         self.numbered = dialect.paramstyle == "numeric_dollar"
         self.casts = [
@@ -316,11 +318,11 @@ class _InsertPlan:
             plan = cls._plans[dialect.name] = cls(dialect)
         return plan
 
-    def values(self, row: dict[str, Any]) -> list[Any]:
-        return [
-            row[name] if process is None or row[name] is None else process(row[name])
-            for name, process in zip(self.columns, self.processors, strict=True)
-        ]
+    def rows(self, batch: AlertBatch, now: datetime) -> Iterator[list[Any]]:
+        """The converted values of each alert of ``batch``, in ``columns`` order."""
+        shared = _converted(self.webhook_processors, _webhook_row(batch, now))
+        for alert in batch.alerts:
+            yield _converted(self.alert_processors, _alert_row(alert)) + shared
 
     def key(self, values: list[Any]) -> tuple[Any, ...]:
         return tuple(values[i] for i in self.key_at)
@@ -505,6 +507,10 @@ def _unique_states(alerts: Sequence[Alert]) -> list[Alert]:
 
 
 def _row(alert: Alert, batch: AlertBatch, now: datetime) -> dict[str, Any]:
+    return _alert_row(alert) | _webhook_row(batch, now)
+
+
+def _alert_row(alert: Alert) -> dict[str, Any]:
     return {
         "source": alert.source.value,
         "fingerprint": alert.fingerprint,
@@ -514,6 +520,22 @@ def _row(alert: Alert, batch: AlertBatch, now: datetime) -> dict[str, Any]:
         "labels": alert.labels,
         "annotations": alert.annotations,
         "generator_url": alert.generator_url,
+    }
+
+
+# Columns whose values are the same for every alert of one webhook.
+_PER_WEBHOOK = (
+    "group_key",
+    "truncated_alerts",
+    "received_at",
+    "processed_at",
+    "incident_id",
+    "outcome",
+)
+
+
+def _webhook_row(batch: AlertBatch, now: datetime) -> dict[str, Any]:
+    return {
         "group_key": batch.group_key,
         "truncated_alerts": batch.truncated_alerts,
         "received_at": now,
@@ -521,6 +543,16 @@ def _row(alert: Alert, batch: AlertBatch, now: datetime) -> dict[str, Any]:
         "incident_id": None,
         "outcome": None,
     }
+
+
+def _converted(
+    processors: list[tuple[str, Callable[[Any], Any] | None]], row: dict[str, Any]
+) -> list[Any]:
+    """Values as SQLAlchemy's column types would bind them (None stays None)."""
+    return [
+        row[name] if process is None or row[name] is None else process(row[name])
+        for name, process in processors
+    ]
 
 
 __all__ = [

@@ -88,6 +88,70 @@ async def test_invalid_alert_in_batch_stores_nothing(make_harness: Any) -> None:
     assert await stored_alert_count(h) == 0
 
 
+@pytest.mark.parametrize("count", [2**31, 10**30])
+async def test_truncated_alerts_beyond_a_database_integer_is_422(
+    make_harness: Any, count: int
+) -> None:
+    """A count no database column holds is the sender's error (422), not a 5xx to retry."""
+    h = await make_harness()
+    payload = json.loads((AM / "firing-group-2-alerts.json").read_text())
+    payload["truncatedAlerts"] = count
+    response = await h.client.post("/webhooks/alertmanager", json=payload)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "truncatedAlerts"
+    # Beyond 64 bits the number reads as a float (see parse_json_bytes): refused either way.
+    expected = "2147483647" if count < 2**63 else "expected an integer"
+    assert expected in response.json()["detail"]
+    assert await stored_alert_count(h) == 0
+    payload["truncatedAlerts"] = 2**31 - 1
+    accepted = await h.client.post("/webhooks/alertmanager", json=payload)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.json()["truncated_alerts"] == 2**31 - 1
+
+
+@pytest.mark.parametrize(
+    ("place", "field"),
+    [
+        ("fingerprint", "alerts[0].fingerprint"),
+        ("generatorURL", "alerts[0].generatorURL"),
+        ("groupKey", "groupKey"),
+        ("label value", "alerts[0].labels.team"),
+        ("label name", 'alerts[0].labels["te\\u0000am"]'),
+        ("annotation", "alerts[0].annotations.summary"),
+    ],
+)
+async def test_nul_character_is_refused_naming_the_field(
+    make_harness: Any, place: str, field: str
+) -> None:
+    """PostgreSQL cannot store U+0000 in text: refused up front on every database, never a 500."""
+    h = await make_harness()
+    payload = json.loads((AM / "firing-group-2-alerts.json").read_text())
+    alert = payload["alerts"][0]
+    if place == "groupKey":
+        payload["groupKey"] = '{}:{alertname="x\u0000"}'
+    elif place == "label value":
+        alert["labels"]["team"] = "ml\u0000ops"
+    elif place == "label name":
+        alert["labels"]["te\u0000am"] = "mlops"
+    elif place == "annotation":
+        alert["annotations"]["summary"] = "bad\u0000"
+    else:
+        alert[place] = "abc\u0000"
+    response = await h.client.post("/webhooks/alertmanager", json=payload)
+    assert response.status_code == 400, response.text
+    assert response.json()["field"] == field
+    assert "NUL character" in response.json()["detail"]
+    assert await stored_alert_count(h) == 0
+
+
+async def test_escaped_backslash_before_u0000_is_plain_text(make_harness: Any) -> None:
+    h = await make_harness()
+    payload = json.loads((AM / "firing-group-2-alerts.json").read_text())
+    payload["alerts"][0]["annotations"]["summary"] = "literally \\u0000"
+    response = await h.client.post("/webhooks/alertmanager", json=payload)
+    assert response.status_code == 200, response.text
+
+
 @pytest.mark.parametrize("source", ["alertmanager", "grafana", "generic"])
 async def test_non_object_bodies_are_rejected(make_harness: Any, source: str) -> None:
     h = await make_harness()
