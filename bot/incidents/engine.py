@@ -230,7 +230,6 @@ class IncidentEngine:
                 f"the source left out {row.truncated_alerts} alert(s) of this group (max_alerts);"
                 " they are not treated as resolved"
             )
-        await repo.refresh_counts(session, incident)
         incident.detected_at = min(incident.detected_at, row.starts_at)
         incident.updated_at = now
         if incident.firing_count == 0 and IncidentStatus(incident.status).is_open:
@@ -348,9 +347,19 @@ class IncidentEngine:
         now: datetime,
         change: IncidentChange,
     ) -> str:
+        """Add or update the incident's alert for ``row``; returns what happened to it.
+
+        The incident's counts move by exactly this alert's transition. That is exact because
+        the incident row is locked for the whole transaction (``FOR UPDATE`` on PostgreSQL;
+        SQLite has one writer) and only this method changes an incident's alerts; recounting
+        every alert of the incident per stored alert made a storm into one incident quadratic.
+        """
         existing = await repo.alert_of(session, incident.id, row.fingerprint)
         name = row.labels.get("alertname", "alert")
         if existing is None:
+            incident.alert_count += 1
+            if row.status == "firing":
+                incident.firing_count += 1
             session.add(
                 IncidentAlert(
                     incident_id=incident.id,
@@ -376,6 +385,7 @@ class IncidentEngine:
             # Still firing: a newer startsAt is a resend (generic senders without starts_at),
             # not a new occurrence; a resolve counts unless it is of an older occurrence.
             if row.status == "resolved" and row.starts_at >= existing.starts_at:
+                incident.firing_count -= 1
                 self._overwrite(existing, row, now)
                 self._journal_alert(
                     session, incident, row, now, TimelineKind.ALERT_RESOLVED, f"{name} resolved"
@@ -383,6 +393,7 @@ class IncidentEngine:
                 change.kinds.add(ChangeKind.UPDATED)
                 return "resolved"
         elif row.status == "firing" and row.starts_at > existing.starts_at:
+            incident.firing_count += 1
             self._overwrite(existing, row, now)
             self._journal_alert(
                 session, incident, row, now, TimelineKind.ALERT_REFIRING, f"{name} firing again"

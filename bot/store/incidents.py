@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import NotFoundError
@@ -117,21 +117,6 @@ def append_timeline(
     )
     session.add(entry)
     return entry
-
-
-async def refresh_counts(session: AsyncSession, incident: Incident) -> None:
-    """Recount the incident's alerts from its rows (never by increments that could drift)."""
-    await session.flush()
-    total, firing = (
-        await session.execute(
-            select(
-                func.count(),
-                func.coalesce(func.sum(case((IncidentAlert.status == "firing", 1), else_=0)), 0),
-            ).where(IncidentAlert.incident_id == incident.id)
-        )
-    ).one()
-    incident.alert_count = int(total)
-    incident.firing_count = int(firing)
 
 
 async def touch(session: AsyncSession, incident_id: int, now: datetime) -> None:

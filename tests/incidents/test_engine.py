@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -150,6 +151,52 @@ async def test_unmatched_alerts_grouped_per_alertname(rig: Rig) -> None:
     ]
 
 
+async def recount(db: Database, incident_id: int) -> tuple[int, int]:
+    """(all, firing) alerts of an incident, counted from its rows."""
+    from sqlalchemy import func, select
+
+    from bot.store.tables import IncidentAlert
+
+    async with db.sessions() as session:
+        rows = (
+            await session.execute(
+                select(IncidentAlert.status, func.count())
+                .where(IncidentAlert.incident_id == incident_id)
+                .group_by(IncidentAlert.status)
+            )
+        ).all()
+    by_status = dict(rows)
+    return sum(by_status.values()), by_status.get("firing", 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_running_counts_always_equal_a_recount(rig: Rig, clock: Clock, seed: int) -> None:
+    """The engine counts alerts by their transitions; whatever arrives, in whatever order and
+    batches (repeats, late firings, resolves, re-fires, re-opened incidents), each incident's
+    counts equal a recount of its alerts after every batch."""
+    rng = random.Random(seed)
+    starts = [T0 + timedelta(minutes=m) for m in (0, 1, 7)]
+    for _ in range(25):
+        batch = [
+            alert(
+                f"fp{rng.randrange(6)}",
+                rng.choice(["firing", "firing", "resolved"]),
+                starts_at=rng.choice(starts),
+                service=rng.choice(["support-assistant", "billing-assistant"]),
+            )
+            for _ in range(rng.randrange(1, 6))
+        ]
+        await rig.send(*batch)
+        clock.advance(minutes=rng.choice([0, 1, 4, 15]))
+        incidents = await rig.incidents()
+        for incident in incidents:
+            counted = (incident.alert_count, incident.firing_count)
+            assert counted == await recount(rig.db, incident.id), (seed, incident.id)
+            if incident.status != "resolved":
+                assert incident.firing_count > 0 or incident.alert_count == 0
+    assert incidents, "the sequence opened no incident: the test would prove nothing"
+
+
 async def test_restart_resumes_unprocessed_inbox(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:
@@ -193,6 +240,8 @@ async def test_two_replicas_process_each_alert_once(
     assert sum(done) == 300
     incidents = await rigs[0].incidents()
     assert sorted(i.alert_count for i in incidents) == [60, 60, 60, 60, 60]
+    for incident in incidents:
+        assert (incident.alert_count, incident.firing_count) == await recount(dbs[0], incident.id)
     async with dbs[0].sessions() as session:
         for incident in incidents:
             kinds = [e.kind for e in await repo.timeline_of(session, incident.id)]
