@@ -77,33 +77,58 @@ class DatabaseUnderTest:
         return Database(self.url, connect_args=self.connect_args)
 
 
+def _admin_sql(sql: str) -> None:
+    """One statement on the PostgreSQL server under test (CREATE/DROP of schemas, databases)."""
+    assert POSTGRES_URL is not None
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(_plain_postgres_url())
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _plain_postgres_url() -> str:
+    assert POSTGRES_URL is not None
+    return "postgresql://" + POSTGRES_URL.split("://", 1)[1]
+
+
+@contextlib.contextmanager
+def fresh_database_url(kind: str, tmp_path: Path, prefix: str) -> Iterator[str]:
+    """A ``BALLAST_DATABASE_URL`` for a process or a CLI, which connect with nothing but the
+    URL (so a per-test schema will not do): a SQLite file, or a new PostgreSQL database that is
+    dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'data' / 'ballast.db'}"
+        return
+    need(POSTGRES_URL is not None, "PostgreSQL (set BALLAST_TEST_POSTGRES_URL)")
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _admin_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield _plain_postgres_url().rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        _admin_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 @contextlib.contextmanager
 def _database(kind: str, tmp_path: Path) -> Iterator[DatabaseUnderTest]:
     if kind == "sqlite":
         yield DatabaseUnderTest(f"sqlite+aiosqlite:///{tmp_path / 'ballast.db'}", {})
         return
     need(POSTGRES_URL is not None, "PostgreSQL (set BALLAST_TEST_POSTGRES_URL)")
-    assert POSTGRES_URL is not None
-    import asyncpg
-
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    plain = "postgresql://" + POSTGRES_URL.split("://", 1)[1]
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(plain)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE SCHEMA "{schema}"'))
+    _admin_sql(f'CREATE SCHEMA "{schema}"')
     try:
         yield DatabaseUnderTest(
-            "postgresql+asyncpg://" + plain.split("://", 1)[1],
+            "postgresql+asyncpg://" + _plain_postgres_url().split("://", 1)[1],
             {"server_settings": {"search_path": schema}},
         )
     finally:
-        asyncio.run(run(f'DROP SCHEMA "{schema}" CASCADE'))
+        _admin_sql(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import contextlib
 import socket
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +24,7 @@ from bot.app import build_services, create_app
 from bot.controls import BuiltinControlStore
 from bot.settings import Settings
 from bot.store.database import Database
-from tests.conftest import POSTGRES_URL, Clock, DatabaseUnderTest, need
+from tests.conftest import Clock, DatabaseUnderTest, fresh_database_url
 
 T = TypeVar("T")
 
@@ -158,29 +157,6 @@ def sync_store(test_database: DatabaseUnderTest, clock: Clock) -> SyncStore:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def cli_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A ``BALLAST_DATABASE_URL`` for the CLI: a SQLite file, or a fresh PostgreSQL database.
-
-    (The CLI connects with nothing but the URL, so a per-test schema will not do.)
-    """
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ballast.db'}"
-        return
-    need(POSTGRES_URL is not None, "PostgreSQL (set BALLAST_TEST_POSTGRES_URL)")
-    assert POSTGRES_URL is not None
-    import asyncpg
-
-    base = "postgresql://" + POSTGRES_URL.split("://", 1)[1]
-    name = f"ballast_cli_{uuid.uuid4().hex[:10]}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    """A ``BALLAST_DATABASE_URL`` for the CLI: a SQLite file, or a fresh PostgreSQL database."""
+    with fresh_database_url(request.param, tmp_path, "ballast_cli") as url:
+        yield url

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, REPO
+from tests.conftest import REPO, fresh_database_url
 from tests.e2e.processes import BallastServer
 
 API_RUNBOOKS = REPO / "tests" / "api" / "runbooks"
@@ -15,33 +15,8 @@ API_RUNBOOKS = REPO / "tests" / "api" / "runbooks"
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def server_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The server's BALLAST_DATABASE_URL: a fresh SQLite file, or a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'data' / 'ballast.db'}"
-        return
-    from tests.conftest import need
-
-    need(POSTGRES_URL is not None, "PostgreSQL (set BALLAST_TEST_POSTGRES_URL)")
-    assert POSTGRES_URL is not None
-    import asyncio
-    import uuid
-
-    import asyncpg
-
-    name = f"ballast_e2e_{uuid.uuid4().hex[:10]}"
-    base = "postgresql://" + POSTGRES_URL.split("://", 1)[1]
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with fresh_database_url(request.param, tmp_path, "ballast_e2e") as url:
+        yield url
 
 
 @pytest.fixture
