@@ -72,6 +72,7 @@ class _Pass:
     """What one batch did, applied to metrics and listeners only once it committed."""
 
     changes: dict[int, IncidentChange] = field(default_factory=dict)
+    processed: list[inbox.Processed] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     unmatched: int = 0
     errors: int = 0
@@ -167,6 +168,7 @@ class IncidentEngine:
                     )
                     for routing, row in routed:
                         await self._process_row(session, routing, row, done)
+                    await inbox.mark_processed(session, done.processed)
             except DBAPIError as err:
                 if not is_transient(err) or attempt == TRANSIENT_RETRIES:
                     raise
@@ -204,7 +206,7 @@ class IncidentEngine:
             outcome, incident_id = "error", None
         if routing.runbook is None and outcome != "stale":
             done.unmatched += 1
-        await inbox.mark_processed(session, row.id, now, outcome, incident_id)
+        done.processed.append(inbox.Processed(row.id, now, outcome, incident_id))
         done.outcomes[outcome] += 1
 
     async def _apply(

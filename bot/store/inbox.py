@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Table, func, select, update
+from sqlalchemy import JSON, Table, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -449,26 +449,55 @@ async def claim(session: AsyncSession, limit: int) -> Sequence[InboxAlert]:
     return (await session.scalars(query)).all()
 
 
-async def mark_processed(
-    session: AsyncSession, row_id: int, now: datetime, outcome: str, incident_id: int | None
-) -> None:
-    """Record the outcome of a claimed row.
+@dataclass(frozen=True, slots=True)
+class Processed:
+    """The outcome of one claimed row."""
 
-    The session's copy of the row is updated by hand: letting the ORM "evaluate" the UPDATE
-    against the session scans every object the session holds, per call — quadratic in the
+    row_id: int
+    at: datetime
+    outcome: str
+    incident_id: int | None
+
+
+async def mark_processed(session: AsyncSession, processed: Sequence[Processed]) -> None:
+    """Record the outcomes of claimed rows: one executemany for the whole batch.
+
+    The session's copies of the rows are updated by hand: letting the ORM "evaluate" the UPDATE
+    against the session scans every object the session holds, per row — quadratic in the
     engine's batch size (10% of the server's CPU at 200-row batches).
     """
-    values = {"processed_at": now, "outcome": outcome, "incident_id": incident_id}
-    await session.execute(
-        update(InboxAlert)
-        .where(InboxAlert.id == row_id)
-        .values(**values)
-        .execution_options(synchronize_session=False)
+    if not processed:
+        return
+    table = InboxAlert.__table__
+    assert isinstance(table, Table)
+    # On the session's connection, as Core: an ORM UPDATE with a list of parameters would be
+    # SQLAlchemy's "bulk update by primary key", which takes no WHERE of its own.
+    connection = await session.connection()
+    await connection.execute(
+        update(table)
+        .where(table.c.id == bindparam("p_row_id"))
+        .values(
+            processed_at=bindparam("p_at"),
+            outcome=bindparam("p_outcome"),
+            incident_id=bindparam("p_incident_id"),
+        ),
+        [
+            {
+                "p_row_id": p.row_id,
+                "p_at": p.at,
+                "p_outcome": p.outcome,
+                "p_incident_id": p.incident_id,
+            }
+            for p in processed
+        ],
     )
-    row = session.sync_session.identity_map.get(identity_key(InboxAlert, row_id))
-    if row is not None:
-        for name, value in values.items():
-            set_committed_value(row, name, value)
+    identity_map = session.sync_session.identity_map
+    for p in processed:
+        row = identity_map.get(identity_key(InboxAlert, p.row_id))
+        if row is not None:
+            set_committed_value(row, "processed_at", p.at)
+            set_committed_value(row, "outcome", p.outcome)
+            set_committed_value(row, "incident_id", p.incident_id)
 
 
 async def resolved_state_exists(
@@ -557,6 +586,7 @@ def _converted(
 
 __all__ = [
     "InboxWriter",
+    "Processed",
     "StoreResult",
     "claim",
     "count_unprocessed",
