@@ -197,6 +197,48 @@ async def test_running_counts_always_equal_a_recount(rig: Rig, clock: Clock, see
     assert incidents, "the sequence opened no incident: the test would prove nothing"
 
 
+async def test_sqlite_transactions_stop_at_their_budget_and_lose_nothing(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """With no time budget at all, each SQLite transaction processes one row (and commits, so
+    webhooks get the write lock back), yet one process_pending still processes every row.
+    PostgreSQL holds no database-wide lock and keeps its full batches."""
+    from sqlalchemy import event
+
+    db = test_database.make()
+    await db.migrate()
+    load = load_catalog([RUNBOOKS])
+    assert load.catalog is not None, load.diagnostics
+    engine = IncidentEngine(
+        db,
+        LiveCatalog(load.catalog),
+        Metrics(),
+        clock=clock,
+        batch_size=50,
+        sqlite_transaction_budget=0.0,
+    )
+    alerts = [alert(f"fp{i}", service=f"support-{i % 3}") for i in range(12)]
+    async with db.transaction() as session:
+        await inbox.store_batch(
+            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts), clock()
+        )
+    commits = 0
+
+    def count(_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(db.engine.sync_engine, "commit", count)
+    assert await engine.process_pending() == 12
+    event.remove(db.engine.sync_engine, "commit", count)
+    assert commits == (12 if db.is_sqlite else 1)
+    async with db.sessions() as session:
+        incidents = await repo.list_incidents(session)
+        assert await inbox.count_unprocessed(session) == 0
+    assert sorted(i.alert_count for i in incidents) == [4, 4, 4]
+    await db.close()
+
+
 async def test_restart_resumes_unprocessed_inbox(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:
