@@ -38,8 +38,6 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
-from bot.store.json_columns import dump_json, load_json
-
 log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -107,11 +105,7 @@ class Database:
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
-        options: dict[str, Any] = {
-            "echo": echo,
-            "json_serializer": dump_json,
-            "json_deserializer": load_json,
-        }
+        options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             _ensure_sqlite_folder(url)
             options["connect_args"] = {"timeout": 30, **(connect_args or {})}

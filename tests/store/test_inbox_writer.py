@@ -1,0 +1,96 @@
+"""The webhook writer's driver SQL stores exactly what the ORM path stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
+from bot.store import inbox
+from bot.store.tables import InboxAlert
+from tests.conftest import Clock, DatabaseUnderTest
+
+T0 = datetime(2026, 11, 27, 2, 0, 0, 123456, tzinfo=UTC)
+
+
+def batch() -> AlertBatch:
+    labels = {"alertname": "ToolCallFailureRate", "service": "support", "ünïcode": '✓ "q" \\'}
+    return AlertBatch(
+        source=AlertSource.ALERTMANAGER,
+        alerts=[
+            Alert(
+                fingerprint="f1",
+                status=AlertStatus.FIRING,
+                labels=labels,
+                annotations={"summary": "line\nbreak", "emoji": "🔥"},
+                starts_at=T0,
+                source=AlertSource.ALERTMANAGER,
+                generator_url="http://prometheus:9090/graph?g0.expr=up",
+            ),
+            Alert(
+                fingerprint="f2",
+                status=AlertStatus.RESOLVED,
+                labels={**labels, "pod": "p-2"},
+                starts_at=T0 - timedelta(minutes=5),
+                ends_at=T0,
+                source=AlertSource.ALERTMANAGER,
+            ),
+        ],
+        group_key='{}:{alertname="ToolCallFailureRate"}',
+        truncated_alerts=3,
+    )
+
+
+def stored(row: InboxAlert) -> dict[str, Any]:
+    return {
+        column: getattr(row, column)
+        for column in (
+            "source",
+            "fingerprint",
+            "status",
+            "starts_at",
+            "ends_at",
+            "labels",
+            "annotations",
+            "generator_url",
+            "group_key",
+            "truncated_alerts",
+            "received_at",
+            "processed_at",
+            "incident_id",
+            "outcome",
+        )
+    }
+
+
+async def test_writer_stores_what_the_orm_stores(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    now = clock()
+    by_orm, by_writer = test_database.make(), test_database.make()
+    # Both paths write the same table, one after the other: the ORM's rows are read and removed
+    # before the writer stores the same batch.
+    await by_orm.migrate()
+    orm_batch = batch()
+    async with by_orm.transaction() as session:
+        result = await inbox.store_batch(session, orm_batch, now)
+    assert (result.received, result.stored) == (2, 2)
+    async with by_orm.sessions() as session:
+        orm_rows = [stored(r) for r in await session.scalars(select(InboxAlert))]
+        await session.execute(delete(InboxAlert))
+        await session.commit()
+
+    receipt = await inbox.writer_for(by_writer).store(batch(), now)
+    assert (receipt.received, receipt.stored) == (2, 2)
+    async with by_writer.sessions() as session:
+        writer_rows = [stored(r) for r in await session.scalars(select(InboxAlert))]
+    assert writer_rows == orm_rows
+    assert writer_rows[0]["labels"]["ünïcode"] == '✓ "q" \\'
+    assert writer_rows[1]["ends_at"] == T0
+    assert writer_rows[0]["truncated_alerts"] == 3
+    again = await inbox.writer_for(by_writer).store(batch(), now)
+    assert (again.received, again.stored) == (2, 0)  # the same states: duplicates
+    for db in (by_orm, by_writer):
+        await db.close()
