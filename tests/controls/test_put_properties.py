@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from actions.controls import KEY_PATTERN, AutonomyLevel, HumanReviewLevel
@@ -105,6 +105,9 @@ def test_put_never_corrupts_stored_data(
             suppress_health_check=[HealthCheck.too_slow],
         )
         @given(pair=pairs, actor=actors, extra=extras)
+        # Found by CI: a key of only "/" makes the path end in "//", and the redirect strips both.
+        @example(pair=("/", None), actor="U024BE7LH", extra={})
+        @example(pair=("a//", True), actor="U024BE7LH", extra={})
         def put(pair: tuple[str, Any], actor: str, extra: dict[str, Any]) -> None:
             nonlocal writes
             key, value = pair
@@ -124,9 +127,14 @@ def test_put_never_corrupts_stored_data(
                 model[key] = sent
                 writes += 1
             elif response.status_code == 307:
-                # A key ending in "/" once decoded: FastAPI's trailing-slash redirect.
+                # A key ending in "/" once decoded: Starlette's trailing-slash redirect, which
+                # strips every trailing slash (a key "/" makes the path end in "//").
                 assert key.endswith("/") or key == ""
-                assert response.headers["location"] + "/" == f"http://ballast.test{unquote(url)}"
+                requested = f"http://ballast.test{unquote(url)}"
+                location = response.headers["location"]
+                assert requested.startswith(location)
+                assert requested[len(location) :].strip("/") == ""
+                assert not location.endswith("/")
             else:
                 assert 400 <= response.status_code < 500
             stored, histories = runner.run(state())
