@@ -39,6 +39,7 @@ from bot.execution.results import ExecutionState, RunResult
 from bot.execution.retrying import RetryPolicy, with_retries
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.lifecycle import IncidentStatus
+from bot.intake.alert import template_context
 from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Mitigation, MitigationMode, Runbook
 from bot.scheduling.reminders import schedule_reminder
@@ -177,7 +178,7 @@ class MitigationExecutor:
             )
         if not alerts:
             raise ConflictError(f"incident {incident_id} has no alerts to render params from")
-        context = journal.alert_context(alerts[0])
+        context = template_context(alerts[0])
         [planned] = [
             p
             for p in plan_mitigations(runbook, self._registry, context)

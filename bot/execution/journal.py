@@ -15,10 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.context import ActionOutcome
 from bot.incidents.lifecycle import IncidentStatus
-from bot.intake.alert import template_context
 from bot.matching.runbook import Mitigation
 from bot.store import incidents as repo
-from bot.store.tables import Execution, Incident, IncidentAlert
+from bot.store.tables import Execution, Incident
 
 
 class MitigationEvent(StrEnum):
@@ -31,11 +30,6 @@ class MitigationEvent(StrEnum):
     UNDONE = "mitigation_undone"
     UNDO_FAILED = "mitigation_undo_failed"
     DONE_MANUALLY = "mitigation_done_manually"
-
-
-def alert_context(alert: IncidentAlert) -> dict[str, object]:
-    """The template context of a stored alert (the same names runbooks are checked against)."""
-    return template_context(alert)
 
 
 def _entry(

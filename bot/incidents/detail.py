@@ -12,8 +12,8 @@ from bot.api.schemas import (
     MitigationOut,
     TimelineOut,
 )
-from bot.execution.journal import alert_context
 from bot.execution.plan import plan_mitigations
+from bot.intake.alert import template_context
 from bot.matching.catalog import LiveCatalog
 from bot.store import executions
 from bot.store import incidents as repo
@@ -53,7 +53,7 @@ def _mitigations(
     if runbook is None or not alerts:
         return []
     out = []
-    for planned in plan_mitigations(runbook, registry, alert_context(alerts[0])):
+    for planned in plan_mitigations(runbook, registry, template_context(alerts[0])):
         run = runs.get(planned.mitigation.id)
         outcome = run.outcome if run else {}
         out.append(

@@ -50,9 +50,6 @@ class Alert:
     def alertname(self) -> str:
         return self.labels.get("alertname", "")
 
-    def template_context(self) -> dict[str, object]:
-        return template_context(self)
-
 
 class AlertFacts(Protocol):
     """An alert as any stage keeps it: the canonical Alert, an inbox row, an incident's alert."""

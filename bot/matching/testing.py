@@ -17,7 +17,7 @@ from typing import Any
 
 from actions import ActionRegistry, Risk, default_registry
 from bot.errors import TemplateError
-from bot.intake.alert import Alert, AlertSource, AlertStatus, label_fingerprint
+from bot.intake.alert import Alert, AlertSource, AlertStatus, label_fingerprint, template_context
 from bot.matching.catalog import Catalog
 from bot.matching.mitigation_checks import params_problems
 from bot.matching.runbook import ExpectOutcome, MitigationMode, Runbook, RunbookTest
@@ -79,7 +79,7 @@ def _run_case(
     labels = case.alert.labels
     winner = catalog.best(labels)
     wins = winner is not None and winner.id == runbook.id
-    context = example_alert(case).template_context()
+    context = template_context(example_alert(case))
     failures: list[str] = []
     if case.expect is ExpectOutcome.MATCH and not wins:
         failures.append(_why_not(runbook, labels, winner))
