@@ -28,10 +28,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bot.matching.catalog import Catalog
 from bot.matching.goregex import translate
 from bot.matching.index import MatcherIndex
 from bot.matching.runbook import Runbook
+from bot.matching.snapshot import Catalog
 
 SIZES = (10, 100, 1_000, 10_000, 100_000)
 SERVICES = 97

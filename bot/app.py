@@ -46,18 +46,18 @@ from bot.controls.store import BuiltinControlStore, ControlHistoryLog
 from bot.errors import RunbookError
 from bot.execution.auto import AutoMitigator
 from bot.execution.context import ConsoleMessenger, ContextFactory, NoPager
-from bot.execution.executor import AUTO_UNDO, MitigationExecutor
+from bot.execution.executor import MitigationExecutor
 from bot.execution.policy import SYSTEM_ACTOR, OwnerDirectory, StaticDirectory
 from bot.execution.retrying import RetryPolicy
 from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
+from bot.incidents.escalation import Escalator
+from bot.incidents.reminders import Reminder
 from bot.matching.catalog import LiveCatalog
 from bot.matching.loader import load_catalog
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
-from bot.scheduling.escalation import ESCALATE, Escalator
-from bot.scheduling.reminders import REMIND, Reminder
-from bot.scheduling.timers import TimerService
+from bot.scheduling.timers import TimerKind, TimerService
 from bot.settings import Settings
 from bot.slack.announcer import SlackAnnouncer
 from bot.slack.bolt_app import build_slack_app, http_handler, start_socket_mode
@@ -67,6 +67,7 @@ from bot.slack.delivery import SlackDelivery, slack_client_factory
 from bot.slack.directory import SlackDirectory
 from bot.slack.messenger import SlackMessenger
 from bot.slack.outbox import SlackOutbox
+from bot.slack.postmortem_thread import PostmortemThread
 from bot.store.database import Database
 from bot.store.tables import Timer
 
@@ -178,7 +179,7 @@ def build_services(
         clock=clock,
         http=http,
         environ=environ,
-        outbox=outbox if delivery is not None else None,
+        publisher=PostmortemThread(outbox) if delivery is not None else None,
     )
     bus.subscribe(postmortem)
     engine = IncidentEngine(
@@ -201,9 +202,12 @@ def build_services(
 
     escalator = Escalator(db, catalog, contexts.messenger, contexts.pager, clock=clock)
     reminder = Reminder(db, bus, clock=clock, every=config.incidents.remind_every)
-    timers = TimerService(
-        db, {AUTO_UNDO: auto_undo, ESCALATE: escalator.fire, REMIND: reminder.fire}, clock=clock
-    )
+    handlers = {
+        TimerKind.AUTO_UNDO: auto_undo,
+        TimerKind.ESCALATE: escalator.fire,
+        TimerKind.REMIND: reminder.fire,
+    }
+    timers = TimerService(db, handlers, clock=clock)
     services = Services(
         settings=settings,
         db=db,

@@ -7,17 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from bot.api.auth import require_token
-from bot.api.schemas import (
-    ActorBody,
-    IncidentDetail,
-    IncidentList,
-    IncidentSummary,
-)
+from bot.api.schemas import ActorBody, IncidentList
 from bot.api.services import Services, services_of
 from bot.incidents import operations
 from bot.incidents.changes import ChangeKind
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.read_model import IncidentDetail, IncidentSummary
 from bot.store import incidents as repo
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])

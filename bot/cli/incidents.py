@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from bot.api.schemas import AlertOut, IncidentDetail, IncidentSummary, TimelineOut
 from bot.cli.output import fail
 from bot.errors import NotFoundError
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.read_model import AlertOut, IncidentDetail, IncidentSummary, TimelineOut
 from bot.settings import Settings
 from bot.store import incidents as repo
 from bot.store.database import Database

@@ -27,7 +27,6 @@ from actions.registry import ActionRegistry
 from bot.errors import ConflictError, NotFoundError, PolicyError
 from bot.execution import journal
 from bot.execution.context import ContextFactory
-from bot.execution.plan import PlannedMitigation, plan_mitigations
 from bot.execution.policy import (
     SYSTEM_ACTOR,
     OwnerDirectory,
@@ -39,18 +38,18 @@ from bot.execution.results import ExecutionState, RunResult
 from bot.execution.retrying import RetryPolicy, with_retries
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.plan import PlannedMitigation, plan_mitigations
+from bot.incidents.reminders import schedule_reminder
 from bot.intake.alert import template_context
 from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Mitigation, MitigationMode, Runbook
-from bot.scheduling.reminders import schedule_reminder
+from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import Execution, Incident
 
 log = logging.getLogger(__name__)
-
-AUTO_UNDO = "auto_undo"
 
 
 class MitigationExecutor:
@@ -368,8 +367,8 @@ class MitigationExecutor:
             if mitigation.undo_after is not None and action.reversible(params):
                 await store.add_timer(
                     session,
-                    kind=AUTO_UNDO,
-                    dedup_key=f"{AUTO_UNDO}:{row.idempotency_key}",
+                    kind=TimerKind.AUTO_UNDO,
+                    dedup_key=f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}",
                     due_at=now + mitigation.undo_after,
                     incident_id=incident_id,
                     payload={"mitigation_id": mitigation.id, "generation": row.generation},
@@ -489,7 +488,7 @@ class MitigationExecutor:
             row.updated_at = now
             journal.undone(session, incident_id, now, actor, mitigation, outcome)
             await store.cancel_timer(
-                session, f"{AUTO_UNDO}:{row.idempotency_key}", now, f"undone by {actor}"
+                session, f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}", now, f"undone by {actor}"
             )
             return _result(row, outcome.summary, True)
 

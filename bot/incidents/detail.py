@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from actions.registry import ActionRegistry
-from bot.api.schemas import (
+from bot.incidents.plan import plan_mitigations
+from bot.incidents.read_model import (
     AlertOut,
     IncidentDetail,
     IncidentSummary,
     MitigationOut,
     TimelineOut,
 )
-from bot.execution.plan import plan_mitigations
 from bot.intake.alert import template_context
 from bot.matching.catalog import LiveCatalog
 from bot.store import executions

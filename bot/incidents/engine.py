@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import TemplateError
 from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange
+from bot.incidents.escalation import schedule_escalations
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.operations import mark_resolved
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
@@ -38,7 +39,6 @@ from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook
 from bot.matching.templates import render_template
 from bot.metrics import Metrics
-from bot.scheduling.escalation import schedule_escalations
 from bot.store import inbox
 from bot.store import incidents as repo
 from bot.store.database import Database

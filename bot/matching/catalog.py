@@ -1,77 +1,23 @@
-"""The set of loaded runbooks, and the holder that swaps it atomically on reload.
+"""The live set of runbooks: the holder that swaps it atomically on reload.
 
-A :class:`Catalog` never changes once built: a reader takes ``live.current`` once and works
-with that snapshot, however many reloads happen meanwhile. :class:`LiveCatalog` replaces its
-catalog only when a reload has no errors, so a bad push to the runbooks repo never takes the
-last good catalog away from a running bot.
+A :class:`~bot.matching.snapshot.Catalog` never changes once built: a reader takes
+``live.current`` once and works with that snapshot, however many reloads happen meanwhile.
+:class:`LiveCatalog` replaces its catalog only when a reload has no errors, so a bad push to
+the runbooks repo never takes the last good catalog away from a running bot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import MappingProxyType
-from typing import TYPE_CHECKING
 
-from bot.matching.index import MatcherIndex
-from bot.matching.runbook import Runbook
-
-if TYPE_CHECKING:
-    from actions import ActionRegistry
-    from bot.matching.loader import CatalogLoad
-
-
-def precedence(runbook: Runbook) -> tuple[int, str]:
-    """Sort key among runbooks that match one alert: most matchers first, then lowest id."""
-    return (-runbook.specificity, runbook.id)
-
-
-class Catalog:
-    """Runbooks by id, matched through an index rather than a scan of every runbook."""
-
-    __slots__ = ("_index", "_paths", "_runbooks")
-
-    def __init__(
-        self, runbooks: Iterable[Runbook], paths: Mapping[str, Path] | None = None
-    ) -> None:
-        by_id: dict[str, Runbook] = {}
-        for runbook in runbooks:
-            if runbook.id in by_id:
-                raise ValueError(f"runbook id {runbook.id!r} appears twice; ids must be unique")
-            by_id[runbook.id] = runbook
-        self._runbooks = MappingProxyType(dict(sorted(by_id.items())))
-        self._paths = MappingProxyType(dict(paths or {}))
-        self._index: MatcherIndex[str] = MatcherIndex(
-            (runbook.id, runbook.matchers) for runbook in by_id.values()
-        )
-
-    @property
-    def runbooks(self) -> Mapping[str, Runbook]:
-        return self._runbooks
-
-    def __len__(self) -> int:
-        return len(self._runbooks)
-
-    def path_of(self, runbook_id: str) -> Path:
-        """The file a runbook came from; ``KeyError`` for unknown ids or in-memory runbooks."""
-        return self._paths[runbook_id]
-
-    def match(self, labels: Mapping[str, str]) -> list[Runbook]:
-        """Every runbook whose matchers all match, the one that handles the alert first."""
-        return sorted((self._runbooks[key] for key in self._index.match(labels)), key=precedence)
-
-    def unindexed(self) -> list[str]:
-        """Ids of runbooks no matcher can file in the index: each is checked on every alert."""
-        return sorted(self._index.unindexed_keys())
-
-    def best(self, labels: Mapping[str, str]) -> Runbook | None:
-        """The runbook that handles an alert with these labels, if any."""
-        found = [self._runbooks[key] for key in self._index.match(labels)]
-        return min(found, key=precedence) if found else None
+from actions import ActionRegistry
+from bot.matching.loader import CatalogLoad, load_catalog
+from bot.matching.snapshot import Catalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +71,6 @@ class LiveCatalog:
         Blocks while the files are parsed, and while another reload runs: on the event loop,
         call :meth:`areload` instead.
         """
-        # Imported here because the loader builds Catalogs: a top-level import would be a cycle.
-        from bot.matching.loader import load_catalog
-
         with self._reloading:
             result = load_catalog(paths, registry)
             state = self._state

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from bot.intake import AlertSource, detect_source, parse_payload
 from bot.intake.alert import Alert
-from bot.matching.catalog import Catalog, precedence
 from bot.matching.matcher import MatchOp
+from bot.matching.snapshot import Catalog, precedence
 
 
 @dataclass(frozen=True, slots=True)

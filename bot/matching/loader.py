@@ -23,11 +23,11 @@ from pathlib import Path
 
 from actions import ActionRegistry, default_registry
 from bot.errors import Diagnostic
-from bot.matching.catalog import Catalog
 from bot.matching.mitigation_checks import params_problems
 from bot.matching.runbook import ExpectOutcome, Runbook
 from bot.matching.runbook_checks import check_runbook, check_shape
 from bot.matching.schema_errors import where
+from bot.matching.snapshot import Catalog
 from bot.matching.yaml_positions import read_document
 
 __all__ = ["CatalogLoad", "load_catalog", "params_problems", "runbook_files", "where"]

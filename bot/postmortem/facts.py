@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import select
 
 from actions.registry import ActionRegistry
-from bot.api.schemas import IncidentDetail, TimelineOut
 from bot.execution.journal import MitigationEvent
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.phases import phase_durations
+from bot.incidents.read_model import IncidentDetail, TimelineOut
 from bot.incidents.timeline import TimelineKind
 from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook

@@ -1,9 +1,11 @@
-"""Drafts postmortems on demand and on resolve, and delivers them: store, folder, Slack.
+"""Drafts postmortems on demand and on resolve, and delivers them: store, folder, publisher.
 
 On resolve (a ``RESOLVED`` change on the bus) the draft is made in its own task, so a slow
 language model never holds up whoever resolved the incident; ``drain`` waits for them. Each
 resolve makes a new stored draft (a re-opened incident gets a fresh one when it resolves
-again) and rewrites the file, which keeps one name per incident.
+again) and rewrites the file, which keeps one name per incident. Where else a draft goes (the
+incident's Slack thread) is a :class:`DraftPublisher` the app passes in: the postmortem makes
+the draft, the front end decides how it looks there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 from sqlalchemy import select
@@ -29,14 +32,19 @@ from bot.postmortem.draft import Draft, file_name, render_draft
 from bot.postmortem.facts import collect_facts
 from bot.postmortem.models import PostmortemFacts
 from bot.postmortem.polish import polish_summary
-from bot.slack.outbox import Enqueued, SlackOutbox
 from bot.store.database import Database
 from bot.store.tables import StoredPostmortem
 
 log = logging.getLogger(__name__)
 
-SLACK_CHUNK = 3500
-"""Characters of Markdown per thread message (Slack truncates long ``text`` fields)."""
+
+class DraftPublisher(Protocol):
+    async def publish_draft(self, session: AsyncSession, draft: Draft, key: str) -> bool:
+        """Queue ``draft`` in ``session``'s transaction, idempotent per ``key``.
+
+        False when it has nowhere to go (the incident has no thread).
+        """
+        ...
 
 
 class PostmortemService:
@@ -51,7 +59,7 @@ class PostmortemService:
         clock: Callable[[], datetime],
         http: httpx.AsyncClient,
         environ: Mapping[str, str],
-        outbox: SlackOutbox | None = None,
+        publisher: DraftPublisher | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
@@ -61,7 +69,7 @@ class PostmortemService:
         self._clock = clock
         self._http = http
         self._environ = environ
-        self._outbox = outbox
+        self._publisher = publisher
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -102,8 +110,8 @@ class PostmortemService:
             )
             session.add(row)
             await session.flush()
-            if self._outbox is not None:
-                await self.enqueue_thread(session, draft, f"postmortem:{row.id}")
+            if self._publisher is not None:
+                await self._publisher.publish_draft(session, draft, f"postmortem:{row.id}")
         log.info("postmortem of #%d written to %s", incident_id, path)
         return draft, path
 
@@ -117,39 +125,18 @@ class PostmortemService:
             )
             return row
 
-    async def post_on_demand(self, draft: Draft) -> Enqueued | None:
-        """Queue ``draft`` into the incident's thread (None: Slack is not configured).
+    async def post_on_demand(self, draft: Draft) -> bool:
+        """Publish ``draft`` (into the incident's thread); False: nowhere to publish it.
 
         Keyed by content: asking twice for an unchanged draft posts it once.
         """
-        if self._outbox is None:
-            return None
+        if self._publisher is None:
+            return False
         digest = hashlib.sha256(draft.markdown.encode()).hexdigest()[:16]
         async with self._db.transaction() as session:
-            return await self.enqueue_thread(
+            return await self._publisher.publish_draft(
                 session, draft, f"postmortem-ask:{draft.incident_id}:{digest}"
             )
-
-    async def enqueue_thread(self, session: AsyncSession, draft: Draft, key: str) -> Enqueued:
-        """The summary, then the Markdown in code blocks, as replies in the incident thread.
-
-        As thread messages, not an uploaded file: an upload needs a plain HTTP POST to the
-        URL ``files.getUploadURLExternal`` returns, which the outbox (Web API calls only)
-        cannot replay after a crash.
-        """
-        assert self._outbox is not None
-        head = (
-            f":memo: *{draft.title}* — postmortem draft from the timeline "
-            f"(`ballast postmortem {draft.incident_id}`)\n{draft.summary}"
-        )
-        result = await self._outbox.post_thread(session, draft.incident_id, head, f"{key}:0")
-        if result is Enqueued.NO_MESSAGE:
-            return result
-        for index, chunk in enumerate(chunks(draft.markdown, SLACK_CHUNK), start=1):
-            await self._outbox.post_thread(
-                session, draft.incident_id, f"```\n{chunk}\n```", f"{key}:{index}"
-            )
-        return result
 
     # ---- the bus ------------------------------------------------------------------------
 
@@ -169,26 +156,6 @@ class PostmortemService:
     async def drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-
-def chunks(text: str, size: int) -> list[str]:
-    """``text`` in pieces of at most ``size`` characters, cut at line ends where possible."""
-    pieces: list[str] = []
-    current = ""
-    for line in text.splitlines(keepends=True):
-        while len(line) > size:
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(line[:size])
-            line = line[size:]
-        if len(current) + len(line) > size:
-            pieces.append(current)
-            current = ""
-        current += line
-    if current:
-        pieces.append(current)
-    return [p.rstrip("\n") for p in pieces]
 
 
 def write_atomically(path: Path, text: str) -> None:

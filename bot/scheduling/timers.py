@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,18 +24,26 @@ log = logging.getLogger(__name__)
 TimerHandler = Callable[[Timer], Awaitable[str]]
 
 
+class TimerKind(StrEnum):
+    """What a timer does when it fires: the ``timers.kind`` column; one handler each."""
+
+    ESCALATE = "escalate"  # the next escalation step of an unacknowledged incident
+    REMIND = "remind"  # remind the thread of an incident left mitigating or monitoring
+    AUTO_UNDO = "auto_undo"  # undo a mitigation whose runbook says "undo after"
+
+
 class TimerService:
     def __init__(
         self,
         db: Database,
-        handlers: Mapping[str, TimerHandler],
+        handlers: Mapping[TimerKind, TimerHandler],
         *,
         clock: Callable[[], datetime],
         tick_seconds: float = 1.0,
         lease: timedelta = timedelta(minutes=2),
     ) -> None:
         self._db = db
-        self._handlers = dict(handlers)
+        self._handlers: dict[str, TimerHandler] = {str(k): h for k, h in handlers.items()}
         self._clock = clock
         self._tick_seconds = tick_seconds
         self._lease = lease

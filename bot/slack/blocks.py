@@ -29,7 +29,7 @@ from slack_sdk.models.blocks import (
 )
 
 from actions.base import Risk
-from bot.api.schemas import IncidentSummary, TimelineOut
+from bot.incidents.read_model import IncidentSummary, TimelineOut
 from bot.matching.duration import format_duration
 from bot.matching.runbook import Runbook
 from bot.slack.ids import ActionId, ButtonValue, action_id

@@ -14,12 +14,12 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.api.schemas import IncidentSummary
 from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError
 from bot.incidents import operations
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.read_model import IncidentSummary
 from bot.slack import commands as cmd
 from bot.slack.blocks import (
     SlackMessage,
@@ -30,7 +30,6 @@ from bot.slack.blocks import (
     render_runbook_list,
 )
 from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
-from bot.slack.outbox import Enqueued
 from bot.slack.view import build_view
 from bot.store import incidents as repo
 
@@ -131,10 +130,10 @@ class SlackHandlers:
     async def _postmortem(self, incident_id: int) -> str:
         """The summary here; the full Markdown as replies in the incident's thread."""
         draft = await self._s.postmortems.draft(incident_id)
-        queued = await self._s.postmortems.post_on_demand(draft)
+        posted = await self._s.postmortems.post_on_demand(draft)
         where = (
             "The full draft is going to the incident thread."
-            if queued is not None and queued is not Enqueued.NO_MESSAGE
+            if posted
             else f"#{incident_id} has no Slack thread; `ballast postmortem {incident_id}` "
             "prints the full draft."
         )

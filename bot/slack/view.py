@@ -18,10 +18,10 @@ from datetime import datetime
 from typing import Any
 
 from actions.base import Risk
-from bot.api.schemas import AlertOut, IncidentDetail, IncidentSummary, MitigationOut
 from bot.errors import TemplateError
 from bot.execution.policy import SYSTEM_ACTOR, approvals_needed
 from bot.execution.results import ExecutionState
+from bot.incidents.read_model import AlertOut, IncidentDetail, IncidentSummary, MitigationOut
 from bot.intake.alert import template_context
 from bot.matching.runbook import MitigationMode, Runbook
 from bot.matching.templates import is_template, render_template

@@ -9,11 +9,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import NotFoundError
-from bot.incidents.lifecycle import IncidentStatus
 from bot.store.tables import Incident, IncidentAlert, TimelineEntry
 
 
@@ -44,15 +43,17 @@ async def get(session: AsyncSession, incident_id: int, *, lock: bool = False) ->
 async def list_incidents(
     session: AsyncSession,
     *,
-    statuses: Sequence[IncidentStatus] = (),
+    statuses: Sequence[str] = (),
     service: str | None = None,
     runbook_id: str | None = None,
     limit: int = 100,
     before_id: int | None = None,
 ) -> Sequence[Incident]:
+    """Newest first; ``statuses`` are ``IncidentStatus`` values (the store sits below
+    ``bot.incidents`` and takes them as the strings they are)."""
     query = select(Incident).order_by(Incident.id.desc()).limit(limit)
     if statuses:
-        query = query.where(Incident.status.in_([s.value for s in statuses]))
+        query = query.where(Incident.status.in_([str(s) for s in statuses]))
     if service is not None:
         query = query.where(Incident.service == service)
     if runbook_id is not None:
@@ -117,7 +118,3 @@ def append_timeline(
     )
     session.add(entry)
     return entry
-
-
-async def touch(session: AsyncSession, incident_id: int, now: datetime) -> None:
-    await session.execute(update(Incident).where(Incident.id == incident_id).values(updated_at=now))

@@ -13,10 +13,11 @@ import pytest
 from actions import Action, ActionRegistry, default_registry
 from bot.errors import PayloadError
 from bot.intake.alert import AlertSource
-from bot.matching.catalog import Catalog, LiveCatalog
+from bot.matching.catalog import LiveCatalog
 from bot.matching.explain import explain_labels, explain_payload
 from bot.matching.loader import load_catalog
 from bot.matching.runbook import Runbook
+from bot.matching.snapshot import Catalog
 from bot.matching.testing import run_tests
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_runbook.yaml"

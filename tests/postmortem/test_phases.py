@@ -72,7 +72,7 @@ async def test_reopened_counts_from_the_first_opening_to_the_final_resolve(
 
 
 async def test_alert_storm_collapses_in_the_timeline(h: Any, clock: Clock) -> None:
-    from bot.api.schemas import TimelineOut
+    from bot.incidents.read_model import TimelineOut
     from bot.postmortem.facts import _timeline
 
     start = clock.now

@@ -13,8 +13,14 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.api.schemas import AlertOut, IncidentDetail, IncidentSummary, MitigationOut, TimelineOut
 from bot.controls.store import ControlValue
+from bot.incidents.read_model import (
+    AlertOut,
+    IncidentDetail,
+    IncidentSummary,
+    MitigationOut,
+    TimelineOut,
+)
 from bot.matching.runbook import Runbook
 from bot.slack.blocks import (
     SlackMessage,

@@ -18,14 +18,13 @@ from actions.errors import ActionError
 from bot.incidents.lifecycle import IncidentStatus
 from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook
+from bot.scheduling.timers import TimerKind
 from bot.store import executions as timers
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import Incident, Timer
 
 log = logging.getLogger(__name__)
-
-ESCALATE = "escalate"
 
 
 async def schedule_escalations(
@@ -35,8 +34,8 @@ async def schedule_escalations(
     for index, step in enumerate(runbook.escalation):
         await timers.add_timer(
             session,
-            kind=ESCALATE,
-            dedup_key=f"{ESCALATE}:{incident.id}:{incident.reopen_count}:{index}",
+            kind=TimerKind.ESCALATE,
+            dedup_key=f"{TimerKind.ESCALATE}:{incident.id}:{incident.reopen_count}:{index}",
             due_at=incident.opened_at + step.after,
             incident_id=incident.id,
             payload={"step": index, "reopen_count": incident.reopen_count},
@@ -89,7 +88,7 @@ class Escalator:
             f"acknowledged for {minutes} min. Runbook {runbook.id}, escalation step "
             f"{step_index + 1} of {len(runbook.escalation)}."
         )
-        key = f"{ESCALATE}:{incident.id}:{incident.reopen_count}:{step_index}"
+        key = f"{TimerKind.ESCALATE}:{incident.id}:{incident.reopen_count}:{step_index}"
         done: list[str] = []
         problems: list[str] = []
         if step.notify:
@@ -141,7 +140,7 @@ class Escalator:
             return f"#{incident_id} has no escalation path (its runbook defines none)."
         if fired >= len(runbook.escalation):
             return f"All {len(runbook.escalation)} escalation steps of #{incident_id} have fired."
-        key = f"{ESCALATE}:{incident.id}:{incident.reopen_count}:{fired}"
+        key = f"{TimerKind.ESCALATE}:{incident.id}:{incident.reopen_count}:{fired}"
         async with self._db.transaction() as session:
             await timers.cancel_timer(session, key, self._clock(), f"escalated early by {actor}")
         summary = await self.escalate(incident, runbook, fired, actor=actor)

@@ -15,12 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.lifecycle import IncidentStatus
+from bot.scheduling.timers import TimerKind
 from bot.store import executions as timers
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import Timer
-
-REMIND = "remind"
 
 
 async def schedule_reminder(
@@ -28,8 +27,8 @@ async def schedule_reminder(
 ) -> None:
     await timers.add_timer(
         session,
-        kind=REMIND,
-        dedup_key=f"{REMIND}:{incident_id}:{number}",
+        kind=TimerKind.REMIND,
+        dedup_key=f"{TimerKind.REMIND}:{incident_id}:{number}",
         due_at=due,
         incident_id=incident_id,
         payload={"number": number},
