@@ -80,7 +80,16 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The front ends translate requests into calls of the core. The API also serves Slack's
     # HTTP endpoint and holds its delivery worker, so it may import slack; never the reverse.
     "slack": CORE
-    | _set("intake", "runbooks", "matching", "config", "incidents", "execution", "postmortem"),
+    | _set(
+        "intake",
+        "runbooks",
+        "matching",
+        "config",
+        "controls",
+        "incidents",
+        "execution",
+        "postmortem",
+    ),
     "api": CORE
     | _set(
         "intake",
@@ -94,7 +103,16 @@ ALLOWED: dict[str, frozenset[str]] = {
         "slack",
     ),
     "web": CORE
-    | _set("intake", "runbooks", "matching", "config", "incidents", "execution", "postmortem"),
+    | _set(
+        "intake",
+        "runbooks",
+        "matching",
+        "config",
+        "controls",
+        "incidents",
+        "execution",
+        "postmortem",
+    ),
     # A runnable demo stack: separate processes, talks HTTP only.
     "demo": RUNTIME,
     # Wiring: builds every long-lived object.

@@ -21,7 +21,7 @@ from bot.slack import listeners
 log = logging.getLogger(__name__)
 
 
-def build_slack_app(settings: Settings, services: Any) -> AsyncApp:
+def build_slack_app(settings: Settings, services: listeners.SlackServices) -> AsyncApp:
     if settings.slack_bot_token is None:
         raise ConfigError("Slack needs SLACK_BOT_TOKEN (xoxb-...)")
     if settings.slack_signing_secret is None and settings.slack_app_token is None:

@@ -10,16 +10,24 @@ user's id is the actor, checked by the same policy as the API.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
 
 from slack_bolt.async_app import AsyncApp
 
+from actions.registry import ActionRegistry
+from bot.controls.store import BuiltinControlStore
 from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError
+from bot.execution.executor import MitigationExecutor
 from bot.incidents import operations
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.detail import load_incident_detail
+from bot.incidents.escalation import Escalator
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import IncidentSummary
+from bot.matching.catalog import LiveCatalog
+from bot.postmortem.service import PostmortemService
 from bot.slack import commands as cmd
 from bot.slack.blocks import (
     SlackMessage,
@@ -29,16 +37,48 @@ from bot.slack.blocks import (
     render_runbook,
     render_runbook_list,
 )
+from bot.slack.delivery import SlackDelivery
 from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
+from bot.slack.outbox import SlackOutbox
 from bot.slack.view import build_view
 from bot.store import incidents as repo
+from bot.store.database import Database
 
 log = logging.getLogger(__name__)
 
-Services = Any  # bot.api.services.Services; typed loosely to keep the import graph acyclic
+
+class SlackServices(Protocol):
+    """What the handlers use of the running bot (``bot.api.services.Services`` is one).
+
+    Read-only properties, so the real container, whose optional parts are ``X | None``
+    fields, matches structurally without Slack importing the API.
+    """
+
+    @property
+    def db(self) -> Database: ...
+    @property
+    def catalog(self) -> LiveCatalog: ...
+    @property
+    def registry(self) -> ActionRegistry: ...
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def bus(self) -> ChangeBus: ...
+    @property
+    def executor(self) -> MitigationExecutor: ...
+    @property
+    def escalator(self) -> Escalator: ...
+    @property
+    def controls(self) -> BuiltinControlStore: ...
+    @property
+    def postmortems(self) -> PostmortemService | None: ...
+    @property
+    def outbox(self) -> SlackOutbox: ...
+    @property
+    def delivery(self) -> SlackDelivery | None: ...
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, services: SlackServices) -> None:
     """Ack-only listeners, with the work in lazy listeners that Bolt runs after the ack.
 
     With ``process_before_response=True`` Bolt answers Slack as soon as ``_ack`` returns and
@@ -56,13 +96,12 @@ async def _ack(ack: Any) -> None:
 
 
 class SlackHandlers:
-    def __init__(self, services: Services) -> None:
-        self._s = services
+    def __init__(self, services: SlackServices) -> None:
+        self._services = services
 
     @property
     def _bus(self) -> ChangeBus:
-        bus: ChangeBus = self._s.bus
-        return bus
+        return self._services.bus
 
     # ---- /ballast -----------------------------------------------------------------------
 
@@ -83,7 +122,7 @@ class SlackHandlers:
         await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
 
     async def _answer(self, command: cmd.Command, actor: str) -> SlackMessage:
-        s = self._s
+        s = self._services
         if isinstance(command, cmd.Help):
             return _text(cmd.usage(command.topic) if command.topic else cmd.HELP)
         if isinstance(command, cmd.ListIncidents):
@@ -129,8 +168,11 @@ class SlackHandlers:
 
     async def _postmortem(self, incident_id: int) -> str:
         """The summary here; the full Markdown as replies in the incident's thread."""
-        draft = await self._s.postmortems.draft(incident_id)
-        posted = await self._s.postmortems.post_on_demand(draft)
+        postmortems = self._services.postmortems
+        if postmortems is None:
+            raise ConflictError("postmortems are not wired in this process; build it with bot.app")
+        draft = await postmortems.draft(incident_id)
+        posted = await postmortems.post_on_demand(draft)
         where = (
             "The full draft is going to the incident thread."
             if posted
@@ -140,16 +182,20 @@ class SlackHandlers:
         return f"*{draft.title}*\n{draft.summary}\n{where}"
 
     async def _acknowledge(self, incident_id: int, actor: str) -> str:
-        async with self._s.db.transaction() as session:
-            changed = await operations.acknowledge(session, incident_id, actor, self._s.clock())
+        async with self._services.db.transaction() as session:
+            changed = await operations.acknowledge(
+                session, incident_id, actor, self._services.clock()
+            )
         if changed:
             await self._bus.changed(incident_id, ChangeKind.STATUS, f"Acknowledged by <@{actor}>")
             return f"#{incident_id} acknowledged."
         return f"#{incident_id} was already acknowledged."
 
     async def _resolve(self, incident_id: int, actor: str, reason: str) -> str:
-        async with self._s.db.transaction() as session:
-            changed = await operations.resolve(session, incident_id, actor, self._s.clock(), reason)
+        async with self._services.db.transaction() as session:
+            changed = await operations.resolve(
+                session, incident_id, actor, self._services.clock(), reason
+            )
         if changed:
             await self._bus.changed(incident_id, ChangeKind.RESOLVED, f"Resolved by <@{actor}>")
             return f"#{incident_id} resolved."
@@ -186,19 +232,19 @@ class SlackHandlers:
         if mitigation_id is None:
             raise ButtonValueError("a mitigation button without a mitigation id")
         if kind in (ActionId.RUN, ActionId.APPROVE, ActionId.MARK_DONE):
-            result = await self._s.executor.run(incident_id, mitigation_id, actor)
+            result = await self._services.executor.run(incident_id, mitigation_id, actor)
         elif kind is ActionId.UNDO:
-            result = await self._s.executor.undo(incident_id, mitigation_id, actor)
+            result = await self._services.executor.undo(incident_id, mitigation_id, actor)
         else:  # SKIP
             return await self._skip(incident_id, mitigation_id, actor)
         return f"{mitigation_id}: {result.state}. {result.message}"
 
     async def _skip(self, incident_id: int, mitigation_id: str, actor: str) -> str:
-        async with self._s.db.transaction() as session:
+        async with self._services.db.transaction() as session:
             repo.append_timeline(
                 session,
                 incident_id,
-                at=self._s.clock(),
+                at=self._services.clock(),
                 actor=actor,
                 kind="mitigation_skipped",
                 summary=f"{mitigation_id} skipped by {actor}",
@@ -215,14 +261,15 @@ class SlackHandlers:
         """Answer a mention once, even when Slack retries the event (same event_id)."""
         event = body.get("event", {})
         channel = str(event.get("channel", ""))
-        async with self._s.db.transaction() as session:
-            await self._s.outbox.notify(
+        async with self._services.db.transaction() as session:
+            await self._services.outbox.notify(
                 session,
                 channel,
                 {"text": "Use `/ballast help` to see what I can do."},
                 f"event:{body.get('event_id', '')}",
             )
-        self._s.delivery.wake()
+        if self._services.delivery is not None:
+            self._services.delivery.wake()
 
 
 def _text(text: str) -> SlackMessage:
