@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from bot.api.services import Services, services_of
+from bot.incidents.lifecycle import IncidentStatus
 from bot.store import inbox
 from bot.store import incidents as repo
 
@@ -46,7 +47,7 @@ async def metrics(services: ServicesDep) -> Response:
         counts = await repo.count_by_status(session)
         oldest = await inbox.oldest_unprocessed(session)
         pending = await inbox.count_unprocessed(session)
-    for state in ("triggered", "acknowledged", "mitigating", "monitoring", "resolved"):
+    for state in IncidentStatus:
         services.metrics.incidents.labels(state).set(counts.get(state, 0))
     lag = (services.clock() - oldest).total_seconds() if oldest else 0.0
     services.metrics.inbox_lag.set(max(lag, 0.0))

@@ -8,28 +8,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.context import ActionOutcome
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.timeline import TimelineKind
 from bot.matching.runbook import Mitigation
 from bot.store import incidents as repo
 from bot.store.tables import Execution, Incident
-
-
-class MitigationEvent(StrEnum):
-    DRY_RUN = "mitigation_dry_run"
-    REQUESTED = "mitigation_requested"
-    APPROVED = "mitigation_approved"
-    REFUSED = "mitigation_refused"
-    APPLIED = "mitigation_applied"
-    FAILED = "mitigation_failed"
-    UNDONE = "mitigation_undone"
-    UNDO_FAILED = "mitigation_undo_failed"
-    DONE_MANUALLY = "mitigation_done_manually"
 
 
 def _entry(
@@ -37,7 +25,7 @@ def _entry(
     incident_id: int,
     at: datetime,
     actor: str,
-    kind: MitigationEvent,
+    kind: TimelineKind,
     summary: str,
     details: dict[str, Any],
 ) -> None:
@@ -54,7 +42,7 @@ def refused(
         incident_id,
         at,
         actor,
-        MitigationEvent.REFUSED,
+        TimelineKind.MITIGATION_REFUSED,
         f"Refused {actor}: {what}",
         {"reason": why},
     )
@@ -73,7 +61,7 @@ def dry_run(
         incident_id,
         at,
         actor,
-        MitigationEvent.DRY_RUN,
+        TimelineKind.MITIGATION_DRY_RUN,
         f"Dry run of {mitigation.id}: {outcome.summary}",
         {"mitigation_id": mitigation.id, **asdict(outcome)},
     )
@@ -87,7 +75,7 @@ def manual(
         incident_id,
         at,
         actor,
-        MitigationEvent.DONE_MANUALLY,
+        TimelineKind.MITIGATION_DONE_MANUALLY,
         f"{mitigation.title}: done by hand by {actor}",
         {"mitigation_id": mitigation.id},
     )
@@ -104,8 +92,12 @@ def approved(
 ) -> None:
     approvals = list(execution.approvals.get("actors", []))
     first = len(approvals) <= 1 and actor == execution.requested_by
-    kind = MitigationEvent.REQUESTED if first and not final else MitigationEvent.APPROVED
-    verb = "requested" if kind is MitigationEvent.REQUESTED else "approved"
+    kind = (
+        TimelineKind.MITIGATION_REQUESTED
+        if first and not final
+        else TimelineKind.MITIGATION_APPROVED
+    )
+    verb = "requested" if kind is TimelineKind.MITIGATION_REQUESTED else "approved"
     then = "; applying" if final else "; waiting for another approval"
     _entry(
         session,
@@ -140,7 +132,7 @@ def applied(
         incident.id,
         at,
         actor,
-        MitigationEvent.APPLIED,
+        TimelineKind.MITIGATION_APPLIED,
         f"{mitigation.title}: {outcome.summary}",
         {
             "mitigation_id": mitigation.id,
@@ -160,7 +152,7 @@ def applied(
             incident.id,
             at=at,
             actor=actor,
-            kind="status_changed",
+            kind=TimelineKind.STATUS_CHANGED,
             summary=f"{status.value} → mitigating",
             details={},
         )
@@ -182,7 +174,7 @@ def failed(
         incident_id,
         at,
         execution.requested_by,
-        MitigationEvent.FAILED,
+        TimelineKind.MITIGATION_FAILED,
         f"{mitigation.title} failed: {message}",
         {"mitigation_id": mitigation.id, "attempts": execution.attempts, "error": message},
     )
@@ -201,7 +193,7 @@ def undone(
         incident_id,
         at,
         actor,
-        MitigationEvent.UNDONE,
+        TimelineKind.MITIGATION_UNDONE,
         f"Undid {mitigation.title}: {outcome.summary}",
         {"mitigation_id": mitigation.id, **asdict(outcome)},
     )
@@ -220,7 +212,7 @@ def undo_failed(
         incident_id,
         at,
         actor,
-        MitigationEvent.UNDO_FAILED,
+        TimelineKind.MITIGATION_UNDO_FAILED,
         f"Undo of {mitigation.title} failed: {message}",
         {"mitigation_id": mitigation.id, "error": message},
     )

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from actions.registry import ActionRegistry
 from bot.incidents.plan import plan_mitigations
 from bot.incidents.read_model import (
+    NOT_RUN,
     AlertOut,
     IncidentDetail,
     IncidentSummary,
@@ -65,7 +66,7 @@ def _mitigations(
                 risk=run.risk if run else planned.risk,
                 preview=planned.preview if planned.problem is None else planned.problem,
                 reversible=planned.reversible,
-                state=run.state if run else "not_run",
+                state=run.state if run else NOT_RUN,
                 requested_by=run.requested_by if run else None,
                 approvals=list(run.approvals.get("actors", [])) if run else [],
                 applied_at=run.applied_at if run else None,

@@ -33,8 +33,9 @@ from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange
 from bot.incidents.escalation import schedule_escalations
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.operations import mark_resolved
+from bot.incidents.outcome import AlertOutcome
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
-from bot.intake.alert import template_context
+from bot.intake.alert import AlertStatus, template_context
 from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook
 from bot.matching.templates import render_template
@@ -80,7 +81,7 @@ class _Pass:
 
     changes: dict[int, IncidentChange] = field(default_factory=dict)
     processed: list[inbox.Processed] = field(default_factory=list)
-    outcomes: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[AlertOutcome] = field(default_factory=Counter)
     unmatched: int = 0
     errors: int = 0
 
@@ -218,8 +219,8 @@ class IncidentEngine:
             # A row that cannot be processed must not block the ones behind it forever.
             log.exception("could not process stored alert %s (%s)", row.id, row.fingerprint)
             done.errors += 1
-            outcome, incident_id = "error", None
-        if routing.runbook is None and outcome != "stale":
+            outcome, incident_id = AlertOutcome.ERROR, None
+        if routing.runbook is None and outcome is not AlertOutcome.STALE:
             done.unmatched += 1
         done.processed.append(inbox.Processed(row.id, now, outcome, incident_id))
         done.outcomes[outcome] += 1
@@ -231,14 +232,14 @@ class IncidentEngine:
         row: InboxAlert,
         now: datetime,
         changes: dict[int, IncidentChange],
-    ) -> tuple[str, int | None]:
-        firing = row.status == "firing"
+    ) -> tuple[AlertOutcome, int | None]:
+        firing = row.status == AlertStatus.FIRING
         if firing and await inbox.resolved_state_exists(session, row.fingerprint, row.starts_at):
-            return "stale", None
+            return AlertOutcome.STALE, None
         incident = await repo.find_open(session, routing.key, lock=True)
         if incident is None:
             if not firing:
-                return "resolved_without_incident", None
+                return AlertOutcome.RESOLVED_WITHOUT_INCIDENT, None
             incident = await self._open(session, routing, row, now, changes)
         change = changes.setdefault(incident.id, IncidentChange(incident.id))
         outcome = await self._merge_alert(session, incident, row, now, change)
@@ -363,7 +364,7 @@ class IncidentEngine:
         row: InboxAlert,
         now: datetime,
         change: IncidentChange,
-    ) -> str:
+    ) -> AlertOutcome:
         """Add or update the incident's alert for ``row``; returns what happened to it.
 
         The incident's counts move by exactly this alert's transition. That is exact because
@@ -375,7 +376,7 @@ class IncidentEngine:
         name = row.labels.get("alertname", "alert")
         if existing is None:
             incident.alert_count += 1
-            if row.status == "firing":
+            if row.status == AlertStatus.FIRING:
                 incident.firing_count += 1
             session.add(
                 IncidentAlert(
@@ -393,32 +394,34 @@ class IncidentEngine:
                 )
             )
             kind = (
-                TimelineKind.ALERT_FIRING if row.status == "firing" else TimelineKind.ALERT_RESOLVED
+                TimelineKind.ALERT_FIRING
+                if row.status == AlertStatus.FIRING
+                else TimelineKind.ALERT_RESOLVED
             )
             self._journal_alert(session, incident, row, now, kind, f"{name} {row.status}")
             change.kinds.add(ChangeKind.UPDATED)
-            return "new_alert"
-        if existing.status == "firing":
+            return AlertOutcome.NEW_ALERT
+        if existing.status == AlertStatus.FIRING:
             # Still firing: a newer startsAt is a resend (generic senders without starts_at),
             # not a new occurrence; a resolve counts unless it is of an older occurrence.
-            if row.status == "resolved" and row.starts_at >= existing.starts_at:
+            if row.status == AlertStatus.RESOLVED and row.starts_at >= existing.starts_at:
                 incident.firing_count -= 1
                 self._overwrite(existing, row, now)
                 self._journal_alert(
                     session, incident, row, now, TimelineKind.ALERT_RESOLVED, f"{name} resolved"
                 )
                 change.kinds.add(ChangeKind.UPDATED)
-                return "resolved"
-        elif row.status == "firing" and row.starts_at > existing.starts_at:
+                return AlertOutcome.RESOLVED
+        elif row.status == AlertStatus.FIRING and row.starts_at > existing.starts_at:
             incident.firing_count += 1
             self._overwrite(existing, row, now)
             self._journal_alert(
                 session, incident, row, now, TimelineKind.ALERT_REFIRING, f"{name} firing again"
             )
             change.kinds.add(ChangeKind.UPDATED)
-            return "new_occurrence"
+            return AlertOutcome.NEW_OCCURRENCE
         existing.last_seen_at = now
-        return "unchanged"
+        return AlertOutcome.UNCHANGED
 
     @staticmethod
     def _overwrite(existing: IncidentAlert, row: InboxAlert, now: datetime) -> None:

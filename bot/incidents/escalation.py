@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actions.context import Messenger, Pager
 from actions.errors import ActionError
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook
 from bot.scheduling.timers import TimerKind
@@ -76,7 +77,7 @@ class Escalator:
         )
         if runbook is None or step_index >= len(runbook.escalation):
             return "skipped: the runbook no longer has this step"
-        return await self.escalate(incident, runbook, step_index, actor="ballast")
+        return await self.escalate(incident, runbook, step_index, actor=SYSTEM_ACTOR)
 
     async def escalate(
         self, incident: Incident, runbook: Runbook, step_index: int, *, actor: str
@@ -110,7 +111,7 @@ class Escalator:
                 incident.id,
                 at=self._clock(),
                 actor=actor,
-                kind="escalated",
+                kind=TimelineKind.ESCALATED,
                 summary=f"Escalation step {step_index + 1}: {summary}",
                 details={
                     "step": step_index,
@@ -130,7 +131,7 @@ class Escalator:
             fired = sum(
                 1
                 for entry in await repo.timeline_of(session, incident_id)
-                if entry.kind == "escalated"
+                if entry.kind == TimelineKind.ESCALATED
                 and entry.details.get("reopen_count", 0) == incident.reopen_count
             )
         runbook = (

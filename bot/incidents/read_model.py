@@ -100,6 +100,10 @@ class TimelineOut(BaseModel):
         )
 
 
+NOT_RUN = "not_run"
+"""``MitigationOut.state`` of a mitigation with no execution yet (else an ``ExecutionState``)."""
+
+
 class MitigationOut(BaseModel):
     id: str
     title: str
@@ -108,7 +112,7 @@ class MitigationOut(BaseModel):
     risk: str | None
     preview: str | None
     reversible: bool | None
-    state: str  # not_run, or the state of its latest execution
+    state: str  # NOT_RUN, or the ExecutionState of its latest execution
     requested_by: str | None = None
     approvals: list[str] = []
     applied_at: datetime | None = None

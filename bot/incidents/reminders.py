@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as timers
 from bot.store import incidents as repo
@@ -65,7 +66,12 @@ class Reminder:
                 "the mitigation worked, then resolve the incident or try the next step."
             )
             repo.append_timeline(
-                session, incident_id, at=now, actor="ballast", kind="reminder", summary=note
+                session,
+                incident_id,
+                at=now,
+                actor=SYSTEM_ACTOR,
+                kind=TimelineKind.REMINDER,
+                summary=note,
             )
             number = int(timer.payload.get("number", 0)) + 1
             await schedule_reminder(session, incident_id, number, now + self.every, now)

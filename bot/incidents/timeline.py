@@ -1,4 +1,9 @@
-"""The kinds of timeline entry. The timeline is append-only; these names are stable."""
+"""Every kind of timeline entry: the values of the ``timeline.kind`` column.
+
+One enum for the whole column, whoever writes the entry (the engine, the lifecycle operations,
+escalation, reminders, the mitigation journal, the Slack skip button). The timeline is
+append-only; these names are stable (they are the API's ``kind`` and the postmortem reads them).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from enum import StrEnum
 
 
 class TimelineKind(StrEnum):
+    # The incident and its alerts.
     OPENED = "opened"
     REOPENED = "reopened"
     ALERT_FIRING = "alert_firing"
@@ -16,6 +22,19 @@ class TimelineKind(StrEnum):
     STATUS_CHANGED = "status_changed"
     RESOLVED = "resolved"
     TITLE_FALLBACK = "title_fallback"
+    ESCALATED = "escalated"
+    REMINDER = "reminder"
+    # Its mitigations (bot.execution.journal; skipped: a Slack button).
+    MITIGATION_DRY_RUN = "mitigation_dry_run"
+    MITIGATION_REQUESTED = "mitigation_requested"
+    MITIGATION_APPROVED = "mitigation_approved"
+    MITIGATION_REFUSED = "mitigation_refused"
+    MITIGATION_APPLIED = "mitigation_applied"
+    MITIGATION_FAILED = "mitigation_failed"
+    MITIGATION_UNDONE = "mitigation_undone"
+    MITIGATION_UNDO_FAILED = "mitigation_undo_failed"
+    MITIGATION_DONE_MANUALLY = "mitigation_done_manually"
+    MITIGATION_SKIPPED = "mitigation_skipped"
 
 
 SYSTEM_ACTOR = "ballast"

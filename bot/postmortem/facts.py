@@ -20,7 +20,6 @@ from typing import Any
 from sqlalchemy import select
 
 from actions.registry import ActionRegistry
-from bot.execution.journal import MitigationEvent
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.phases import phase_durations
 from bot.incidents.read_model import IncidentDetail, TimelineOut
@@ -262,19 +261,24 @@ def _mitigation(
     entries: Sequence[TimelineOut],
     alerts: Sequence[TimelineOut],
 ) -> MitigationFact:
-    def last(kind: MitigationEvent) -> TimelineOut | None:
+    def last(kind: TimelineKind) -> TimelineOut | None:
         return next((e for e in reversed(entries) if e.kind == kind.value), None)
 
-    requested = next((e for e in entries if e.kind == MitigationEvent.REQUESTED.value), None)
-    applied = last(MitigationEvent.APPLIED)
-    undone = last(MitigationEvent.UNDONE)
-    manual = last(MitigationEvent.DONE_MANUALLY)
+    requested = next(
+        (e for e in entries if e.kind == TimelineKind.MITIGATION_REQUESTED.value), None
+    )
+    applied = last(TimelineKind.MITIGATION_APPLIED)
+    undone = last(TimelineKind.MITIGATION_UNDONE)
+    manual = last(TimelineKind.MITIGATION_DONE_MANUALLY)
     approvals: list[str] = []
     if applied is not None:
         approvals = [str(a) for a in applied.details.get("approvals", [])]
     else:
         for entry in entries:
-            if entry.kind == MitigationEvent.APPROVED.value and entry.actor not in approvals:
+            if (
+                entry.kind == TimelineKind.MITIGATION_APPROVED.value
+                and entry.actor not in approvals
+            ):
                 approvals.append(entry.actor)
     requested_by = None
     if applied is not None:
@@ -305,10 +309,10 @@ def _mitigation(
         undone_at=undone.at if undone else None,
         undone_by=undone.actor if undone else None,
         undo_summary=undone.summary if undone else None,
-        failures=[e.summary for e in entries if e.kind == MitigationEvent.FAILED.value],
-        refusals=[e.summary for e in entries if e.kind == MitigationEvent.REFUSED.value],
+        failures=[e.summary for e in entries if e.kind == TimelineKind.MITIGATION_FAILED.value],
+        refusals=[e.summary for e in entries if e.kind == TimelineKind.MITIGATION_REFUSED.value],
         done_manually_by=manual.actor if manual else None,
-        dry_runs=sum(1 for e in entries if e.kind == MitigationEvent.DRY_RUN.value),
+        dry_runs=sum(1 for e in entries if e.kind == TimelineKind.MITIGATION_DRY_RUN.value),
         resolved_after=len(resolved),
         first_resolved_after=resolved[0].at if resolved else None,
         refired_after=len(after) - len(resolved),

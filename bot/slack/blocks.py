@@ -29,9 +29,11 @@ from slack_sdk.models.blocks import (
 )
 
 from actions.base import Risk
-from bot.incidents.read_model import IncidentSummary, TimelineOut
+from bot.execution.results import ExecutionState
+from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.read_model import NOT_RUN, IncidentSummary
 from bot.matching.duration import format_duration
-from bot.matching.runbook import Runbook
+from bot.matching.runbook import MitigationMode, Runbook
 from bot.slack.ids import ActionId, ButtonValue, action_id
 from bot.slack.view import DashboardLink, IncidentView, MitigationView, escape, mention
 
@@ -44,7 +46,6 @@ MAX_BUTTON_TEXT = 75
 MAX_CONFIRM_TITLE = 100
 MAX_CONFIRM_TEXT = 300
 MAX_CONTEXT = 2000
-MAX_NOTE = 3000  # a thread note: far below 40,000, so a note stays readable
 
 _SEVERITY = {
     "sev1": ":red_circle:",
@@ -52,50 +53,40 @@ _SEVERITY = {
     "sev3": ":large_yellow_circle:",
 }
 _OTHER_SEVERITY = ":large_blue_circle:"
-_STATUS = {
-    "triggered": ":rotating_light: Triggered",
-    "acknowledged": ":eyes: Acknowledged",
-    "mitigating": ":hammer_and_wrench: Mitigating",
-    "monitoring": ":mag: Monitoring",
-    "resolved": ":white_check_mark: Resolved",
+_STATUS: dict[str, str] = {
+    IncidentStatus.TRIGGERED: ":rotating_light: Triggered",
+    IncidentStatus.ACKNOWLEDGED: ":eyes: Acknowledged",
+    IncidentStatus.MITIGATING: ":hammer_and_wrench: Mitigating",
+    IncidentStatus.MONITORING: ":mag: Monitoring",
+    IncidentStatus.RESOLVED: ":white_check_mark: Resolved",
 }
 _RISK = {
     Risk.LOW: ":large_green_circle: low risk",
     Risk.MEDIUM: ":large_orange_circle: medium risk",
     Risk.HIGH: ":red_circle: high risk",
 }
-_STATE = {
-    "not_run": "not run yet",
-    "awaiting_approval": ":hourglass_flowing_sand: awaiting approval",
-    "running": ":gear: running…",
-    "applied": ":white_check_mark: applied",
-    "undoing": ":leftwards_arrow_with_hook: undoing…",
-    "undone": ":leftwards_arrow_with_hook: undone",
-    "failed": ":x: failed",
-    "done_manually": ":ballot_box_with_check: done by hand",
+_STATE: dict[str, str] = {
+    NOT_RUN: "not run yet",
+    ExecutionState.AWAITING_APPROVAL: ":hourglass_flowing_sand: awaiting approval",
+    ExecutionState.RUNNING: ":gear: running…",
+    ExecutionState.APPLIED: ":white_check_mark: applied",
+    ExecutionState.UNDOING: ":leftwards_arrow_with_hook: undoing…",
+    ExecutionState.UNDONE: ":leftwards_arrow_with_hook: undone",
+    ExecutionState.FAILED: ":x: failed",
+    ExecutionState.DONE_MANUALLY: ":ballot_box_with_check: done by hand",
 }
-_NOTE = {
-    "opened": ":rotating_light:",
-    "reopened": ":repeat:",
-    "alert_firing": ":fire:",
-    "alert_refiring": ":fire:",
-    "alert_resolved": ":large_green_circle:",
-    "alerts_truncated": ":scissors:",
-    "acknowledged": ":eyes:",
-    "status_changed": ":arrow_right:",
-    "resolved": ":white_check_mark:",
-    "title_fallback": ":warning:",
-    "escalated": ":mega:",
-    "mitigation_dry_run": ":test_tube:",
-    "mitigation_requested": ":raising_hand:",
-    "mitigation_approved": ":+1:",
-    "mitigation_refused": ":no_entry:",
-    "mitigation_applied": ":white_check_mark:",
-    "mitigation_failed": ":x:",
-    "mitigation_undone": ":leftwards_arrow_with_hook:",
-    "mitigation_undo_failed": ":x:",
-    "mitigation_done_manually": ":ballot_box_with_check:",
-}
+_RAN = frozenset(
+    {
+        ExecutionState.RUNNING,
+        ExecutionState.APPLIED,
+        ExecutionState.UNDOING,
+        ExecutionState.UNDONE,
+        ExecutionState.FAILED,
+    }
+)
+"""States in which the approvals given are shown as who ran it."""
+_CHANGED = frozenset({ExecutionState.APPLIED, ExecutionState.UNDOING, ExecutionState.UNDONE})
+"""States in which the control's before → after is shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +168,7 @@ def render_incident(view: IncidentView) -> SlackMessage:
 
 def _header(view: IncidentView) -> str:
     severity = view.severity.upper()
-    if view.status == "resolved":
+    if view.status == IncidentStatus.RESOLVED:
         return _clip(f":white_check_mark: Resolved · {severity} · {view.title}", MAX_HEADER)
     emoji = _SEVERITY.get(view.severity, _OTHER_SEVERITY)
     return _clip(f"{emoji} {severity} · {view.title}", MAX_HEADER)
@@ -185,7 +176,7 @@ def _header(view: IncidentView) -> str:
 
 def _fields(view: IncidentView) -> list[str]:
     status = _STATUS.get(view.status, escape(view.status))
-    if view.status == "resolved" and view.resolved_at:
+    if view.status == IncidentStatus.RESOLVED and view.resolved_at:
         status += f" {_date(view.resolved_at)}" + (
             f" by {view.resolved_by}" if view.resolved_by else ""
         )
@@ -240,33 +231,33 @@ def _mitigation_blocks(view: IncidentView, number: int, m: MitigationView) -> li
 
 def _mitigation_text(number: int, m: MitigationView) -> str:
     risk = _RISK[m.risk] if m.risk else ":grey_question: risk unknown"
-    if m.mode == "manual":
+    if m.mode == MitigationMode.MANUAL:
         how = "done by hand"
-    elif m.mode == "auto" and m.approvals_needed == 0:
+    elif m.mode == MitigationMode.AUTO and m.approvals_needed == 0:
         how = "runs automatically"
     else:
         how = f"needs {m.approvals_needed} approval" + (
             "s (two people)" if m.approvals_needed > 1 else ""
         )
     undo = {True: "reversible", False: "cannot be undone", None: ""}[m.reversible]
-    undo = "" if m.mode == "manual" else undo
+    undo = "" if m.mode == MitigationMode.MANUAL else undo
     meta = " · ".join(p for p in (risk, how, undo, _STATE.get(m.state, escape(m.state))) if p)
     lines = [f"*{number}. {_clip_text(m.title, 200)}*", meta]
     if m.preview:
         lines.append(f"> {_clip_text(m.preview, 800)}")
-    if m.state == "awaiting_approval":
+    if m.state == ExecutionState.AWAITING_APPROVAL:
         so_far = _people(m.approvals) or "none"
         lines.append(
             f"Requested by {m.requested_by or 'unknown'} · approvals {len(m.approvals)} of "
             f"{m.approvals_needed}: {so_far}"
         )
-    elif m.approvals and m.state in ("running", "applied", "undoing", "undone", "failed"):
+    elif m.approvals and m.state in _RAN:
         lines.append(_who_ran(m))
-    if m.changed_value and m.state in ("applied", "undoing", "undone"):
+    if m.changed_value and m.state in _CHANGED:
         lines.append(f"{_code(m.before or 'unset', 200)} → {_code(m.after or 'unset', 200)}")
-    if m.state == "undone" and m.undone_by:
+    if m.state == ExecutionState.UNDONE and m.undone_by:
         lines.append(f"Undone by {m.undone_by}")
-    if m.error and m.state == "failed":
+    if m.error and m.state == ExecutionState.FAILED:
         lines.append(f":warning: {_clip_text(m.error, 600)}")
     return _fit(lines[0], lines[1:])
 
@@ -301,7 +292,9 @@ def _mitigation_button(view: IncidentView, m: MitigationView, kind: ActionId) ->
         state=m.state,
         version=m.version,
     )
-    label = "Run again" if kind is ActionId.RUN and m.state == "failed" else _LABELS[kind]
+    label = (
+        "Run again" if kind is ActionId.RUN and m.state == ExecutionState.FAILED else _LABELS[kind]
+    )
     style: str | None = None
     confirm: ConfirmObject | None = None
     if kind in (ActionId.RUN, ActionId.APPROVE):
@@ -377,17 +370,6 @@ def _fallback(view: IncidentView) -> str:
 
 
 # ---- thread notes and slash-command answers ---------------------------------------------
-
-
-def render_thread_note(entry: TimelineOut) -> str:
-    """One timeline entry as a thread reply: what happened, who did it, when."""
-    emoji = _NOTE.get(entry.kind, ":small_blue_diamond:")
-    error = entry.details.get("error") if entry.kind.endswith("failed") else None
-    extra = (
-        f"\n> {_clip_text(str(error), 1000)}" if error and str(error) not in entry.summary else ""
-    )
-    note = f"{emoji} {_clip_text(entry.summary, 1500)} — {mention(entry.actor)} · {_date(entry.at)}"
-    return _clip(note + extra, MAX_NOTE)
 
 
 def render_ephemeral(text: str) -> SlackMessage:

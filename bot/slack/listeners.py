@@ -26,6 +26,7 @@ from bot.incidents.detail import load_incident_detail
 from bot.incidents.escalation import Escalator
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import IncidentSummary
+from bot.incidents.timeline import TimelineKind
 from bot.matching.catalog import LiveCatalog
 from bot.postmortem.service import PostmortemService
 from bot.slack import commands as cmd
@@ -246,7 +247,7 @@ class SlackHandlers:
                 incident_id,
                 at=self._services.clock(),
                 actor=actor,
-                kind="mitigation_skipped",
+                kind=TimelineKind.MITIGATION_SKIPPED,
                 summary=f"{mitigation_id} skipped by {actor}",
                 details={"mitigation_id": mitigation_id},
             )

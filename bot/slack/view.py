@@ -21,13 +21,19 @@ from actions.base import Risk
 from bot.errors import TemplateError
 from bot.execution.policy import SYSTEM_ACTOR, approvals_needed
 from bot.execution.results import ExecutionState
-from bot.incidents.read_model import AlertOut, IncidentDetail, IncidentSummary, MitigationOut
-from bot.intake.alert import template_context
+from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.read_model import (
+    NOT_RUN,
+    AlertOut,
+    IncidentDetail,
+    IncidentSummary,
+    MitigationOut,
+)
+from bot.intake.alert import AlertStatus, template_context
 from bot.matching.runbook import MitigationMode, Runbook
 from bot.matching.templates import is_template, render_template
 from bot.slack.ids import ActionId
 
-NOT_RUN = "not_run"
 MAX_ALERT_EXAMPLES = 5
 MAX_KEY_LABELS = 4
 # Shown everywhere else in the message, or the same for every alert of an incident.
@@ -75,7 +81,7 @@ class MitigationView:
     risk: Risk | None  # None when the preview failed: the risk is unknown
     preview: str | None
     reversible: bool | None
-    state: str  # "not_run" or an ExecutionState value
+    state: str  # NOT_RUN or an ExecutionState value
     requested_by: str | None  # Slack markup
     approvals: tuple[str, ...]  # Slack markup, in order
     approvals_needed: int
@@ -120,7 +126,7 @@ class IncidentView:
 
     @property
     def is_open(self) -> bool:
-        return self.status != "resolved"
+        return self.status != IncidentStatus.RESOLVED
 
     def mitigation(self, mitigation_id: str) -> MitigationView | None:
         return next((m for m in self.mitigations if m.id == mitigation_id), None)
@@ -140,7 +146,7 @@ def build_view(
     are real mentions; handles without an id are shown as plain text.
     """
     groups = group_ids or {}
-    is_open = detail.status != "resolved"
+    is_open = detail.status != IncidentStatus.RESOLVED
     return IncidentView(
         incident_id=detail.id,
         title=detail.title,
@@ -221,9 +227,9 @@ def _actor(who: str | None, groups: Mapping[str, str]) -> str | None:
 
 
 def _incident_actions(status: str) -> tuple[ActionId, ...]:
-    if status == "resolved":
+    if status == IncidentStatus.RESOLVED:
         return ()
-    if status == "triggered":
+    if status == IncidentStatus.TRIGGERED:
         return (ActionId.ACK, ActionId.RESOLVE)
     return (ActionId.RESOLVE,)
 
@@ -314,7 +320,7 @@ def _dashboards(runbook: Runbook | None, alerts: Sequence[AlertOut]) -> tuple[Da
 def _alert_counts(detail: IncidentDetail, limit: int) -> AlertCounts:
     """Counts from the incident (all alerts) and a bounded sample, firing ones first."""
     alerts = detail.alerts
-    firing_first = sorted(alerts, key=lambda a: a.status != "firing")[: max(0, limit)]
+    firing_first = sorted(alerts, key=lambda a: a.status != AlertStatus.FIRING)[: max(0, limit)]
     shared = _shared_labels(alerts)
     return AlertCounts(
         firing=detail.firing_count,
@@ -342,7 +348,7 @@ def _example(alert: AlertOut, shared: frozenset[tuple[str, str]]) -> AlertExampl
     summary = alert.annotations.get("summary") or alert.annotations.get("description")
     return AlertExample(
         alertname=alert.labels.get("alertname", "alert"),
-        firing=alert.status == "firing",
+        firing=alert.status == AlertStatus.FIRING,
         labels=labels,
         summary=summary or None,
     )

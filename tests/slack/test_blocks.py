@@ -19,7 +19,6 @@ from bot.incidents.read_model import (
     IncidentDetail,
     IncidentSummary,
     MitigationOut,
-    TimelineOut,
 )
 from bot.matching.runbook import Runbook
 from bot.slack.blocks import (
@@ -30,7 +29,6 @@ from bot.slack.blocks import (
     render_incident_list,
     render_runbook,
     render_runbook_list,
-    render_thread_note,
 )
 from bot.slack.commands import HELP
 from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, action_id, parse_action_id
@@ -592,23 +590,6 @@ def test_many_mitigations_without_buttons_use_one_block_each(runbook: Runbook) -
 
 
 # ---- thread notes and slash-command answers --------------------------------------------------
-
-
-def entry(kind: str, summary: str, actor: str = "U1AAA", **details: Any) -> TimelineOut:
-    return TimelineOut(at=T0, actor=actor, kind=kind, summary=summary, details=details)
-
-
-def test_thread_notes() -> None:
-    date = "<!date^1741057920^{date_short_pretty} {time}|2025-03-04 03:12 UTC>"
-    note = render_thread_note(entry("mitigation_applied", "Roll back: prompt v41 → v40"))
-    assert note == f":white_check_mark: Roll back: prompt v41 → v40 — <@U1AAA> · {date}"
-    failed = render_thread_note(
-        entry("mitigation_failed", "Pin model failed", "ballast", error="HTTP 503 <html>")
-    )
-    assert failed == f":x: Pin model failed — Ballast · {date}\n> HTTP 503 &lt;html&gt;"
-    unknown = render_thread_note(entry("something_new", "x" * 50_000))
-    assert unknown.startswith(":small_blue_diamond: xxx")
-    assert len(unknown) < 3000
 
 
 def test_ephemeral_help_and_long_text() -> None:
