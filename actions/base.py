@@ -50,7 +50,7 @@ P = TypeVar("P", bound=ActionParams)
 
 
 class Action(ABC, Generic[P]):
-    """A mitigation Ballast knows how to preview, rate and (later) apply and undo."""
+    """A mitigation Ballast knows how to preview, rate, apply and undo."""
 
     name: ClassVar[str]
     params_model: ClassVar[type[ActionParams]]

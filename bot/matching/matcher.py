@@ -160,11 +160,6 @@ def parse_matchers(text: str) -> list[Matcher]:
     return matchers
 
 
-def compile_anchored(pattern: str) -> re.Pattern[str]:
-    """Compile as Alertmanager does (``^(?:pattern)$`` in Go); use the result with ``fullmatch``."""
-    return _compile(translate(pattern).pattern, pattern)
-
-
 def _compile(python_pattern: str, value: str) -> re.Pattern[str]:
     try:
         return re.compile(python_pattern)

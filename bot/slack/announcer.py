@@ -35,7 +35,6 @@ class SlackAnnouncer:
         config: SlackConfig,
         *,
         fallback_channel: str | None,
-        base_url: str | None = None,
         on_enqueued: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
@@ -44,7 +43,6 @@ class SlackAnnouncer:
         self._outbox = outbox
         self._config = config
         self._fallback = fallback_channel
-        self._base_url = base_url
         self._on_enqueued = on_enqueued
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
@@ -62,9 +60,7 @@ class SlackAnnouncer:
             self._catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None
         )
         message = render_incident(
-            build_view(
-                detail, runbook, base_url=self._base_url, group_ids=self._config.usergroup_ids
-            )
+            build_view(detail, runbook, group_ids=self._config.usergroup_ids)
         ).as_kwargs()
         channel = self._config.channel_for(detail.runbook_id, detail.service, self._fallback)
         async with self._db.transaction() as session:

@@ -189,28 +189,6 @@ class SlackOutbox:
             payload=_body(message),
         )
 
-    async def post_ephemeral(
-        self,
-        session: AsyncSession,
-        channel: str,
-        user: str,
-        message: MessageBody,
-        idempotency_key: str,
-        *,
-        incident_id: int | None = None,
-    ) -> Enqueued:
-        """A message only ``user`` sees in ``channel`` (an unauthorized click's explanation)."""
-        return await self._insert(
-            session,
-            key=f"ephemeral:{idempotency_key}",
-            kind=OutboxKind.EPHEMERAL,
-            method="chat.postEphemeral",
-            channel=channel,
-            incident_id=incident_id,
-            lane=f"ephemeral:{channel}",
-            payload={**_body(message), "user": user},
-        )
-
     async def notify(
         self,
         session: AsyncSession,
