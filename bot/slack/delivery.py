@@ -26,33 +26,31 @@ at-least-once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import ConfigError
-from bot.incidents.engine import TRANSIENT_RETRIES, is_transient
+from bot.runtime.worker import WorkerLoop
 from bot.settings import Settings
 from bot.slack import outbox
 from bot.slack.budgets import BucketKey, SenderLease, SlackBudgets
 from bot.slack.outbox import OutboxKind, OutboxState, content_hash
 from bot.store.database import Database
+from bot.store.retry import in_transaction
 from bot.store.tables import SlackIncidentMessage, SlackOutboxEntry
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 ClientFactory = Callable[[], AsyncWebClient]
 
 METADATA_EVENT = "ballast_outbox"
@@ -189,47 +187,35 @@ class SlackDelivery:
         self._budgets = budgets
         self._lease = lease
         self._call_timeout = call_timeout
-        self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._scan_limit = scan_limit
         self._backoff = backoff
         self._give_up_after = give_up_after
         self._sender = SenderLease(db)
-        self._wake = asyncio.Event()
-        self._stopping = False
+        self._loop = WorkerLoop(
+            self._run_pass,
+            poll_interval=poll_interval,
+            log=log,
+            failure="Slack delivery pass failed; retrying after the poll interval",
+        )
 
     def wake(self) -> None:
         """Send soon: the outbox calls it after a transaction with new rows commits."""
-        self._wake.set()
+        self._loop.wake()
 
     async def run(self) -> None:
         """Deliver until stopped: on wake-up, when a budget refills, and every poll interval."""
-        self._stopping = False
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                result = await self.deliver_once()
-            except Exception:
-                log.exception("Slack delivery pass failed; retrying after the poll interval")
-                result = DeliveryPass(0, None)
-            if result.done:
-                continue
-            timeout = self._poll_interval
-            if result.wait is not None:
-                timeout = min(timeout, max(result.wait, 0.01))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+        await self._loop.run()
+
+    async def _run_pass(self) -> float | None:
+        result = await self.deliver_once()
+        if result.done:
+            return 0
+        return None if result.wait is None else max(result.wait, 0.01)
 
     async def stop(self, worker: asyncio.Task[None], grace: float = 10.0) -> None:
         """Let the calls in flight finish and be recorded; cancel only after ``grace``."""
-        self._stopping = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(worker), grace)
-        except TimeoutError:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await self._loop.stop(worker, grace)
         await self.close()
 
     async def close(self) -> None:
@@ -277,7 +263,9 @@ class SlackDelivery:
         now = self._clock()
         batch = _Batch()
         try:
-            return await self._write(lambda session: self._claim_in(session, now, batch))
+            return await in_transaction(
+                self._db, lambda session: self._claim_in(session, now, batch)
+            )
         except BaseException:
             batch.refund(self._budgets)
             raise
@@ -373,7 +361,7 @@ class SlackDelivery:
 
     async def _send_and_record(self, client: AsyncWebClient, claim: _Claim) -> None:
         result = await self._send(client, claim)
-        await self._write(lambda session: self._record(session, claim, result))
+        await in_transaction(self._db, lambda session: self._record(session, claim, result))
 
     async def _send(self, client: AsyncWebClient, claim: _Claim) -> _Result:
         looked_up = False
@@ -557,7 +545,7 @@ class SlackDelivery:
             await outbox.record_post(
                 session, claim.incident_id, channel, str(data["ts"]), now, shown
             )
-            self._wake.set()  # its updates and replies may go now
+            self._loop.wake()  # its updates and replies may go now
         elif claim.kind is OutboxKind.UPDATE:
             await outbox.record_update(session, claim.incident_id, now, content_hash(claim.payload))
 
@@ -567,18 +555,6 @@ class SlackDelivery:
             return cap
         exponent = min(max(0, attempts - 1), 30)
         return float(min(cap, base * 2.0**exponent) * random.uniform(0.8, 1.2))
-
-    async def _write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """One transaction, redone when it conflicted with another writer."""
-        for attempt in range(1, TRANSIENT_RETRIES + 1):
-            try:
-                async with self._db.transaction() as session:
-                    return await work(session)
-            except DBAPIError as err:
-                if not is_transient(err) or attempt == TRANSIENT_RETRIES:
-                    raise
-                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _trim(data: dict[str, Any] | None, kind: OutboxKind) -> dict[str, Any] | None:

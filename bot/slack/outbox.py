@@ -29,12 +29,11 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, event, func, or_, select, text, union_all, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased
 
 from bot.store.tables import SlackIncidentMessage, SlackOutboxEntry
+from bot.store.upsert import upsert
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ class SlackOutbox:
             payload=payload,
         )
         values["coalesce_key"] = coalesce_key
-        insert = _insert_for(session).values(**values)
+        insert = upsert(session, SlackOutboxEntry).values(**values)
         statement = insert.on_conflict_do_update(
             index_elements=[SlackOutboxEntry.coalesce_key],
             # Literal, not a parameter: PostgreSQL must prove the partial index's predicate
@@ -277,7 +276,7 @@ class SlackOutbox:
             lane=lane,
             payload=payload,
         )
-        insert = _insert_for(session).values(**values)
+        insert = upsert(session, SlackOutboxEntry).values(**values)
         statement = insert.on_conflict_do_update(
             index_elements=[SlackOutboxEntry.idempotency_key],
             set_={
@@ -364,12 +363,6 @@ async def _message_channel(session: AsyncSession, incident_id: int) -> str | Non
     )
     channel = await session.scalar(union_all(posted, on_its_way).limit(1))
     return None if channel is None else str(channel)
-
-
-def _insert_for(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(SlackOutboxEntry)
 
 
 def _body(message: MessageBody) -> dict[str, Any]:
@@ -538,9 +531,8 @@ async def record_post(
     shown: str | None,
 ) -> None:
     """Where the incident message is; the first post wins (there is only ever one)."""
-    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
-        insert(SlackIncidentMessage)
+        upsert(session, SlackIncidentMessage)
         .values(
             incident_id=incident_id,
             channel=channel,

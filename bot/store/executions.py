@@ -7,11 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.tables import Execution, Timer
+from bot.store.upsert import upsert
 
 
 def _for_update(session: AsyncSession) -> bool:
@@ -62,9 +61,8 @@ async def add_timer(
     now: datetime,
 ) -> None:
     """Schedule once: a second request with the same dedup_key changes nothing."""
-    upsert: Any = pg_insert if _for_update(session) else sqlite_insert
     await session.execute(
-        upsert(Timer)
+        upsert(session, Timer)
         .values(
             kind=kind,
             dedup_key=dedup_key,

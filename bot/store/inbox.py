@@ -29,11 +29,7 @@ from typing import Any, ClassVar
 
 import orjson
 from sqlalchemy import JSON, Table, bindparam, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -41,6 +37,8 @@ from sqlalchemy.orm.util import identity_key
 from bot.intake.alert import Alert, AlertBatch
 from bot.store.database import DATABASE_KEY, Database
 from bot.store.tables import InboxAlert
+from bot.store.transient import is_unavailable
+from bot.store.upsert import upsert
 
 # Requests and rows per group: bound how long one commit holds the write lock. A group of at
 # most MAX_GROUP_ROWS rows is one INSERT statement (a single request may exceed it alone).
@@ -91,9 +89,8 @@ async def store_batch(session: AsyncSession, batch: AlertBatch, now: datetime) -
 
 def _insert(dialect: str, batch: AlertBatch, now: datetime) -> Any:
     rows = [_row(alert, batch, now) for alert in _unique_states(batch.alerts)]
-    upsert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
-        upsert(InboxAlert)
+        upsert(dialect, InboxAlert)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["fingerprint", "starts_at", "status"])
         .returning(InboxAlert.id)
@@ -225,7 +222,8 @@ class InboxWriter:
                 _fail(waiting, TimeoutError("the inbox writer stopped (shutting down)"))
             raise
         except Exception as err:
-            if len(group) == 1 or _unavailable(err):
+            # The database is busy or away: every request of the group gets that answer (503).
+            if len(group) == 1 or is_unavailable(err):
                 for waiting in group:
                     _fail(waiting, err)
                 return
@@ -410,13 +408,6 @@ def _succeed(waiting: _Waiting, result: StoreResult) -> None:
 def _fail(waiting: _Waiting, err: BaseException) -> None:
     if not waiting.answer.done():
         waiting.answer.set_exception(err)
-
-
-def _unavailable(err: BaseException) -> bool:
-    """The database is busy or away: every request of the group gets the same answer (503)."""
-    if isinstance(err, TimeoutError | OperationalError | PoolTimeout):
-        return True
-    return isinstance(err, DBAPIError) and err.connection_invalidated
 
 
 _writers: weakref.WeakKeyDictionary[Database, InboxWriter] = weakref.WeakKeyDictionary()
