@@ -55,6 +55,7 @@ from bot.matching.catalog import LiveCatalog
 from bot.matching.loader import load_catalog
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
+from bot.runtime.gc_tuning import freeze_startup_heap
 from bot.scheduling.escalation import ESCALATE, Escalator
 from bot.scheduling.reminders import REMIND, Reminder
 from bot.scheduling.timers import TimerService
@@ -260,6 +261,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.db.migrate()
         services.db.start_housekeeping()
+        freeze_startup_heap()  # process-wide GC policy: see bot/runtime/gc_tuning.py
         await services.executor.recover()
         worker = asyncio.create_task(services.engine.run(), name="incident-engine")
         services.timers.start()
