@@ -69,6 +69,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.messenger import SlackMessenger
 from bot.slack.outbox import SlackOutbox
 from bot.store.database import Database
+from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import Timer
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ def build_services(
         outbox=outbox if delivery is not None else None,
     )
     bus.subscribe(postmortem)
+    inbox_writer = InboxWriter(db)
     engine = IncidentEngine(
         db,
         catalog,
@@ -189,6 +191,7 @@ def build_services(
         clock=clock,
         listeners=[bus],
         reopen_window=config.incidents.reopen_window,
+        pacing=inbox_writer.pacing,
     )
 
     async def auto_undo(timer: Timer) -> str:
@@ -210,6 +213,7 @@ def build_services(
         db=db,
         catalog=catalog,
         engine=engine,
+        inbox_writer=inbox_writer,
         metrics=metrics,
         registry=registry,
         clock=clock,

@@ -41,6 +41,7 @@ from bot.scheduling.escalation import schedule_escalations
 from bot.store import inbox
 from bot.store import incidents as repo
 from bot.store.database import Database
+from bot.store.ingest_pacing import IngestPacing
 from bot.store.retry import in_transaction
 from bot.store.tables import InboxAlert, Incident, IncidentAlert
 
@@ -90,7 +91,9 @@ class IncidentEngine:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         sqlite_transaction_budget: float = SQLITE_TRANSACTION_BUDGET,
+        pacing: IngestPacing | None = None,
     ) -> None:
+        """``pacing``: the inbox writer's, so that the engine yields to a webhook storm."""
         self._db = db
         self._catalog = catalog
         self._metrics = metrics
@@ -99,6 +102,7 @@ class IncidentEngine:
         self._reopen_window = reopen_window
         self._batch_size = batch_size
         self._sqlite_budget = sqlite_transaction_budget
+        self._pacing = pacing
         # One pass at a time in this process: SQLite has no row locks to keep two apart.
         self._pass = asyncio.Lock()
         self._loop = WorkerLoop(
@@ -154,7 +158,7 @@ class IncidentEngine:
     async def _batch_in(self, session: AsyncSession, budget: float | None) -> tuple[_Pass, int]:
         """The batch's work in ``session``: what it did, and how many rows it claimed."""
         done = _Pass()
-        rows = await inbox.claim(session, self._batch_size)
+        rows = await inbox.claim(session, self._batch_size, self._pacing)
         # Key order: replicas then take incident locks in the same order, which keeps them
         # from deadlocking; rows of one key keep their arrival order.
         routed = sorted(((self._route(row.labels), row) for row in rows), key=lambda p: p[0].key)
