@@ -43,9 +43,10 @@ from bot.errors import ConfigError
 from bot.runtime.worker import WorkerLoop
 from bot.settings import Settings
 from bot.slack import outbox
-from bot.slack.budgets import BucketKey, SenderLease, SlackBudgets
+from bot.slack.budgets import SENDER_LOCK, BucketKey, SlackBudgets
 from bot.slack.outbox import OutboxKind, OutboxState, content_hash
 from bot.store.database import Database
+from bot.store.leases import AdvisoryLease
 from bot.store.retry import in_transaction
 from bot.store.tables import SlackIncidentMessage, SlackOutboxEntry
 
@@ -191,7 +192,9 @@ class SlackDelivery:
         self._scan_limit = scan_limit
         self._backoff = backoff
         self._give_up_after = give_up_after
-        self._sender = SenderLease(db)
+        self._sender = AdvisoryLease(
+            db, SENDER_LOCK, name="the Slack sender lease", role="sends Ballast's Slack calls"
+        )
         self._loop = WorkerLoop(
             self._run_pass,
             poll_interval=poll_interval,
