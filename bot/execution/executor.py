@@ -35,7 +35,7 @@ from bot.execution.policy import (
     check_owner,
     record_approval,
 )
-from bot.execution.results import ExecutionState, RunResult
+from bot.execution.results import ExecutionState, Preview, RunResult
 from bot.execution.retrying import RetryPolicy, with_retries
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.lifecycle import IncidentStatus
@@ -231,7 +231,7 @@ class MitigationExecutor:
         return RunResult(
             incident_id,
             mitigation.id,
-            "dry_run",
+            Preview.DRY_RUN,
             outcome.summary,
             outcome=asdict(outcome),
             changed=False,
@@ -313,7 +313,7 @@ class MitigationExecutor:
                 result = RunResult(
                     incident_id,
                     mitigation.id,
-                    execution.state,
+                    ExecutionState(execution.state),
                     "applying" if execute else waiting,
                     risk=execution.risk,
                     approvals=approvals,
@@ -460,7 +460,7 @@ class MitigationExecutor:
             return RunResult(
                 incident_id,
                 mitigation_id,
-                "dry_run",
+                Preview.DRY_RUN,
                 outcome.summary,
                 outcome=asdict(outcome),
                 changed=False,
@@ -525,7 +525,7 @@ def _result(row: Execution, message: str, changed: bool) -> RunResult:
     return RunResult(
         incident_id=row.incident_id,
         mitigation_id=row.mitigation_id,
-        state=row.state,
+        state=ExecutionState(row.state),
         message=message,
         risk=row.risk,
         approvals=list(row.approvals.get("actors", [])),
