@@ -19,12 +19,15 @@ class Passes:
         self.answers = list(answers)
         self.count = 0
         self.ran = asyncio.Event()
+        self.counted = asyncio.Condition()
         self.block: asyncio.Event | None = None
         self.finished = 0
 
     async def __call__(self) -> float | None:
         self.count += 1
         self.ran.set()
+        async with self.counted:
+            self.counted.notify_all()
         if self.block is not None:
             await self.block.wait()
         self.finished += 1
@@ -74,9 +77,8 @@ async def test_zero_means_again_at_once_and_seconds_shorten_the_rest() -> None:
     passes = Passes(0, 0, 0.01)
     loop = loop_of(passes)
     task = asyncio.create_task(loop.run())
-    async with asyncio.timeout(1.0):
-        while passes.count < 4:
-            await asyncio.sleep(0.005)
+    async with asyncio.timeout(1.0), passes.counted:
+        await passes.counted.wait_for(lambda: passes.count >= 4)
     await asyncio.sleep(0.05)
     assert passes.count == 4  # the fourth answered None: a minute's rest
     await loop.stop(task)
