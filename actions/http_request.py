@@ -16,7 +16,8 @@ from pydantic import Field, field_validator
 
 from actions.base import Action, ActionParams, Risk
 from actions.context import ActionContext, ActionOutcome
-from actions.errors import FinalError, RetryableError
+from actions.errors import FinalError
+from actions.http_errors import status_error, transport_error
 
 # A ${NAME} reference not escaped as $${NAME} (see actions.http_policy).
 _SECRET_REF = re.compile(r"(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*\}")
@@ -116,31 +117,18 @@ async def send(call: HttpCall, ctx: ActionContext) -> dict[str, Any]:
             json=call.json_body,
             timeout=call.timeout_s,
         )
-    except httpx.TimeoutException:
-        raise RetryableError(f"{call.method.value} {call.url} timed out") from None
     except httpx.TransportError as err:
-        raise RetryableError(
-            f"{call.method.value} {call.url} failed: {type(err).__name__}"
-        ) from None
+        raise transport_error(f"{call.method.value} {call.url}", err) from None
+    error = status_error(
+        f"{call.method.value} {call.url}",
+        response,
+        lambda answer: _excerpt(answer, secrets),
+        quote_retryable=False,
+    )
+    if error is not None:
+        raise error
     status = response.status_code
-    if status == 429 or status >= 500:
-        raise RetryableError(
-            f"{call.method.value} {call.url} answered {status}",
-            retry_after=retry_after_seconds(response),
-        )
-    if status >= 400:
-        raise FinalError(
-            f"{call.method.value} {call.url} answered {status}: {_excerpt(response, secrets)}"
-        )
     return {"status": status, "body": _excerpt(response, secrets)}
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _excerpt(response: httpx.Response, secrets: set[str], limit: int = 500) -> str:

@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from actions.errors import FinalError, RetryableError
-from actions.http_request import retry_after_seconds
+from actions.errors import FinalError
+from actions.http_errors import status_error, transport_error
 from actions.page import PageSeverity
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -202,18 +202,14 @@ class HttpPager:
     ) -> dict[str, Any]:
         try:
             response = await self._http.post(url, json=body, headers=headers, timeout=timeout_s)
-        except httpx.TimeoutException:
-            raise RetryableError(f"{what} timed out after {timeout_s:g}s") from None
         except httpx.TransportError as err:
-            raise RetryableError(f"{what} unreachable: {type(err).__name__}") from None
+            raise transport_error(
+                what, err, timeout_s=timeout_s, unreachable="unreachable"
+            ) from None
+        error = status_error(what, response, lambda answer: _provider_message(answer, secret))
+        if error is not None:
+            raise error
         status = response.status_code
-        if status == 429 or status >= 500:
-            raise RetryableError(
-                f"{what} answered {status}: {_provider_message(response, secret)}",
-                retry_after=retry_after_seconds(response),
-            )
-        if status >= 400:
-            raise FinalError(f"{what} answered {status}: {_provider_message(response, secret)}")
         try:
             parsed = response.json()
         except ValueError:

@@ -57,6 +57,7 @@ from bot.matching.catalog import LiveCatalog
 from bot.matching.loader import load_catalog
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
+from bot.runtime.gc_tuning import freeze_startup_heap
 from bot.scheduling.timers import TimerKind, TimerService
 from bot.settings import Settings
 from bot.slack.announcer import SlackAnnouncer
@@ -69,6 +70,7 @@ from bot.slack.messenger import SlackMessenger
 from bot.slack.outbox import SlackOutbox
 from bot.slack.postmortem_thread import PostmortemThread
 from bot.store.database import Database
+from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import Timer
 
 log = logging.getLogger(__name__)
@@ -182,6 +184,7 @@ def build_services(
         publisher=PostmortemThread(outbox) if delivery is not None else None,
     )
     bus.subscribe(postmortem)
+    inbox_writer = InboxWriter(db)
     engine = IncidentEngine(
         db,
         catalog,
@@ -189,6 +192,7 @@ def build_services(
         clock=clock,
         listeners=[bus],
         reopen_window=config.incidents.reopen_window,
+        pacing=inbox_writer.pacing,
     )
 
     async def auto_undo(timer: Timer) -> str:
@@ -213,6 +217,7 @@ def build_services(
         db=db,
         catalog=catalog,
         engine=engine,
+        inbox_writer=inbox_writer,
         metrics=metrics,
         registry=registry,
         clock=clock,
@@ -264,6 +269,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.db.migrate()
         services.db.start_housekeeping()
+        freeze_startup_heap()  # process-wide GC policy: see bot/runtime/gc_tuning.py
         await services.executor.recover()
         worker = asyncio.create_task(services.engine.run(), name="incident-engine")
         services.timers.start()

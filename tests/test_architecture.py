@@ -42,8 +42,9 @@ def _set(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-RUNTIME = _set("bot", "errors", "settings", "logs", "metrics")
-"""The shared runtime: the package itself (its version), errors, settings, logging, metrics."""
+RUNTIME = _set("bot", "errors", "settings", "logs", "metrics", "runtime")
+"""The shared runtime: the package itself (its version), errors, settings, logging, metrics,
+and ``bot/runtime`` (the worker loop, GC tuning)."""
 
 CORE = RUNTIME | _set("actions", "store", "scheduling")
 """Below everything that follows: the runtime, the actions, the store and the timers."""
@@ -54,6 +55,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "errors": _set(),
     "settings": _set(),
     "metrics": _set(),
+    "runtime": _set(),
     "logs": _set("settings"),
     # The actions and their control planes never import bot/.
     "actions": _set(),

@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from actions.backends.base import ControlBackend, FlagValue, WriteResult
 from actions.backends.value_type import check_value, expected_type, is_bool_key
-from actions.errors import FinalError, RetryableError
-from actions.http_request import retry_after_seconds
+from actions.errors import FinalError
+from actions.http_errors import status_error, transport_error
 
 _LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
     weakref.WeakKeyDictionary()
@@ -330,21 +330,17 @@ class UnleashBackend(ControlBackend):
                 headers={"Authorization": token, "Accept": "application/json"},
                 timeout=self.config.timeout_s,
             )
-        except httpx.TimeoutException:
-            raise RetryableError(f"{what} timed out after {self.config.timeout_s:g}s") from None
         except httpx.TransportError as err:
-            raise RetryableError(f"{what} failed: {type(err).__name__}") from None
+            raise transport_error(what, err, timeout_s=self.config.timeout_s) from None
         status = response.status_code
         if status == ok:
             return response
-        if status == 429 or status >= 500:
-            raise RetryableError(
-                f"{what} answered {status}: {_unleash_message(response, token)}",
-                retry_after=retry_after_seconds(response),
-            )
-        if status >= 400:
-            hint = f" (check the token in {self.config.token_env})" if status in (401, 403) else ""
-            raise FinalError(f"{what} answered {status}: {_unleash_message(response, token)}{hint}")
+        hint = f" (check the token in {self.config.token_env})" if status in (401, 403) else ""
+        error = status_error(
+            what, response, lambda answer: _unleash_message(answer, token), hint=hint
+        )
+        if error is not None:
+            raise error
         return response
 
 

@@ -18,12 +18,14 @@ from actions.control_values import MAX_ACTOR, MAX_REASON, ControlKey, ControlVal
 from actions.errors import ActionError, RetryableError
 from bot.api.auth import require_token
 from bot.api.services import services_of
-from bot.controls.store import BuiltinControlStore, ControlChange, ControlValue
+from bot.controls.store import BuiltinControlStore
 
 router = APIRouter(prefix="/api/v1", tags=["controls"])
 
 
 class ControlOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     key: str
     value: bool | str
     value_type: str
@@ -31,19 +33,10 @@ class ControlOut(BaseModel):
     updated_at: datetime
     updated_by: str
 
-    @classmethod
-    def of(cls, control: ControlValue) -> ControlOut:
-        return cls(
-            key=control.key,
-            value=control.value,
-            value_type=control.value_type,
-            version=control.version,
-            updated_at=control.updated_at,
-            updated_by=control.updated_by,
-        )
-
 
 class ChangeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     key: str
     before: bool | str | None
@@ -52,19 +45,6 @@ class ChangeOut(BaseModel):
     reason: str
     at: datetime
     source: str
-
-    @classmethod
-    def of(cls, change: ControlChange) -> ChangeOut:
-        return cls(
-            id=change.id,
-            key=change.key,
-            before=change.before,
-            after=change.after,
-            actor=change.actor,
-            reason=change.reason,
-            at=change.at,
-            source=change.source,
-        )
 
 
 class ControlList(BaseModel):
@@ -128,7 +108,7 @@ async def list_controls(
         controls = await store.list(service)
     except ActionError as err:
         raise _unavailable(err) from None
-    return ControlList(controls=[ControlOut.of(c) for c in controls])
+    return ControlList(controls=[ControlOut.model_validate(c) for c in controls])
 
 
 @router.get("/controls/{key}", response_model=ControlDetail)
@@ -155,7 +135,7 @@ async def show_control(
         version=None if control is None else control.version,
         updated_at=None if control is None else control.updated_at,
         updated_by=None if control is None else control.updated_by,
-        history=[ChangeOut.of(change) for change in history],
+        history=[ChangeOut.model_validate(change) for change in history],
     )
 
 

@@ -29,6 +29,8 @@ class MitigationRequest(BaseModel):
 
 
 class MitigationResponse(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     incident_id: int
     mitigation_id: str
     state: str
@@ -40,25 +42,12 @@ class MitigationResponse(BaseModel):
     changed: bool
     outcome: dict[str, Any] | None
 
-    @classmethod
-    def of(cls, result: RunResult) -> MitigationResponse:
-        return cls(
-            incident_id=result.incident_id,
-            mitigation_id=result.mitigation_id,
-            state=str(result.state),
-            message=result.message,
-            risk=result.risk,
-            approvals=result.approvals,
-            approvals_needed=result.approvals_needed,
-            attempts=result.attempts,
-            changed=result.changed,
-            outcome=result.outcome,
-        )
-
 
 def _respond(result: RunResult) -> JSONResponse:
     code = 202 if result.state == ExecutionState.AWAITING_APPROVAL else 200
-    return JSONResponse(MitigationResponse.of(result).model_dump(mode="json"), status_code=code)
+    return JSONResponse(
+        MitigationResponse.model_validate(result).model_dump(mode="json"), status_code=code
+    )
 
 
 @router.post(

@@ -26,6 +26,7 @@ from bot.settings import Settings
 from bot.slack.delivery import SlackDelivery
 from bot.slack.outbox import SlackOutbox
 from bot.store.database import Database
+from bot.store.inbox_writer import InboxWriter
 
 
 @dataclass(slots=True)
@@ -34,6 +35,7 @@ class Services:
     db: Database
     catalog: LiveCatalog
     engine: IncidentEngine
+    inbox_writer: InboxWriter
     metrics: Metrics
     registry: ActionRegistry
     clock: Callable[[], datetime]

@@ -26,7 +26,6 @@ from bot.api.services import Services, services_of
 from bot.errors import PayloadError
 from bot.intake import parse_json_bytes, parse_payload
 from bot.intake.alert import AlertSource
-from bot.store import inbox
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
     try:
         # Group commit: shares one transaction with the webhooks arriving at the same moment.
         async with asyncio.timeout(services.store_timeout):
-            result = await inbox.writer_for(services.db).store(batch, services.clock())
+            result = await services.inbox_writer.store(batch, services.clock())
     except (TimeoutError, OperationalError, PoolTimeout) as err:
         # The database is busy or away: ask the sender to retry (5xx), never drop (4xx).
         log.warning("could not store %s webhook, answering 503: %s", source.value, err)

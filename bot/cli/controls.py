@@ -45,7 +45,7 @@ def list_command(
         fail(f"--service {service!r} is not a service name (a-z 0-9 _ -, at most 63)")
     controls = _run(lambda store: store.list(service))
     if as_json:
-        out = {"controls": [ControlOut.of(c).model_dump(mode="json") for c in controls]}
+        out = {"controls": [ControlOut.model_validate(c).model_dump(mode="json") for c in controls]}
         typer.echo(json.dumps(out, indent=2))
         return
     if not controls:
@@ -94,7 +94,10 @@ def history_command(
         fail(str(err))
     changes: list[ControlChange] = _run(lambda store: store.history(key, limit=limit))
     if as_json:
-        out = {"key": key, "history": [ChangeOut.of(c).model_dump(mode="json") for c in changes]}
+        out = {
+            "key": key,
+            "history": [ChangeOut.model_validate(c).model_dump(mode="json") for c in changes],
+        }
         typer.echo(json.dumps(out, indent=2))
         return
     if not changes:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import DBAPIError
 
 from actions.errors import ActionError, FinalError, RetryableError
-
-# Lost connections, lock and pool timeouts, and a lost insert race all pass on their own.
-_TRANSIENT = (OperationalError, InterfaceError, PoolTimeout, IntegrityError, OSError, TimeoutError)
+from bot.store.transient import is_transient
 
 
 def store_error(err: BaseException, doing: str) -> ActionError:
@@ -16,9 +13,7 @@ def store_error(err: BaseException, doing: str) -> ActionError:
     cause = err.orig if isinstance(err, DBAPIError) and err.orig is not None else err
     first_line = (str(cause).splitlines() or [""])[0][:160]
     detail = f"{type(cause).__name__}: {first_line}" if first_line else type(cause).__name__
-    transient = isinstance(err, _TRANSIENT) or (
-        isinstance(err, DBAPIError) and err.connection_invalidated
-    )
-    if transient:
+    # Lost connections, lock and pool timeouts, and a lost insert race all pass on their own.
+    if is_transient(err):
         return RetryableError(f"the control store could not {doing} ({detail}); try again")
     return FinalError(f"the control store could not {doing} ({detail})")

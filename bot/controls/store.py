@@ -33,7 +33,6 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import Row, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -44,6 +43,7 @@ from bot.controls.failures import store_error
 from bot.controls.history import ControlChange, ControlHistoryLog, append_change
 from bot.store.database import Database
 from bot.store.tables import ControlRevision, StoredControlValue
+from bot.store.upsert import upsert
 
 __all__ = [
     "BuiltinControlStore",
@@ -353,14 +353,8 @@ async def _read_etag(conn: AsyncConnection) -> str:
 def _upsert(dialect: str, row: dict[str, Any]) -> Any:
     """INSERT ... ON CONFLICT (key) DO UPDATE, in the database's own dialect."""
     changes = [name for name in row if name != "key"]
-    if dialect == "postgresql":
-        pg = postgresql.insert(StoredControlValue).values(row)
-        return pg.on_conflict_do_update(
-            index_elements=[StoredControlValue.key],
-            set_={name: pg.excluded[name] for name in changes},
-        )
-    lite = sqlite.insert(StoredControlValue).values(row)
-    return lite.on_conflict_do_update(
+    insert = upsert(dialect, StoredControlValue).values(row)
+    return insert.on_conflict_do_update(
         index_elements=[StoredControlValue.key],
-        set_={name: lite.excluded[name] for name in changes},
+        set_={name: insert.excluded[name] for name in changes},
     )

@@ -10,73 +10,53 @@ A run goes in three steps so that a change is never applied twice:
    execution and the incident timeline, move the incident to ``mitigating``, and schedule
    ``undo_after``. A crash between 2 and 3 leaves the row ``running``; on start-up such rows
    are applied again — control writes set a value, so doing it twice changes nothing.
+
+Who may do what is decided in :mod:`bot.execution.policy` (``decide``); the execution rows are
+made in the store layer (:func:`bot.store.executions.new_generation`); undo is in
+:mod:`bot.execution.undo`, and what every request shares in :mod:`bot.execution.requests`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.base import Action, Risk
 from actions.context import ActionOutcome
 from actions.errors import ActionError, FinalError
-from actions.registry import ActionRegistry
 from bot.errors import ConflictError, NotFoundError, PolicyError
 from bot.execution import journal
-from bot.execution.context import ContextFactory
 from bot.execution.policy import (
     SYSTEM_ACTOR,
-    OwnerDirectory,
-    approvals_needed,
-    check_owner,
-    record_approval,
+    Decision,
+    decide,
+    in_progress,
+    waiting_for,
 )
-from bot.execution.results import ExecutionState, RunResult
-from bot.execution.retrying import RetryPolicy, with_retries
-from bot.incidents.changes import ChangeBus, ChangeKind
+from bot.execution.requests import result_of
+from bot.execution.results import ExecutionState, Preview, RunResult
+from bot.execution.retrying import with_retries
+from bot.execution.undo import UndoSteps
 from bot.incidents.lifecycle import IncidentStatus
-from bot.incidents.plan import PlannedMitigation, plan_mitigations
+from bot.incidents.plan import PlannedMitigation
 from bot.incidents.reminders import schedule_reminder
-from bot.intake.alert import template_context
-from bot.matching.catalog import LiveCatalog
-from bot.matching.runbook import Mitigation, MitigationMode, Runbook
+from bot.matching.runbook import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store import incidents as repo
-from bot.store.database import Database
-from bot.store.tables import Execution, Incident
+from bot.store.tables import Execution
+
+AWAITING = ExecutionState.AWAITING_APPROVAL
 
 log = logging.getLogger(__name__)
 
 
-class MitigationExecutor:
-    def __init__(
-        self,
-        db: Database,
-        catalog: LiveCatalog,
-        registry: ActionRegistry,
-        contexts: ContextFactory,
-        directory: OwnerDirectory,
-        *,
-        clock: Callable[[], datetime],
-        retry: RetryPolicy | None = None,
-        dry_run: bool = False,
-        bus: ChangeBus | None = None,
-        remind_every: timedelta | None = None,
-    ) -> None:
-        self._db = db
-        self._catalog = catalog
-        self._registry = registry
-        self._contexts = contexts
-        self._directory = directory
-        self._clock = clock
-        self._retry = retry or RetryPolicy()
-        self._dry_run = dry_run
-        self._bus = bus or ChangeBus()
-        self._remind_every = remind_every
+class MitigationExecutor(UndoSteps):
+    """Runs, approves, undoes and recovers mitigations (undo: :mod:`bot.execution.undo`)."""
 
     # ---- run -------------------------------------------------------------------------
 
@@ -93,25 +73,6 @@ class MitigationExecutor:
         result = await self._run(incident_id, mitigation_id, actor, dry_run, reason)
         await self._announce(result)
         return result
-
-    async def undo(
-        self,
-        incident_id: int,
-        mitigation_id: str,
-        actor: str,
-        *,
-        dry_run: bool = False,
-        reason: str = "",
-    ) -> RunResult:
-        """Restore what the mitigation changed."""
-        result = await self._undo(incident_id, mitigation_id, actor, dry_run, reason)
-        await self._announce(result)
-        return result
-
-    async def _announce(self, result: RunResult) -> None:
-        if result.changed:
-            note = f"{result.mitigation_id}: {result.state} — {result.message}"
-            await self._bus.changed(result.incident_id, ChangeKind.UPDATED, note)
 
     async def _run(
         self, incident_id: int, mitigation_id: str, actor: str, dry_run: bool, reason: str
@@ -157,48 +118,6 @@ class MitigationExecutor:
                 )
         return results
 
-    async def _prepare(
-        self, incident_id: int, mitigation_id: str
-    ) -> tuple[Runbook, Mitigation, PlannedMitigation, Action[Any], Incident]:
-        async with self._db.sessions() as session:
-            incident = await repo.get(session, incident_id)
-            alerts = await repo.alerts_of(session, incident_id)
-        runbook = self._runbook(incident)
-        if runbook is None:
-            raise ConflictError(
-                f"incident {incident_id} has no runbook "
-                f"({incident.runbook_id or 'triage'}), so it has no mitigations"
-            )
-        mitigation = runbook.mitigation(mitigation_id)
-        if mitigation is None:
-            known = ", ".join(m.id for m in runbook.mitigations) or "none"
-            raise NotFoundError(
-                f"runbook {runbook.id} has no mitigation {mitigation_id!r} (it has: {known})"
-            )
-        if not alerts:
-            raise ConflictError(f"incident {incident_id} has no alerts to render params from")
-        context = template_context(alerts[0])
-        [planned] = [
-            p
-            for p in plan_mitigations(runbook, self._registry, context)
-            if p.mitigation.id == mitigation_id
-        ]
-        action = self._registry[mitigation.action]
-        return runbook, mitigation, planned, action, incident
-
-    def _runbook(self, incident: Incident) -> Runbook | None:
-        if incident.runbook_id is None:
-            return None
-        return self._catalog.current.runbooks.get(incident.runbook_id)
-
-    async def _authorize(self, incident_id: int, actor: str, runbook: Runbook, what: str) -> None:
-        try:
-            await check_owner(actor, runbook.owners, self._directory)
-        except PolicyError as err:
-            async with self._db.transaction() as session:
-                journal.refused(session, incident_id, self._clock(), actor, what, str(err))
-            raise
-
     async def _current(self, action: Action[Any], params: Any, key: str | None) -> Any:
         if key is None:
             return None
@@ -230,7 +149,7 @@ class MitigationExecutor:
         return RunResult(
             incident_id,
             mitigation.id,
-            "dry_run",
+            Preview.DRY_RUN,
             outcome.summary,
             outcome=asdict(outcome),
             changed=False,
@@ -260,67 +179,60 @@ class MitigationExecutor:
         async with self._db.transaction() as session:
             await repo.get(session, incident_id, lock=True)  # serialises requests per incident
             execution = await store.latest(session, incident_id, mitigation.id, lock=True)
-            if execution is not None and execution.state in (
-                ExecutionState.RUNNING,
-                ExecutionState.APPLIED,
-                ExecutionState.UNDOING,
-            ):
-                return _result(execution, f"already {execution.state}; nothing done", False)
-            if execution is None or execution.state not in (ExecutionState.AWAITING_APPROVAL,):
-                generation = 1 if execution is None else execution.generation + 1
-                execution = Execution(
+            if execution is not None and in_progress(ExecutionState(execution.state)):
+                return result_of(execution, f"already {execution.state}; nothing done", False)
+            if execution is None or ExecutionState(execution.state) is not AWAITING:
+                execution = store.new_generation(
+                    session,
                     incident_id=incident_id,
                     mitigation_id=mitigation.id,
-                    generation=generation,
-                    idempotency_key=f"ballast:{incident_id}:{mitigation.id}:{generation}",
+                    previous=execution,
                     action=action.name,
                     params=planned.params or {},
                     risk=risk.value,
-                    state=ExecutionState.AWAITING_APPROVAL.value,
+                    state=AWAITING.value,
                     requested_by=actor,
-                    approvals={"actors": []},
-                    outcome={},
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
+                    now=now,
                 )
-                session.add(execution)
-            stored_risk = Risk(execution.risk)
             previous = list(execution.approvals.get("actors", []))
-            needed = approvals_needed(mitigation.mode, stored_risk)
-            refusal: PolicyError | None = None
-            execute, approvals = needed == 0, previous
-            if actor != SYSTEM_ACTOR:
-                try:
-                    decision = record_approval(previous, actor, mitigation.mode, stored_risk)
-                    execute, approvals = decision.execute, list(decision.approvals)
-                except PolicyError as err:
-                    refusal = err
-                    journal.refused(
-                        session, incident_id, now, actor, f"approve {mitigation.id}", str(err)
-                    )
-            if refusal is None:
-                execution.approvals = {"actors": approvals}
-                execution.updated_at = now
-                if execute:
-                    execution.state = ExecutionState.RUNNING.value
-                journal.approved(session, incident_id, now, actor, mitigation, execution, execute)
-                await session.flush()
-                waiting = f"waiting for {needed - len(approvals)} more approval(s) from an owner"
-                if approvals:
-                    waiting += " other than " + ", ".join(approvals)
-                result = RunResult(
-                    incident_id,
-                    mitigation.id,
-                    execution.state,
-                    "applying" if execute else waiting,
-                    risk=execution.risk,
-                    approvals=approvals,
-                    approvals_needed=needed,
+            try:
+                decision = decide(previous, actor, mitigation.mode, Risk(execution.risk))
+            except PolicyError as err:
+                refusal = err
+                journal.refused(
+                    session, incident_id, now, actor, f"approve {mitigation.id}", str(err)
                 )
-        if refusal is not None:
-            raise refusal
-        return result
+            else:
+                return await self._approved(session, execution, mitigation, decision, actor, now)
+        raise refusal
+
+    async def _approved(
+        self,
+        session: AsyncSession,
+        execution: Execution,
+        mitigation: Mitigation,
+        decision: Decision,
+        actor: str,
+        now: datetime,
+    ) -> RunResult:
+        approvals = list(decision.approvals)
+        execution.approvals = {"actors": approvals}
+        execution.updated_at = now
+        if decision.execute:
+            execution.state = ExecutionState.RUNNING.value
+        journal.approved(
+            session, execution.incident_id, now, actor, mitigation, execution, decision.execute
+        )
+        await session.flush()
+        return RunResult(
+            execution.incident_id,
+            mitigation.id,
+            ExecutionState(execution.state),
+            "applying" if decision.execute else waiting_for(decision),
+            risk=execution.risk,
+            approvals=approvals,
+            approvals_needed=decision.needed,
+        )
 
     async def _apply(
         self,
@@ -374,7 +286,7 @@ class MitigationExecutor:
                     payload={"mitigation_id": mitigation.id, "generation": row.generation},
                     now=now,
                 )
-            return _result(row, outcome.summary, True)
+            return result_of(row, outcome.summary, True)
 
     async def _record_failure(
         self,
@@ -396,101 +308,9 @@ class MitigationExecutor:
             row.attempts = attempts
             row.updated_at = now
             journal.failed(session, incident_id, now, mitigation, row, message)
-            result = _result(row, message, True)
+            result = result_of(row, message, True)
         await self._escalate(incident_id, mitigation, message)
         return result
-
-    async def _escalate(self, incident_id: int, mitigation: Mitigation, message: str) -> None:
-        """A failed mitigation is news for the owners, whoever asked for it."""
-        async with self._db.sessions() as session:
-            incident = await repo.get(session, incident_id)
-        runbook = self._runbook(incident)
-        owners = runbook.owners if runbook else []
-        if not owners:
-            return
-        text = f"Mitigation {mitigation.id!r} failed on incident #{incident_id}: {message}"
-        try:
-            await self._contexts.messenger.notify(
-                owners, text, idempotency_key=f"failed:{incident_id}:{mitigation.id}"
-            )
-        except ActionError as err:
-            log.error("could not tell owners of #%d about the failure: %s", incident_id, err)
-
-    # ---- undo ------------------------------------------------------------------------
-
-    async def _undo(
-        self, incident_id: int, mitigation_id: str, actor: str, dry_run: bool, reason: str
-    ) -> RunResult:
-        runbook, mitigation, _planned, action, _ = await self._prepare(incident_id, mitigation_id)
-        if actor != SYSTEM_ACTOR:
-            await self._authorize(incident_id, actor, runbook, f"undo {mitigation_id}")
-        now = self._clock()
-        async with self._db.transaction() as session:
-            await repo.get(session, incident_id, lock=True)
-            row = await store.latest(session, incident_id, mitigation_id, lock=True)
-            if row is None or row.state in (
-                ExecutionState.AWAITING_APPROVAL,
-                ExecutionState.FAILED,
-                ExecutionState.DONE_MANUALLY,
-            ):
-                raise ConflictError(f"mitigation {mitigation_id!r} has not been applied")
-            if row.state in (ExecutionState.UNDONE, ExecutionState.UNDOING):
-                return _result(row, f"already {row.state}; nothing done", False)
-            if row.state == ExecutionState.RUNNING:
-                raise ConflictError(f"mitigation {mitigation_id!r} is still being applied")
-            params = action.parse(row.params)
-            if not action.reversible(params):
-                raise ConflictError(f"{action.name} cannot be undone ({action.describe(params)})")
-            applied = ActionOutcome(**row.outcome)
-            if dry_run or self._dry_run:
-                ctx = self._contexts.make(
-                    actor=actor, idempotency_key=f"undo:{row.idempotency_key}", dry_run=True
-                )
-            else:
-                row.state = ExecutionState.UNDOING.value
-                row.updated_at = now
-                ctx = self._contexts.make(
-                    actor=actor, idempotency_key=f"undo:{row.idempotency_key}", reason=reason
-                )
-        if ctx.dry_run:
-            outcome = await action.undo(params, ctx, applied)
-            async with self._db.transaction() as session:
-                journal.dry_run(session, incident_id, self._clock(), actor, mitigation, outcome)
-            return RunResult(
-                incident_id,
-                mitigation_id,
-                "dry_run",
-                outcome.summary,
-                outcome=asdict(outcome),
-                changed=False,
-            )
-        try:
-            outcome = await with_retries(self._retry, lambda: action.undo(params, ctx, applied))
-        except ActionError as err:
-            async with self._db.transaction() as session:
-                row = await store.latest(session, incident_id, mitigation_id, lock=True)
-                assert row is not None
-                row.state = ExecutionState.APPLIED.value
-                row.error = f"undo failed: {err}"
-                row.updated_at = self._clock()
-                journal.undo_failed(
-                    session, incident_id, self._clock(), actor, mitigation, str(err)
-                )
-            await self._escalate(incident_id, mitigation, f"undo failed: {err}")
-            raise ConflictError(f"undo of {mitigation_id!r} failed: {err}") from None
-        now = self._clock()
-        async with self._db.transaction() as session:
-            row = await store.latest(session, incident_id, mitigation_id, lock=True)
-            assert row is not None
-            row.state = ExecutionState.UNDONE.value
-            row.undone_at = now
-            row.undone_by = actor
-            row.updated_at = now
-            journal.undone(session, incident_id, now, actor, mitigation, outcome)
-            await store.cancel_timer(
-                session, f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}", now, f"undone by {actor}"
-            )
-            return _result(row, outcome.summary, True)
 
     # ---- recovery --------------------------------------------------------------------
 
@@ -520,15 +340,4 @@ class MitigationExecutor:
         return len(rows)
 
 
-def _result(row: Execution, message: str, changed: bool) -> RunResult:
-    return RunResult(
-        incident_id=row.incident_id,
-        mitigation_id=row.mitigation_id,
-        state=row.state,
-        message=message,
-        risk=row.risk,
-        approvals=list(row.approvals.get("actors", [])),
-        outcome=row.outcome or None,
-        attempts=row.attempts,
-        changed=changed,
-    )
+__all__ = ["MitigationExecutor"]

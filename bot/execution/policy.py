@@ -14,6 +14,7 @@ from typing import Protocol
 
 from actions.base import Risk
 from bot.errors import PolicyError
+from bot.execution.results import ExecutionState
 from bot.matching.runbook import MitigationMode
 
 SYSTEM_ACTOR = "ballast"
@@ -64,6 +65,32 @@ async def check_owner(actor: str, owners: list[str], directory: OwnerDirectory) 
             f"{actor} is not an owner of this runbook (owners: {', '.join(owners)}); "
             "ask one of them, or add yourself to the runbook's owners in git"
         )
+
+
+def decide(previous: Iterable[str], actor: str, mode: MitigationMode, risk: Risk) -> Decision:
+    """What a request by ``actor`` leads to: an owner's request or approval counts (see
+    :func:`record_approval`); Ballast itself (auto mitigations) approves nothing, so it runs
+    only what needs no approval."""
+    if actor == SYSTEM_ACTOR:
+        needed = approvals_needed(mode, risk)
+        return Decision(execute=needed == 0, approvals=tuple(previous), needed=needed)
+    return record_approval(previous, actor, mode, risk)
+
+
+def waiting_for(decision: Decision) -> str:
+    """What a request that may not run yet is waiting for."""
+    waiting = (
+        f"waiting for {decision.needed - len(decision.approvals)} more approval(s) from an owner"
+    )
+    if decision.approvals:
+        waiting += " other than " + ", ".join(decision.approvals)
+    return waiting
+
+
+def in_progress(state: ExecutionState) -> bool:
+    """An execution in this state is being applied, applied or being undone: a new request
+    for the mitigation changes nothing (it must be undone, or fail, first)."""
+    return state in (ExecutionState.RUNNING, ExecutionState.APPLIED, ExecutionState.UNDOING)
 
 
 def record_approval(

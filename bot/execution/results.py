@@ -17,13 +17,24 @@ class ExecutionState(StrEnum):
     DONE_MANUALLY = "done_manually"
 
 
+class Preview(StrEnum):
+    """A dry run's result: not a state of the execution, which a dry run neither creates nor
+    changes (its journal entry is all it leaves)."""
+
+    DRY_RUN = "dry_run"
+
+
 @dataclass(slots=True)
 class RunResult:
-    """What a run or undo request led to, for the API, Slack and the CLI."""
+    """What a run or undo request led to, for the API, Slack and the CLI.
+
+    ``state`` is the execution's state after the request, or ``Preview.DRY_RUN`` when nothing
+    was run (both are string enums, so the API and messages show their values).
+    """
 
     incident_id: int
     mitigation_id: str
-    state: str
+    state: ExecutionState | Preview
     message: str
     risk: str | None = None
     approvals: list[str] = field(default_factory=list)
@@ -31,3 +42,7 @@ class RunResult:
     outcome: dict[str, Any] | None = None
     attempts: int = 0
     changed: bool = True
+
+    @property
+    def dry_run(self) -> bool:
+        return self.state is Preview.DRY_RUN

@@ -14,10 +14,8 @@ One open incident per key: ``rb:<runbook id>|<group labels>`` for a runbook, or
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -25,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import TemplateError
@@ -40,9 +38,12 @@ from bot.matching.catalog import LiveCatalog
 from bot.matching.runbook import Runbook
 from bot.matching.templates import render_template
 from bot.metrics import Metrics
+from bot.runtime.worker import WorkerLoop
 from bot.store import inbox
 from bot.store import incidents as repo
 from bot.store.database import Database
+from bot.store.ingest_pacing import IngestPacing
+from bot.store.retry import in_transaction
 from bot.store.tables import InboxAlert, Incident, IncidentAlert
 
 log = logging.getLogger(__name__)
@@ -50,29 +51,12 @@ log = logging.getLogger(__name__)
 TRIAGE_SEVERITY = "triage"
 
 
-TRANSIENT_RETRIES = 5
 # SQLite: an engine transaction holds the database's one write lock from its first write to its
 # commit, and every webhook waits for it. A full 200-row batch (about 1.4 ms per alert) held it
 # for 250-300 ms whenever a lull let the engine take one, which a storm resuming after the lull
 # paid as a 230-290 ms stall. A transaction now commits once it has worked this long; the rows it
 # did not reach stay in the inbox for the next one.
 SQLITE_TRANSACTION_BUDGET = 0.02
-# PostgreSQL: deadlock_detected, serialization_failure; both mean "run it again".
-_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
-
-
-def is_transient(err: DBAPIError) -> bool:
-    """Whether the failed transaction may simply be run again."""
-    if isinstance(err, IntegrityError):
-        return True  # the unique open key: another writer opened the incident first
-    for cause in (err.orig, getattr(err.orig, "__cause__", None)):
-        if getattr(cause, "sqlstate", None) in _TRANSIENT_SQLSTATES:
-            return True
-    return "database is locked" in str(err.orig)
-
-
-def _reason(err: DBAPIError) -> str:
-    return type(err.orig).__name__ if err.orig is not None else type(err).__name__
 
 
 @dataclass(slots=True)
@@ -108,7 +92,9 @@ class IncidentEngine:
         batch_size: int = 200,
         poll_interval: float = 1.0,
         sqlite_transaction_budget: float = SQLITE_TRANSACTION_BUDGET,
+        pacing: IngestPacing | None = None,
     ) -> None:
+        """``pacing``: the inbox writer's, so that the engine yields to a webhook storm."""
         self._db = db
         self._catalog = catalog
         self._metrics = metrics
@@ -116,29 +102,25 @@ class IncidentEngine:
         self._listeners = list(listeners)
         self._reopen_window = reopen_window
         self._batch_size = batch_size
-        self._poll_interval = poll_interval
         self._sqlite_budget = sqlite_transaction_budget
-        self._wake = asyncio.Event()
+        self._pacing = pacing
         # One pass at a time in this process: SQLite has no row locks to keep two apart.
         self._pass = asyncio.Lock()
-        self._stopping = False
+        self._loop = WorkerLoop(
+            self._run_pass,
+            poll_interval=poll_interval,
+            log=log,
+            failure="incident engine pass failed; retrying after the poll interval",
+        )
 
     def wake(self) -> None:
         """Process soon: called after a webhook commits new alerts."""
-        self._wake.set()
+        self._loop.wake()
 
     async def run(self) -> None:
         """Process the inbox until stopped: on wake-up, and every poll interval (for rows that
         other replicas or a previous run left)."""
-        self._stopping = False
-        while not self._stopping:
-            try:
-                await self.process_pending()
-            except Exception:
-                log.exception("incident engine pass failed; retrying after the poll interval")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-            self._wake.clear()
+        await self._loop.run()
 
     async def stop(self, worker: asyncio.Task[None], grace: float = 10.0) -> None:
         """Let the current pass commit, then end ``worker``; cancel only after ``grace``.
@@ -146,14 +128,10 @@ class IncidentEngine:
         Cancelling mid-transaction would leave a pooled connection in an unknown state; the
         rows of an unfinished pass are simply processed again after a restart.
         """
-        self._stopping = True
-        self._wake.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(worker), grace)
-        except TimeoutError:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+        await self._loop.stop(worker, grace)
+
+    async def _run_pass(self) -> None:
+        await self.process_pending()
 
     async def process_pending(self) -> int:
         """Process stored alerts until none are left; returns how many were processed."""
@@ -162,41 +140,36 @@ class IncidentEngine:
             while True:
                 done, more = await self._process_batch()
                 total += done
-                if not more or self._stopping:
+                if not more or self._loop.stopping:
                     return total
 
     async def _process_batch(self) -> tuple[int, bool]:
         """One transaction; returns how many rows it processed and whether more may wait."""
         budget = self._sqlite_budget if self._db.is_sqlite else None
-        for attempt in range(1, TRANSIENT_RETRIES + 1):
-            done = _Pass()
-            try:
-                async with self._db.transaction() as session:
-                    rows = await inbox.claim(session, self._batch_size)
-                    # Key order: replicas then take incident locks in the same order, which
-                    # keeps them from deadlocking; rows of one key keep their arrival order.
-                    routed = sorted(
-                        ((self._route(row.labels), row) for row in rows), key=lambda p: p[0].key
-                    )
-                    deadline = None if budget is None else time.monotonic() + budget
-                    for routing, row in routed:
-                        if done.processed and deadline is not None and time.monotonic() > deadline:
-                            break  # the rest stay in the inbox for the next transaction
-                        await self._process_row(session, routing, row, done)
-                    await inbox.mark_processed(session, done.processed)
-            except DBAPIError as err:
-                if not is_transient(err) or attempt == TRANSIENT_RETRIES:
-                    raise
-                # Another replica opened the same incident at the same moment, or a lock
-                # cycle was broken: nothing was committed, so the whole batch is redone.
-                log.info("batch conflicted with another writer (%s); retrying", _reason(err))
-                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
-                continue
-            self._account(done)
-            await self._publish(done.changes)
-            processed = len(done.processed)
-            return processed, processed < len(rows) or len(rows) == self._batch_size
-        raise AssertionError("unreachable")  # pragma: no cover
+        # Another replica opened the same incident at the same moment, or a lock cycle was
+        # broken: nothing was committed, so the whole batch is redone.
+        done, claimed = await in_transaction(
+            self._db, lambda session: self._batch_in(session, budget), what="batch"
+        )
+        self._account(done)
+        await self._publish(done.changes)
+        processed = len(done.processed)
+        return processed, processed < claimed or claimed == self._batch_size
+
+    async def _batch_in(self, session: AsyncSession, budget: float | None) -> tuple[_Pass, int]:
+        """The batch's work in ``session``: what it did, and how many rows it claimed."""
+        done = _Pass()
+        rows = await inbox.claim(session, self._batch_size, self._pacing)
+        # Key order: replicas then take incident locks in the same order, which keeps them
+        # from deadlocking; rows of one key keep their arrival order.
+        routed = sorted(((self._route(row.labels), row) for row in rows), key=lambda p: p[0].key)
+        deadline = None if budget is None else time.monotonic() + budget
+        for routing, row in routed:
+            if done.processed and deadline is not None and time.monotonic() > deadline:
+                break  # the rest stay in the inbox for the next transaction
+            await self._process_row(session, routing, row, done)
+        await inbox.mark_processed(session, done.processed)
+        return done, len(rows)
 
     def _account(self, done: _Pass) -> None:
         """Count what a committed pass did (never what a rolled-back attempt did)."""

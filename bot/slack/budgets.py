@@ -20,7 +20,8 @@ under each limit. A ``429`` pauses the buckets of that call until its ``Retry-Af
 passed, then lets one call through to test the water.
 
 **Several replicas.** Buckets live in process memory, so exactly one process spends them: the
-holder of a PostgreSQL advisory lock (:class:`SenderLease`). Slack's limits are per workspace
+holder of a PostgreSQL advisory lock (the sender lease, a
+:class:`bot.store.leases.AdvisoryLease` with ``SENDER_LOCK``). Slack's limits are per workspace
 and per channel, not per replica, and they are tiny (one process sends a second's budget in a
 few milliseconds), so one sender loses nothing; the buckets stay exact, a ``Retry-After``
 reaches every later call, and nothing depends on knowing the replica count. Dividing the
@@ -38,13 +39,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
-
-from bot.store.database import Database
-
 log = logging.getLogger(__name__)
 
+# pg_try_advisory_lock(int, int): this constant, and a hash of the schema, so Ballast
+# deployments sharing one PostgreSQL database in different schemas do not share a sender.
+SENDER_LOCK = 0x5AC4
 WORKSPACE = "*"
 BucketKey = tuple[str, str]  # (Web API method, channel id or WORKSPACE)
 
@@ -201,70 +200,3 @@ class SlackBudgets:
 
     def _now(self) -> float:
         return self._clock().timestamp()
-
-
-# pg_try_advisory_lock(int, int): this constant, and a hash of the schema, so Ballast
-# deployments sharing one PostgreSQL database in different schemas do not share a sender.
-_SENDER_LOCK = 0x5AC4
-
-
-class SenderLease:
-    """Whether this process is the one that spends the Slack budget (see the module docstring).
-
-    On PostgreSQL: a session advisory lock held on a connection of its own, in autocommit mode
-    (no transaction stays open). :meth:`held` takes the lock when it is free and, while this
-    process holds it, checks that its connection is still alive.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._conn: AsyncConnection | None = None
-
-    async def held(self) -> bool:
-        if self._db.is_sqlite:
-            return True
-        if self._conn is not None:
-            try:
-                await self._conn.execute(text("SELECT 1"))
-            except Exception:
-                log.warning("lost the Slack sender lease (its database connection failed)")
-                await self._drop()
-                return False
-            return True
-        conn = await self._db.engine.connect()
-        try:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            got = await conn.scalar(
-                text("SELECT pg_try_advisory_lock(:lock, hashtext(current_schema()))"),
-                {"lock": _SENDER_LOCK},
-            )
-        except BaseException:
-            await conn.invalidate()
-            await conn.close()
-            raise
-        if not got:
-            await conn.close()
-            return False
-        self._conn = conn
-        log.info("this process now sends Ballast's Slack calls (holds the sender lease)")
-        return True
-
-    async def release(self) -> None:
-        """Let another replica send: unlock, or drop the connection (which also unlocks)."""
-        if self._conn is None:
-            return
-        try:
-            await self._conn.execute(
-                text("SELECT pg_advisory_unlock(:lock, hashtext(current_schema()))"),
-                {"lock": _SENDER_LOCK},
-            )
-            await self._conn.close()
-        except Exception:
-            await self._drop()
-        self._conn = None
-
-    async def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            await conn.invalidate()
-            await conn.close()

@@ -3,7 +3,7 @@
 Enqueueing takes the caller's session, so a message commits atomically with the incident change
 that caused it (a transactional outbox): a rolled-back change sends nothing, and a committed one
 is sent even if the process dies right after. :class:`bot.slack.delivery.SlackDelivery` sends
-the rows later, within Ballast's rate budgets.
+the rows later, within Ballast's rate budgets (its queries: :mod:`bot.slack.outbox_rows`).
 
 * **Idempotency keys.** Enqueueing a key that is already there adds nothing (``DUPLICATE``);
   the incident message's key is ``post:<incident id>``, so posting it again after a restart
@@ -24,17 +24,16 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, event, func, or_, select, text, union_all, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, event, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from bot.store.tables import SlackIncidentMessage, SlackOutboxEntry
+from bot.store.upsert import upsert
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ class SlackOutbox:
             payload=payload,
         )
         values["coalesce_key"] = coalesce_key
-        insert = _insert_for(session).values(**values)
+        insert = upsert(session, SlackOutboxEntry).values(**values)
         statement = insert.on_conflict_do_update(
             index_elements=[SlackOutboxEntry.coalesce_key],
             # Literal, not a parameter: PostgreSQL must prove the partial index's predicate
@@ -255,7 +254,7 @@ class SlackOutbox:
             lane=lane,
             payload=payload,
         )
-        insert = _insert_for(session).values(**values)
+        insert = upsert(session, SlackOutboxEntry).values(**values)
         statement = insert.on_conflict_do_update(
             index_elements=[SlackOutboxEntry.idempotency_key],
             set_={
@@ -344,12 +343,6 @@ async def _message_channel(session: AsyncSession, incident_id: int) -> str | Non
     return None if channel is None else str(channel)
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(SlackOutboxEntry)
-
-
 def _body(message: MessageBody) -> dict[str, Any]:
     """Check a message body and make it JSON (Block Kit objects become dicts)."""
     reserved = RESERVED_ARGUMENTS.intersection(message)
@@ -374,168 +367,3 @@ def _json(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     raise TypeError(f"{type(value).__name__} cannot go into a Slack message; use JSON values")
-
-
-# -- the worker's side: claiming and recording (used by bot.slack.delivery) ------------------
-
-
-async def due_heads(
-    session: AsyncSession, now: datetime, lease: timedelta, limit: int
-) -> list[SlackOutboxEntry]:
-    """Due rows with nothing older still active in their lane, oldest first; claims older
-    than ``lease`` count as due (their process died). Locked with SKIP LOCKED on PostgreSQL,
-    so replicas never take the same row."""
-    row = SlackOutboxEntry
-    older = aliased(SlackOutboxEntry)
-    ahead = (
-        select(older.id)
-        .where(older.lane == row.lane, older.id < row.id, older.state.in_(ACTIVE))
-        .exists()
-    )
-    due = or_(
-        and_(row.state == OutboxState.PENDING, row.not_before <= now),
-        and_(row.state == OutboxState.SENDING, row.claimed_at < now - lease),
-    )
-    query = select(row).where(due, ~ahead).order_by(row.id).limit(limit)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=row)
-    return list((await session.scalars(query)).all())
-
-
-async def claim(
-    session: AsyncSession, row: SlackOutboxEntry, now: datetime, in_doubt: bool
-) -> bool:
-    """Mark ``row`` sending; False if it changed since it was read (a newer payload, another
-    claim): then it is simply looked at again next pass. On SQLite the read is not inside the
-    write transaction, so this check is what keeps a just-coalesced payload from being lost."""
-    result = await session.execute(
-        update(SlackOutboxEntry)
-        .where(
-            SlackOutboxEntry.id == row.id,
-            SlackOutboxEntry.state == row.state,
-            SlackOutboxEntry.attempts == row.attempts,
-            SlackOutboxEntry.revision == row.revision,
-        )
-        .values(
-            state=OutboxState.SENDING.value,
-            claimed_at=now,
-            attempts=row.attempts + 1,
-            in_doubt=in_doubt,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0) == 1)
-
-
-async def close(
-    session: AsyncSession,
-    row_id: int,
-    state: OutboxState,
-    now: datetime,
-    *,
-    error: str | None = None,
-    response: dict[str, Any] | None = None,
-    revision: int | None = None,
-) -> bool:
-    """End a row: sent, failed or superseded (only at ``revision``, when given)."""
-    which = [SlackOutboxEntry.id == row_id]
-    if revision is not None:
-        which.append(SlackOutboxEntry.revision == revision)
-    result = await session.execute(
-        update(SlackOutboxEntry)
-        .where(*which)
-        .values(
-            state=state.value,
-            sent_at=now if state is OutboxState.SENT else None,
-            error=error,
-            response=response,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return bool(getattr(result, "rowcount", 0))
-
-
-async def defer(session: AsyncSession, row_id: int, not_before: datetime) -> None:
-    await session.execute(
-        update(SlackOutboxEntry)
-        .where(SlackOutboxEntry.id == row_id, SlackOutboxEntry.state == OutboxState.PENDING)
-        .values(not_before=not_before)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def incident_messages(
-    session: AsyncSession, incident_ids: set[int | None]
-) -> dict[int, SlackIncidentMessage]:
-    wanted = [incident_id for incident_id in incident_ids if incident_id is not None]
-    if not wanted:
-        return {}
-    query = select(SlackIncidentMessage).where(SlackIncidentMessage.incident_id.in_(wanted))
-    return {message.incident_id: message for message in (await session.scalars(query)).all()}
-
-
-async def reschedule(
-    session: AsyncSession, row_id: int, not_before: datetime, *, in_doubt: bool, error: str
-) -> None:
-    await session.execute(
-        update(SlackOutboxEntry)
-        .where(SlackOutboxEntry.id == row_id, SlackOutboxEntry.state == OutboxState.SENDING)
-        .values(
-            state=OutboxState.PENDING.value, not_before=not_before, in_doubt=in_doubt, error=error
-        )
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def newer_pending(session: AsyncSession, coalesce_key: str, other_than: int) -> bool:
-    """Whether a newer update replaced this one while it was being sent."""
-    count = await session.scalar(
-        select(func.count()).where(
-            SlackOutboxEntry.coalesce_key == coalesce_key,
-            SlackOutboxEntry.state == OutboxState.PENDING,
-            SlackOutboxEntry.id != other_than,
-        )
-    )
-    return bool(count)
-
-
-async def post_state(session: AsyncSession, incident_id: int) -> str | None:
-    return await session.scalar(
-        select(SlackOutboxEntry.state).where(
-            SlackOutboxEntry.idempotency_key == post_key(incident_id)
-        )
-    )
-
-
-async def record_post(
-    session: AsyncSession,
-    incident_id: int,
-    channel: str,
-    ts: str,
-    now: datetime,
-    shown: str | None,
-) -> None:
-    """Where the incident message is; the first post wins (there is only ever one)."""
-    insert: Any = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(SlackIncidentMessage)
-        .values(
-            incident_id=incident_id,
-            channel=channel,
-            ts=ts,
-            thread_ts=ts,
-            posted_at=now,
-            updated_at=None,
-            content_hash=shown,
-        )
-        .on_conflict_do_nothing(index_elements=["incident_id"])
-    )
-
-
-async def record_update(session: AsyncSession, incident_id: int, now: datetime, shown: str) -> None:
-    await session.execute(
-        update(SlackIncidentMessage)
-        .where(SlackIncidentMessage.incident_id == incident_id)
-        .values(updated_at=now, content_hash=shown)
-        .execution_options(synchronize_session=False)
-    )

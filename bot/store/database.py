@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import sqlite3
 from collections import deque
@@ -37,6 +36,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.util import await_only
+
+from bot.runtime.worker import WorkerLoop
 
 log = logging.getLogger(__name__)
 
@@ -179,18 +180,16 @@ class Database:
             await conn.run_sync(_upgrade)
 
     def start_housekeeping(self, checkpoint_every: float = 1.0) -> None:
-        """Start the background checkpoint (SQLite) and take the start-up heap out of the GC.
-
-        Called by the server once everything is built. Python's full (generation 2) garbage
-        collections scanned the whole start-up heap — runbooks, models, SQLAlchemy's and
-        FastAPI's objects — and stopped the event loop for 50-100 ms every few seconds under
-        load: that was the webhook p99.9. Frozen, they take 2-5 ms.
-        """
-        _freeze_startup_heap()
+        """Start the background checkpoint (SQLite). Called by the server once it is built."""
         if self.is_sqlite and self._checkpointer is None:
-            self._checkpointer = asyncio.create_task(
-                self._checkpoint_loop(checkpoint_every), name="sqlite-checkpoint"
+            loop = WorkerLoop(
+                self._checkpoint_pass,
+                poll_interval=checkpoint_every,
+                log=log,
+                failure="background WAL checkpoint failed; will retry",
+                rest_first=True,
             )
+            self._checkpointer = asyncio.create_task(loop.run(), name="sqlite-checkpoint")
 
     async def checkpoint(self) -> None:
         """Move WAL pages into the main file, then let the WAL start over from its beginning.
@@ -211,13 +210,8 @@ class Database:
         async with self.gated():
             await asyncio.to_thread(_checkpoint, path, "RESTART")
 
-    async def _checkpoint_loop(self, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.checkpoint()
-            except Exception:
-                log.exception("background WAL checkpoint failed; will retry")
+    async def _checkpoint_pass(self) -> None:
+        await self.checkpoint()
 
     async def close(self) -> None:
         tasks = [*self._tasks, *([self._checkpointer] if self._checkpointer else [])]
@@ -228,27 +222,6 @@ class Database:
                 await task
         self._checkpointer = None
         await self.engine.dispose()
-
-
-# Young-generation threshold (Python's default is 700 allocations). A 50-alert webhook
-# allocates a few thousand containers, nearly all freed by reference counting, and at the
-# default the collector ran thousands of times a second and promoted the live ones of the
-# requests in flight into older generations whose collections took 15-20 ms: 12% of the
-# server's CPU at the ingest ceiling, collecting almost nothing (under 0.1% of what it scanned).
-GC_YOUNG_THRESHOLD = 10_000
-GC_OLDER_THRESHOLDS = (20, 20)
-_heap_frozen = False
-
-
-def _freeze_startup_heap() -> None:
-    """Once per process: what exists after start-up lives until exit, so never rescan it;
-    and collect the young generation less often (see GC_YOUNG_THRESHOLD)."""
-    global _heap_frozen
-    if not _heap_frozen:
-        _heap_frozen = True
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *GC_OLDER_THRESHOLDS)
 
 
 def _checkpoint(path: str, mode: str) -> None:

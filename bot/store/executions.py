@@ -7,11 +7,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store.tables import Execution, Timer
+from bot.store.upsert import upsert
 
 
 def _for_update(session: AsyncSession) -> bool:
@@ -30,6 +29,44 @@ async def latest(
     if lock and _for_update(session):
         query = query.with_for_update()
     return await session.scalar(query)
+
+
+def new_generation(
+    session: AsyncSession,
+    *,
+    incident_id: int,
+    mitigation_id: str,
+    previous: Execution | None,
+    action: str,
+    params: dict[str, Any],
+    risk: str,
+    state: str,
+    requested_by: str,
+    now: datetime,
+) -> Execution:
+    """The mitigation's next execution row (generation 1, or the one after ``previous``), added
+    to the session. Its idempotency key names incident, mitigation and generation: the
+    backend sees the same key for every retry of this generation, and a new one for the next.
+    UNIQUE (incident, mitigation, generation) makes a concurrent second claim fail."""
+    generation = 1 if previous is None else previous.generation + 1
+    execution = Execution(
+        incident_id=incident_id,
+        mitigation_id=mitigation_id,
+        generation=generation,
+        idempotency_key=f"ballast:{incident_id}:{mitigation_id}:{generation}",
+        action=action,
+        params=params,
+        risk=risk,
+        state=state,
+        requested_by=requested_by,
+        approvals={"actors": []},
+        outcome={},
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(execution)
+    return execution
 
 
 async def of_incident(session: AsyncSession, incident_id: int) -> Sequence[Execution]:
@@ -62,9 +99,8 @@ async def add_timer(
     now: datetime,
 ) -> None:
     """Schedule once: a second request with the same dedup_key changes nothing."""
-    upsert: Any = pg_insert if _for_update(session) else sqlite_insert
     await session.execute(
-        upsert(Timer)
+        upsert(session, Timer)
         .values(
             kind=kind,
             dedup_key=dedup_key,

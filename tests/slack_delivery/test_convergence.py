@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.slack import outbox as outbox_store
+from bot.slack import outbox_rows as outbox_store
 from bot.slack.outbox import Enqueued
 from tests.slack_delivery.conftest import INCIDENTS, Rig, hooked, message
 

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from bot.slack.delivery import NEVER_POSTED
+from bot.slack.delivery_claims import NEVER_POSTED
 from bot.slack.outbox import Enqueued, OutboxState
 from tests.slack_delivery.conftest import INCIDENTS, OTHER, Rig, hooked, message
 

@@ -9,6 +9,7 @@ from sqlalchemy import delete, inspect, select
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.store import inbox
+from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import InboxAlert
 from tests.conftest import Clock, DatabaseUnderTest
 
@@ -65,7 +66,8 @@ async def test_writer_stores_what_the_orm_stores(
         await session.execute(delete(InboxAlert))
         await session.commit()
 
-    receipt = await inbox.writer_for(by_writer).store(batch(), now)
+    writer = InboxWriter(by_writer)
+    receipt = await writer.store(batch(), now)
     assert (receipt.received, receipt.stored) == (2, 2)
     async with by_writer.sessions() as session:
         writer_rows = [stored(r) for r in await session.scalars(select(InboxAlert))]
@@ -73,7 +75,7 @@ async def test_writer_stores_what_the_orm_stores(
     assert writer_rows[0]["labels"]["ünïcode"] == '✓ "q" \\'
     assert writer_rows[1]["ends_at"] == T0
     assert writer_rows[0]["truncated_alerts"] == 3
-    again = await inbox.writer_for(by_writer).store(batch(), now)
+    again = await writer.store(batch(), now)
     assert (again.received, again.stored) == (2, 0)  # the same states: duplicates
     for db in (by_orm, by_writer):
         await db.close()

@@ -1,0 +1,135 @@
+"""What every mitigation request shares: the executor's parts, finding the runbook, mitigation,
+planned params and action of a request, the owner check, the announcement of a change, and
+telling owners about a failure. :class:`bot.execution.executor.MitigationExecutor` builds on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from actions.base import Action
+from actions.errors import ActionError
+from actions.registry import ActionRegistry
+from bot.errors import ConflictError, NotFoundError, PolicyError
+from bot.execution import journal
+from bot.execution.context import ContextFactory
+from bot.execution.policy import OwnerDirectory, check_owner
+from bot.execution.results import ExecutionState, RunResult
+from bot.execution.retrying import RetryPolicy
+from bot.incidents.changes import ChangeBus, ChangeKind
+from bot.incidents.plan import PlannedMitigation, plan_mitigations
+from bot.intake.alert import template_context
+from bot.matching.catalog import LiveCatalog
+from bot.matching.runbook import Mitigation, Runbook
+from bot.store import incidents as repo
+from bot.store.database import Database
+from bot.store.tables import Execution, Incident
+
+log = logging.getLogger(__name__)
+
+
+class ExecutorBase:
+    def __init__(
+        self,
+        db: Database,
+        catalog: LiveCatalog,
+        registry: ActionRegistry,
+        contexts: ContextFactory,
+        directory: OwnerDirectory,
+        *,
+        clock: Callable[[], datetime],
+        retry: RetryPolicy | None = None,
+        dry_run: bool = False,
+        bus: ChangeBus | None = None,
+        remind_every: timedelta | None = None,
+    ) -> None:
+        self._db = db
+        self._catalog = catalog
+        self._registry = registry
+        self._contexts = contexts
+        self._directory = directory
+        self._clock = clock
+        self._retry = retry or RetryPolicy()
+        self._dry_run = dry_run
+        self._bus = bus or ChangeBus()
+        self._remind_every = remind_every
+
+    async def _announce(self, result: RunResult) -> None:
+        if result.changed:
+            note = f"{result.mitigation_id}: {result.state} — {result.message}"
+            await self._bus.changed(result.incident_id, ChangeKind.UPDATED, note)
+
+    async def _prepare(
+        self, incident_id: int, mitigation_id: str
+    ) -> tuple[Runbook, Mitigation, PlannedMitigation, Action[Any], Incident]:
+        async with self._db.sessions() as session:
+            incident = await repo.get(session, incident_id)
+            alerts = await repo.alerts_of(session, incident_id)
+        runbook = self._runbook(incident)
+        if runbook is None:
+            raise ConflictError(
+                f"incident {incident_id} has no runbook "
+                f"({incident.runbook_id or 'triage'}), so it has no mitigations"
+            )
+        mitigation = runbook.mitigation(mitigation_id)
+        if mitigation is None:
+            known = ", ".join(m.id for m in runbook.mitigations) or "none"
+            raise NotFoundError(
+                f"runbook {runbook.id} has no mitigation {mitigation_id!r} (it has: {known})"
+            )
+        if not alerts:
+            raise ConflictError(f"incident {incident_id} has no alerts to render params from")
+        context = template_context(alerts[0])
+        [planned] = [
+            p
+            for p in plan_mitigations(runbook, self._registry, context)
+            if p.mitigation.id == mitigation_id
+        ]
+        action = self._registry[mitigation.action]
+        return runbook, mitigation, planned, action, incident
+
+    def _runbook(self, incident: Incident) -> Runbook | None:
+        if incident.runbook_id is None:
+            return None
+        return self._catalog.current.runbooks.get(incident.runbook_id)
+
+    async def _authorize(self, incident_id: int, actor: str, runbook: Runbook, what: str) -> None:
+        try:
+            await check_owner(actor, runbook.owners, self._directory)
+        except PolicyError as err:
+            async with self._db.transaction() as session:
+                journal.refused(session, incident_id, self._clock(), actor, what, str(err))
+            raise
+
+    async def _escalate(self, incident_id: int, mitigation: Mitigation, message: str) -> None:
+        """A failed mitigation is news for the owners, whoever asked for it."""
+        async with self._db.sessions() as session:
+            incident = await repo.get(session, incident_id)
+        runbook = self._runbook(incident)
+        owners = runbook.owners if runbook else []
+        if not owners:
+            return
+        text = f"Mitigation {mitigation.id!r} failed on incident #{incident_id}: {message}"
+        try:
+            await self._contexts.messenger.notify(
+                owners, text, idempotency_key=f"failed:{incident_id}:{mitigation.id}"
+            )
+        except ActionError as err:
+            log.error("could not tell owners of #%d about the failure: %s", incident_id, err)
+
+
+def result_of(row: Execution, message: str, changed: bool) -> RunResult:
+    return RunResult(
+        incident_id=row.incident_id,
+        mitigation_id=row.mitigation_id,
+        state=ExecutionState(row.state),
+        message=message,
+        risk=row.risk,
+        approvals=list(row.approvals.get("actors", [])),
+        outcome=row.outcome or None,
+        attempts=row.attempts,
+        changed=changed,
+    )

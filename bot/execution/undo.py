@@ -1,0 +1,112 @@
+"""Undo: restore what an applied mitigation changed (on request, or by its ``undo_after`` timer).
+
+Like a run: the row moves to ``undoing`` in one transaction (a second request finds it and
+does nothing), the backend is called outside any transaction with retries, and the outcome is
+recorded in a second one. A failed undo leaves the mitigation ``applied`` and tells its owners.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from actions.context import ActionOutcome
+from actions.errors import ActionError
+from bot.errors import ConflictError
+from bot.execution import journal
+from bot.execution.policy import SYSTEM_ACTOR
+from bot.execution.requests import ExecutorBase, result_of
+from bot.execution.results import ExecutionState, Preview, RunResult
+from bot.execution.retrying import with_retries
+from bot.scheduling.timers import TimerKind
+from bot.store import executions as store
+from bot.store import incidents as repo
+
+
+class UndoSteps(ExecutorBase):
+    async def undo(
+        self,
+        incident_id: int,
+        mitigation_id: str,
+        actor: str,
+        *,
+        dry_run: bool = False,
+        reason: str = "",
+    ) -> RunResult:
+        """Restore what the mitigation changed."""
+        result = await self._undo(incident_id, mitigation_id, actor, dry_run, reason)
+        await self._announce(result)
+        return result
+
+    async def _undo(
+        self, incident_id: int, mitigation_id: str, actor: str, dry_run: bool, reason: str
+    ) -> RunResult:
+        runbook, mitigation, _planned, action, _ = await self._prepare(incident_id, mitigation_id)
+        if actor != SYSTEM_ACTOR:
+            await self._authorize(incident_id, actor, runbook, f"undo {mitigation_id}")
+        now = self._clock()
+        async with self._db.transaction() as session:
+            await repo.get(session, incident_id, lock=True)
+            row = await store.latest(session, incident_id, mitigation_id, lock=True)
+            if row is None or row.state in (
+                ExecutionState.AWAITING_APPROVAL,
+                ExecutionState.FAILED,
+                ExecutionState.DONE_MANUALLY,
+            ):
+                raise ConflictError(f"mitigation {mitigation_id!r} has not been applied")
+            if row.state in (ExecutionState.UNDONE, ExecutionState.UNDOING):
+                return result_of(row, f"already {row.state}; nothing done", False)
+            if row.state == ExecutionState.RUNNING:
+                raise ConflictError(f"mitigation {mitigation_id!r} is still being applied")
+            params = action.parse(row.params)
+            if not action.reversible(params):
+                raise ConflictError(f"{action.name} cannot be undone ({action.describe(params)})")
+            applied = ActionOutcome(**row.outcome)
+            if dry_run or self._dry_run:
+                ctx = self._contexts.make(
+                    actor=actor, idempotency_key=f"undo:{row.idempotency_key}", dry_run=True
+                )
+            else:
+                row.state = ExecutionState.UNDOING.value
+                row.updated_at = now
+                ctx = self._contexts.make(
+                    actor=actor, idempotency_key=f"undo:{row.idempotency_key}", reason=reason
+                )
+        if ctx.dry_run:
+            outcome = await action.undo(params, ctx, applied)
+            async with self._db.transaction() as session:
+                journal.dry_run(session, incident_id, self._clock(), actor, mitigation, outcome)
+            return RunResult(
+                incident_id,
+                mitigation_id,
+                Preview.DRY_RUN,
+                outcome.summary,
+                outcome=asdict(outcome),
+                changed=False,
+            )
+        try:
+            outcome = await with_retries(self._retry, lambda: action.undo(params, ctx, applied))
+        except ActionError as err:
+            async with self._db.transaction() as session:
+                row = await store.latest(session, incident_id, mitigation_id, lock=True)
+                assert row is not None
+                row.state = ExecutionState.APPLIED.value
+                row.error = f"undo failed: {err}"
+                row.updated_at = self._clock()
+                journal.undo_failed(
+                    session, incident_id, self._clock(), actor, mitigation, str(err)
+                )
+            await self._escalate(incident_id, mitigation, f"undo failed: {err}")
+            raise ConflictError(f"undo of {mitigation_id!r} failed: {err}") from None
+        now = self._clock()
+        async with self._db.transaction() as session:
+            row = await store.latest(session, incident_id, mitigation_id, lock=True)
+            assert row is not None
+            row.state = ExecutionState.UNDONE.value
+            row.undone_at = now
+            row.undone_by = actor
+            row.updated_at = now
+            journal.undone(session, incident_id, now, actor, mitigation, outcome)
+            await store.cancel_timer(
+                session, f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}", now, f"undone by {actor}"
+            )
+            return result_of(row, outcome.summary, True)

@@ -1,0 +1,1 @@
+"""Process-level machinery shared by every package: background worker loops, GC tuning."""

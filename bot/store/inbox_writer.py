@@ -1,0 +1,236 @@
+"""Group commit for webhooks: the batches of every webhook waiting at the same moment, one INSERT.
+
+One statement, one commit, one fsync and one hand-over of SQLite's write lock for many requests
+instead of one each. The rows RETURNING gives back are counted to the request that sent them,
+so each receipt counts exactly its own new and duplicate alerts, and a request is answered only
+once the statement holding its rows has committed. The writer reports its commits to its
+:class:`~bot.store.ingest_pacing.IngestPacing`, which keeps the incident engine to small, paced
+batches while a storm lasts. The statement itself is hand-built driver SQL
+(:mod:`bot.store.inbox_sql`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from bot.intake.alert import AlertBatch
+from bot.store.database import Database
+from bot.store.inbox import StoreResult
+from bot.store.inbox_sql import InsertPlan
+from bot.store.ingest_pacing import IngestPacing
+from bot.store.transient import is_unavailable
+
+# Requests and rows per group: bound how long one commit holds the write lock. A group of at
+# most MAX_GROUP_ROWS rows is one INSERT statement (a single request may exceed it alone).
+MAX_GROUP = 64
+MAX_GROUP_ROWS = 1000
+# Writer tasks on PostgreSQL (SQLite has one: its writes are serialised anyway).
+POSTGRES_WRITERS = 4
+
+
+@dataclass(slots=True)
+class _Waiting:
+    batch: AlertBatch
+    now: datetime
+    answer: asyncio.Future[StoreResult]
+
+
+class InboxWriter:
+    """Group commit for the webhooks of one database (see the module docstring).
+
+    Background tasks write (one on SQLite, whose writes are serialised anyway; a few on
+    PostgreSQL, so a commit's round trips overlap the next group's); a request queues its batch
+    and waits for its receipt. A request that stopped waiting (its webhook already answered
+    503) is dropped before it is written: an overloaded server sheds work instead of storing
+    what the sender will send again.
+    """
+
+    def __init__(self, db: Database) -> None:
+        """One per database, built by the server (``bot.app``) with the rest of its parts."""
+        self._db = db
+        self._queue: deque[_Waiting] = deque()
+        self._kick: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writing = 0
+        self.pacing = IngestPacing(lambda: bool(self._queue or self._writing))
+
+    async def store(self, batch: AlertBatch, now: datetime) -> StoreResult:
+        """Store ``batch``; returns once it is committed (raises what the commit raised)."""
+        if not batch.alerts:
+            return StoreResult(0, 0)
+        loop = asyncio.get_running_loop()
+        if self._kick is None or not any(not task.done() for task in self._tasks):
+            self._start(loop)
+        assert self._kick is not None
+        answer: asyncio.Future[StoreResult] = loop.create_future()
+        self._queue.append(_Waiting(batch, now, answer))
+        self._kick.set()
+        return await answer
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._kick = asyncio.Event()
+        count = 1 if self._db.is_sqlite else POSTGRES_WRITERS
+        self._tasks = [loop.create_task(self._run(), name="inbox-writer") for _ in range(count)]
+        for task in self._tasks:
+            self._db.own(task)
+
+    async def _run(self) -> None:
+        assert self._kick is not None
+        connection = _Connection(self._db)
+        try:
+            while True:
+                if not self._queue:
+                    self._kick.clear()
+                    await self._kick.wait()
+                    continue
+                group: list[_Waiting] = []
+                rows = 0
+                while self._queue and len(group) < MAX_GROUP:
+                    size = len(self._queue[0].batch.alerts)
+                    if group and rows + size > MAX_GROUP_ROWS:
+                        break
+                    waiting = self._queue.popleft()
+                    if not waiting.answer.done():
+                        group.append(waiting)
+                        rows += size
+                if group:
+                    self._writing += 1
+                    try:
+                        await self._write_group(group, connection)
+                    finally:
+                        self._writing -= 1
+        finally:
+            # Writers stop together, when the database closes: nobody is left to write these.
+            stopped = TimeoutError("the inbox writer stopped (shutting down)")
+            for waiting in self._queue:
+                _fail(waiting, stopped)
+            self._queue.clear()
+            await connection.close()
+
+    async def _write_group(self, group: list[_Waiting], connection: _Connection) -> None:
+        try:
+            results = await self._write(group, connection)
+        except asyncio.CancelledError:
+            for waiting in group:
+                _fail(waiting, TimeoutError("the inbox writer stopped (shutting down)"))
+            raise
+        except Exception as err:
+            # The database is busy or away: every request of the group gets that answer (503).
+            if len(group) == 1 or is_unavailable(err):
+                for waiting in group:
+                    _fail(waiting, err)
+                return
+            # Perhaps one request's rows broke the transaction: write each on its own, so
+            # only that request fails.
+            for waiting in group:
+                try:
+                    (result,) = await self._write([waiting], connection)
+                except Exception as single:
+                    _fail(waiting, single)
+                else:
+                    _succeed(waiting, result)
+            return
+        for waiting, result in zip(group, results, strict=True):
+            _succeed(waiting, result)
+
+    async def _write(self, group: list[_Waiting], connection: _Connection) -> list[StoreResult]:
+        """One INSERT for the whole group, its RETURNING rows counted back to each request.
+
+        An alert state sent by two requests of the group belongs to the first (the second got
+        it as a duplicate, as if they had been written one after the other). The statement is
+        the driver's own SQL with values converted by the columns' SQLAlchemy types (see
+        ``bot.store.inbox_sql``): per group, SQLAlchemy's compile, executemany batching and
+        result typing cost more CPU than the database's work. Rows go in key order, so concurrent
+        groups on PostgreSQL take index locks in the same order and cannot deadlock.
+        """
+        plan = InsertPlan.of(self._db.engine.dialect)
+        owner: dict[tuple[Any, ...], int] = {}
+        keyed: list[tuple[tuple[Any, ...], list[Any]]] = []
+        for index, waiting in enumerate(group):
+            for values in plan.rows(waiting.batch, waiting.now):
+                key = plan.key(values)
+                if key not in owner:
+                    owner[key] = index
+                    keyed.append((key, values))
+        keyed.sort(key=lambda pair: pair[0])
+        rows = [values for _, values in keyed]
+        stored = [0] * len(group)
+        single = len(rows) <= MAX_GROUP_ROWS
+        async with connection.transaction(single_statement=single) as conn:
+            for start in range(0, len(rows), MAX_GROUP_ROWS):
+                chunk = rows[start : start + MAX_GROUP_ROWS]
+                result = await conn.exec_driver_sql(plan.sql(len(chunk)), plan.flat(chunk))
+                for returned in result.all():
+                    # A key we cannot place rolls the group back; it is then written request
+                    # by request, where no placing is needed.
+                    stored[owner[tuple(returned)]] += 1
+        self.pacing.committed(len(rows))
+        return [StoreResult(len(w.batch.alerts), n) for w, n in zip(group, stored, strict=True)]
+
+
+class _Connection:
+    """The connection a writer task uses for its transactions.
+
+    SQLite: a pooled connection per transaction, because returning it to the pool is what
+    hands the write gate on. PostgreSQL: a group that is one INSERT statement runs on a kept
+    connection in autocommit — the statement is atomic and committed when it returns, so one
+    round trip instead of four (pool pre-ping, BEGIN, INSERT, COMMIT); PostgreSQL shares one
+    WAL flush among commits that coincide, so several writers cost no extra fsyncs. A broken
+    connection fails its group (503: the sender retries) and the next group opens a fresh one.
+    A larger group takes an ordinary pooled transaction.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._kept: AsyncConnection | None = None
+
+    @contextlib.asynccontextmanager
+    async def transaction(self, *, single_statement: bool) -> AsyncIterator[AsyncConnection]:
+        if self._db.is_sqlite or not single_statement:
+            async with self._db.engine.begin() as conn:
+                yield conn
+            return
+        if self._kept is None:
+            conn = await self._db.engine.connect()
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._kept = conn
+        conn = self._kept
+        try:
+            yield conn
+            await conn.commit()  # ends SQLAlchemy's bookkeeping; the database already did
+        except BaseException:
+            if conn.invalidated or conn.closed:
+                self._kept = None
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            else:
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+            raise
+
+    async def close(self) -> None:
+        if self._kept is not None:
+            conn, self._kept = self._kept, None
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+def _succeed(waiting: _Waiting, result: StoreResult) -> None:
+    if not waiting.answer.done():
+        waiting.answer.set_result(result)
+
+
+def _fail(waiting: _Waiting, err: BaseException) -> None:
+    if not waiting.answer.done():
+        waiting.answer.set_exception(err)
+
+
+__all__ = ["MAX_GROUP", "MAX_GROUP_ROWS", "InboxWriter"]

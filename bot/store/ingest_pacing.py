@@ -1,0 +1,95 @@
+"""Ingest pacing: while webhooks arrive at a storm's rate, the incident engine keeps to a share
+of the event loop and takes small batches, so that it does not hold up the webhooks.
+
+The webhooks and the engine share one event loop (and on SQLite one write lock). Unpaced, the
+engine took all the CPU the webhooks left and every webhook queued behind it; paced, a storm is
+stored at once and processed as fast as the engine's share allows, then at full speed once the
+storm is over (the inbox is what makes that safe). One :class:`IngestPacing` belongs to the
+inbox writer of a database, which reports its commits to it; whoever builds the writer hands
+its pacing to the incident engine (``bot.app``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+# While webhooks are arriving, rows per incident-engine transaction. SQLite: the engine holds
+# the write lock from its first row to its commit (a few ms per alert) and every webhook waits
+# for it, so a 200-row batch was a 0.5-1 s webhook stall. PostgreSQL: no such wait, but shorter
+# batches interleave better with the webhooks on the one event loop. Without webhooks arriving
+# the engine takes its full batch.
+ENGINE_BATCH_UNDER_INGEST = {"sqlite": 1, "postgresql": 20}
+# While webhooks are arriving, the share of the time the incident engine may spend on batches.
+# Its work is a few ms of CPU per alert on the event loop it shares with the webhooks; unpaced,
+# it took all the CPU the webhooks left and every webhook queued behind it. Paced, a storm is
+# stored at once and processed as fast as this share allows, then at full speed once the storm
+# is over (the inbox is what makes that safe).
+ENGINE_SHARE_UNDER_INGEST = 0.25
+ENGINE_MAX_PAUSE_SECONDS = 2.0
+# Webhooks count as arriving while one is queued or being written, or while the writer has
+# committed at least this many groups or alerts in the current or the last half second (a
+# storm, not a trickle: at a few webhooks a second the engine keeps up and nothing needs
+# pacing; alerts too, because 50-alert notifications make a storm of few requests).
+INGEST_WINDOW_SECONDS = 0.5
+INGEST_BUSY_COMMITS = 10
+INGEST_BUSY_ALERTS = 200
+
+
+class IngestPacing:
+    """How busy the webhooks are, and the engine's pacing under that load.
+
+    ``writing`` answers whether a webhook is queued or being written right now (the writer's
+    own state); :meth:`committed` is called by the writer after each group commit.
+    """
+
+    def __init__(self, writing: Callable[[], bool]) -> None:
+        self._writing = writing
+        self._window_start = 0.0
+        self._commits = 0
+        self._commits_before = 0
+        self._alerts = 0
+        self._alerts_before = 0
+        self._engine_started = 0.0
+
+    async def pace_engine(self) -> None:
+        """Called as the engine starts a batch: under webhook load, rest in proportion to the
+        time it spent since its last batch started, so it keeps to its share of the loop."""
+        now = time.monotonic()
+        worked, self._engine_started = now - self._engine_started, now
+        if not self.busy:
+            return
+        rest = worked * (1 - ENGINE_SHARE_UNDER_INGEST) / ENGINE_SHARE_UNDER_INGEST
+        await asyncio.sleep(min(rest, ENGINE_MAX_PAUSE_SECONDS))
+        self._engine_started = time.monotonic()
+
+    def engine_batch(self, dialect: str, limit: int) -> int:
+        """Rows the engine may take in one transaction now."""
+        if self.busy:
+            return min(limit, ENGINE_BATCH_UNDER_INGEST.get(dialect, limit))
+        return limit
+
+    @property
+    def busy(self) -> bool:
+        """Webhooks are arriving: queued, being written, or committed at a storm's rate."""
+        if self._writing():
+            return True
+        self._roll_window(time.monotonic())
+        return (
+            max(self._commits, self._commits_before) >= INGEST_BUSY_COMMITS
+            or max(self._alerts, self._alerts_before) >= INGEST_BUSY_ALERTS
+        )
+
+    def _roll_window(self, now: float) -> None:
+        if now - self._window_start >= INGEST_WINDOW_SECONDS:
+            recent = now - self._window_start < 2 * INGEST_WINDOW_SECONDS
+            self._commits_before = self._commits if recent else 0
+            self._alerts_before = self._alerts if recent else 0
+            self._commits, self._alerts, self._window_start = 0, 0, now
+
+    def committed(self, alerts: int) -> None:
+        """The writer committed one group of ``alerts`` rows."""
+        self._roll_window(time.monotonic())
+        self._commits += 1
+        self._alerts += alerts
