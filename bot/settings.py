@@ -147,8 +147,10 @@ def check_environment(environ: Mapping[str, str] | None = None) -> None:
         return
     problems = []
     for name in unknown:
-        close = difflib.get_close_matches(name.upper(), sorted(known), n=1)
-        hint = f"; did you mean {close[0]}?" if close else ""
+        # Compare what follows the shared prefix, or everything looks alike.
+        tails = sorted(k[len(PREFIX) :] for k in known)
+        close = difflib.get_close_matches(name.upper()[len(PREFIX) :], tails, n=1, cutoff=0.7)
+        hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
         problems.append(f"unknown environment variable {name}{hint}")
     raise ConfigError(
         "; ".join(problems) + " (unset it; `ballast serve --help` lists the variables it reads)"
