@@ -62,7 +62,8 @@ def test_help_is_plain_and_h_works(args: list[str]) -> None:
     assert help_of(args, "-h") == text
     assert text.startswith("Usage: ballast")
     assert not re.search(r"<[a-z][^>]*>", text), text  # no <str>, <list[Path]>, <bool>
-    assert "[[" not in text and "]...]" not in text, text
+    assert "[[" not in text, text
+    assert "]...]" not in text, text
     assert "\x1b[" not in text
 
 

@@ -73,7 +73,8 @@ def test_the_environment_still_works_and_only_one_newline_is_stripped(
     secret.write_text("  spaced  \n\n")
     monkeypatch.setenv("BALLAST_WEBHOOK_TOKEN_FILE", str(secret))
     settings = Settings()
-    assert settings.api_token is not None and settings.api_token.get_secret_value() == "plain"
+    assert settings.api_token is not None
+    assert settings.api_token.get_secret_value() == "plain"
     assert settings.webhook_token is not None
     assert settings.webhook_token.get_secret_value() == "  spaced  \n"
 
@@ -88,15 +89,16 @@ def test_unknown_variables_are_refused_with_a_suggestion() -> None:
     )
     assert "unknown environment variable BALLAST_ZZZ (unset it" in message
     assert "BALLAST_ZZZ; did you mean" not in message
-    check_environment({name: "1" for name in known_environment()})  # all fine
+    check_environment(dict.fromkeys(known_environment(), "1"))  # all fine
 
 
 def test_settings_names_are_known() -> None:
     known = known_environment()
     for name in ("BALLAST_DATABASE_URL", "BALLAST_LOG_FORMAT", "BALLAST_SLACK_CHANNEL"):
         assert name in known
-    assert "BALLAST_API_TOKEN_FILE" in known and "BALLAST_SLACK_BOT_TOKEN_FILE" in known
-    assert CLI_OPTION_ENV | TOOL_ENV <= known
+    assert "BALLAST_API_TOKEN_FILE" in known
+    assert "BALLAST_SLACK_BOT_TOKEN_FILE" in known
+    assert known >= CLI_OPTION_ENV | TOOL_ENV
 
 
 def test_every_ballast_variable_named_in_the_repo_is_known() -> None:
