@@ -62,24 +62,28 @@ def test_ack_run_undo_resolve_through_the_server(make_server: Any) -> None:
         f"#{incident} acknowledged: Groundedness low on support-assistant (1/1 firing)\n",
     )
 
-    code, out = cli(url, "mitigations", "run", str(incident), "review-high-risk", "--actor", OWNER, "--dry-run")  # fmt: skip
+    code, out = cli(
+        url, "mitigations", "run", str(incident), "review-high-risk", "--actor", OWNER, "--dry-run"
+    )
     assert code == 0, out
     assert out.startswith(f"#{incident} review-high-risk: ")
     code, out = cli(url, "mitigations", "list", str(incident))
     assert "review-high-risk  not_run" in out  # a dry run changes nothing
 
-    code, out = cli(url, "mitigations", "run", str(incident), "review-high-risk", "--actor", OWNER)  # fmt: skip
+    code, out = cli(url, "mitigations", "run", str(incident), "review-high-risk", "--actor", OWNER)
     assert (code, out) == (
         0,
         f"#{incident} review-high-risk: applied: "
         "support-assistant.human_review: (unset) → 'high_risk' (builtin)\n",
     )
-    code, out = cli(url, "mitigations", "undo", str(incident), "review-high-risk", "--actor", OWNER)  # fmt: skip
+    code, out = cli(url, "mitigations", "undo", str(incident), "review-high-risk", "--actor", OWNER)
     assert code == 0, out
     assert out.startswith(f"#{incident} review-high-risk: undone: ")
 
     # The policy is the server's: someone who is not an owner is refused with its message.
-    code, out = cli(url, "mitigations", "run", str(incident), "lower-autonomy", "--actor", "mallory")  # fmt: skip
+    code, out = cli(
+        url, "mitigations", "run", str(incident), "lower-autonomy", "--actor", "mallory"
+    )
     assert code == 1
     assert out.startswith("ballast: server answered 403: mallory is not an owner of this runbook")
 
