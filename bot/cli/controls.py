@@ -7,7 +7,6 @@ in the key's history with the actor, exactly like a change made through the API 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from bot.cli.base import command, new_app
-from bot.cli.output import fail
+from bot.cli.output import fail, run_async
 from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
 
 if TYPE_CHECKING:
@@ -174,7 +173,7 @@ def _run(database_url: str | None, work: Callable[[BuiltinControlStore], Awaitab
             await db.close()
 
     try:
-        return asyncio.run(main())
+        return run_async(main())
     except ActionError as err:  # ControlValueError included: it names the key and the fix
         fail(str(err))
 

@@ -6,11 +6,10 @@ start together migrate one at a time; ``db upgrade`` takes the same lock.
 
 from __future__ import annotations
 
-import asyncio
-
 import typer
 
 from bot.cli.base import command, new_app
+from bot.cli.output import run_async
 from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
 
 db_app = new_app(help="Database schema: upgrade to this version's migrations, or show the current.")
@@ -19,7 +18,7 @@ db_app = new_app(help="Database schema: upgrade to this version's migrations, or
 @command(db_app, "upgrade")
 def upgrade_command(database_url: DatabaseUrlOption = None) -> None:
     """Run the migrations up to this version's newest (creates a SQLite file if missing)."""
-    before, after, shown = asyncio.run(_upgrade(database_url))
+    before, after, shown = run_async(_upgrade(database_url))
     if before == after:
         typer.echo(f"{shown}: already at revision {after}, nothing to do")
     else:
@@ -29,7 +28,7 @@ def upgrade_command(database_url: DatabaseUrlOption = None) -> None:
 @command(db_app, "current")
 def current_command(database_url: DatabaseUrlOption = None) -> None:
     """Print the schema's revision and whether it is this version's newest (changes nothing)."""
-    current, head, shown = asyncio.run(_current(database_url))
+    current, head, shown = run_async(_current(database_url))
     state = "up to date" if current == head else f"behind: run `ballast db upgrade` (to {head})"
     typer.echo(f"{shown}: revision {current or '(empty)'}, {state}")
     if current != head:

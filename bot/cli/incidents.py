@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
@@ -14,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bot.cli.base import command, new_app
-from bot.cli.output import fail
+from bot.cli.output import fail, run_async
 from bot.cli.remote import DEFAULT_URL, ActorOption, Client, ReasonOption, TokenOption, UrlOption
 from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
 from bot.incidents.lifecycle import IncidentStatus
@@ -51,7 +50,7 @@ def list_command(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List incidents, newest first."""
-    rows = asyncio.run(_list(database_url, status or [], service, runbook, limit))
+    rows = run_async(_list(database_url, status or [], service, runbook, limit))
     if as_json:
         typer.echo(json.dumps({"incidents": [r.model_dump(mode="json") for r in rows]}, indent=2))
         return
@@ -83,7 +82,7 @@ def show_command(
     from bot.errors import NotFoundError
 
     try:
-        detail = asyncio.run(_show(database_url, incident_id))
+        detail = run_async(_show(database_url, incident_id))
     except NotFoundError as err:
         fail(str(err))
     if as_json:

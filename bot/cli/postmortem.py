@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli.output import fail
+from bot.cli.output import fail, run_async
 from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
 
 if TYPE_CHECKING:
@@ -28,7 +27,7 @@ def postmortem(
     from bot.postmortem.service import write_atomically
 
     try:
-        draft = asyncio.run(_draft(database_url, incident_id))
+        draft = run_async(_draft(database_url, incident_id))
     except BallastError as err:
         fail(str(err))
     if out is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -10,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bot.cli.base import SourceOption
-from bot.cli.output import fail
+from bot.cli.output import fail, run_async
 
 if TYPE_CHECKING:
     from bot.intake.alert import AlertBatch
@@ -43,7 +42,7 @@ def replay(
         except PayloadError as err:
             fail(f"{path}: {err}")
     try:
-        lines = asyncio.run(_replay(batches))
+        lines = run_async(_replay(batches))
     except BallastError as err:
         fail(str(err))
     for line in lines:
