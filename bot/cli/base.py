@@ -32,7 +32,8 @@ def _format_parameters(command: Any, ctx: Any, formatter: Any) -> None:
         if record is None:
             continue
         name, text = record
-        row = (_PYTHON_TYPE.sub("", name), text)
+        # Older typer escapes "[" for Rich even when help is plain (a backslash before [required]).
+        row = (_PYTHON_TYPE.sub("", name), text.replace("\\[", "["))
         (arguments if param.param_type_name == "argument" else options).append(row)
     for title, rows in (("Arguments", arguments), ("Options", options)):
         if rows:
