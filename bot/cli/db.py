@@ -12,7 +12,10 @@ from bot.cli.base import command, new_app
 from bot.cli.output import run_async
 from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
 
-db_app = new_app(help="Database schema: upgrade to this version's migrations, or show the current.")
+db_app = new_app(
+    help="Database schema: upgrade to this version's migrations, or show the current.",
+    short_help="Upgrade the database schema, or show its revision.",
+)
 
 
 @command(db_app, "upgrade")

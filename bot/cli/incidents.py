@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from bot.api.schemas import IncidentDetail, IncidentSummary
 
 incidents_app = new_app(
-    help="List and show incidents (from the store); acknowledge and resolve them (via the server)."
+    help="List and show incidents (from the store); acknowledge and resolve them (via the server).",
+    short_help="List and show incidents; acknowledge and resolve them.",
 )
 
 IncidentId = Annotated[int, typer.Argument(metavar="ID", help="The incident's number.")]

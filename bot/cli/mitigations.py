@@ -24,7 +24,8 @@ from bot.cli.remote import (
 )
 
 mitigations_app = new_app(
-    help="List, run and undo an incident's mitigations (through the server's API)."
+    help="List, run and undo an incident's mitigations (through the server's API).",
+    short_help="List, run and undo an incident's mitigations.",
 )
 
 IncidentId = Annotated[int, typer.Argument(metavar="INCIDENT", help="The incident's number.")]

@@ -24,7 +24,8 @@ DEFAULT_PATHS = (Path("runbooks"),)
 SCHEMA_ID = "https://ballast.dev/schemas/runbook.schema.json"
 
 runbooks_app = new_app(
-    help="Check runbooks like code: validate, test, explain matches, print the JSON Schema."
+    help="Check runbooks like code: validate, test, explain matches, print the JSON Schema.",
+    short_help="Validate, test and explain runbooks; print their schema.",
 )
 
 PathsArgument = Annotated[
@@ -33,7 +34,7 @@ PathsArgument = Annotated[
 ]
 
 
-@command(runbooks_app)
+@command(runbooks_app, short_help="Check runbooks; print each problem as path:line:col.")
 def validate(paths: PathsArgument = None) -> None:
     """Print every problem as path:line:col: message; exit 1 if any is an error."""
     from bot.matching.loader import load_catalog
@@ -46,7 +47,7 @@ def validate(paths: PathsArgument = None) -> None:
         raise typer.Exit(1)
 
 
-@command(runbooks_app, "test")
+@command(runbooks_app, "test", short_help="Run the runbooks' example alerts against the catalog.")
 def run_examples(paths: PathsArgument = None) -> None:
     """Run every runbook's example alerts against the whole catalog; exit 1 on any failure."""
     from bot.matching.loader import load_catalog
@@ -68,7 +69,7 @@ def run_examples(paths: PathsArgument = None) -> None:
         raise typer.Exit(1)
 
 
-@command(runbooks_app)
+@command(runbooks_app, short_help="Show which runbooks an alert matches, and why.")
 def explain(
     alert_json: Annotated[
         str, typer.Argument(metavar="ALERT_JSON", help="A webhook body in a file, or - for stdin.")
@@ -116,7 +117,7 @@ def explain(
             typer.echo(line)
 
 
-@command(runbooks_app)
+@command(runbooks_app, short_help="Print the runbook JSON Schema (for editors).")
 def schema() -> None:
     """Print the runbook JSON Schema (for yaml-language-server and other editors)."""
     from actions import default_registry
