@@ -7,11 +7,12 @@ HTTP client, and ways to notify and page, all behind the small protocols below.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from actions.backends.base import ControlBackend, FlagValue
+
+if TYPE_CHECKING:  # httpx (and, through it, rich and pygments) only when actions run
+    import httpx
 
 
 class BackendResolver(Protocol):

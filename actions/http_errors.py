@@ -9,10 +9,12 @@ says how to quote the response (scrubbed of its secrets); the wording is the sam
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import httpx
+from typing import TYPE_CHECKING
 
 from actions.errors import ActionError, FinalError, RetryableError
+
+if TYPE_CHECKING:  # imported when a call is made: loading runbooks need not pay for httpx
+    import httpx
 
 
 def transport_error(
@@ -24,6 +26,8 @@ def transport_error(
 ) -> RetryableError:
     """The request got no answer. ``timeout_s`` is named in a timeout's message when given;
     ``unreachable`` is the word for a failed connection."""
+    import httpx
+
     if isinstance(err, httpx.TimeoutException):
         after = "" if timeout_s is None else f" after {timeout_s:g}s"
         return RetryableError(f"{what} timed out{after}")

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 from pydantic import Field, field_validator
 
 from actions.base import Action, ActionParams, Risk
 from actions.context import ActionContext, ActionOutcome
 from actions.errors import FinalError
 from actions.http_errors import status_error, transport_error
+
+if TYPE_CHECKING:  # imported when a call is sent: loading runbooks need not pay for httpx
+    import httpx
 
 # A ${NAME} reference not escaped as $${NAME} (see actions.http_policy).
 _SECRET_REF = re.compile(r"(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*\}")
@@ -100,6 +102,8 @@ async def send(call: HttpCall, ctx: ActionContext) -> dict[str, Any]:
     Header values may name secrets as ``${ENV_NAME}``; they are expanded only here, at send
     time, and never appear in the outcome, the journal or an error message.
     """
+    import httpx
+
     ctx.http_policy.check_url(call.url)
     headers = {name: ctx.http_policy.expand_secrets(value) for name, value in call.headers.items()}
     # Each secret on its own, so an echo of it anywhere in a response is redacted too.

@@ -9,7 +9,16 @@ from datetime import UTC, datetime
 
 from bot.settings import LogFormat
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Record attributes that are not extra fields. ``color_message`` is uvicorn's copy of the
+# message with ANSI colour codes, for its own formatter: never ours.
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
+# APScheduler logs every job run at INFO ("Running job ...", "... executed successfully"):
+# with the one-second timer poll that was nine lines in ten of a quiet server's log.
+_QUIET = ("apscheduler",)
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,3 +49,5 @@ def configure_logging(fmt: LogFormat, level: str) -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -53,7 +53,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The runtime imports nothing of ours but itself.
     "bot": _set(),
     "errors": _set(),
-    "settings": _set(),
+    "settings": _set("errors"),
     "metrics": _set(),
     "runtime": _set(),
     "logs": _set("settings"),

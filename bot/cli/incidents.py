@@ -1,56 +1,89 @@
-"""``ballast incidents list|show``: read incidents straight from the store."""
+"""``ballast incidents``: list and show from the store; acknowledge and resolve via the server.
+
+``list`` and ``show`` read the database directly (they work while the server is down);
+``ack`` and ``resolve`` change state, so they go through a running server's API.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Annotated
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bot.cli.output import fail
-from bot.errors import NotFoundError
+from bot.cli.base import command, new_app
+from bot.cli.output import fail, run_async
+from bot.cli.remote import DEFAULT_URL, ActorOption, Client, ReasonOption, TokenOption, UrlOption
+from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
 from bot.incidents.lifecycle import IncidentStatus
-from bot.incidents.read_model import AlertOut, IncidentDetail, IncidentSummary, TimelineOut
-from bot.settings import Settings
-from bot.store import incidents as repo
-from bot.store.database import Database
 
-incidents_app = typer.Typer(no_args_is_help=True, help="Look at incidents in the store.")
+if TYPE_CHECKING:
+    from bot.incidents.read_model import IncidentDetail, IncidentSummary
+
+incidents_app = new_app(
+    help="List and show incidents (from the store); acknowledge and resolve them (via the server).",
+    short_help="List and show incidents; acknowledge and resolve them.",
+)
+
+IncidentId = Annotated[int, typer.Argument(metavar="ID", help="The incident's number.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-@incidents_app.command("list")
+@command(incidents_app, "list")
 def list_command(
     status: Annotated[
-        list[IncidentStatus] | None, typer.Option("--status", help="Only these states.")
+        list[IncidentStatus] | None,
+        typer.Option(
+            "--status",
+            metavar="STATE",
+            help=f"Only this state (repeatable): {', '.join(IncidentStatus)}.",
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    service: Annotated[
+        str | None, typer.Option(metavar="NAME", help="Only this service's incidents.")
+    ] = None,
+    runbook: Annotated[
+        str | None, typer.Option(metavar="ID", help="Only incidents handled by this runbook.")
+    ] = None,
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many, newest first.")] = 50,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """List incidents, newest first."""
-    rows = asyncio.run(_list(status or [], limit))
+    rows = run_async(_list(database_url, status or [], service, runbook, limit))
     if as_json:
         typer.echo(json.dumps({"incidents": [r.model_dump(mode="json") for r in rows]}, indent=2))
         return
     if not rows:
         typer.echo("no incidents")
         return
+    table = [("ID", "STATUS", "SEVERITY", "FIRING", "OPENED (UTC)", "SERVICE", "RUNBOOK", "TITLE")]
     for row in rows:
-        typer.echo(
-            f"#{row.id:<5} {row.status:<12} {row.severity:<7} "
-            f"{row.firing_count}/{row.alert_count} firing  {row.opened_at:%Y-%m-%d %H:%M:%SZ}  "
-            f"{row.title}"
+        table.append(
+            (
+                f"#{row.id}",
+                str(row.status),
+                str(row.severity),
+                f"{row.firing_count}/{row.alert_count}",
+                f"{row.opened_at:%Y-%m-%d %H:%M:%S}",
+                row.service or "-",
+                row.runbook_id or "(triage)",
+                row.title,
+            )
         )
+    print_table(table)
 
 
-@incidents_app.command("show")
+@command(incidents_app, "show")
 def show_command(
-    incident_id: Annotated[int, typer.Argument(metavar="ID")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    incident_id: IncidentId, as_json: JsonOption = False, database_url: DatabaseUrlOption = None
 ) -> None:
     """Show one incident with its alerts and timeline."""
+    from bot.errors import NotFoundError
+
     try:
-        detail = asyncio.run(_show(incident_id))
+        detail = run_async(_show(database_url, incident_id))
     except NotFoundError as err:
         fail(str(err))
     if as_json:
@@ -70,25 +103,80 @@ def show_command(
         typer.echo(f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor:<14} {entry.summary}")
 
 
+@command(incidents_app, "ack")
+def ack_command(
+    incident_id: IncidentId,
+    actor: ActorOption,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Acknowledge an incident (through the server's API)."""
+    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/acknowledge", {"actor": actor})
+    _print_state(body)
+
+
+@command(incidents_app, "resolve")
+def resolve_command(
+    incident_id: IncidentId,
+    actor: ActorOption,
+    reason: ReasonOption = "",
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Resolve an incident by hand (through the server's API)."""
+    payload: dict[str, Any] = {"actor": actor}
+    if reason:
+        payload["reason"] = reason
+    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/resolve", payload)
+    _print_state(body)
+
+
+def _print_state(body: dict[str, Any]) -> None:
+    typer.echo(
+        f"#{body['id']} {body['status']}: {body['title']} "
+        f"({body['firing_count']}/{body['alert_count']} firing)"
+    )
+
+
+def print_table(rows: Sequence[tuple[str, ...]]) -> None:
+    """Columns padded to their widest cell; the last column is not padded."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        typer.echo("  ".join([*cells, row[-1]]).rstrip())
+
+
 def _labels(labels: dict[str, str]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
-async def _list(statuses: list[IncidentStatus], limit: int) -> list[IncidentSummary]:
-    db = Database(Settings().async_database_url)
+async def _list(
+    database_url: str | None,
+    statuses: list[IncidentStatus],
+    service: str | None,
+    runbook: str | None,
+    limit: int,
+) -> list[IncidentSummary]:
+    from bot.incidents.read_model import IncidentSummary
+    from bot.store import incidents as repo
+
+    db = await open_existing(load_settings(database_url))
     try:
-        await db.migrate()
         async with db.sessions() as session:
-            rows = await repo.list_incidents(session, statuses=statuses, limit=limit)
+            rows = await repo.list_incidents(
+                session, statuses=statuses, service=service, runbook_id=runbook, limit=limit
+            )
             return [IncidentSummary.of(row) for row in rows]
     finally:
         await db.close()
 
 
-async def _show(incident_id: int) -> IncidentDetail:
-    db = Database(Settings().async_database_url)
+async def _show(database_url: str | None, incident_id: int) -> IncidentDetail:
+    from bot.incidents.read_model import AlertOut, IncidentDetail, IncidentSummary, TimelineOut
+    from bot.store import incidents as repo
+
+    db = await open_existing(load_settings(database_url))
     try:
-        await db.migrate()
         async with db.sessions() as session:
             incident = await repo.get(session, incident_id)
             alerts = await repo.alerts_of(session, incident_id)

@@ -2,34 +2,32 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from actions.registry import default_registry
-from bot.cli.output import fail
-from bot.config import load_config
-from bot.errors import BallastError
-from bot.matching.catalog import LiveCatalog
-from bot.matching.loader import load_catalog
-from bot.postmortem.draft import Draft, render_draft
-from bot.postmortem.facts import collect_facts
-from bot.postmortem.service import write_atomically
-from bot.settings import Settings
-from bot.store.database import Database
+from bot.cli.output import fail, run_async
+from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
+
+if TYPE_CHECKING:
+    from bot.postmortem.draft import Draft
 
 
 def postmortem(
-    incident_id: Annotated[int, typer.Argument(metavar="ID")],
+    incident_id: Annotated[int, typer.Argument(metavar="ID", help="The incident's number.")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write the Markdown here instead of stdout.")
+        Path | None,
+        typer.Option("--out", metavar="FILE", help="Write the Markdown here instead of stdout."),
     ] = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Draft the postmortem of an incident from its timeline and runbook (Markdown)."""
+    from bot.errors import BallastError
+    from bot.postmortem.service import write_atomically
+
     try:
-        draft = asyncio.run(_draft(incident_id))
+        draft = run_async(_draft(database_url, incident_id))
     except BallastError as err:
         fail(str(err))
     if out is None:
@@ -39,17 +37,23 @@ def postmortem(
     typer.echo(f"wrote {out}", err=True)
 
 
-async def _draft(incident_id: int) -> Draft:
-    settings = Settings()
+async def _draft(database_url: str | None, incident_id: int) -> Draft:
+    from actions.registry import default_registry
+    from bot.config import load_config
+    from bot.matching.catalog import LiveCatalog
+    from bot.matching.loader import load_catalog
+    from bot.postmortem.draft import render_draft
+    from bot.postmortem.facts import collect_facts
+
+    settings = load_settings(database_url)
     config = load_config(settings.config)
     runbooks = config.runbooks or settings.runbooks
     registry = default_registry()
     load = load_catalog([runbooks], registry)
     if load.catalog is None:
         fail("\n".join(str(d) for d in load.diagnostics))
-    db = Database(settings.async_database_url)
+    db = await open_existing(settings)
     try:
-        await db.migrate()
         facts = await collect_facts(db, LiveCatalog(load.catalog), registry, incident_id)
     finally:
         await db.close()

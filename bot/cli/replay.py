@@ -2,36 +2,47 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bot.cli.output import fail
-from bot.errors import BallastError, PayloadError
-from bot.intake import detect_source, parse_json_bytes, parse_payload
-from bot.intake.alert import AlertBatch, AlertSource
+from bot.cli.base import SourceOption
+from bot.cli.output import fail, run_async
+
+if TYPE_CHECKING:
+    from bot.intake.alert import AlertBatch
 
 
 def replay(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE...", exists=True, dir_okay=False)],
-    source: Annotated[
-        AlertSource | None,
-        typer.Option(help="Payload format; detected from each file when not given."),
-    ] = None,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE",
+            exists=True,
+            dir_okay=False,
+            help="Webhook bodies (JSON), e.g. examples/alerts/*.json.",
+        ),
+    ],
+    source: SourceOption = None,
 ) -> None:
     """Store each payload as its webhook would, run the incident engine, print the result."""
+    from bot.errors import BallastError, PayloadError
+    from bot.intake import detect_source, parse_json_bytes, parse_payload
+    from bot.intake.alert import AlertSource
+
     batches: list[tuple[Path, AlertBatch]] = []
     for path in files:
         try:
             data = parse_json_bytes(path.read_bytes())
-            batches.append((path, parse_payload(source or detect_source(data), data)))
+            batches.append(
+                (path, parse_payload(AlertSource(source) if source else detect_source(data), data))
+            )
         except PayloadError as err:
             fail(f"{path}: {err}")
     try:
-        lines = asyncio.run(_replay(batches))
+        lines = run_async(_replay(batches))
     except BallastError as err:
         fail(str(err))
     for line in lines:

@@ -8,38 +8,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic.json_schema import models_json_schema
 
-from actions import ActionRegistry, default_registry
+from bot.cli.base import SourceOption, command, new_app
 from bot.cli.output import fail
-from bot.errors import PayloadError
-from bot.intake import parse_json_bytes
-from bot.intake.alert import AlertSource
-from bot.matching.explain import AlertExplanation, RunbookCheck, explain_payload
-from bot.matching.loader import CatalogLoad, load_catalog
-from bot.matching.runbook import Runbook
-from bot.matching.testing import run_tests
+
+if TYPE_CHECKING:
+    from actions import ActionRegistry
+    from bot.matching.explain import AlertExplanation, RunbookCheck
+    from bot.matching.loader import CatalogLoad
 
 DEFAULT_PATHS = (Path("runbooks"),)
 SCHEMA_ID = "https://ballast.dev/schemas/runbook.schema.json"
 
-runbooks_app = typer.Typer(
+runbooks_app = new_app(
     help="Check runbooks like code: validate, test, explain matches, print the JSON Schema.",
-    no_args_is_help=True,
+    short_help="Validate, test and explain runbooks; print their schema.",
 )
 
 PathsArgument = Annotated[
     list[Path] | None,
-    typer.Argument(metavar="[PATH]...", help="Runbook files or folders (default: runbooks/)."),
+    typer.Argument(metavar="PATH", help="Runbook files or folders (default: runbooks/)."),
 ]
 
 
-@runbooks_app.command()
+@command(runbooks_app, short_help="Check runbooks; print each problem as path:line:col.")
 def validate(paths: PathsArgument = None) -> None:
     """Print every problem as path:line:col: message; exit 1 if any is an error."""
+    from bot.matching.loader import load_catalog
+
     load = load_catalog(paths or DEFAULT_PATHS)
     for diagnostic in load.diagnostics:
         typer.echo(str(diagnostic))
@@ -48,9 +47,12 @@ def validate(paths: PathsArgument = None) -> None:
         raise typer.Exit(1)
 
 
-@runbooks_app.command("test")
+@command(runbooks_app, "test", short_help="Run the runbooks' example alerts against the catalog.")
 def run_examples(paths: PathsArgument = None) -> None:
     """Run every runbook's example alerts against the whole catalog; exit 1 on any failure."""
+    from bot.matching.loader import load_catalog
+    from bot.matching.testing import run_tests
+
     load = load_catalog(paths or DEFAULT_PATHS)
     if load.catalog is None:
         for diagnostic in load.diagnostics:
@@ -67,21 +69,28 @@ def run_examples(paths: PathsArgument = None) -> None:
         raise typer.Exit(1)
 
 
-@runbooks_app.command()
+@command(runbooks_app, short_help="Show which runbooks an alert matches, and why.")
 def explain(
     alert_json: Annotated[
         str, typer.Argument(metavar="ALERT_JSON", help="A webhook body in a file, or - for stdin.")
     ],
-    source: Annotated[
-        AlertSource | None,
-        typer.Option(help="Payload format; detected from the body when not given."),
-    ] = None,
+    source: SourceOption = None,
     runbooks: Annotated[
         list[Path] | None,
-        typer.Option("--runbooks", help="Runbook files or folders (default: runbooks/)."),
+        typer.Option(
+            "--runbooks",
+            metavar="PATH",
+            help="Runbook file or folder, repeatable (default: runbooks/).",
+        ),
     ] = None,
 ) -> None:
     """Show which runbooks an alert matches, and which matcher failed for the others."""
+    from bot.errors import PayloadError
+    from bot.intake import parse_json_bytes
+    from bot.intake.alert import AlertSource
+    from bot.matching.explain import explain_payload
+    from bot.matching.loader import load_catalog
+
     try:
         raw = (
             typer.get_binary_stream("stdin").read()
@@ -96,7 +105,9 @@ def explain(
             typer.echo(str(diagnostic))
         fail("the runbooks have errors (listed above); fix them before explaining matches")
     try:
-        result = explain_payload(load.catalog, parse_json_bytes(raw), source)
+        result = explain_payload(
+            load.catalog, parse_json_bytes(raw), AlertSource(source) if source else None
+        )
     except PayloadError as err:
         fail(f"{alert_json}: {err}")
     typer.echo(f"source: {result.source.value}, {_plural(len(result.alerts), 'alert')}")
@@ -106,9 +117,11 @@ def explain(
             typer.echo(line)
 
 
-@runbooks_app.command()
+@command(runbooks_app, short_help="Print the runbook JSON Schema (for editors).")
 def schema() -> None:
     """Print the runbook JSON Schema (for yaml-language-server and other editors)."""
+    from actions import default_registry
+
     typer.echo(json.dumps(runbook_json_schema(default_registry()), indent=2))
 
 
@@ -118,6 +131,10 @@ def runbook_json_schema(registry: ActionRegistry) -> dict[str, Any]:
     Every param also accepts a template string, since templated params are checked only
     after rendering.
     """
+    from pydantic.json_schema import models_json_schema
+
+    from bot.matching.runbook import Runbook
+
     document = Runbook.model_json_schema()
     defs: dict[str, Any] = document.setdefault("$defs", {})
     refs, params_schema = models_json_schema(

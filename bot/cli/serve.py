@@ -2,26 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from bot.cli.output import fail
+from bot.cli.store import DatabaseUrlOption
+
+ENVIRONMENT = """\
+Other settings come from the environment: BALLAST_WEBHOOK_TOKEN, BALLAST_API_TOKEN,
+BALLAST_OFREP_TOKEN, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN (each also as
+NAME_FILE=/path: the file's contents), BALLAST_SLACK_CHANNEL, BALLAST_SLACK_API_URL,
+BALLAST_MAX_BODY_BYTES, BALLAST_LOG_FORMAT (text|json), BALLAST_LOG_LEVEL, BALLAST_DRY_RUN.
+An unknown BALLAST_* variable stops the start, naming the closest known one."""
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    host: Annotated[
+        str, typer.Option(metavar="ADDRESS", envvar="BALLAST_HOST", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", envvar="BALLAST_PORT", help="Port to listen on.")
+    ] = 8080,
+    database_url: DatabaseUrlOption = None,
+    runbooks: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            envvar="BALLAST_RUNBOOKS",
+            show_default=False,
+            help="Runbook folder or file (default: runbooks).",
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE", envvar="BALLAST_CONFIG", show_default=False, help="A ballast.yaml."
+        ),
+    ] = None,
 ) -> None:
-    """Run Ballast: webhooks, JSON API and metrics (SQLite under ./data unless configured)."""
+    """Run Ballast: webhooks, JSON API, Slack and metrics."""
+    import logging
+
     import uvicorn
 
     from bot.app import build_services, create_app
+    from bot.cli.banner import banner_lines
     from bot.errors import ConfigError, RunbookError
     from bot.logs import configure_logging
     from bot.settings import Settings
 
-    settings = Settings()
+    overrides: dict[str, Any] = {
+        "database_url": database_url,
+        "runbooks": runbooks,
+        "config": config,
+    }
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as err:
+        fail(f"not starting: {err}", code=2)
     configure_logging(settings.log_format, settings.log_level)
     try:
         services = build_services(settings)
@@ -29,6 +69,7 @@ def serve(
         fail(f"not starting: the runbook catalog is invalid.\n{err}")
     except ConfigError as err:
         fail(f"not starting: {err}")
+    logging.getLogger("bot.serve").info("%s", "\n".join(banner_lines(services, host, port)))
     app = create_app(services, handle_sighup=True)
     uvicorn.run(
         app,

@@ -26,7 +26,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -170,14 +171,27 @@ class Database:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
+    async def migrate(self) -> tuple[str | None, str | None]:
+        """Bring the schema to the newest Alembic revision; returns (before, after) revisions.
+
+        On PostgreSQL the whole upgrade holds a transaction-scoped advisory lock, so replicas
+        starting together (or a ``ballast db upgrade`` beside running servers) migrate one at a
+        time: the first does the work, the others wait, then find the schema at head.
+        """
         async with self.engine.begin() as conn:
             if not self.is_sqlite:
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID}
                 )
+            before = await conn.run_sync(_current_revision)
             await conn.run_sync(_upgrade)
+            after = await conn.run_sync(_current_revision)
+        return before, after
+
+    async def current_revision(self) -> str | None:
+        """The schema's Alembic revision (None: an empty database); changes nothing."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_current_revision)
 
     def start_housekeeping(self, checkpoint_every: float = 1.0) -> None:
         """Start the background checkpoint (SQLite). Called by the server once it is built."""
@@ -203,7 +217,7 @@ class Database:
         """
         if not self.is_sqlite:
             return
-        path = _sqlite_path(self.url)
+        path = sqlite_path(self.url)
         if not path or path == ":memory:":
             return
         await asyncio.to_thread(_checkpoint, path, "PASSIVE")
@@ -241,8 +255,21 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
+def head_revision() -> str | None:
+    """The newest revision this version of Ballast knows."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
+
+
+def _current_revision(connection: Connection) -> str | None:
+    """Read ``alembic_version`` directly: a MigrationContext would log two more INFO lines."""
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -256,11 +283,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _sqlite_path(url: str) -> str:
+def sqlite_path(url: str) -> str:
     return url.split(":///", 1)[-1].split("?", 1)[0]
 
 
 def _ensure_sqlite_folder(url: str) -> None:
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if path and path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)

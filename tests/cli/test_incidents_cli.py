@@ -49,6 +49,23 @@ def test_replay_then_list_and_show(cli_env: Path) -> None:
     code, out = run("incidents", "list", "--status", "resolved")
     assert (code, out.strip()) == (0, "no incidents")
 
+    code, out = run("incidents", "list")
+    header, row = out.splitlines()
+    assert header.split() == [
+        "ID", "STATUS", "SEVERITY", "FIRING", "OPENED", "(UTC)", "SERVICE", "RUNBOOK", "TITLE"
+    ]  # fmt: skip
+    assert row.split()[:4] == ["#1", "triggered", "sev2", "1/3"]
+    assert row.index("checkout/high-error-rate") == header.index("RUNBOOK")
+    assert row.endswith("Checkout errors high on checkout")
+    for option, value, expected in [
+        ("--service", "checkout", 1),
+        ("--service", "billing", 0),
+        ("--runbook", "checkout/high-error-rate", 1),
+        ("--runbook", "platform/high-memory", 0),
+    ]:
+        code, out = run("incidents", "list", "--json", option, value)
+        assert (code, len(json.loads(out)["incidents"])) == (0, expected), (option, value)
+
     code, out = run("incidents", "show", "1")
     assert code == 0
     assert out.splitlines()[0] == "#1 Checkout errors high on checkout"
@@ -60,6 +77,7 @@ def test_replay_then_list_and_show(cli_env: Path) -> None:
 
 
 def test_show_unknown_incident_fails_cleanly(cli_env: Path) -> None:
+    assert run("db", "upgrade")[0] == 0
     code, out = run("incidents", "show", "42")
     assert code == 1
     assert "incident 42 does not exist" in out
@@ -72,3 +90,60 @@ def test_replay_rejects_bad_payload_with_its_path(cli_env: Path, tmp_path: Path)
     assert code == 1
     assert str(bad) in out
     assert "alerts[0]" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["incidents", "list"],
+        ["incidents", "show", "1"],
+        ["controls", "list"],
+        ["controls", "history", "support.model"],
+        ["controls", "set", "support.model", "x", "--actor", "bob"],
+        ["postmortem", "1"],
+        ["db", "current"],
+    ],
+)
+def test_commands_on_a_missing_database_say_where_they_looked(
+    cli_env: Path, args: list[str]
+) -> None:
+    """Run in the wrong folder, a command must not create an empty database and report on it."""
+    code, out = run(*args)
+    database = cli_env / "ballast.db"
+    assert code == 1
+    assert f"no Ballast database at {database} (BALLAST_DATABASE_URL=sqlite:///{database})" in out
+    assert "--database-url / BALLAST_DATABASE_URL" in out
+    assert not database.exists()
+    assert sorted(p.name for p in cli_env.iterdir()) == []
+
+
+def test_default_url_is_named_as_relative_to_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("BALLAST_DATABASE_URL", raising=False)
+    code, out = run("incidents", "list")
+    assert code == 1
+    expected = tmp_path / "data" / "ballast.db"
+    assert f"no Ballast database at {expected} (the default URL, relative to this folder)" in out
+    assert not (tmp_path / "data").exists()
+
+
+def test_db_upgrade_then_current(cli_env: Path) -> None:
+    database = cli_env / "ballast.db"
+    code, out = run("db", "upgrade")
+    assert code == 0, out
+    head = out.split()[-1]
+    assert (
+        out.strip() == f"sqlite+aiosqlite:///{database}: upgraded from revision (empty) to {head}"
+    )
+    code, out = run("db", "upgrade")
+    assert (code, out.strip()) == (
+        0,
+        f"sqlite+aiosqlite:///{database}: already at revision {head}, nothing to do",
+    )
+    code, out = run("db", "current")
+    assert (code, out.strip()) == (
+        0,
+        f"sqlite+aiosqlite:///{database}: revision {head}, up to date",
+    )

@@ -19,8 +19,10 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from typer.testing import CliRunner
 
 from bot.app import build_services, create_app
+from bot.cli import build_cli
 from bot.controls import BuiltinControlStore
 from bot.settings import Settings
 from bot.store.database import Database
@@ -157,6 +159,9 @@ def sync_store(test_database: DatabaseUnderTest, clock: Clock) -> SyncStore:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def cli_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A ``BALLAST_DATABASE_URL`` for the CLI: a SQLite file, or a fresh PostgreSQL database."""
+    """A ``BALLAST_DATABASE_URL`` for the CLI: a SQLite file, or a fresh PostgreSQL database,
+    migrated by ``ballast db upgrade`` (the CLI refuses to create a database itself)."""
     with fresh_database_url(request.param, tmp_path, "ballast_cli") as url:
+        result = CliRunner().invoke(build_cli(), ["db", "upgrade", "--database-url", url])
+        assert result.exit_code == 0, result.output
         yield url

@@ -1,0 +1,73 @@
+"""The one start-up banner of ``ballast serve``: where the server stands, in one log record.
+
+It answers what a new user (and an operator reading logs) asks first: where is it listening,
+which database (never a password), which runbooks, is Slack real, what is open to anyone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+import bot
+from bot.api.services import Services
+
+
+def describe_database(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ":memory:"
+        if database == ":memory:":
+            return "SQLite in memory (nothing survives a restart)"
+        return f"SQLite {Path(database).expanduser().resolve()}"
+    host = parsed.host or "localhost"
+    port = parsed.port or 5432
+    user = f" as {parsed.username}" if parsed.username else ""
+    return f"PostgreSQL {host}:{port}/{parsed.database or ''}{user}"
+
+
+def banner_lines(services: Services, host: str, port: int) -> list[str]:
+    """The banner, one fact per line."""
+    settings = services.settings
+    listen = f"http://{host}:{port}"
+    if host in ("127.0.0.1", "localhost", "::1"):
+        listen += " (this machine only; --host 0.0.0.0 or BALLAST_HOST to accept others)"
+    if services.delivery is None:
+        slack = "console: no SLACK_BOT_TOKEN, messages are printed here as [slack: would post]"
+    elif settings.slack_app_token is not None:
+        slack = "Socket Mode (SLACK_APP_TOKEN)"
+    else:
+        signed = "signed" if settings.slack_signing_secret else "UNSIGNED: set SLACK_SIGNING_SECRET"
+        slack = f"Events API at POST /slack/events ({signed})"
+    open_to_all = ["GET /api/v1/* (reads)", "/healthz", "/readyz", "/metrics"]
+    if settings.webhook_token is None:
+        open_to_all.insert(0, "POST /webhooks/* (BALLAST_WEBHOOK_TOKEN unset)")
+    if settings.ofrep_token is None:
+        open_to_all.insert(1, "OFREP /ofrep/v1/* (BALLAST_OFREP_TOKEN unset)")
+    writes = (
+        "bearer BALLAST_API_TOKEN"
+        if settings.api_token is not None
+        else "refused (BALLAST_API_TOKEN unset)"
+    )
+    postmortems = (
+        str(services.postmortems.folder.expanduser().resolve())
+        if services.postmortems is not None
+        else "(off)"
+    )
+    config = str(settings.config.resolve()) if settings.config else "none (BALLAST_CONFIG unset)"
+    runbooks = len(services.catalog.current.runbooks)
+    lines = [
+        f"Ballast {bot.__version__} starting",
+        f"  listen           {listen}",
+        f"  database         {describe_database(settings.async_database_url)}",
+        f"  runbooks         {runbooks} from {settings.runbooks.resolve()}",
+        f"  slack            {slack}",
+        f"  API writes       {writes}",
+        f"  unauthenticated  {', '.join(open_to_all)}",
+        f"  postmortems      {postmortems}",
+        f"  config           {config}",
+    ]
+    if settings.dry_run:
+        lines.append("  dry run          on (BALLAST_DRY_RUN): mitigations change nothing")
+    return lines
