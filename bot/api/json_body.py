@@ -19,7 +19,7 @@ Routes without a body, and the OpenAPI description, are untouched.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, MutableMapping
 from typing import Any
 
 from fastapi import Request, Response
@@ -66,7 +66,7 @@ class JsonBodyRoute(APIRoute):
         return handle
 
 
-def _as_json(scope: dict[str, Any]) -> dict[str, Any]:
+def _as_json(scope: MutableMapping[str, Any]) -> dict[str, Any]:
     headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-type"]
     headers.append((b"content-type", b"application/json"))
     return {**scope, "headers": headers}
