@@ -2,7 +2,8 @@
 
 The same stack and loop as ``ballast demo``: a simulated support assistant reading its controls
 over OFREP, Debian's ``prometheus`` and ``prometheus-alertmanager``, ``ballast serve`` on SQLite
-with the repository's runbooks. Each scenario must close within ``LOOP_TIMEOUT`` seconds.
+with the repository's runbooks. ``LOOP_TIMEOUT`` is a hang guard, not a goal: how fast the loop
+closes is what ``ballast demo --measure-runs`` and docs/benchmarks.md report.
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     result = run_loop(stack, chosen, timeout=LOOP_TIMEOUT)
 
     assert [s.name for s in result.steps][-1] == "postmortem_written"
-    assert result.at("incident_resolved") <= LOOP_TIMEOUT
     kinds = [entry["kind"] for entry in result.timeline]
     assert kinds[0] == "opened"
     assert kinds[-1] == "resolved"
