@@ -434,3 +434,19 @@ def test_console_output_matching() -> None:
         ("echo a \\\n    | cat", ["a"]),
         ("true", []),
     ]
+
+
+@pytest.mark.slow
+def test_a_stale_example_fails(sandbox: Sandbox) -> None:
+    """The sandbox turns what a stale example does into a failure: an HTTP error from curl,
+    a failing ballast command, a failing step of several."""
+    for stale in (
+        "curl localhost:8080/api/v1/incidents/999",  # 404
+        "curl -X POST ballast.internal:8080/api/v1/incidents/1/acknowledge -d '{}'",  # 422
+        "ballast replay examples/alerts/no-such-file.json",
+        "true\nfalse\ntrue",
+    ):
+        done = run_shell(stale, sandbox.root, sandbox.env)
+        assert done.returncode != 0, (stale, done.stdout)
+    fresh = run_shell("curl localhost:8080/healthz", sandbox.root, sandbox.env)
+    assert (fresh.returncode, fresh.stdout) == (0, '{"status":"ok"}')
