@@ -61,7 +61,12 @@ from bot.runtime.gc_tuning import freeze_startup_heap
 from bot.scheduling.timers import TimerKind, TimerService
 from bot.settings import Settings
 from bot.slack.announcer import SlackAnnouncer
-from bot.slack.bolt_app import build_slack_app, http_handler, start_socket_mode
+from bot.slack.bolt_app import (
+    build_slack_app,
+    drain_lazy_listeners,
+    http_handler,
+    start_socket_mode,
+)
 from bot.slack.budgets import SlackBudgets
 from bot.slack.console import ConsoleAnnouncer
 from bot.slack.delivery import SlackDelivery, slack_client_factory
@@ -303,6 +308,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         finally:
             services.ready = False
             services.timers.shutdown()
+            if services.slack_app is not None:
+                await drain_lazy_listeners(services.slack_app)  # Slack answers still going out
             if socket is not None:
                 await socket.close_async()
             await services.engine.stop(worker)

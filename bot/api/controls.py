@@ -17,10 +17,11 @@ from actions.base import NAME_PATTERN
 from actions.control_values import MAX_ACTOR, MAX_REASON, ControlKey, ControlValueError, parse_key
 from actions.errors import ActionError, RetryableError
 from bot.api.auth import require_token
+from bot.api.json_body import JsonBodyRoute
 from bot.api.services import services_of
 from bot.controls.store import BuiltinControlStore
 
-router = APIRouter(prefix="/api/v1", tags=["controls"])
+router = APIRouter(prefix="/api/v1", tags=["controls"], route_class=JsonBodyRoute)
 
 
 class ControlOut(BaseModel):

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from bot.api.auth import require_token
+from bot.api.json_body import JsonBodyRoute
 from bot.api.schemas import ActorBody, IncidentList
 from bot.api.services import Services, services_of
 from bot.incidents import operations
@@ -16,7 +17,7 @@ from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import IncidentDetail, IncidentSummary
 from bot.store import incidents as repo
 
-router = APIRouter(prefix="/api/v1", tags=["incidents"])
+router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=JsonBodyRoute)
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 

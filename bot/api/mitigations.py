@@ -13,10 +13,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.incidents import require_api_token
+from bot.api.json_body import JsonBodyRoute
 from bot.api.services import Services, services_of
 from bot.execution.results import ExecutionState, RunResult
 
-router = APIRouter(prefix="/api/v1/incidents", tags=["mitigations"])
+router = APIRouter(prefix="/api/v1/incidents", tags=["mitigations"], route_class=JsonBodyRoute)
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 

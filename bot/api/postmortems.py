@@ -12,12 +12,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from bot.api.json_body import JsonBodyRoute
 from bot.api.services import Services, services_of
 from bot.errors import ConflictError
 from bot.postmortem.draft import file_name
 from bot.postmortem.service import PostmortemService
 
-router = APIRouter(prefix="/api/v1", tags=["postmortems"])
+router = APIRouter(prefix="/api/v1", tags=["postmortems"], route_class=JsonBodyRoute)
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from bot.api.incidents import require_api_token
+from bot.api.json_body import JsonBodyRoute
 from bot.api.services import Services, services_of
 
-router = APIRouter(prefix="/api/v1/runbooks", tags=["runbooks"])
+router = APIRouter(prefix="/api/v1/runbooks", tags=["runbooks"], route_class=JsonBodyRoute)
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 

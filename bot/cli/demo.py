@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -21,12 +22,19 @@ def demo(
     measure_runs: Annotated[
         int, typer.Option(help="Then time Ballast's share (webhook → OFREP) over N incidents.")
     ] = 0,
-    keep: Annotated[bool, typer.Option(help="Keep the temp dir (logs, postmortem).")] = False,
+    keep: Annotated[
+        bool,
+        typer.Option(help="Keep the temp dir (logs, data, postmortem) instead of removing it."),
+    ] = False,
 ) -> None:
     """Start Ballast, a simulated AI service, Prometheus and Alertmanager on loopback, break the
-    service, and watch the loop close: alert, incident, mitigation, recovery, postmortem."""
+    service, and watch the loop close: alert, incident, mitigation, recovery, postmortem.
+
+    Finds Prometheus and Alertmanager on PATH (alertmanager or Debian's
+    prometheus-alertmanager) or at BALLAST_DEMO_PROMETHEUS / BALLAST_DEMO_ALERTMANAGER. The
+    postmortem draft is copied into the current folder."""
     from bot.demo import SCENARIOS, MissingBinary, Stack, StepResult, run_loop
-    from bot.demo.loop import LoopTimeout
+    from bot.demo.loop import LoopTimeout, format_seconds, keep_postmortem
     from bot.demo.stack import StackError, find_binaries
 
     console = Console()
@@ -53,7 +61,7 @@ def demo(
         stage: dict[str, TaskID] = {}
 
         def started(name: str, seconds: float) -> None:
-            progress.console.print(f"  [dim]started[/] {name} [dim]({seconds:.1f}s)[/]")
+            progress.console.print(f"  [dim]started[/] {name} [dim]({format_seconds(seconds)})[/]")
 
         def waiting(name: str, title: str) -> None:
             tasks[name] = progress.add_task(f"waiting: {title}", total=1)
@@ -62,7 +70,9 @@ def demo(
             progress.update(
                 tasks[step.name],
                 completed=1,
-                description=f"[bold]{step.title}[/] [cyan]+{step.elapsed:.1f}s[/] {step.detail}",
+                description=(
+                    f"[bold]{step.title}[/] [cyan]+{format_seconds(step.elapsed)}[/] {step.detail}"
+                ),
             )
             progress.stop_task(tasks[step.name])
 
@@ -74,6 +84,10 @@ def demo(
             progress.console.print(
                 f"  Ballast {stack.ballast}  assistant {stack.assistant}  "
                 f"Prometheus {stack.prometheus}  Alertmanager {stack.alertmanager}"
+            )
+            progress.console.print(
+                f"  [dim]binaries: {stack.binaries['prometheus']}, "
+                f"{stack.binaries['alertmanager']}[/]"
             )
             progress.console.print(f"[bold red]Injecting fault:[/] POST {chosen.fault}")
             result = run_loop(stack, chosen, timeout=timeout, on_wait=waiting, on_done=done)
@@ -91,7 +105,7 @@ def demo(
                     description=(
                         f"Ballast's share (webhook → OFREP): p50 {share.p50:.1f} ms, "
                         f"p99 {share.p99:.1f} ms over {measure_runs} runs "
-                        f"({time.monotonic() - began:.0f}s)"
+                        f"(took {format_seconds(time.monotonic() - began)})"
                     ),
                 )
                 progress.stop_task(task)
@@ -113,11 +127,22 @@ def demo(
     for phase, seconds in result.phases().items():
         table.add_row(phase.replace("_", " "), f"{seconds:.1f}")
     console.print(table)
-    console.print(f"Postmortem draft: {result.postmortem}")
-    if result.postmortem is not None and result.postmortem.is_file():
-        console.print(f"[dim]{result.postmortem.read_text(encoding='utf-8')[:600]}…[/]")
-    console.print(f"Stopped everything. Files in {workdir}" if keep else "Stopped everything.")
-    if not keep:
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
+    console.print(f"Runbook matched: [bold]{result.runbook_id}[/]")
+    console.print(f"Mitigation applied: [bold]{result.mitigation}[/]")
+    draft = result.postmortem
+    if draft is not None and draft.is_file():
+        console.print(f"[dim]{draft.read_text(encoding='utf-8')[:600]}…[/]")
+    if keep:
+        console.print(f"Postmortem draft: {draft}")
+        console.print(f"Stopped everything. Files kept in {workdir}")
+        return
+    kept = keep_postmortem(draft, Path.cwd())
+    shutil.rmtree(workdir, ignore_errors=True)
+    if kept is not None:
+        console.print(f"Postmortem draft: {kept}")
+    else:
+        console.print(
+            "The postmortem draft was in the demo's temp folder, which is now removed "
+            "(the current folder could not take a copy): run with --keep to keep it."
+        )
+    console.print("Stopped everything.")

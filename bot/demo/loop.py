@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ class LoopResult:
     timeline: list[dict[str, Any]] = field(default_factory=list)
     postmortem: Path | None = None
     injected_at: datetime | None = None
+    runbook_id: str | None = None  # the runbook Ballast matched, as the incident says
+    mitigation: str | None = None  # "<id> (<action>): <title>" of the mitigation it applied
 
     def at(self, name: str) -> float:
         return next(step.elapsed for step in self.steps if step.name == name)
@@ -153,15 +156,18 @@ def run_loop(
             if found is None:
                 return None
             result.incident_id = int(found["id"])
-            return f"#{found['id']} {found['title']}"
+            result.runbook_id = found["runbook_id"]
+            return f"#{found['id']} {found['title']}, runbook {found['runbook_id']}"
 
         def mitigation_applied() -> str | None:
-            for entry in detail()["timeline"]:
+            body = detail()
+            for entry in body["timeline"]:
                 details = entry["details"]
                 if entry["kind"] == "mitigation_applied" and (
                     details.get("mitigation_id") == scenario.mitigation
                 ):
-                    return f"{scenario.mitigation}: {entry['summary']}"
+                    result.mitigation = describe_mitigation(body, scenario.mitigation)
+                    return f"{result.mitigation}: {entry['summary']}"
             return None
 
         def control_changed() -> str | None:
@@ -255,3 +261,33 @@ def _is_ours(labels: dict[str, str], scenario: Scenario) -> bool:
     if labels.get("alertname") != scenario.alertname:
         return False
     return all(labels.get(k) == v for k, v in scenario.alert_labels.items())
+
+
+def describe_mitigation(incident: dict[str, Any], mitigation_id: str) -> str:
+    """``disable-tool (disable_tool): Disable the failing tool``, from the incident's detail."""
+    for mitigation in incident.get("mitigations", []):
+        if mitigation["id"] == mitigation_id:
+            return f"{mitigation_id} ({mitigation['action']}): {mitigation['title']}"
+    return mitigation_id
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.43s``, ``12.4s``: sub-second steps must not print as ``0s``."""
+    return f"{seconds:.2f}s" if seconds < 10 else f"{seconds:.1f}s"
+
+
+def keep_postmortem(draft: Path | None, folder: Path) -> Path | None:
+    """Copy the draft into ``folder`` (never over another file); None if there is none or the
+    folder cannot take it."""
+    if draft is None or not draft.is_file():
+        return None
+    target = folder / draft.name
+    number = 1
+    while target.exists():
+        number += 1
+        target = folder / f"{draft.stem}-{number}{draft.suffix}"
+    try:
+        shutil.copyfile(draft, target)
+    except OSError:
+        return None
+    return target

@@ -9,18 +9,34 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
-INSTALL_HINT = "sudo apt-get install prometheus prometheus-alertmanager"
+INSTALL_HINT = """Install them, or point Ballast at them:
+  Debian/Ubuntu:  sudo apt-get install prometheus prometheus-alertmanager
+  macOS:          brew install prometheus alertmanager
+  upstream:       the prometheus and alertmanager release tarballs, on PATH
+  anywhere:       BALLAST_DEMO_PROMETHEUS=/path/to/prometheus
+                  BALLAST_DEMO_ALERTMANAGER=/path/to/alertmanager"""
+
+# What each binary is called where, first match wins: the upstream name (tarball, Homebrew)
+# and Debian's, which renames Alertmanager to avoid a clash with other packages.
+BINARY_NAMES: dict[str, tuple[str, ...]] = {
+    "prometheus": ("prometheus",),
+    "alertmanager": ("alertmanager", "prometheus-alertmanager"),
+}
+BINARY_ENV = {
+    "prometheus": "BALLAST_DEMO_PROMETHEUS",
+    "alertmanager": "BALLAST_DEMO_ALERTMANAGER",
+}
 
 
 class MissingBinary(RuntimeError):
-    """A binary the demo needs is not on PATH."""
+    """A binary the demo needs is not on PATH nor where its variable points."""
 
 
 class StackError(RuntimeError):
@@ -33,16 +49,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def find_binaries() -> dict[str, str]:
-    """Paths of ``prometheus`` and ``prometheus-alertmanager``, or :class:`MissingBinary`."""
-    found = {name: shutil.which(name) for name in ("prometheus", "prometheus-alertmanager")}
-    missing = [name for name, path in found.items() if path is None]
-    if missing:
-        raise MissingBinary(
-            f"{' and '.join(missing)} not found on PATH. Install Debian's packages:\n"
-            f"  {INSTALL_HINT}"
-        )
-    return {name: path for name, path in found.items() if path is not None}
+def find_binaries(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Paths of ``prometheus`` and ``alertmanager``, or :class:`MissingBinary` naming each.
+
+    ``BALLAST_DEMO_PROMETHEUS`` / ``BALLAST_DEMO_ALERTMANAGER`` win when set (and must name an
+    executable file); otherwise PATH is searched for each name in :data:`BINARY_NAMES`.
+    """
+    environ = os.environ if environ is None else environ
+    found: dict[str, str] = {}
+    problems: list[str] = []
+    for role, names in BINARY_NAMES.items():
+        variable = BINARY_ENV[role]
+        explicit = environ.get(variable, "").strip()
+        if explicit:
+            # A path (checked as is) or a name (looked up on PATH); only an executable file.
+            path = shutil.which(explicit, path=environ.get("PATH", os.defpath))
+            if path is None:
+                problems.append(f"{variable}={explicit} is not an executable file")
+            else:
+                found[role] = path
+            continue
+        for name in names:
+            path = shutil.which(name, path=environ.get("PATH", os.defpath))
+            if path is not None:
+                found[role] = path
+                break
+        else:
+            problems.append(f"{' or '.join(names)} not found on PATH (nor {variable} set)")
+    if problems:
+        raise MissingBinary("; ".join(problems) + ".\n" + INSTALL_HINT)
+    return found
 
 
 @dataclass
@@ -93,6 +129,7 @@ class Stack:
     rate: float = 20.0
     ports: dict[str, int] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
+    binaries: dict[str, str] = field(default_factory=dict)  # role → path, once started
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -119,7 +156,7 @@ class Stack:
 
     def start(self, on_started: Callable[[str, float], None] | None = None) -> None:
         """Start all four, each ready before the next; ``on_started(name, seconds)``."""
-        binaries = find_binaries()
+        binaries = self.binaries = find_binaries()
         self.workdir.mkdir(parents=True, exist_ok=True)
         for name in ("ballast", "assistant", "prometheus", "alertmanager"):
             self.ports[name] = free_port()
@@ -127,7 +164,7 @@ class Stack:
             (self._ballast(), f"{self.ballast}/readyz"),
             (self._assistant(), f"{self.assistant}/healthz"),
             (
-                self._alertmanager(binaries["prometheus-alertmanager"]),
+                self._alertmanager(binaries["alertmanager"]),
                 f"{self.alertmanager}/-/ready",
             ),
             (self._prometheus(binaries["prometheus"]), f"{self.prometheus}/-/ready"),

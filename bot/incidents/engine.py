@@ -5,7 +5,10 @@ simply processed after the restart. Every step is idempotent and order-tolerant:
 
 * a repeat or duplicate alert state was already dropped by the inbox's unique key;
 * a firing notice that arrives after the resolve of the same (fingerprint, startsAt) is stale;
-* for one fingerprint, a newer startsAt replaces an older one and never the other way round.
+* for one fingerprint, a newer startsAt replaces an older one and never the other way round;
+* a resolve with no open incident for its key goes to the latest incident that holds the alert
+  (one resolved by hand before the alert ended): its alert and counts follow, it stays
+  resolved. Only a resolve for an alert no incident ever held is dropped.
 
 One open incident per key: ``rb:<runbook id>|<group labels>`` for a runbook, or
 ``triage:<alertname>`` for alerts no runbook matches, so nothing is dropped silently.
@@ -210,9 +213,13 @@ class IncidentEngine:
         if firing and await inbox.resolved_state_exists(session, row.fingerprint, row.starts_at):
             return AlertOutcome.STALE, None
         incident = await repo.find_open(session, routing.key, lock=True)
-        if incident is None:
-            if not firing:
+        if incident is None and not firing:
+            # The incident may have been resolved by hand while this alert still fired: its
+            # resolve still belongs there (state, counts, timeline), without re-opening it.
+            incident = await repo.latest_holding(session, routing.key, row.fingerprint, lock=True)
+            if incident is None:
                 return AlertOutcome.RESOLVED_WITHOUT_INCIDENT, None
+        elif incident is None:
             incident = await self._open(session, routing, row, now, changes)
         change = changes.setdefault(incident.id, IncidentChange(incident.id))
         outcome = await self._merge_alert(session, incident, row, now, change)

@@ -30,6 +30,26 @@ async def latest_for_key(session: AsyncSession, key: str) -> Incident | None:
     )
 
 
+async def latest_holding(
+    session: AsyncSession, key: str, fingerprint: str, *, lock: bool = False
+) -> Incident | None:
+    """The most recent incident for ``key`` that holds the alert ``fingerprint``, open or not.
+
+    Where a resolve goes when no incident is open for its key: the incident it belongs to may
+    have been resolved by hand before the alert ended.
+    """
+    query = (
+        select(Incident)
+        .join(IncidentAlert, IncidentAlert.incident_id == Incident.id)
+        .where(Incident.key == key, IncidentAlert.fingerprint == fingerprint)
+        .order_by(Incident.id.desc())
+        .limit(1)
+    )
+    if lock and session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(of=Incident)
+    return await session.scalar(query)
+
+
 async def get(session: AsyncSession, incident_id: int, *, lock: bool = False) -> Incident:
     query = select(Incident).where(Incident.id == incident_id)
     if lock and session.get_bind().dialect.name == "postgresql":

@@ -2,17 +2,24 @@
 
 The same stack and loop as ``ballast demo``: a simulated support assistant reading its controls
 over OFREP, Debian's ``prometheus`` and ``prometheus-alertmanager``, ``ballast serve`` on SQLite
-with the repository's runbooks. Each scenario must close within ``LOOP_TIMEOUT`` seconds.
+with the repository's runbooks. ``LOOP_TIMEOUT`` is a hang guard, not a goal: how fast the loop
+closes is what ``ballast demo --measure-runs`` and docs/benchmarks.md report.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bot.demo import SCENARIOS, Stack, run_loop
+from bot.demo import SCENARIOS, MissingBinary, Stack, run_loop
+from bot.demo.loop import keep_postmortem
+from bot.demo.stack import find_binaries
 from tests.conftest import need_binary
 
 pytestmark = [pytest.mark.alertmanager, pytest.mark.slow]
@@ -41,11 +48,13 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     result = run_loop(stack, chosen, timeout=LOOP_TIMEOUT)
 
     assert [s.name for s in result.steps][-1] == "postmortem_written"
-    assert result.at("incident_resolved") <= LOOP_TIMEOUT
     kinds = [entry["kind"] for entry in result.timeline]
     assert kinds[0] == "opened"
     assert kinds[-1] == "resolved"
     assert applied_action(stack, result.incident_id, chosen.mitigation) == action
+    assert result.runbook_id == chosen.runbook
+    assert result.mitigation is not None
+    assert result.mitigation.startswith(f"{chosen.mitigation} ({action}): ")
     applied = [
         e
         for e in result.timeline
@@ -71,3 +80,122 @@ def applied_action(stack: Stack, incident_id: int | None, mitigation: str) -> st
     [found] = [m for m in body["mitigations"] if m["id"] == mitigation]
     assert found["state"] == "applied"
     return str(found["action"])
+
+
+def link(folder: Path, name: str, target: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.symlink_to(target)
+    return path
+
+
+def test_binaries_are_found_under_either_name_or_by_variable(tmp_path: Path) -> None:
+    prometheus = need_binary("prometheus")
+    debian = need_binary("prometheus-alertmanager")
+
+    # Debian's names only.
+    debian_bin = tmp_path / "debian"
+    link(debian_bin, "prometheus", prometheus)
+    link(debian_bin, "prometheus-alertmanager", debian)
+    found = find_binaries({"PATH": str(debian_bin)})
+    assert found == {
+        "prometheus": str(debian_bin / "prometheus"),
+        "alertmanager": str(debian_bin / "prometheus-alertmanager"),
+    }
+
+    # Upstream tarball / Homebrew: plain ``alertmanager``.
+    upstream_bin = tmp_path / "upstream"
+    link(upstream_bin, "prometheus", prometheus)
+    link(upstream_bin, "alertmanager", debian)
+    assert find_binaries({"PATH": str(upstream_bin)})["alertmanager"] == str(
+        upstream_bin / "alertmanager"
+    )
+
+    # Explicit paths win over PATH, which may then hold nothing.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    found = find_binaries(
+        {
+            "PATH": str(empty),
+            "BALLAST_DEMO_PROMETHEUS": prometheus,
+            "BALLAST_DEMO_ALERTMANAGER": debian,
+        }
+    )
+    assert found == {"prometheus": prometheus, "alertmanager": debian}
+
+
+def test_missing_binaries_are_named_with_every_way_to_provide_them(tmp_path: Path) -> None:
+    with pytest.raises(MissingBinary) as missing:
+        find_binaries({"PATH": str(tmp_path)})
+    message = str(missing.value)
+    assert "alertmanager or prometheus-alertmanager not found on PATH" in message
+    assert "BALLAST_DEMO_ALERTMANAGER" in message
+    assert "BALLAST_DEMO_PROMETHEUS" in message
+    assert "brew install" in message
+
+    not_executable = tmp_path / "alertmanager.txt"
+    not_executable.write_text("not a program")
+    with pytest.raises(MissingBinary, match=r"BALLAST_DEMO_ALERTMANAGER=.* is not an executable"):
+        find_binaries(
+            {
+                "PATH": str(tmp_path),
+                "BALLAST_DEMO_PROMETHEUS": need_binary("prometheus"),
+                "BALLAST_DEMO_ALERTMANAGER": str(not_executable),
+            }
+        )
+
+
+def test_ballast_demo_narrates_keeps_its_postmortem_and_times_for_real(tmp_path: Path) -> None:
+    """The command a user runs: upstream binary names, narration, postmortem, timings."""
+    upstream_bin = link(tmp_path / "bin", "alertmanager", need_binary("prometheus-alertmanager"))
+    prometheus = link(tmp_path / "bin", "prom", need_binary("prometheus"))
+    cwd, temp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    temp.mkdir()
+    env = {
+        **os.environ,
+        "PATH": f"{upstream_bin.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "BALLAST_DEMO_PROMETHEUS": str(prometheus),
+        "TMPDIR": str(temp),
+        "COLUMNS": "240",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "demo", "--measure-runs", "2"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=LOOP_TIMEOUT + 120,
+        check=False,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert f"binaries: {prometheus}, {upstream_bin}" in out
+    assert "runbook support-assistant/tool-failure-spike" in out  # narrated as it opens
+    assert "Runbook matched: support-assistant/tool-failure-spike" in out
+    assert "Mitigation applied: disable-tool (disable_tool): Disable" in out
+
+    took = re.search(r"over 2 runs \(took (\d+\.\d+)s\)", out)
+    assert took is not None, out
+    assert float(took.group(1)) > 0
+    assert re.search(r"p50 \d+\.\d ms", out)
+
+    [kept] = cwd.glob("*.md")
+    assert f"Postmortem draft: {kept}" in out.replace("\n", "")
+    assert "support-assistant/tool-failure-spike" in kept.read_text(encoding="utf-8")
+    assert list(temp.iterdir()) == []  # the demo's temp folder is gone
+
+
+def test_postmortem_copy_never_overwrites(tmp_path: Path) -> None:
+    draft = tmp_path / "draft" / "2026-12-03-1-web-search.md"
+    draft.parent.mkdir()
+    draft.write_text("draft")
+    here = tmp_path / "here"
+    here.mkdir()
+    (here / draft.name).write_text("someone's notes")
+    kept = keep_postmortem(draft, here)
+    assert kept == here / "2026-12-03-1-web-search-2.md"
+    assert kept.read_text() == "draft"
+    assert (here / draft.name).read_text() == "someone's notes"
+    assert keep_postmortem(None, here) is None
+    assert keep_postmortem(tmp_path / "gone.md", here) is None

@@ -70,8 +70,7 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(make_server: Any) -> N
     for thread in threads:
         thread.join(10)
 
-    restart_seconds = server.start()
-    assert restart_seconds < 20  # generous bound; the ≤ 3 s goal is measured in bench/
+    server.start(timeout=60)  # a hang guard, not a goal: restart time is a benchmark's job
 
     def incident() -> Any:
         found = httpx.get(f"{server.url}/api/v1/incidents", timeout=5).json()["incidents"]

@@ -169,11 +169,17 @@ async def recount(db: Database, incident_id: int) -> tuple[int, int]:
     return sum(by_status.values()), by_status.get("firing", 0)
 
 
+@pytest.mark.parametrize("manual_resolves", [False, True])
 @pytest.mark.parametrize("seed", range(4))
-async def test_running_counts_always_equal_a_recount(rig: Rig, clock: Clock, seed: int) -> None:
+async def test_running_counts_always_equal_a_recount(
+    rig: Rig, clock: Clock, seed: int, manual_resolves: bool
+) -> None:
     """The engine counts alerts by their transitions; whatever arrives, in whatever order and
-    batches (repeats, late firings, resolves, re-fires, re-opened incidents), each incident's
-    counts equal a recount of its alerts after every batch."""
+    batches (repeats, late firings, resolves, re-fires, re-opened incidents, incidents resolved
+    by hand while their alerts fire), each incident's counts equal a recount of its alerts
+    after every batch."""
+    from bot.incidents import operations
+
     rng = random.Random(seed)
     starts = [T0 + timedelta(minutes=m) for m in (0, 1, 7)]
     for _ in range(25):
@@ -189,12 +195,21 @@ async def test_running_counts_always_equal_a_recount(rig: Rig, clock: Clock, see
         await rig.send(*batch)
         clock.advance(minutes=rng.choice([0, 1, 4, 15]))
         incidents = await rig.incidents()
+        open_ones = [i for i in incidents if i.status != "resolved"]
+        if manual_resolves and open_ones and rng.random() < 0.3:
+            # Resolved by hand while alerts still fire: their resolves still move its counts.
+            async with rig.db.transaction() as session:
+                await operations.resolve(session, rng.choice(open_ones).id, "U1", clock())
+            incidents = await rig.incidents()
         for incident in incidents:
             counted = (incident.alert_count, incident.firing_count)
             assert counted == await recount(rig.db, incident.id), (seed, incident.id)
             if incident.status != "resolved":
                 assert incident.firing_count > 0 or incident.alert_count == 0
     assert incidents, "the sequence opened no incident: the test would prove nothing"
+    if manual_resolves:
+        late = [i for i in incidents if i.status == "resolved" and i.resolved_by == "U1"]
+        assert late, "no incident was resolved by hand: the test would prove nothing"
 
 
 async def test_sqlite_transactions_stop_at_their_budget_and_lose_nothing(
@@ -291,3 +306,19 @@ async def test_two_replicas_process_each_alert_once(
             assert kinds.count("alert_firing") == 60
     for db in dbs:
         await db.close()
+
+
+async def test_resolve_after_manual_resolve_lands_in_that_incident(rig: Rig) -> None:
+    from bot.incidents import operations
+
+    await rig.send(alert("a"), alert("b"))
+    [incident] = await rig.incidents()
+    async with rig.db.transaction() as session:
+        await operations.resolve(session, incident.id, "U1", rig.clock())
+    await rig.send(alert("a", "resolved"))
+    await rig.send(alert("never-held", "resolved"))  # same key, an alert it never held
+    [incident] = await rig.incidents()
+    assert (incident.status, incident.alert_count, incident.firing_count) == ("resolved", 2, 1)
+    assert incident.resolved_by == "U1"
+    assert (await rig.kinds(incident.id))[-2:] == ["resolved", "alert_resolved"]
+    assert await recount(rig.db, incident.id) == (2, 1)

@@ -346,3 +346,21 @@ async def test_two_person_high_risk_approval_in_slack(h: Any, slack: SlackEmulat
 
 async def _awaiting(state: Any) -> bool:
     return bool((await state())["state"] == "awaiting_approval")
+
+
+async def test_shutdown_waits_for_lazy_listeners_still_answering(
+    h: Any, slack: SlackEmulator
+) -> None:
+    """Bolt runs the work after the ack as untracked tasks; Ballast keeps them and its
+    shutdown waits for them, so no answer is dropped and no Slack connection left open."""
+    from bot.slack.bolt_app import TrackedLazyListenerRunner, drain_lazy_listeners
+
+    runner = h.services.slack_app._async_listener_runner.lazy_listener_runner
+    assert isinstance(runner, TrackedLazyListenerRunner)
+    url = slack.response_url("commands")
+    form = slash_command_form("/ballast", "help", user=OWNER, channel=CHANNEL, response_url=url)
+    response = await post_signed(h, RequestSigner(SECRET).slash_command(form))
+    assert response.status_code == 200  # acked; the answer is being written meanwhile
+    await drain_lazy_listeners(h.services.slack_app)  # what the lifespan's shutdown does
+    assert runner.tasks == set()
+    assert len(slack.response_posts(url)) == 1
