@@ -201,8 +201,15 @@ def shell_commands(script: str) -> list[list[str]]:
     """The simple commands of a shell snippet (continuation lines joined, comments dropped)."""
     joined = script.replace("\\\n", " ")
     commands = []
+    pending = ""
     for line in joined.splitlines():
-        words = shlex.split(line, comments=True)
+        pending = f"{pending}\n{line}" if pending else line
+        try:
+            words = shlex.split(pending, comments=True)
+        except ValueError:  # a quoted string spans lines: read on
+            continue
+        pending = ""
         if words:
             commands.append(words)
+    assert not pending, f"unbalanced quotes in {script!r}"
     return commands
