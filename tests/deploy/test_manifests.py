@@ -198,6 +198,13 @@ def test_token_files_come_from_the_mounted_secret() -> None:
     for variable, path in file_vars.items():
         mount, volume = mount_of(deployment, path)
         assert mount.get("readOnly") is True
+        # Secret files belong to root; the non-root user reads them through fsGroup.
+        assert (
+            pod_spec(deployment)["securityContext"]["fsGroup"]
+            == pod_spec(deployment)["securityContext"]["runAsGroup"]
+        )
+        assert volume["secret"]["defaultMode"] & 0o040, "not readable by the pod's group"
+        assert not volume["secret"]["defaultMode"] & 0o007, "readable by every user"
         secret = one("Secret", volume["secret"]["secretName"])
         relative = str(PurePosixPath(path).relative_to(mount["mountPath"]))
         keys = {i["path"]: i["key"] for i in volume["secret"].get("items", [])}
