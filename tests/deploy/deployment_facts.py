@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
 import re
 import shlex
@@ -12,10 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import typer
+import yaml
 from pydantic import SecretStr
 
 from tests.conftest import REPO
+from tests.e2e.processes import BallastServer
 
 DEPLOY = REPO / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
@@ -213,3 +217,81 @@ def shell_commands(script: str) -> list[list[str]]:
             commands.append(words)
     assert not pending, f"unbalanced quotes in {script!r}"
     return commands
+
+
+def load(name: str) -> list[dict[str, Any]]:
+    with (KUBERNETES / name).open(encoding="utf-8") as file:
+        return [doc for doc in yaml.safe_load_all(file) if doc is not None]
+
+
+def all_manifests() -> dict[str, list[dict[str, Any]]]:
+    return {
+        path.name: load(path.name)
+        for path in sorted(KUBERNETES.glob("*.yaml"))
+        if path.name != "kustomization.yaml"
+    }
+
+
+def one(kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [
+        doc
+        for docs in all_manifests().values()
+        for doc in docs
+        if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
+    ]
+    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
+    return found[0]
+
+
+def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
+    return spec
+
+
+def ballast_container(workload: dict[str, Any]) -> dict[str, Any]:
+    containers = pod_spec(workload)["containers"]
+    assert len(containers) == 1
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def tool_failure(tool: str) -> dict[str, object]:
+    """An Alertmanager notification that runbooks/ turns into one incident per tool."""
+    labels = {
+        "alertname": "ToolCallFailureRate",
+        "service": "support-assistant",
+        "tool": tool,
+        "env": "prod",
+        "severity": "page",
+    }
+    return {
+        "version": "4",
+        "status": "firing",
+        "receiver": "ballast",
+        "groupKey": f"{{}}:{{tool={tool!r}}}",
+        "groupLabels": {"tool": tool},
+        "commonLabels": labels,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.test",
+        "truncatedAlerts": 0,
+        "alerts": [
+            {
+                "status": "firing",
+                "labels": labels,
+                "annotations": {"summary": f"{tool} calls failing"},
+                "startsAt": "2026-12-03T20:00:00Z",
+                "endsAt": "0001-01-01T00:00:00Z",
+                "generatorURL": "http://prometheus.test/graph",
+                "fingerprint": hashlib.sha256(tool.encode()).hexdigest()[:16],
+            }
+        ],
+    }
+
+
+def incident_tools(server: BallastServer) -> set[str]:
+    body = httpx.get(f"{server.url}/api/v1/incidents", timeout=5).json()
+    tools = set()
+    for incident in body["incidents"]:
+        detail = httpx.get(f"{server.url}/api/v1/incidents/{incident['id']}", timeout=5).json()
+        tools |= {alert["labels"]["tool"] for alert in detail["alerts"]}
+    return tools

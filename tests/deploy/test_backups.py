@@ -8,7 +8,6 @@ the restore runs, and a restarted server has the first incident and not the seco
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sqlite3
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from tests.conftest import REPO, fresh_database_url, need_binary
-from tests.deploy.deployment_facts import DOCS, markdown_blocks
+from tests.deploy.deployment_facts import DOCS, incident_tools, markdown_blocks, tool_failure
 from tests.e2e.processes import BallastServer, wait_until
 
 pytestmark = pytest.mark.slow
@@ -48,48 +47,6 @@ def run_documented(name: str, cwd: Path, env: dict[str, str] | None = None) -> s
     )
     assert result.returncode == 0, f"{name} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
-
-
-def tool_failure(tool: str) -> dict[str, object]:
-    """An Alertmanager notification that runbooks/ turns into one incident per tool."""
-    labels = {
-        "alertname": "ToolCallFailureRate",
-        "service": "support-assistant",
-        "tool": tool,
-        "env": "prod",
-        "severity": "page",
-    }
-    return {
-        "version": "4",
-        "status": "firing",
-        "receiver": "ballast",
-        "groupKey": f"{{}}:{{tool={tool!r}}}",
-        "groupLabels": {"tool": tool},
-        "commonLabels": labels,
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager.test",
-        "truncatedAlerts": 0,
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": labels,
-                "annotations": {"summary": f"{tool} calls failing"},
-                "startsAt": "2026-12-03T20:00:00Z",
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://prometheus.test/graph",
-                "fingerprint": hashlib.sha256(tool.encode()).hexdigest()[:16],
-            }
-        ],
-    }
-
-
-def incident_tools(server: BallastServer) -> set[str]:
-    body = httpx.get(f"{server.url}/api/v1/incidents", timeout=5).json()
-    tools = set()
-    for incident in body["incidents"]:
-        detail = httpx.get(f"{server.url}/api/v1/incidents/{incident['id']}", timeout=5).json()
-        tools |= {alert["labels"]["tool"] for alert in detail["alerts"]}
-    return tools
 
 
 def open_incident(server: BallastServer, tool: str) -> None:

@@ -18,10 +18,15 @@ import yaml
 from tests.conftest import REPO, need
 from tests.deploy.deployment_facts import (
     KUBERNETES,
+    all_manifests,
+    ballast_container,
     cli_command,
     dockerfile_uid,
     graceful_shutdown_seconds,
+    load,
+    one,
     parse_serve,
+    pod_spec,
     setting_env_names,
 )
 
@@ -29,42 +34,6 @@ NOT_IN_KUSTOMIZATION = {
     "secret.example.yaml": "applying it would overwrite the real tokens with placeholders",
     "db-upgrade-job.yaml": "optional, run by hand before a rolling upgrade",
 }
-
-
-def load(name: str) -> list[dict[str, Any]]:
-    with (KUBERNETES / name).open(encoding="utf-8") as file:
-        return [doc for doc in yaml.safe_load_all(file) if doc is not None]
-
-
-def all_manifests() -> dict[str, list[dict[str, Any]]]:
-    return {
-        path.name: load(path.name)
-        for path in sorted(KUBERNETES.glob("*.yaml"))
-        if path.name != "kustomization.yaml"
-    }
-
-
-def one(kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [
-        doc
-        for docs in all_manifests().values()
-        for doc in docs
-        if doc["kind"] == kind and (name is None or doc["metadata"]["name"] == name)
-    ]
-    assert len(found) == 1, f"expected one {kind} {name or ''}, found {len(found)}"
-    return found[0]
-
-
-def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
-    spec: dict[str, Any] = workload["spec"]["template"]["spec"]
-    return spec
-
-
-def ballast_container(workload: dict[str, Any]) -> dict[str, Any]:
-    containers = pod_spec(workload)["containers"]
-    assert len(containers) == 1
-    container: dict[str, Any] = containers[0]
-    return container
 
 
 def env_values(container: dict[str, Any]) -> dict[str, str]:
