@@ -162,6 +162,10 @@ def test_the_unit_command_starts_with_its_environment(tmp_path: Path) -> None:
     env = {}
     for name, value in environment().items():
         env[name] = value.replace("%S", str(state)).replace("%d", str(credentials))
+    for line in ENV_FILE.read_text(encoding="utf-8").splitlines():  # EnvironmentFile=, after
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, value = line.partition("=")
+            env[name.strip()] = value.strip()
     config.mkdir()
     shutil.copytree(REPO / "runbooks", config / "runbooks")
     env["BALLAST_RUNBOOKS"] = str(config / "runbooks")  # /etc/ballast/runbooks in the unit
