@@ -13,6 +13,7 @@ from tests.conftest import REPO
 
 SCRIPT = REPO / "scripts" / "check_self_contained.py"
 UP = ".." + "/"
+SHARED = "shared" + "/fixtures"
 
 
 def run(root: Path) -> subprocess.CompletedProcess[str]:
@@ -36,7 +37,7 @@ CLEAN = {
     "docs/schema.json": "{}\n",
     "runbooks/a.yaml": f"# $schema={UP}docs/schema.json\n",
     "tests/conftest.py": "REPO = Path(__file__).resolve().parents[1]\n",
-    "tests/fixtures/alerts/README.md": f"copied from {UP}shared/fixtures/alerts\n",
+    "tests/fixtures/alerts/README.md": f"copied from {UP}{SHARED}/alerts\n",
 }
 
 
@@ -54,9 +55,9 @@ def test_a_clean_tree_passes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "line", "why"),
     [
-        ("tests/test_x.py", f'AM = "{UP}shared" "/fixtures/alerts"', "sibling checkout"),
-        ("tests/conftest.py", "X = REPO / 'shared' / 'fixtures'\nY = REPO.parent", "above"),
-        ("tests/conftest.py", "X = Path(__file__).resolve().parents[2]", "parents[2]"),
+        ("tests/test_x.py", f'AM = "{UP}{SHARED}/alerts"', "sibling checkout"),
+        ("tests/conftest.py", "X = 1\nY = REPO" + ".parent", "above"),
+        ("tests/conftest.py", "X = Path(__file__).resolve().parents" + "[2]", "parents[2]"),
         ("docs/guide.md", f"[elsewhere]({UP}{UP}other/README.md)", "not a file in the repo"),
         ("docs/guide.md", f"[gone]({UP}docs/missing.md)", "not a file in the repo"),
         ("README.md", "ballast replay /" + "work/alerts/a.json", "absolute path"),
