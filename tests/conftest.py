@@ -25,16 +25,8 @@ POSTGRES_URL = os.environ.get("BALLAST_TEST_POSTGRES_URL")
 REQUIRE_ALL = os.environ.get("BALLAST_TEST_REQUIRE_ALL") == "1"
 
 
-def find_shared_fixtures() -> Path:
-    """``shared/fixtures/alerts``: a sibling of the checkout (locally and in CI)."""
-    for parent in [REPO, *REPO.parents]:
-        candidate = parent / "shared" / "fixtures" / "alerts"
-        if candidate.is_dir():
-            return candidate
-    raise RuntimeError(f"shared/fixtures/alerts not found beside {REPO}")
-
-
-FIXTURES = find_shared_fixtures()
+# Real senders' webhook bodies, with their origins in README.md there.
+FIXTURES = REPO / "tests" / "fixtures" / "alerts"
 
 
 def need(condition: bool, what: str) -> None:

@@ -13,7 +13,7 @@ import codecs
 import json
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Sized
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -248,7 +248,9 @@ def _message(error: ErrorDetails) -> str:
     if kind == "extra_forbidden":
         return "unknown field"
     if kind == "too_long":
-        return f"expected at most {ctx['max_length']} items, got {ctx['actual_length']}"
+        # Counted here: pydantic 2.14 no longer puts ``actual_length`` in the context.
+        got = len(value) if isinstance(value, Sized) else describe(value)
+        return f"expected at most {ctx['max_length']} items, got {got}"
     if kind == "string_too_long" and isinstance(value, str):
         return f"expected at most {ctx['max_length']} characters, got {len(value)}"
     expected = _EXPECTED.get(kind)

@@ -177,4 +177,7 @@ def _static_params(action: Action[Any], params: dict[str, Any]) -> tuple[list[An
 @functools.cache
 def _adapter(model: type[BaseModel], name: str) -> TypeAdapter[Any]:
     # Constraints are left out: literal values were checked with the whole model already.
-    return TypeAdapter(model.model_fields[name].annotation)
+    annotation = model.model_fields[name].annotation
+    if annotation is None:  # pydantic's "no annotation"; a model field always has one
+        raise TypeError(f"{model.__name__}.{name} has no type annotation")
+    return TypeAdapter(annotation)

@@ -1,4 +1,4 @@
-"""Every real payload in shared/fixtures/alerts goes through the HTTP endpoints.
+"""Every real payload in tests/fixtures/alerts goes through the HTTP endpoints.
 
 Each test asserts the incidents that result, and that posting the same webhook again
 (an Alertmanager retry, an HA twin, a repeat notification) leaves the state identical.

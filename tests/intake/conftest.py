@@ -1,10 +1,10 @@
-"""Parametrisation over every shared fixture file of a kind (see :mod:`.shared_fixtures`)."""
+"""Parametrisation over every payload fixture file of a kind (see :mod:`.payload_fixtures`)."""
 
 from __future__ import annotations
 
 import pytest
 
-from .shared_fixtures import fixture_files, fixture_name
+from .payload_fixtures import fixture_files, fixture_name
 
 FIXTURE_SETS = {
     "alertmanager_file": ("alertmanager*/*",),

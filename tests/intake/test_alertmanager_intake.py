@@ -1,4 +1,4 @@
-"""Alertmanager webhooks: every shared fixture, then the rules that real senders exercise."""
+"""Alertmanager webhooks: every payload fixture, then the rules that real senders exercise."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from bot.errors import PayloadError
 from bot.intake import AlertSource, AlertStatus, parse_alertmanager
 from bot.intake.alert import label_fingerprint
 
-from .shared_fixtures import fixture_files, fixture_name, load_fixture
+from .payload_fixtures import fixture_files, fixture_name, load_fixture
 
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
 CHECKOUT_KEY = '{}:{alertname="HighErrorRate", service="checkout"}'

@@ -13,7 +13,7 @@ from bot.intake import AlertSource, AlertStatus, parse_generic
 from bot.intake.alert import label_fingerprint
 from bot.intake.generic import MAX_ALERTS
 
-from .shared_fixtures import fixture_name, load_fixture
+from .payload_fixtures import fixture_name, load_fixture
 
 NOW = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 LABELS = {"alertname": "GroundednessLow", "service": "support-assistant"}

@@ -1,4 +1,4 @@
-"""Grafana unified-alerting webhooks: every shared fixture, extras, and legacy refusal."""
+"""Grafana unified-alerting webhooks: every payload fixture, extras, and legacy refusal."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bot.errors import PayloadError
 from bot.intake import AlertSource, AlertStatus, parse_grafana
 from bot.intake.grafana import LEGACY_MESSAGE
 
-from .shared_fixtures import fixture_files, fixture_name, load_fixture
+from .payload_fixtures import fixture_files, fixture_name, load_fixture
 
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
 FOLDER_ALERT = "指数大幅波动警告(日内涨跌幅>=3%)"

@@ -15,7 +15,7 @@ from bot.intake import (
     parse_payload,
 )
 
-from .shared_fixtures import fixture_files, fixture_name, load_fixture
+from .payload_fixtures import fixture_files, fixture_name, load_fixture
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from bot.cli import build_cli
 from bot.store.database import alembic_config
-from tests.conftest import REPO, DatabaseUnderTest
+from tests.conftest import FIXTURES, REPO, DatabaseUnderTest
 
 RUNBOOKS = REPO / "tests" / "api" / "runbooks"
-AM = REPO.parent / "shared" / "fixtures" / "alerts" / "alertmanager-captured"
+AM = FIXTURES / "alertmanager-captured"
 
 
 def test_cli_prints_and_writes_the_draft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
