@@ -11,16 +11,16 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from actions.base import Action
-from actions.disable_tool import DisableTool
-from actions.enable_tool import EnableTool
-from actions.force_human_review import ForceHumanReview
-from actions.http_request import HttpRequest
-from actions.notify import Notify
-from actions.page import Page
-from actions.rollback_prompt import RollbackPrompt
-from actions.rollback_retrieval_index import RollbackRetrievalIndex
-from actions.set_autonomy import SetAutonomy
-from actions.switch_model import SwitchModel
+from actions.builtin.disable_tool import DisableTool
+from actions.builtin.enable_tool import EnableTool
+from actions.builtin.force_human_review import ForceHumanReview
+from actions.builtin.http_request import HttpRequest
+from actions.builtin.notify import Notify
+from actions.builtin.page import Page
+from actions.builtin.rollback_prompt import RollbackPrompt
+from actions.builtin.rollback_retrieval_index import RollbackRetrievalIndex
+from actions.builtin.set_autonomy import SetAutonomy
+from actions.builtin.switch_model import SwitchModel
 
 BUILTIN_ACTIONS: tuple[type[Action[Any]], ...] = (
     DisableTool,

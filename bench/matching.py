@@ -30,8 +30,8 @@ from typing import Any
 
 from bot.matching.goregex import translate
 from bot.matching.index import MatcherIndex
-from bot.matching.runbook import Runbook
-from bot.matching.snapshot import Catalog
+from bot.runbooks.schema import Runbook
+from bot.runbooks.snapshot import Catalog
 
 SIZES = (10, 100, 1_000, 10_000, 100_000)
 SERVICES = 97
@@ -167,7 +167,7 @@ def runbook_file(number: int, template: str) -> str:
 
 
 def bench_loading(files: int, repeats: int) -> dict[str, Any]:
-    from bot.matching.loader import load_catalog  # only this part needs the loader
+    from bot.runbooks.loader import load_catalog  # only this part needs the loader
 
     template = (Path(__file__).resolve().parents[1] / "tests" / "example_runbook.yaml").read_text()
     with tempfile.TemporaryDirectory() as folder:

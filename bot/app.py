@@ -22,9 +22,9 @@ import bot
 from actions.backends.base import ControlBackend
 from actions.backends.flagd import FlagdFileBackend
 from actions.backends.unleash import UnleashBackend
+from actions.clients.http_policy import AllowlistHttpPolicy
+from actions.clients.paging import HttpPager
 from actions.context import Messenger
-from actions.http_policy import AllowlistHttpPolicy
-from actions.paging import HttpPager
 from actions.registry import default_registry
 from bot.api import (
     controls,
@@ -53,10 +53,10 @@ from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.incidents.escalation import Escalator
 from bot.incidents.reminders import Reminder
-from bot.matching.catalog import LiveCatalog
-from bot.matching.loader import load_catalog
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.loader import load_catalog
 from bot.runtime.gc_tuning import freeze_startup_heap
 from bot.scheduling.timers import TimerKind, TimerService
 from bot.settings import Settings

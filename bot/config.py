@@ -15,10 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from actions.backends.flagd import FlagdConfig
 from actions.backends.unleash import UnleashConfig
-from actions.http_policy import normalize_host_pattern
-from actions.paging import PagingTarget
+from actions.clients.http_policy import normalize_host_pattern
+from actions.clients.paging import PagingTarget
 from bot.errors import ConfigError
-from bot.matching.runbook import Duration
+from bot.runbooks.schema import Duration
 
 
 class IncidentsConfig(BaseModel):

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from bot.matching.explain import explain_payload
-from bot.matching.loader import load_catalog
+from bot.runbooks.explain import explain_payload
+from bot.runbooks.loader import load_catalog
 from tests.conftest import REPO
 
 EXAMPLES = REPO / "examples" / "alerts"

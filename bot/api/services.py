@@ -18,9 +18,9 @@ from bot.execution.executor import MitigationExecutor
 from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.incidents.escalation import Escalator
-from bot.matching.catalog import LiveCatalog
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
+from bot.runbooks.catalog import LiveCatalog
 from bot.scheduling.timers import TimerService
 from bot.settings import Settings
 from bot.slack.delivery import SlackDelivery

@@ -40,10 +40,10 @@ def postmortem(
 async def _draft(database_url: str | None, incident_id: int) -> Draft:
     from actions.registry import default_registry
     from bot.config import load_config
-    from bot.matching.catalog import LiveCatalog
-    from bot.matching.loader import load_catalog
     from bot.postmortem.draft import render_draft
     from bot.postmortem.facts import collect_facts
+    from bot.runbooks.catalog import LiveCatalog
+    from bot.runbooks.loader import load_catalog
 
     settings = load_settings(database_url)
     config = load_config(settings.config)

@@ -17,8 +17,8 @@ from bot.cli.output import fail
 
 if TYPE_CHECKING:
     from actions import ActionRegistry
-    from bot.matching.explain import AlertExplanation, RunbookCheck
-    from bot.matching.loader import CatalogLoad
+    from bot.runbooks.explain import AlertExplanation, RunbookCheck
+    from bot.runbooks.loader import CatalogLoad
 
 DEFAULT_PATHS = (Path("runbooks"),)
 SCHEMA_ID = "https://ballast.dev/schemas/runbook.schema.json"
@@ -37,7 +37,7 @@ PathsArgument = Annotated[
 @command(runbooks_app, short_help="Check runbooks; print each problem as path:line:col.")
 def validate(paths: PathsArgument = None) -> None:
     """Print every problem as path:line:col: message; exit 1 if any is an error."""
-    from bot.matching.loader import load_catalog
+    from bot.runbooks.loader import load_catalog
 
     load = load_catalog(paths or DEFAULT_PATHS)
     for diagnostic in load.diagnostics:
@@ -50,8 +50,8 @@ def validate(paths: PathsArgument = None) -> None:
 @command(runbooks_app, "test", short_help="Run the runbooks' example alerts against the catalog.")
 def run_examples(paths: PathsArgument = None) -> None:
     """Run every runbook's example alerts against the whole catalog; exit 1 on any failure."""
-    from bot.matching.loader import load_catalog
-    from bot.matching.testing import run_tests
+    from bot.runbooks.loader import load_catalog
+    from bot.runbooks.testing import run_tests
 
     load = load_catalog(paths or DEFAULT_PATHS)
     if load.catalog is None:
@@ -88,8 +88,8 @@ def explain(
     from bot.errors import PayloadError
     from bot.intake import parse_json_bytes
     from bot.intake.alert import AlertSource
-    from bot.matching.explain import explain_payload
-    from bot.matching.loader import load_catalog
+    from bot.runbooks.explain import explain_payload
+    from bot.runbooks.loader import load_catalog
 
     try:
         raw = (
@@ -133,7 +133,7 @@ def runbook_json_schema(registry: ActionRegistry) -> dict[str, Any]:
     """
     from pydantic.json_schema import models_json_schema
 
-    from bot.matching.runbook import Runbook
+    from bot.runbooks.schema import Runbook
 
     document = Runbook.model_json_schema()
     defs: dict[str, Any] = document.setdefault("$defs", {})

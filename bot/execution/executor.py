@@ -44,7 +44,7 @@ from bot.execution.undo import UndoSteps
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation
 from bot.incidents.reminders import schedule_reminder
-from bot.matching.runbook import Mitigation, MitigationMode
+from bot.runbooks.schema import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store import incidents as repo

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actions.context import ActionOutcome
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.timeline import TimelineKind
-from bot.matching.runbook import Mitigation
+from bot.runbooks.schema import Mitigation
 from bot.store import incidents as repo
 from bot.store.tables import Execution, Incident
 

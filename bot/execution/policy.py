@@ -15,7 +15,7 @@ from typing import Protocol
 from actions.base import Risk
 from bot.errors import PolicyError
 from bot.execution.results import ExecutionState
-from bot.matching.runbook import MitigationMode
+from bot.runbooks.schema import MitigationMode
 
 SYSTEM_ACTOR = "ballast"
 

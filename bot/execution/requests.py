@@ -22,8 +22,8 @@ from bot.execution.retrying import RetryPolicy
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.plan import PlannedMitigation, plan_mitigations
 from bot.intake.alert import template_context
-from bot.matching.catalog import LiveCatalog
-from bot.matching.runbook import Mitigation, Runbook
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.schema import Mitigation, Runbook
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import Execution, Incident

@@ -15,7 +15,7 @@ from bot.incidents.read_model import (
     TimelineOut,
 )
 from bot.intake.alert import template_context
-from bot.matching.catalog import LiveCatalog
+from bot.runbooks.catalog import LiveCatalog
 from bot.store import executions
 from bot.store import incidents as repo
 from bot.store.database import Database

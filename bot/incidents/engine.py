@@ -37,10 +37,10 @@ from bot.incidents.operations import mark_resolved
 from bot.incidents.outcome import AlertOutcome
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.intake.alert import AlertStatus, template_context
-from bot.matching.catalog import LiveCatalog
-from bot.matching.runbook import Runbook
-from bot.matching.templates import render_template
 from bot.metrics import Metrics
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.schema import Runbook
+from bot.runbooks.templates import render_template
 from bot.runtime.worker import WorkerLoop
 from bot.store import inbox
 from bot.store import incidents as repo

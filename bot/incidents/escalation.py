@@ -17,8 +17,8 @@ from actions.context import Messenger, Pager
 from actions.errors import ActionError
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
-from bot.matching.catalog import LiveCatalog
-from bot.matching.runbook import Runbook
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.schema import Runbook
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as timers
 from bot.store import incidents as repo

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from actions.registry import ActionRegistry
 from bot.errors import TemplateError
-from bot.matching.runbook import Mitigation, Runbook
-from bot.matching.templates import render_params
+from bot.runbooks.schema import Mitigation, Runbook
+from bot.runbooks.templates import render_params
 
 
 @dataclass(frozen=True, slots=True)

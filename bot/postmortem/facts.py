@@ -24,8 +24,6 @@ from bot.incidents.detail import load_incident_detail
 from bot.incidents.phases import phase_durations
 from bot.incidents.read_model import IncidentDetail, TimelineOut
 from bot.incidents.timeline import TimelineKind
-from bot.matching.catalog import LiveCatalog
-from bot.matching.runbook import Runbook
 from bot.postmortem.models import (
     ControlChangeFact,
     ControlFact,
@@ -38,6 +36,8 @@ from bot.postmortem.models import (
     ServiceControls,
     TimelineLine,
 )
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.schema import Runbook
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import StoredControlChange

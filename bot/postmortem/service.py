@@ -27,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actions.registry import ActionRegistry
 from bot.config import PostmortemConfig
 from bot.incidents.changes import ChangeKind, IncidentChange
-from bot.matching.catalog import LiveCatalog
 from bot.postmortem.draft import Draft, file_name, render_draft
 from bot.postmortem.facts import collect_facts
 from bot.postmortem.models import PostmortemFacts
 from bot.postmortem.polish import polish_summary
+from bot.runbooks.catalog import LiveCatalog
 from bot.store.database import Database
 from bot.store.tables import StoredPostmortem
 

@@ -16,7 +16,7 @@ from bot.config import SlackConfig
 from bot.errors import NotFoundError
 from bot.incidents.changes import ChangeKind, IncidentChange
 from bot.incidents.detail import load_incident_detail
-from bot.matching.catalog import LiveCatalog
+from bot.runbooks.catalog import LiveCatalog
 from bot.slack.blocks import render_incident
 from bot.slack.outbox import Enqueued, SlackOutbox
 from bot.slack.view import build_view

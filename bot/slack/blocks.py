@@ -32,8 +32,8 @@ from actions.base import Risk
 from bot.execution.results import ExecutionState
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import NOT_RUN, IncidentSummary
-from bot.matching.duration import format_duration
-from bot.matching.runbook import MitigationMode, Runbook
+from bot.runbooks.duration import format_duration
+from bot.runbooks.schema import MitigationMode, Runbook
 from bot.slack.ids import ActionId, ButtonValue, action_id
 from bot.slack.view import DashboardLink, IncidentView, MitigationView, escape, mention
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.errors import BallastError
-from bot.matching.runbook import SLUG_PATTERN
+from bot.runbooks.schema import SLUG_PATTERN
 
 MAX_ACTION_ID = 255
 MAX_BUTTON_VALUE = 2000

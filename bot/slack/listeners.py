@@ -27,8 +27,8 @@ from bot.incidents.escalation import Escalator
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import IncidentSummary
 from bot.incidents.timeline import TimelineKind
-from bot.matching.catalog import LiveCatalog
 from bot.postmortem.service import PostmortemService
+from bot.runbooks.catalog import LiveCatalog
 from bot.slack import commands as cmd
 from bot.slack.blocks import (
     SlackMessage,

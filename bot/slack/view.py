@@ -30,8 +30,8 @@ from bot.incidents.read_model import (
     MitigationOut,
 )
 from bot.intake.alert import AlertStatus, template_context
-from bot.matching.runbook import MitigationMode, Runbook
-from bot.matching.templates import is_template, render_template
+from bot.runbooks.schema import MitigationMode, Runbook
+from bot.runbooks.templates import is_template, render_template
 from bot.slack.ids import ActionId
 
 MAX_ALERT_EXAMPLES = 5

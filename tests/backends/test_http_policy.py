@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from actions.clients.http_policy import AllowlistHttpPolicy
 from actions.errors import FinalError
-from actions.http_policy import AllowlistHttpPolicy
 
 POLICY = AllowlistHttpPolicy(
     ["api.example.com", "*.internal.example.net", "10.0.0.7", "::1"],

@@ -17,11 +17,11 @@ import pytest
 from pydantic import TypeAdapter
 
 from actions.backends.unleash import UnleashBackend, UnleashConfig
+from actions.builtin.http_request import HttpCall, send
+from actions.clients.http_policy import AllowlistHttpPolicy
+from actions.clients.paging import HttpPager, PagingTarget
 from actions.context import ActionContext
 from actions.errors import ActionError
-from actions.http_policy import AllowlistHttpPolicy
-from actions.http_request import HttpCall, send
-from actions.paging import HttpPager, PagingTarget
 from tests.backends.conftest import RecordingServer
 
 SECRETS = {

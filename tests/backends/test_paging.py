@@ -10,8 +10,8 @@ import httpx
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from actions.clients.paging import HttpPager, OpsgenieTarget, PagerDutyTarget, PagingTarget
 from actions.errors import FinalError, RetryableError
-from actions.paging import HttpPager, OpsgenieTarget, PagerDutyTarget, PagingTarget
 from tests.backends.conftest import RecordingServer
 
 ENV = {"PD_CHECKOUT_KEY": "R0UTINGKEY123", "OG_ML_KEY": "genie-secret-456"}

@@ -202,7 +202,7 @@ def test_runbooks_configmap_is_mounted_at_ballast_runbooks() -> None:
 
 def test_runbooks_load_from_a_configmap_volume_layout(tmp_path: Path) -> None:
     """The kubelet mounts a ConfigMap as symlinks into a hidden, timestamped folder."""
-    from bot.matching.loader import load_catalog
+    from bot.runbooks.loader import load_catalog
 
     configmap = one("ConfigMap", "ballast-runbooks")
     folder = tmp_path / "runbooks"

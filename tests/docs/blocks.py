@@ -199,7 +199,7 @@ def _yaml_kind(block: Block) -> str:
         if "id" in data and "match" in data:
             return "runbook"
         from bot.config import BallastConfig
-        from bot.matching.runbook import Runbook
+        from bot.runbooks.schema import Runbook
 
         keys = set(data)
         config_keys = set(BallastConfig.model_fields)

@@ -129,7 +129,7 @@ def check_ballast_yaml(block: Block, tmp_path: Path) -> None:
 
 def _load_runbook(data: dict[str, Any], tmp_path: Path) -> None:
     from actions.registry import default_registry
-    from bot.matching.loader import load_catalog
+    from bot.runbooks.loader import load_catalog
 
     folder = tmp_path / "runbooks"
     folder.mkdir()

@@ -14,7 +14,7 @@ from bot.execution.policy import (
     is_owner,
     record_approval,
 )
-from bot.matching.runbook import MitigationMode
+from bot.runbooks.schema import MitigationMode
 
 ONCALL = "@ai-platform-oncall"
 DIRECTORY = StaticDirectory({ONCALL: ["U0ALICE001", "U0BOB00002"], "@empty": []})

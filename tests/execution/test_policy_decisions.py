@@ -8,7 +8,7 @@ from actions.base import Risk
 from bot.errors import PolicyError
 from bot.execution.policy import SYSTEM_ACTOR, decide, in_progress, waiting_for
 from bot.execution.results import ExecutionState
-from bot.matching.runbook import MitigationMode
+from bot.runbooks.schema import MitigationMode
 
 AUTO, APPROVE = MitigationMode.AUTO, MitigationMode.APPROVE
 

@@ -12,9 +12,9 @@ import pytest
 
 from bot.incidents.engine import IncidentEngine
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
-from bot.matching.catalog import LiveCatalog
-from bot.matching.loader import load_catalog
 from bot.metrics import Metrics
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.loader import load_catalog
 from bot.store import inbox
 from bot.store import incidents as repo
 from bot.store.database import Database

@@ -20,7 +20,7 @@ from bot.incidents.read_model import (
     IncidentSummary,
     MitigationOut,
 )
-from bot.matching.runbook import Runbook
+from bot.runbooks.schema import Runbook
 from bot.slack.blocks import (
     SlackMessage,
     render_controls,

@@ -7,7 +7,7 @@ always the text as written (so ``on:`` is ``"on"``, not ``True``), a key written
 error instead of silently keeping the last one, and a file that expands past
 :data:`MAX_NODES` nodes (an alias bomb) is refused.
 
-Nothing here knows what a runbook is; :mod:`bot.matching.runbook_checks` does.
+Nothing here knows what a runbook is; :mod:`bot.runbooks.checks` does.
 """
 
 from __future__ import annotations

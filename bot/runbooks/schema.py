@@ -2,7 +2,7 @@
 
 Strict on purpose (``extra="forbid"``): a misspelt field is a load error with file:line:col,
 not a silently ignored line. Template strings (title, dashboard URLs, params) are kept as
-written; :mod:`bot.matching.templates` checks and renders them.
+written; :mod:`bot.runbooks.templates` checks and renders them.
 
 Each ``match`` item is read as Alertmanager reads an item of its config's ``matchers:`` list
 (``ParseMatchers``): one or more comma-separated matchers, optionally in braces, so
@@ -30,8 +30,8 @@ from pydantic import (
 )
 
 from bot.errors import MatcherSyntaxError
-from bot.matching.duration import format_duration, parse_duration
 from bot.matching.matcher import Matcher, parse_matchers
+from bot.runbooks.duration import format_duration, parse_duration
 
 RUNBOOK_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"

@@ -1,9 +1,9 @@
 """Validate one runbook file's data: the schema, and what the schema alone cannot point at.
 
-:func:`check_runbook` validates against :class:`~bot.matching.runbook.Runbook` and reports every
-problem at its own key or value: schema errors (through :mod:`bot.matching.schema_errors`),
+:func:`check_runbook` validates against :class:`~bot.runbooks.schema.Runbook` and reports every
+problem at its own key or value: schema errors (through :mod:`bot.runbooks.schema_errors`),
 matcher syntax (the column of the bad matcher, also inside a comma-separated item), templates,
-the order of escalation steps, and the mitigations (:mod:`bot.matching.mitigation_checks`).
+the order of escalation steps, and the mitigations (:mod:`bot.runbooks.mitigation_checks`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from pydantic import ValidationError
 
 from actions import ActionRegistry
 from bot.errors import Diagnostic, MatcherSyntaxError
-from bot.matching.duration import format_duration, parse_duration
-from bot.matching.mitigation_checks import check_mitigations
-from bot.matching.model_fields import fields_of
-from bot.matching.runbook import Runbook, parse_match_item
-from bot.matching.schema_errors import show, translate, where
-from bot.matching.templates import is_template, template_problems
-from bot.matching.yaml_positions import DataPath, PositionedDocument
+from bot.runbooks.duration import format_duration, parse_duration
+from bot.runbooks.mitigation_checks import check_mitigations
+from bot.runbooks.model_fields import fields_of
+from bot.runbooks.schema import Runbook, parse_match_item
+from bot.runbooks.schema_errors import show, translate, where
+from bot.runbooks.templates import is_template, template_problems
+from bot.runbooks.yaml_positions import DataPath, PositionedDocument
 
 
 def check_shape(doc: PositionedDocument, out: list[Diagnostic]) -> bool:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actions import default_registry
-from bot.matching.loader import load_catalog, runbook_files
+from bot.runbooks.loader import load_catalog, runbook_files
 
 TESTS = Path(__file__).resolve().parents[1]
 EXAMPLE = TESTS / "example_runbook.yaml"

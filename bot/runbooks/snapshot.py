@@ -1,6 +1,6 @@
 """One loaded set of runbooks: never changes once built, matched through an index.
 
-The loader builds these; :class:`bot.matching.catalog.LiveCatalog` holds the one that is live
+The loader builds these; :class:`bot.runbooks.catalog.LiveCatalog` holds the one that is live
 and swaps it atomically on reload.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from bot.matching.index import MatcherIndex
-from bot.matching.runbook import Runbook
+from bot.runbooks.schema import Runbook
 
 
 def precedence(runbook: Runbook) -> tuple[int, str]:

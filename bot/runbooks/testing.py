@@ -18,11 +18,11 @@ from typing import Any
 from actions import ActionRegistry, Risk, default_registry
 from bot.errors import TemplateError
 from bot.intake.alert import Alert, AlertSource, AlertStatus, label_fingerprint, template_context
-from bot.matching.mitigation_checks import params_problems
-from bot.matching.runbook import ExpectOutcome, MitigationMode, Runbook, RunbookTest
-from bot.matching.schema_errors import where
-from bot.matching.snapshot import Catalog
-from bot.matching.templates import render_params, render_template
+from bot.runbooks.mitigation_checks import params_problems
+from bot.runbooks.schema import ExpectOutcome, MitigationMode, Runbook, RunbookTest
+from bot.runbooks.schema_errors import where
+from bot.runbooks.snapshot import Catalog
+from bot.runbooks.templates import render_params, render_template
 
 # Examples render with a fixed start time, so a title that shows it is the same on every run.
 EXAMPLE_STARTS_AT = datetime(2024, 1, 1, tzinfo=UTC)

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from actions.backends.base import FlagValue
 from actions.base import ActionParams, Risk, service_field
+from actions.builtin.control_action import ControlAction
 from actions.context import ActionContext
-from actions.control_action import ControlAction
 from actions.controls import HumanReviewLevel, human_review_key
 
 _LEVELS = frozenset(level.value for level in HumanReviewLevel)

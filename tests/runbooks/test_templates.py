@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.errors import TemplateError
-from bot.matching.templates import (
+from bot.runbooks.templates import (
     TEMPLATE_NAMES,
     is_template,
     render_params,

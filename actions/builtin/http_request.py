@@ -21,7 +21,7 @@ from actions.http_errors import status_error, transport_error
 if TYPE_CHECKING:  # imported when a call is sent: loading runbooks need not pay for httpx
     import httpx
 
-# A ${NAME} reference not escaped as $${NAME} (see actions.http_policy).
+# A ${NAME} reference not escaped as $${NAME} (see actions.clients.http_policy).
 _SECRET_REF = re.compile(r"(?<!\$)\$\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 

@@ -3,7 +3,7 @@
 :func:`translate` turns each pydantic error into where to point (a data path, and whether at
 the key or the value) and one line that says what is wrong, quotes the bad value and names the
 fix: ``unknown field 'dashbords'; did you mean 'dashboards'?``. The caller adds the file, line
-and column (:meth:`~bot.matching.yaml_positions.PositionedDocument.diagnostic`).
+and column (:meth:`~bot.runbooks.yaml_positions.PositionedDocument.diagnostic`).
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from actions.base import NAME_PATTERN
-from bot.matching.model_fields import enum_members, field_name, fields_of, model_at
-from bot.matching.runbook import (
+from bot.runbooks.model_fields import enum_members, field_name, fields_of, model_at
+from bot.runbooks.schema import (
     LABEL_NAME_PATTERN,
     OWNER_PATTERN,
     RUNBOOK_ID_PATTERN,
     SLUG_PATTERN,
 )
-from bot.matching.yaml_positions import DataPath
+from bot.runbooks.yaml_positions import DataPath
 
 Problem = tuple[DataPath, str, bool]
 """Where to point, the message, and whether to point at the key rather than the value."""

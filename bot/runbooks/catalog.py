@@ -1,6 +1,6 @@
 """The live set of runbooks: the holder that swaps it atomically on reload.
 
-A :class:`~bot.matching.snapshot.Catalog` never changes once built: a reader takes
+A :class:`~bot.runbooks.snapshot.Catalog` never changes once built: a reader takes
 ``live.current`` once and works with that snapshot, however many reloads happen meanwhile.
 :class:`LiveCatalog` replaces its catalog only when a reload has no errors, so a bad push to
 the runbooks repo never takes the last good catalog away from a running bot.
@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from actions import ActionRegistry
-from bot.matching.loader import CatalogLoad, load_catalog
-from bot.matching.snapshot import Catalog
+from bot.runbooks.loader import CatalogLoad, load_catalog
+from bot.runbooks.snapshot import Catalog
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 from actions.backends.base import FlagValue
 from actions.base import ActionParams, Risk
+from actions.builtin.control_action import ControlAction
+from actions.builtin.disable_tool import ToolParams
 from actions.context import ActionContext
-from actions.control_action import ControlAction
-from actions.disable_tool import ToolParams
 
 
 class EnableTool(ControlAction[ToolParams]):

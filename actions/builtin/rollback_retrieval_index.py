@@ -6,10 +6,10 @@ from typing import ClassVar
 
 from actions.backends.base import FlagValue
 from actions.base import ActionParams, Risk
+from actions.builtin.control_action import ControlAction
+from actions.builtin.rollback_prompt import RollbackParams, resolve_version
 from actions.context import ActionContext
-from actions.control_action import ControlAction
 from actions.controls import retrieval_index_key
-from actions.rollback_prompt import RollbackParams, resolve_version
 
 
 class RollbackRetrievalIndex(ControlAction[RollbackParams]):

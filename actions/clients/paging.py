@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from actions.builtin.page import PageSeverity
 from actions.errors import FinalError
 from actions.http_errors import status_error, transport_error
-from actions.page import PageSeverity
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 

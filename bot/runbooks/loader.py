@@ -3,11 +3,11 @@
 One runbook per ``*.yaml``/``*.yml`` file, found recursively; names starting with ``_`` or
 ``.`` are skipped (shared snippets, editor files). Each file goes through three steps:
 
-1. :mod:`bot.matching.yaml_positions` parses it, keeping the line and column of every value;
-2. :mod:`bot.matching.runbook_checks` validates it against the schema and beyond (matchers,
-   templates, escalation order; :mod:`bot.matching.mitigation_checks` for actions, params
+1. :mod:`bot.runbooks.yaml_positions` parses it, keeping the line and column of every value;
+2. :mod:`bot.runbooks.checks` validates it against the schema and beyond (matchers,
+   templates, escalation order; :mod:`bot.runbooks.mitigation_checks` for actions, params
    and risk), with pydantic errors put in an author's words by
-   :mod:`bot.matching.schema_errors`;
+   :mod:`bot.runbooks.schema_errors`;
 3. here, across files: duplicate runbook ids, and warnings for runbooks that cannot be
    indexed or that also match another runbook's example alert.
 
@@ -23,12 +23,12 @@ from pathlib import Path
 
 from actions import ActionRegistry, default_registry
 from bot.errors import Diagnostic
-from bot.matching.mitigation_checks import params_problems
-from bot.matching.runbook import ExpectOutcome, Runbook
-from bot.matching.runbook_checks import check_runbook, check_shape
-from bot.matching.schema_errors import where
-from bot.matching.snapshot import Catalog
-from bot.matching.yaml_positions import read_document
+from bot.runbooks.checks import check_runbook, check_shape
+from bot.runbooks.mitigation_checks import params_problems
+from bot.runbooks.schema import ExpectOutcome, Runbook
+from bot.runbooks.schema_errors import where
+from bot.runbooks.snapshot import Catalog
+from bot.runbooks.yaml_positions import read_document
 
 __all__ = ["CatalogLoad", "load_catalog", "params_problems", "runbook_files", "where"]
 

@@ -13,12 +13,12 @@ import pytest
 from actions import Action, ActionRegistry, default_registry
 from bot.errors import PayloadError
 from bot.intake.alert import AlertSource
-from bot.matching.catalog import LiveCatalog
-from bot.matching.explain import explain_labels, explain_payload
-from bot.matching.loader import load_catalog
-from bot.matching.runbook import Runbook
-from bot.matching.snapshot import Catalog
-from bot.matching.testing import run_tests
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.explain import explain_labels, explain_payload
+from bot.runbooks.loader import load_catalog
+from bot.runbooks.schema import Runbook
+from bot.runbooks.snapshot import Catalog
+from bot.runbooks.testing import run_tests
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example_runbook.yaml"
 

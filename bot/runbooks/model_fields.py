@@ -14,7 +14,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from bot.matching.yaml_positions import DataPath
+from bot.runbooks.yaml_positions import DataPath
 
 
 def fields_of(model: type[BaseModel] | None, *, required: bool = False) -> list[str]:

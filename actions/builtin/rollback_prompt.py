@@ -8,8 +8,8 @@ from pydantic import Field
 
 from actions.backends.base import FlagValue
 from actions.base import ActionParams, Risk, service_field
+from actions.builtin.control_action import ControlAction
 from actions.context import ActionContext
-from actions.control_action import ControlAction
 from actions.controls import prompt_version_key
 from actions.errors import FinalError
 

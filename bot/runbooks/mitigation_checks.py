@@ -24,11 +24,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from actions import Action, ActionRegistry, Risk
 from bot.errors import Diagnostic
-from bot.matching.model_fields import enum_members, field_name
-from bot.matching.runbook import MitigationMode
-from bot.matching.schema_errors import Problem, translate, where
-from bot.matching.templates import is_template
-from bot.matching.yaml_positions import DataPath, PositionedDocument
+from bot.runbooks.model_fields import enum_members, field_name
+from bot.runbooks.schema import MitigationMode
+from bot.runbooks.schema_errors import Problem, translate, where
+from bot.runbooks.templates import is_template
+from bot.runbooks.yaml_positions import DataPath, PositionedDocument
 
 
 def check_mitigations(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from bot.intake import AlertSource, detect_source, parse_payload
 from bot.intake.alert import Alert
 from bot.matching.matcher import MatchOp
-from bot.matching.snapshot import Catalog, precedence
+from bot.runbooks.snapshot import Catalog, precedence
 
 
 @dataclass(frozen=True, slots=True)

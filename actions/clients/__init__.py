@@ -1,0 +1,1 @@
+"""Clients of the services that actions talk to (paging providers, HTTP policy)."""

@@ -1,0 +1,1 @@
+"""Runbooks as code: schema, loader with file:line diagnostics, checks, tests, catalog."""
