@@ -41,6 +41,7 @@ NOT_RUN_REASONS = (
     "installs packages",
     "diagram",
     "sample output",
+    "runs until stopped",
 )
 
 SHELL_LANGS = frozenset({"sh", "bash", "shell", "console"})
