@@ -37,8 +37,11 @@ async def replicas(
 async def step_both(a: Rig, b: Rig, seconds: float) -> None:
     a.clock.advance(seconds=seconds)
     await asyncio.gather(a.delivery.drain(), b.delivery.drain())
+    # Both rigs share one Slack emulation and clock; stamp the calls on both, since either
+    # may turn out to be the sender (stamping only ``a`` was a KeyError whenever ``b`` won).
     for call in a.slack.calls():
-        a.stamps.setdefault(call.seq, a.clock())
+        for rig in (a, b):
+            rig.stamps.setdefault(call.seq, a.clock())
 
 
 async def test_one_replica_sends_and_the_other_takes_over_when_it_dies(
