@@ -22,7 +22,7 @@ from tests.deploy.deployment_facts import (
 
 NEEDS = {
     "docker": "<!-- not-run: needs docker -->",
-    "kubectl": "<!-- not-run: needs kubernetes -->",
+    "kubectl": "<!-- not-run: needs a Kubernetes cluster -->",
     "systemctl": "<!-- not-run: needs systemd -->",
 }
 

@@ -42,6 +42,7 @@ NOT_RUN_REASONS = (
     "diagram",
     "sample output",
     "runs until stopped",
+    "run by tests/",
 )
 
 SHELL_LANGS = frozenset({"sh", "bash", "shell", "console"})

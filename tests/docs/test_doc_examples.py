@@ -92,6 +92,22 @@ def test_not_run_reasons_are_from_the_allowed_set() -> None:
     assert not problems, "\n".join(problems)
 
 
+def test_blocks_run_elsewhere_name_a_real_test() -> None:
+    """``<!-- not-run: run by tests/X.py ... (name) -->``: that test exists and names the block."""
+    problems = []
+    for block in BLOCKS:
+        reason = block.not_run_reason or ""
+        if not reason.startswith("run by tests/"):
+            continue
+        path = REPO / reason.removeprefix("run by ").split()[0].rstrip(",:;")
+        label = re.search(r"\((\S+)\)\s*$", reason)
+        if not path.is_file():
+            problems.append(f"{block.where}: {path.relative_to(REPO)} does not exist")
+        elif label is None or f'"{label.group(1)}"' not in path.read_text(encoding="utf-8"):
+            problems.append(f"{block.where}: {path.name} never runs a block labelled (name)")
+    assert not problems, "\n".join(problems)
+
+
 def test_the_extractor_sees_markers_indented_blocks_and_unknown_kinds(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text(
