@@ -30,7 +30,9 @@ from bot.incidents.timeline import TimelineKind
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
 from bot.slack import commands as cmd
-from bot.slack.blocks import (
+from bot.slack.delivery import SlackDelivery
+from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
+from bot.slack.incident_message import (
     SlackMessage,
     render_controls,
     render_incident,
@@ -38,8 +40,6 @@ from bot.slack.blocks import (
     render_runbook,
     render_runbook_list,
 )
-from bot.slack.delivery import SlackDelivery
-from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
 from bot.slack.outbox import SlackOutbox
 from bot.slack.view import build_view
 from bot.store import incidents as repo

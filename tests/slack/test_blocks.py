@@ -21,7 +21,9 @@ from bot.incidents.read_model import (
     MitigationOut,
 )
 from bot.runbooks.schema import Runbook
-from bot.slack.blocks import (
+from bot.slack.commands import HELP
+from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, action_id, parse_action_id
+from bot.slack.incident_message import (
     SlackMessage,
     render_controls,
     render_ephemeral,
@@ -30,8 +32,6 @@ from bot.slack.blocks import (
     render_runbook,
     render_runbook_list,
 )
-from bot.slack.commands import HELP
-from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, action_id, parse_action_id
 from bot.slack.view import build_view, mention
 
 RUNBOOKS = Path(__file__).parents[2] / "runbooks"

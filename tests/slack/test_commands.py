@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.slack.blocks import render_ephemeral
 from bot.slack.commands import (
     HELP,
     Ack,
@@ -26,6 +25,7 @@ from bot.slack.commands import (
     parse_command,
     usage,
 )
+from bot.slack.incident_message import render_ephemeral
 
 
 @pytest.mark.parametrize(
