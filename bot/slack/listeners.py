@@ -30,16 +30,16 @@ from bot.incidents.timeline import TimelineKind
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
 from bot.slack import commands as cmd
-from bot.slack.delivery import SlackDelivery
-from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
-from bot.slack.incident_message import (
-    SlackMessage,
+from bot.slack.answers import (
     render_controls,
-    render_incident,
     render_incident_list,
     render_runbook,
     render_runbook_list,
 )
+from bot.slack.delivery import SlackDelivery
+from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
+from bot.slack.incident_message import render_incident
+from bot.slack.mrkdwn import SlackMessage
 from bot.slack.outbox import SlackOutbox
 from bot.slack.view import build_view
 from bot.store import incidents as repo

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.slack.answers import render_ephemeral
 from bot.slack.commands import (
     HELP,
     Ack,
@@ -25,7 +26,6 @@ from bot.slack.commands import (
     parse_command,
     usage,
 )
-from bot.slack.incident_message import render_ephemeral
 
 
 @pytest.mark.parametrize(
