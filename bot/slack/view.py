@@ -19,7 +19,7 @@ from typing import Any
 
 from actions.base import Risk
 from bot.errors import TemplateError
-from bot.execution.policy import SYSTEM_ACTOR, approvals_needed
+from bot.execution.policy import approvals_needed
 from bot.execution.results import ExecutionState
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import (
@@ -29,6 +29,7 @@ from bot.incidents.read_model import (
     IncidentSummary,
     MitigationOut,
 )
+from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.intake.alert import AlertStatus, template_context
 from bot.runbooks.schema import MitigationMode, Runbook
 from bot.runbooks.templates import is_template, render_template
