@@ -131,7 +131,7 @@ class SlackHandlers:
                 rows = await repo.list_incidents(
                     session, statuses=[st for st in IncidentStatus if st.is_open], limit=50
                 )
-            return render_incident_list([IncidentSummary.of(row) for row in rows])
+            return render_incident_list([IncidentSummary.model_validate(row) for row in rows])
         if isinstance(command, cmd.Show):
             detail = await load_incident_detail(s.db, s.catalog, s.registry, command.incident_id)
             runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
