@@ -47,12 +47,13 @@ from bot.errors import RunbookError
 from bot.execution.auto import AutoMitigator
 from bot.execution.context import ConsoleMessenger, ContextFactory, NoPager
 from bot.execution.executor import MitigationExecutor
-from bot.execution.policy import SYSTEM_ACTOR, OwnerDirectory, StaticDirectory
+from bot.execution.policy import OwnerDirectory, StaticDirectory
 from bot.execution.retrying import RetryPolicy
 from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.incidents.escalation import Escalator
 from bot.incidents.reminders import Reminder
+from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog

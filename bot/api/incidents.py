@@ -47,7 +47,7 @@ async def list_incidents(
             limit=limit,
             before_id=before_id,
         )
-        return IncidentList(incidents=[IncidentSummary.of(row) for row in rows])
+        return IncidentList(incidents=[IncidentSummary.model_validate(row) for row in rows])
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail)

@@ -166,7 +166,7 @@ async def _list(
             rows = await repo.list_incidents(
                 session, statuses=statuses, service=service, runbook_id=runbook, limit=limit
             )
-            return [IncidentSummary.of(row) for row in rows]
+            return [IncidentSummary.model_validate(row) for row in rows]
     finally:
         await db.close()
 
@@ -182,9 +182,9 @@ async def _show(database_url: str | None, incident_id: int) -> IncidentDetail:
             alerts = await repo.alerts_of(session, incident_id)
             timeline = await repo.timeline_of(session, incident_id)
         return IncidentDetail(
-            **IncidentSummary.of(incident).model_dump(),
-            alerts=[AlertOut.of(a) for a in alerts],
-            timeline=[TimelineOut.of(t) for t in timeline],
+            **IncidentSummary.model_validate(incident).model_dump(),
+            alerts=[AlertOut.model_validate(a) for a in alerts],
+            timeline=[TimelineOut.model_validate(t) for t in timeline],
             mitigations=[],
         )
     finally:

@@ -31,7 +31,6 @@ from actions.errors import ActionError, FinalError
 from bot.errors import ConflictError, NotFoundError, PolicyError
 from bot.execution import journal
 from bot.execution.policy import (
-    SYSTEM_ACTOR,
     Decision,
     decide,
     in_progress,
@@ -44,6 +43,7 @@ from bot.execution.undo import UndoSteps
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation
 from bot.incidents.reminders import schedule_reminder
+from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.runbooks.schema import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store

@@ -15,9 +15,8 @@ from typing import Protocol
 from actions.base import Risk
 from bot.errors import PolicyError
 from bot.execution.results import ExecutionState
+from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.runbooks.schema import MitigationMode
-
-SYSTEM_ACTOR = "ballast"
 
 
 class OwnerDirectory(Protocol):

@@ -13,10 +13,10 @@ from actions.context import ActionOutcome
 from actions.errors import ActionError
 from bot.errors import ConflictError
 from bot.execution import journal
-from bot.execution.policy import SYSTEM_ACTOR
 from bot.execution.requests import ExecutorBase, result_of
 from bot.execution.results import ExecutionState, Preview, RunResult
 from bot.execution.retrying import with_retries
+from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store import incidents as repo

@@ -33,11 +33,11 @@ async def load_incident_detail(
         runs = {
             row.mitigation_id: row for row in await executions.of_incident(session, incident_id)
         }
-    summary = IncidentSummary.of(incident)
+    summary = IncidentSummary.model_validate(incident)
     return IncidentDetail(
         **summary.model_dump(),
-        alerts=[AlertOut.of(alert) for alert in alerts],
-        timeline=[TimelineOut.of(entry) for entry in timeline],
+        alerts=[AlertOut.model_validate(alert) for alert in alerts],
+        timeline=[TimelineOut.model_validate(entry) for entry in timeline],
         mitigations=_mitigations(catalog, registry, incident.runbook_id, alerts, runs),
     )
 

@@ -33,6 +33,7 @@ from bot.errors import TemplateError
 from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange
 from bot.incidents.escalation import schedule_escalations
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.merge import merge_alert
 from bot.incidents.operations import mark_resolved
 from bot.incidents.outcome import AlertOutcome
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
@@ -47,7 +48,7 @@ from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.ingest_pacing import IngestPacing
 from bot.store.retry import in_transaction
-from bot.store.tables import InboxAlert, Incident, IncidentAlert
+from bot.store.tables import InboxAlert, Incident
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +223,7 @@ class IncidentEngine:
         elif incident is None:
             incident = await self._open(session, routing, row, now, changes)
         change = changes.setdefault(incident.id, IncidentChange(incident.id))
-        outcome = await self._merge_alert(session, incident, row, now, change)
+        outcome = await merge_alert(session, incident, row, now, change)
         if row.truncated_alerts:
             change.notes.append(
                 f"the source left out {row.truncated_alerts} alert(s) of this group (max_alerts);"
@@ -336,106 +337,6 @@ class IncidentEngine:
             return render_template(runbook.title, template_context(row)), None
         except TemplateError as err:
             return f"{alertname} ({runbook.id})", str(err)
-
-    async def _merge_alert(
-        self,
-        session: AsyncSession,
-        incident: Incident,
-        row: InboxAlert,
-        now: datetime,
-        change: IncidentChange,
-    ) -> AlertOutcome:
-        """Add or update the incident's alert for ``row``; returns what happened to it.
-
-        The incident's counts move by exactly this alert's transition. That is exact because
-        the incident row is locked for the whole transaction (``FOR UPDATE`` on PostgreSQL;
-        SQLite has one writer) and only this method changes an incident's alerts; recounting
-        every alert of the incident per stored alert made a storm into one incident quadratic.
-        """
-        existing = await repo.alert_of(session, incident.id, row.fingerprint)
-        name = row.labels.get("alertname", "alert")
-        if existing is None:
-            incident.alert_count += 1
-            if row.status == AlertStatus.FIRING:
-                incident.firing_count += 1
-            session.add(
-                IncidentAlert(
-                    incident_id=incident.id,
-                    fingerprint=row.fingerprint,
-                    status=row.status,
-                    starts_at=row.starts_at,
-                    ends_at=row.ends_at,
-                    labels=row.labels,
-                    annotations=row.annotations,
-                    generator_url=row.generator_url,
-                    source=row.source,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                )
-            )
-            kind = (
-                TimelineKind.ALERT_FIRING
-                if row.status == AlertStatus.FIRING
-                else TimelineKind.ALERT_RESOLVED
-            )
-            self._journal_alert(session, incident, row, now, kind, f"{name} {row.status}")
-            change.kinds.add(ChangeKind.UPDATED)
-            return AlertOutcome.NEW_ALERT
-        if existing.status == AlertStatus.FIRING:
-            # Still firing: a newer startsAt is a resend (generic senders without starts_at),
-            # not a new occurrence; a resolve counts unless it is of an older occurrence.
-            if row.status == AlertStatus.RESOLVED and row.starts_at >= existing.starts_at:
-                incident.firing_count -= 1
-                self._overwrite(existing, row, now)
-                self._journal_alert(
-                    session, incident, row, now, TimelineKind.ALERT_RESOLVED, f"{name} resolved"
-                )
-                change.kinds.add(ChangeKind.UPDATED)
-                return AlertOutcome.RESOLVED
-        elif row.status == AlertStatus.FIRING and row.starts_at > existing.starts_at:
-            incident.firing_count += 1
-            self._overwrite(existing, row, now)
-            self._journal_alert(
-                session, incident, row, now, TimelineKind.ALERT_REFIRING, f"{name} firing again"
-            )
-            change.kinds.add(ChangeKind.UPDATED)
-            return AlertOutcome.NEW_OCCURRENCE
-        existing.last_seen_at = now
-        return AlertOutcome.UNCHANGED
-
-    @staticmethod
-    def _overwrite(existing: IncidentAlert, row: InboxAlert, now: datetime) -> None:
-        existing.status = row.status
-        existing.starts_at = row.starts_at
-        existing.ends_at = row.ends_at
-        existing.labels = row.labels
-        existing.annotations = row.annotations
-        existing.generator_url = row.generator_url
-        existing.last_seen_at = now
-
-    @staticmethod
-    def _journal_alert(
-        session: AsyncSession,
-        incident: Incident,
-        row: InboxAlert,
-        now: datetime,
-        kind: TimelineKind,
-        summary: str,
-    ) -> None:
-        repo.append_timeline(
-            session,
-            incident.id,
-            at=now,
-            actor=row.source,
-            kind=kind,
-            summary=summary,
-            details={
-                "fingerprint": row.fingerprint,
-                "starts_at": row.starts_at.isoformat(),
-                "ends_at": row.ends_at.isoformat() if row.ends_at else None,
-                "labels": row.labels,
-            },
-        )
 
     async def _publish(self, changes: dict[int, IncidentChange]) -> None:
         if not changes or not self._listeners:

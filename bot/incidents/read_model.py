@@ -1,8 +1,9 @@
 """An incident as every front end shows it: the API's JSON, Slack, the CLI, the postmortem.
 
-Read models only: built from the stored rows (``.of``) or by :mod:`bot.incidents.detail`, never
-written back. Field names are a contract with integrations (they are the API's JSON), and so
-are the class names (they name the OpenAPI schemas).
+Read models only: built from the stored rows (``model_validate(row)``, reading attributes) or
+by :mod:`bot.incidents.detail`, never written back. Field names are a contract with
+integrations (they are the API's JSON), and so are the class names (they name the OpenAPI
+schemas).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from bot.incidents.phases import phase_durations
-from bot.store.tables import Incident, IncidentAlert, TimelineEntry
+from bot.store.tables import Incident
 
 
 class IncidentSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     runbook_id: str | None
     status: str
@@ -35,30 +38,28 @@ class IncidentSummary(BaseModel):
     reopen_count: int
     phases_seconds: dict[str, float]
 
+    @model_validator(mode="before")
     @classmethod
-    def of(cls, incident: Incident) -> IncidentSummary:
-        return cls(
-            id=incident.id,
-            runbook_id=incident.runbook_id,
-            status=incident.status,
-            title=incident.title,
-            severity=incident.severity,
-            service=incident.service,
-            group_labels=incident.group_labels,
-            alert_count=incident.alert_count,
-            firing_count=incident.firing_count,
-            opened_at=incident.opened_at,
-            detected_at=incident.detected_at,
-            acknowledged_at=incident.acknowledged_at,
-            acknowledged_by=incident.acknowledged_by,
-            resolved_at=incident.resolved_at,
-            resolved_by=incident.resolved_by,
-            reopen_count=incident.reopen_count,
-            phases_seconds={k: v.total_seconds() for k, v in phase_durations(incident).items()},
-        )
+    def _phases_of_row(cls, data: Any) -> Any:
+        """A stored row has no ``phases_seconds``: it is derived from the row's timestamps."""
+        return _WithPhases(data) if isinstance(data, Incident) else data
+
+
+class _WithPhases:
+    """An incident row as ``from_attributes`` reads it, with its derived ``phases_seconds``
+    (which need ``mitigated_at``, a column the summary does not show)."""
+
+    def __init__(self, row: Incident) -> None:
+        self._row = row
+        self.phases_seconds = {k: v.total_seconds() for k, v in phase_durations(row).items()}
+
+    def __getattr__(self, name: str) -> Any:  # only for what __init__ did not set
+        return getattr(self._row, name)
 
 
 class AlertOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     fingerprint: str
     status: str
     labels: dict[str, str]
@@ -68,36 +69,15 @@ class AlertOut(BaseModel):
     generator_url: str | None
     source: str
 
-    @classmethod
-    def of(cls, alert: IncidentAlert) -> AlertOut:
-        return cls(
-            fingerprint=alert.fingerprint,
-            status=alert.status,
-            labels=alert.labels,
-            annotations=alert.annotations,
-            starts_at=alert.starts_at,
-            ends_at=alert.ends_at,
-            generator_url=alert.generator_url,
-            source=alert.source,
-        )
-
 
 class TimelineOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime
     actor: str
     kind: str
     summary: str
     details: dict[str, Any]
-
-    @classmethod
-    def of(cls, entry: TimelineEntry) -> TimelineOut:
-        return cls(
-            at=entry.at,
-            actor=entry.actor,
-            kind=entry.kind,
-            summary=entry.summary,
-            details=entry.details,
-        )
 
 
 NOT_RUN = "not_run"

@@ -38,3 +38,5 @@ class TimelineKind(StrEnum):
 
 
 SYSTEM_ACTOR = "ballast"
+"""The actor of what Ballast does by itself: its timeline entries, automatic runs and undos
+(execution policy lets it run only what needs no approval)."""

@@ -17,7 +17,7 @@ from bot.errors import NotFoundError
 from bot.incidents.changes import ChangeKind, IncidentChange
 from bot.incidents.detail import load_incident_detail
 from bot.runbooks.catalog import LiveCatalog
-from bot.slack.blocks import render_incident
+from bot.slack.incident_message import render_incident
 from bot.slack.outbox import Enqueued, SlackOutbox
 from bot.slack.view import build_view
 from bot.store.database import Database

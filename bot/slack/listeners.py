@@ -30,16 +30,16 @@ from bot.incidents.timeline import TimelineKind
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
 from bot.slack import commands as cmd
-from bot.slack.blocks import (
-    SlackMessage,
+from bot.slack.answers import (
     render_controls,
-    render_incident,
     render_incident_list,
     render_runbook,
     render_runbook_list,
 )
 from bot.slack.delivery import SlackDelivery
 from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
+from bot.slack.incident_message import render_incident
+from bot.slack.mrkdwn import SlackMessage
 from bot.slack.outbox import SlackOutbox
 from bot.slack.view import build_view
 from bot.store import incidents as repo
@@ -131,7 +131,7 @@ class SlackHandlers:
                 rows = await repo.list_incidents(
                     session, statuses=[st for st in IncidentStatus if st.is_open], limit=50
                 )
-            return render_incident_list([IncidentSummary.of(row) for row in rows])
+            return render_incident_list([IncidentSummary.model_validate(row) for row in rows])
         if isinstance(command, cmd.Show):
             detail = await load_incident_detail(s.db, s.catalog, s.registry, command.incident_id)
             runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")

@@ -1,10 +1,10 @@
 """What the incident message shows, gathered from the incident and its runbook.
 
 :func:`build_view` does everything that needs the domain (templates, policy, which buttons a
-state allows, stale-click versions) so :mod:`bot.slack.blocks` only lays it out. Text fields
-hold plain text exactly as written (the renderer escapes it); ``owners`` and the actor fields
-hold Slack markup already (``<@U123>``, ``<!subteam^S1|@team>``), built only from validated ids
-or escaped names, so an alert annotation can never smuggle in an ``<!channel>``.
+state allows, stale-click versions) so :mod:`bot.slack.incident_message` only lays it out. Text
+fields hold plain text exactly as written (the renderer escapes it); ``owners`` and the actor
+fields hold Slack markup already (``<@U123>``, ``<!subteam^S1|@team>``), built only from
+validated ids or escaped names, so an alert annotation can never smuggle in an ``<!channel>``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 from actions.base import Risk
 from bot.errors import TemplateError
-from bot.execution.policy import SYSTEM_ACTOR, approvals_needed
+from bot.execution.policy import approvals_needed
 from bot.execution.results import ExecutionState
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import (
@@ -29,6 +29,7 @@ from bot.incidents.read_model import (
     IncidentSummary,
     MitigationOut,
 )
+from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.intake.alert import AlertStatus, template_context
 from bot.runbooks.schema import MitigationMode, Runbook
 from bot.runbooks.templates import is_template, render_template

@@ -6,8 +6,9 @@ import pytest
 
 from actions.base import Risk
 from bot.errors import PolicyError
-from bot.execution.policy import SYSTEM_ACTOR, decide, in_progress, waiting_for
+from bot.execution.policy import decide, in_progress, waiting_for
 from bot.execution.results import ExecutionState
+from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.runbooks.schema import MitigationMode
 
 AUTO, APPROVE = MitigationMode.AUTO, MitigationMode.APPROVE

@@ -21,17 +21,17 @@ from bot.incidents.read_model import (
     MitigationOut,
 )
 from bot.runbooks.schema import Runbook
-from bot.slack.blocks import (
-    SlackMessage,
+from bot.slack.answers import (
     render_controls,
     render_ephemeral,
-    render_incident,
     render_incident_list,
     render_runbook,
     render_runbook_list,
 )
 from bot.slack.commands import HELP
 from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, action_id, parse_action_id
+from bot.slack.incident_message import render_incident
+from bot.slack.mrkdwn import SlackMessage
 from bot.slack.view import build_view, mention
 
 RUNBOOKS = Path(__file__).parents[2] / "runbooks"

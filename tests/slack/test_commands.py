@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.slack.blocks import render_ephemeral
+from bot.slack.answers import render_ephemeral
 from bot.slack.commands import (
     HELP,
     Ack,
