@@ -16,8 +16,6 @@ import time
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from bot.api.auth import require_token
 from bot.api.direct import add_direct_route
@@ -26,6 +24,7 @@ from bot.api.services import Services, services_of
 from bot.errors import PayloadError
 from bot.intake import parse_json_bytes, parse_payload
 from bot.intake.alert import AlertSource
+from bot.store.transient import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,9 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
         # Group commit: shares one transaction with the webhooks arriving at the same moment.
         async with asyncio.timeout(services.store_timeout):
             result = await services.inbox_writer.store(batch, services.clock())
-    except (TimeoutError, OperationalError, PoolTimeout) as err:
+    except Exception as err:
+        if not is_unavailable(err):
+            raise
         # The database is busy or away: ask the sender to retry (5xx), never drop (4xx).
         log.warning("could not store %s webhook, answering 503: %s", source.value, err)
         return JSONResponse(
