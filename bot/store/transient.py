@@ -24,6 +24,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 # PostgreSQL: deadlock_detected, serialization_failure; both mean "run it again". (asyncpg's
 # errors for them reach SQLAlchemy as plain DBAPIError, so the code is what tells them apart.)
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+# PostgreSQL refusing or dropping connections, whatever the statement: connection exceptions
+# (08), insufficient resources such as too many connections (53), operator intervention such as
+# an admin shutdown or a server still starting (57P), and a database that does not accept
+# connections now (55000, as during ALTER DATABASE ... ALLOW_CONNECTIONS false or a drop).
+_AWAY_SQLSTATE_PREFIXES = ("08", "53", "57P", "55000")
 # Lost connections, lock and pool timeouts.
 _AWAY = (OperationalError, InterfaceError, PoolTimeout, OSError, TimeoutError)
 
@@ -42,8 +47,11 @@ def classify(err: BaseException) -> Transience | None:
         return Transience.CONFLICT  # e.g. the unique open key: another writer opened it first
     if isinstance(err, DBAPIError):
         for cause in (err.orig, getattr(err.orig, "__cause__", None)):
-            if getattr(cause, "sqlstate", None) in _RETRY_SQLSTATES:
+            sqlstate = getattr(cause, "sqlstate", None)
+            if sqlstate in _RETRY_SQLSTATES:
                 return Transience.CONFLICT
+            if isinstance(sqlstate, str) and sqlstate.startswith(_AWAY_SQLSTATE_PREFIXES):
+                return Transience.UNAVAILABLE
         if "database is locked" in str(err.orig):
             return Transience.LOCKED
         if err.connection_invalidated:
