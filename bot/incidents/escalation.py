@@ -115,6 +115,9 @@ class Escalator:
                 summary=f"Escalation step {step_index + 1}: {summary}",
                 details={
                     "step": step_index,
+                    # Which opening this step belongs to: escalate_now counts the steps of the
+                    # current one (a re-opened incident walks its path again from the start).
+                    "reopen_count": incident.reopen_count,
                     "notify": step.notify,
                     "page": step.page,
                     "problems": problems,

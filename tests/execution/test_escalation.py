@@ -140,3 +140,27 @@ async def test_reminders_while_mitigating_stop_at_resolve(start: Any, clock: Clo
     clock.advance(minutes=31)
     await h.services.timers.tick()
     assert len(await reminders()) == 2
+
+
+async def test_escalate_now_counts_the_steps_of_the_current_opening(
+    start: Any, clock: Clock
+) -> None:
+    """After a re-open, ``/ballast escalate`` walks the steps again from the first, once each."""
+    h = await start()
+    await h.client.post("/webhooks/generic", json={"alerts": [ALERT]})
+    await h.settle()
+    escalator = h.services.escalator
+    assert (await escalator.escalate_now(1, "U0OWNER2")).startswith("#1 escalation step 1")
+    resolved = await h.client.post(
+        "/api/v1/incidents/1/resolve", json={"actor": "U0OWNER2"}, headers=TOKEN
+    )
+    assert resolved.status_code == 200
+    clock.advance(minutes=3)
+    refiring = {**ALERT, "starts_at": "2026-11-27T02:03:00Z"}
+    await h.client.post("/webhooks/generic", json={"alerts": [refiring]})
+    await h.settle()
+    detail = (await h.client.get("/api/v1/incidents/1")).json()
+    assert (detail["status"], detail["reopen_count"]) == ("triggered", 1)
+    assert (await escalator.escalate_now(1, "U0OWNER2")).startswith("#1 escalation step 1")
+    assert (await escalator.escalate_now(1, "U0OWNER2")).startswith("#1 escalation step 2")
+    assert (await escalator.escalate_now(1, "U0OWNER2")).startswith("All 2 escalation steps")
