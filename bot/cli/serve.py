@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from bot.cli.output import fail
-from bot.cli.store import DatabaseUrlOption
+from bot.cli.store import DatabaseUrlOption, load_settings
 
 ENVIRONMENT = """\
 Other settings come from the environment: BALLAST_WEBHOOK_TOKEN, BALLAST_API_TOKEN,
@@ -51,15 +51,9 @@ def serve(
     from bot.cli.banner import banner_lines
     from bot.errors import ConfigError, RunbookError
     from bot.logs import configure_logging
-    from bot.settings import Settings
 
-    overrides: dict[str, Any] = {
-        "database_url": database_url,
-        "runbooks": runbooks,
-        "config": config,
-    }
     try:
-        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings(database_url, runbooks=runbooks, config=config)
     except ConfigError as err:
         fail(f"not starting: {err}", code=2)
     configure_logging(settings.log_format, settings.log_level)

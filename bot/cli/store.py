@@ -7,7 +7,7 @@ an empty ``./data/ballast.db`` and report "no incidents". They say where they lo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,12 +30,13 @@ DatabaseUrlOption = Annotated[
 ]
 
 
-def load_settings(database_url: str | None = None) -> Settings:
+def load_settings(database_url: str | None = None, **overrides: Any) -> Settings:
+    """Settings from the environment, with the command-line options that were given (an
+    option left out, ``None``, leaves the environment's value or the default)."""
     from bot.settings import Settings
 
-    if database_url is None:
-        return Settings()
-    return Settings(database_url=database_url)
+    given = {"database_url": database_url, **overrides}
+    return Settings(**{name: value for name, value in given.items() if value is not None})
 
 
 async def open_existing(settings: Settings, *, migrate: bool = True) -> Database:
