@@ -197,7 +197,7 @@ class Database:
         """Start the background checkpoint (SQLite). Called by the server once it is built."""
         if self.is_sqlite and self._checkpointer is None:
             loop = WorkerLoop(
-                self._checkpoint_pass,
+                self.checkpoint,
                 poll_interval=checkpoint_every,
                 log=log,
                 failure="background WAL checkpoint failed; will retry",
@@ -223,9 +223,6 @@ class Database:
         await asyncio.to_thread(_checkpoint, path, "PASSIVE")
         async with self.gated():
             await asyncio.to_thread(_checkpoint, path, "RESTART")
-
-    async def _checkpoint_pass(self) -> None:
-        await self.checkpoint()
 
     async def close(self) -> None:
         tasks = [*self._tasks, *([self._checkpointer] if self._checkpointer else [])]
