@@ -239,6 +239,7 @@ def build_services(
         outbox=outbox,
         delivery=delivery,
         postmortems=postmortem,
+        slack_config=config.slack,
     )
     if delivery is not None:
         services.slack_app = build_slack_app(settings, services)

@@ -11,6 +11,7 @@ import httpx
 from fastapi import Request
 
 from actions.registry import ActionRegistry
+from bot.config import SlackConfig
 from bot.controls.store import BuiltinControlStore, ControlHistoryLog
 from bot.execution.auto import AutoMitigator
 from bot.execution.context import ContextFactory
@@ -51,6 +52,7 @@ class Services:
     outbox: SlackOutbox
     delivery: SlackDelivery | None = None
     postmortems: PostmortemService | None = None
+    slack_config: SlackConfig = field(default_factory=SlackConfig)
     slack_app: Any = None  # slack_bolt's AsyncApp, when Slack is configured
     slack_handler: Any = None  # its HTTP handler (None in Socket Mode)
     store_timeout: float = 5.0

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from slack_bolt.async_app import AsyncApp
 
 from actions.registry import ActionRegistry
+from bot.config import SlackConfig
 from bot.controls.store import BuiltinControlStore
 from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError
 from bot.execution.executor import MitigationExecutor
@@ -39,9 +40,9 @@ from bot.slack.answers import (
 from bot.slack.delivery import SlackDelivery
 from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
 from bot.slack.incident_message import render_incident
-from bot.slack.mrkdwn import SlackMessage
+from bot.slack.mrkdwn import MAX_BLOCKS, SlackMessage, section
 from bot.slack.outbox import SlackOutbox
-from bot.slack.view import build_view
+from bot.slack.view import IncidentView, build_view
 from bot.store import incidents as repo
 from bot.store.database import Database
 
@@ -77,6 +78,8 @@ class SlackServices(Protocol):
     def outbox(self) -> SlackOutbox: ...
     @property
     def delivery(self) -> SlackDelivery | None: ...
+    @property
+    def slack_config(self) -> SlackConfig: ...
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
@@ -210,22 +213,39 @@ class SlackHandlers:
         try:
             kind, mitigation_id = parse_action_id(str(action.get("action_id", "")))
             value = ButtonValue.decode(str(action.get("value", "")), expected=kind)
-            text = await self._click(kind, value, mitigation_id, actor)
+            message = await self._click(kind, value, mitigation_id, actor)
         except ButtonValueError as err:
-            text = f":warning: That button is not one Ballast made or it is out of date: {err}"
+            message = _text(
+                f":warning: That button is not one Ballast made or it is out of date: {err}"
+            )
         except PolicyError as err:
-            text = f":no_entry: {err}"
+            message = _text(f":no_entry: {err}")
         except BallastError as err:
-            text = f":warning: {err}"
+            message = _text(f":warning: {err}")
         except Exception:
             log.exception("button %r failed", action.get("action_id"))
-            text = ":warning: That failed inside Ballast; the error is in its log."
-        await respond(response_type="ephemeral", replace_original=False, text=text)
+            message = _text(":warning: That failed inside Ballast; the error is in its log.")
+        await respond(response_type="ephemeral", replace_original=False, **message.as_kwargs())
 
     async def _click(
         self, kind: ActionId, value: ButtonValue, mitigation_id: str | None, actor: str
+    ) -> SlackMessage:
+        if mitigation_id != value.mitigation_id:
+            raise ButtonValueError("the button's value names another mitigation than its id")
+        view = await self._current_view(value.incident_id)
+        if _current_version(view, mitigation_id) != value.version:
+            return _changed(view)
+        return _text(await self._act(kind, value.incident_id, mitigation_id, actor))
+
+    async def _current_view(self, incident_id: int) -> IncidentView:
+        s = self._services
+        detail = await load_incident_detail(s.db, s.catalog, s.registry, incident_id)
+        runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
+        return build_view(detail, runbook, group_ids=s.slack_config.usergroup_ids)
+
+    async def _act(
+        self, kind: ActionId, incident_id: int, mitigation_id: str | None, actor: str
     ) -> str:
-        incident_id = value.incident_id
         if kind is ActionId.ACK:
             return await self._acknowledge(incident_id, actor)
         if kind is ActionId.RESOLVE:
@@ -271,6 +291,24 @@ class SlackHandlers:
             )
         if self._services.delivery is not None:
             self._services.delivery.wake()
+
+
+CHANGED = "This message changed; here is the current one. Nothing was done."
+
+
+def _current_version(view: IncidentView, mitigation_id: str | None) -> str | None:
+    """The version a button for this incident (or mitigation) would carry if drawn now."""
+    if mitigation_id is None:
+        return view.version
+    mitigation = view.mitigation(mitigation_id)
+    return mitigation.version if mitigation is not None else None
+
+
+def _changed(view: IncidentView) -> SlackMessage:
+    """The answer to a stale click: the notice, then the card as it stands now."""
+    card = render_incident(view)
+    notice = section(f":arrows_counterclockwise: {CHANGED}").to_dict()
+    return SlackMessage(text=CHANGED, blocks=[notice, *card.blocks][:MAX_BLOCKS])
 
 
 def _text(text: str) -> SlackMessage:
