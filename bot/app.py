@@ -49,11 +49,11 @@ from bot.execution.context import ConsoleMessenger, ContextFactory, NoPager
 from bot.execution.executor import MitigationExecutor
 from bot.execution.policy import OwnerDirectory, StaticDirectory
 from bot.execution.retrying import RetryPolicy
+from bot.incidents.actors import SYSTEM
 from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.incidents.escalation import Escalator
 from bot.incidents.reminders import Reminder
-from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
@@ -205,7 +205,7 @@ def build_services(
         result = await executor.undo(
             int(timer.incident_id or 0),
             str(timer.payload["mitigation_id"]),
-            SYSTEM_ACTOR,
+            SYSTEM,
             reason="undo_after elapsed",
         )
         return f"{result.state}: {result.message}"

@@ -40,10 +40,10 @@ from bot.execution.requests import result_of
 from bot.execution.results import ExecutionState, Preview, RunResult
 from bot.execution.retrying import with_retries
 from bot.execution.undo import UndoSteps
+from bot.incidents.actors import SYSTEM, Actor, AuthMethod, as_actor
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation
 from bot.incidents.reminders import schedule_reminder
-from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.runbooks.schema import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
@@ -64,18 +64,18 @@ class MitigationExecutor(UndoSteps):
         self,
         incident_id: int,
         mitigation_id: str,
-        actor: str,
+        actor: Actor | str,
         *,
         dry_run: bool = False,
         reason: str = "",
     ) -> RunResult:
         """Request, approve or (with enough approvals) apply a mitigation."""
-        result = await self._run(incident_id, mitigation_id, actor, dry_run, reason)
+        result = await self._run(incident_id, mitigation_id, as_actor(actor), dry_run, reason)
         await self._announce(result)
         return result
 
     async def _run(
-        self, incident_id: int, mitigation_id: str, actor: str, dry_run: bool, reason: str
+        self, incident_id: int, mitigation_id: str, actor: Actor, dry_run: bool, reason: str
     ) -> RunResult:
         runbook, mitigation, planned, action, incident = await self._prepare(
             incident_id, mitigation_id
@@ -85,7 +85,7 @@ class MitigationExecutor(UndoSteps):
         if planned.problem is not None or planned.params is None:
             raise ConflictError(f"mitigation {mitigation_id!r} cannot run: {planned.problem}")
         params = action.parse(planned.params)
-        if actor != SYSTEM_ACTOR:
+        if not actor.is_system:
             await self._authorize(incident_id, actor, runbook, f"run {mitigation_id}")
         if dry_run or self._dry_run:
             return await self._preview(incident_id, mitigation, action, params, actor, reason)
@@ -111,7 +111,7 @@ class MitigationExecutor(UndoSteps):
             if mitigation.mode is not MitigationMode.AUTO:
                 continue
             try:
-                results.append(await self.run(incident_id, mitigation.id, SYSTEM_ACTOR))
+                results.append(await self.run(incident_id, mitigation.id, SYSTEM))
             except (ConflictError, PolicyError) as err:
                 log.warning(
                     "auto mitigation %s of #%d not run: %s", mitigation.id, incident_id, err
@@ -134,11 +134,11 @@ class MitigationExecutor(UndoSteps):
         mitigation: Mitigation,
         action: Action[Any],
         params: Any,
-        actor: str,
+        actor: Actor,
         reason: str,
     ) -> RunResult:
         ctx = self._contexts.make(
-            actor=actor, idempotency_key=f"dry-run:{incident_id}", reason=reason, dry_run=True
+            actor=actor.name, idempotency_key=f"dry-run:{incident_id}", reason=reason, dry_run=True
         )
         try:
             outcome = await action.apply(params, ctx)
@@ -155,14 +155,16 @@ class MitigationExecutor(UndoSteps):
             changed=False,
         )
 
-    async def _mark_manual(self, incident_id: int, mitigation: Mitigation, actor: str) -> RunResult:
+    async def _mark_manual(
+        self, incident_id: int, mitigation: Mitigation, actor: Actor
+    ) -> RunResult:
         async with self._db.transaction() as session:
             journal.manual(session, incident_id, self._clock(), actor, mitigation)
         return RunResult(
             incident_id,
             mitigation.id,
             ExecutionState.DONE_MANUALLY,
-            f"{mitigation.title}: recorded as done by hand by {actor}",
+            f"{mitigation.title}: recorded as done by hand by {actor.name}",
         )
 
     async def _claim(
@@ -172,7 +174,7 @@ class MitigationExecutor(UndoSteps):
         action: Action[Any],
         planned: PlannedMitigation,
         risk: Risk,
-        actor: str,
+        actor: Actor,
     ) -> RunResult:
         """Step 1: record the request or approval; claim the row when it may run."""
         now = self._clock()
@@ -191,7 +193,7 @@ class MitigationExecutor(UndoSteps):
                     params=planned.params or {},
                     risk=risk.value,
                     state=AWAITING.value,
-                    requested_by=actor,
+                    requested_by=actor.name,
                     now=now,
                 )
             previous = list(execution.approvals.get("actors", []))
@@ -212,7 +214,7 @@ class MitigationExecutor(UndoSteps):
         execution: Execution,
         mitigation: Mitigation,
         decision: Decision,
-        actor: str,
+        actor: Actor,
         now: datetime,
     ) -> RunResult:
         approvals = list(decision.approvals)
@@ -240,7 +242,7 @@ class MitigationExecutor(UndoSteps):
         mitigation: Mitigation,
         action: Action[Any],
         params: Any,
-        actor: str,
+        actor: Actor,
         reason: str,
     ) -> RunResult:
         """Steps 2 and 3."""
@@ -248,7 +250,7 @@ class MitigationExecutor(UndoSteps):
             execution = await store.latest(session, incident_id, mitigation.id)
         assert execution is not None
         ctx = self._contexts.make(
-            actor=actor, idempotency_key=execution.idempotency_key, reason=reason
+            actor=actor.name, idempotency_key=execution.idempotency_key, reason=reason
         )
         attempts = 0
 
@@ -334,7 +336,7 @@ class MitigationExecutor(UndoSteps):
                 mitigation,
                 action,
                 action.parse(row.params),
-                row.requested_by,
+                Actor(row.requested_by, AuthMethod.SYSTEM),  # checked before the crash
                 "recovered after restart",
             )
         return len(rows)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.context import ActionOutcome
+from bot.incidents.actors import Actor
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.timeline import TimelineKind
 from bot.runbooks.schema import Mitigation
@@ -24,18 +25,24 @@ def _entry(
     session: AsyncSession,
     incident_id: int,
     at: datetime,
-    actor: str,
+    actor: Actor | str,
     kind: TimelineKind,
     summary: str,
     details: dict[str, Any],
 ) -> None:
     repo.append_timeline(
-        session, incident_id, at=at, actor=actor, kind=kind, summary=summary, details=details
+        session,
+        incident_id,
+        at=at,
+        actor=actor if isinstance(actor, str) else actor.name,
+        kind=kind,
+        summary=summary,
+        details=details if isinstance(actor, str) else {**details, "auth": actor.audit()},
     )
 
 
 def refused(
-    session: AsyncSession, incident_id: int, at: datetime, actor: str, what: str, why: str
+    session: AsyncSession, incident_id: int, at: datetime, actor: Actor, what: str, why: str
 ) -> None:
     _entry(
         session,
@@ -43,7 +50,7 @@ def refused(
         at,
         actor,
         TimelineKind.MITIGATION_REFUSED,
-        f"Refused {actor}: {what}",
+        f"Refused {actor.name}: {what}",
         {"reason": why},
     )
 
@@ -52,7 +59,7 @@ def dry_run(
     session: AsyncSession,
     incident_id: int,
     at: datetime,
-    actor: str,
+    actor: Actor,
     mitigation: Mitigation,
     outcome: ActionOutcome,
 ) -> None:
@@ -68,7 +75,7 @@ def dry_run(
 
 
 def manual(
-    session: AsyncSession, incident_id: int, at: datetime, actor: str, mitigation: Mitigation
+    session: AsyncSession, incident_id: int, at: datetime, actor: Actor, mitigation: Mitigation
 ) -> None:
     _entry(
         session,
@@ -76,7 +83,7 @@ def manual(
         at,
         actor,
         TimelineKind.MITIGATION_DONE_MANUALLY,
-        f"{mitigation.title}: done by hand by {actor}",
+        f"{mitigation.title}: done by hand by {actor.name}",
         {"mitigation_id": mitigation.id},
     )
 
@@ -85,13 +92,13 @@ def approved(
     session: AsyncSession,
     incident_id: int,
     at: datetime,
-    actor: str,
+    actor: Actor,
     mitigation: Mitigation,
     execution: Execution,
     final: bool,
 ) -> None:
     approvals = list(execution.approvals.get("actors", []))
-    first = len(approvals) <= 1 and actor == execution.requested_by
+    first = len(approvals) <= 1 and actor.name == execution.requested_by
     kind = (
         TimelineKind.MITIGATION_REQUESTED
         if first and not final
@@ -105,7 +112,7 @@ def approved(
         at,
         actor,
         kind,
-        f"{mitigation.title} {verb} by {actor} ({execution.risk} risk){then}",
+        f"{mitigation.title} {verb} by {actor.name} ({execution.risk} risk){then}",
         {
             "mitigation_id": mitigation.id,
             "action": execution.action,
@@ -122,7 +129,7 @@ def applied(
     session: AsyncSession,
     incident: Incident,
     at: datetime,
-    actor: str,
+    actor: Actor,
     mitigation: Mitigation,
     execution: Execution,
     outcome: ActionOutcome,
@@ -151,7 +158,7 @@ def applied(
             session,
             incident.id,
             at=at,
-            actor=actor,
+            actor=actor.name,
             kind=TimelineKind.STATUS_CHANGED,
             summary=f"{status.value} → mitigating",
             details={},
@@ -184,7 +191,7 @@ def undone(
     session: AsyncSession,
     incident_id: int,
     at: datetime,
-    actor: str,
+    actor: Actor,
     mitigation: Mitigation,
     outcome: ActionOutcome,
 ) -> None:
@@ -203,7 +210,7 @@ def undo_failed(
     session: AsyncSession,
     incident_id: int,
     at: datetime,
-    actor: str,
+    actor: Actor,
     mitigation: Mitigation,
     message: str,
 ) -> None:

@@ -15,7 +15,7 @@ from typing import Protocol
 from actions.base import Risk
 from bot.errors import PolicyError
 from bot.execution.results import ExecutionState
-from bot.incidents.timeline import SYSTEM_ACTOR
+from bot.incidents.actors import Actor
 from bot.runbooks.schema import MitigationMode
 
 
@@ -66,14 +66,14 @@ async def check_owner(actor: str, owners: list[str], directory: OwnerDirectory) 
         )
 
 
-def decide(previous: Iterable[str], actor: str, mode: MitigationMode, risk: Risk) -> Decision:
+def decide(previous: Iterable[str], actor: Actor, mode: MitigationMode, risk: Risk) -> Decision:
     """What a request by ``actor`` leads to: an owner's request or approval counts (see
     :func:`record_approval`); Ballast itself (auto mitigations) approves nothing, so it runs
     only what needs no approval."""
-    if actor == SYSTEM_ACTOR:
+    if actor.is_system:
         needed = approvals_needed(mode, risk)
         return Decision(execute=needed == 0, approvals=tuple(previous), needed=needed)
-    return record_approval(previous, actor, mode, risk)
+    return record_approval(previous, actor.owner_identity(), mode, risk)
 
 
 def waiting_for(decision: Decision) -> str:

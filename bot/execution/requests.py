@@ -19,6 +19,7 @@ from bot.execution.context import ContextFactory
 from bot.execution.policy import OwnerDirectory, check_owner
 from bot.execution.results import ExecutionState, RunResult
 from bot.execution.retrying import RetryPolicy
+from bot.incidents.actors import Actor
 from bot.incidents.changes import ChangeBus, ChangeKind
 from bot.incidents.plan import PlannedMitigation, plan_mitigations
 from bot.intake.alert import template_context
@@ -96,9 +97,9 @@ class ExecutorBase:
             return None
         return self._catalog.current.runbooks.get(incident.runbook_id)
 
-    async def _authorize(self, incident_id: int, actor: str, runbook: Runbook, what: str) -> None:
+    async def _authorize(self, incident_id: int, actor: Actor, runbook: Runbook, what: str) -> None:
         try:
-            await check_owner(actor, runbook.owners, self._directory)
+            await check_owner(actor.owner_identity(), runbook.owners, self._directory)
         except PolicyError as err:
             async with self._db.transaction() as session:
                 journal.refused(session, incident_id, self._clock(), actor, what, str(err))

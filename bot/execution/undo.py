@@ -16,7 +16,7 @@ from bot.execution import journal
 from bot.execution.requests import ExecutorBase, result_of
 from bot.execution.results import ExecutionState, Preview, RunResult
 from bot.execution.retrying import with_retries
-from bot.incidents.timeline import SYSTEM_ACTOR
+from bot.incidents.actors import Actor, as_actor
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store import incidents as repo
@@ -27,21 +27,21 @@ class UndoSteps(ExecutorBase):
         self,
         incident_id: int,
         mitigation_id: str,
-        actor: str,
+        actor: Actor | str,
         *,
         dry_run: bool = False,
         reason: str = "",
     ) -> RunResult:
         """Restore what the mitigation changed."""
-        result = await self._undo(incident_id, mitigation_id, actor, dry_run, reason)
+        result = await self._undo(incident_id, mitigation_id, as_actor(actor), dry_run, reason)
         await self._announce(result)
         return result
 
     async def _undo(
-        self, incident_id: int, mitigation_id: str, actor: str, dry_run: bool, reason: str
+        self, incident_id: int, mitigation_id: str, actor: Actor, dry_run: bool, reason: str
     ) -> RunResult:
         runbook, mitigation, _planned, action, _ = await self._prepare(incident_id, mitigation_id)
-        if actor != SYSTEM_ACTOR:
+        if not actor.is_system:
             await self._authorize(incident_id, actor, runbook, f"undo {mitigation_id}")
         now = self._clock()
         async with self._db.transaction() as session:
@@ -63,13 +63,13 @@ class UndoSteps(ExecutorBase):
             applied = ActionOutcome(**row.outcome)
             if dry_run or self._dry_run:
                 ctx = self._contexts.make(
-                    actor=actor, idempotency_key=f"undo:{row.idempotency_key}", dry_run=True
+                    actor=actor.name, idempotency_key=f"undo:{row.idempotency_key}", dry_run=True
                 )
             else:
                 row.state = ExecutionState.UNDOING.value
                 row.updated_at = now
                 ctx = self._contexts.make(
-                    actor=actor, idempotency_key=f"undo:{row.idempotency_key}", reason=reason
+                    actor=actor.name, idempotency_key=f"undo:{row.idempotency_key}", reason=reason
                 )
         if ctx.dry_run:
             outcome = await action.undo(params, ctx, applied)
@@ -103,10 +103,13 @@ class UndoSteps(ExecutorBase):
             assert row is not None
             row.state = ExecutionState.UNDONE.value
             row.undone_at = now
-            row.undone_by = actor
+            row.undone_by = actor.name
             row.updated_at = now
             journal.undone(session, incident_id, now, actor, mitigation, outcome)
             await store.cancel_timer(
-                session, f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}", now, f"undone by {actor}"
+                session,
+                f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}",
+                now,
+                f"undone by {actor.name}",
             )
             return result_of(row, outcome.summary, True)
