@@ -11,7 +11,7 @@ from bot.api.json_body import JsonBodyRoute
 from bot.api.schemas import ActorBody, IncidentList
 from bot.api.services import Services, services_of
 from bot.incidents import operations
-from bot.incidents.changes import ChangeKind
+from bot.incidents.changes import ChangeKind, Note
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import IncidentDetail, IncidentSummary
@@ -66,7 +66,7 @@ async def acknowledge_incident(
     async with services.db.transaction() as session:
         changed = await operations.acknowledge(session, incident_id, body.actor, services.clock())
     if changed:
-        await services.bus.changed(incident_id, ChangeKind.STATUS, f"acknowledged by {body.actor}")
+        await services.bus.changed(incident_id, ChangeKind.STATUS, Note("Acknowledged", body.actor))
     return await incident_detail(services, incident_id)
 
 
@@ -83,7 +83,7 @@ async def resolve_incident(
             session, incident_id, body.actor, services.clock(), body.reason or ""
         )
     if changed:
-        await services.bus.changed(incident_id, ChangeKind.RESOLVED, f"resolved by {body.actor}")
+        await services.bus.changed(incident_id, ChangeKind.RESOLVED, Note("Resolved", body.actor))
     return await incident_detail(services, incident_id)
 
 

@@ -20,7 +20,7 @@ from bot.execution.policy import OwnerDirectory, check_owner
 from bot.execution.results import ExecutionState, RunResult
 from bot.execution.retrying import RetryPolicy
 from bot.incidents.actors import Actor
-from bot.incidents.changes import ChangeBus, ChangeKind
+from bot.incidents.changes import ChangeBus, ChangeKind, Note
 from bot.incidents.plan import PlannedMitigation, plan_mitigations
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
@@ -61,7 +61,7 @@ class ExecutorBase:
     async def _announce(self, result: RunResult) -> None:
         if result.changed:
             note = f"{result.mitigation_id}: {result.state} — {result.message}"
-            await self._bus.changed(result.incident_id, ChangeKind.UPDATED, note)
+            await self._bus.changed(result.incident_id, ChangeKind.UPDATED, Note(note))
 
     async def _prepare(
         self, incident_id: int, mitigation_id: str

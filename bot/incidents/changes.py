@@ -22,11 +22,24 @@ class ChangeKind(StrEnum):
     RESOLVED = "resolved"
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A line for the incident's thread.
+
+    ``text`` is plain text and may carry alert label values, so every sink escapes it;
+    ``actor`` is who did it (a Slack user id, an API actor, ``SYSTEM_ACTOR``), the only part
+    Slack shows as a mention.
+    """
+
+    text: str
+    actor: str | None = None
+
+
 @dataclass(slots=True)
 class IncidentChange:
     incident_id: int
     kinds: set[ChangeKind] = field(default_factory=set)
-    notes: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
 
 
 class ChangeListener(Protocol):
@@ -54,5 +67,5 @@ class ChangeBus:
             except Exception:
                 log.exception("listener %r failed on %d incident change(s)", listener, len(changes))
 
-    async def changed(self, incident_id: int, kind: ChangeKind, note: str | None = None) -> None:
+    async def changed(self, incident_id: int, kind: ChangeKind, note: Note | None = None) -> None:
         await self.incidents_changed([IncidentChange(incident_id, {kind}, [note] if note else [])])

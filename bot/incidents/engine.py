@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import TemplateError
-from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange
+from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange, Note
 from bot.incidents.escalation import schedule_escalations
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.merge import merge_alert
@@ -226,8 +226,10 @@ class IncidentEngine:
         outcome = await merge_alert(session, incident, row, now, change)
         if row.truncated_alerts:
             change.notes.append(
-                f"the source left out {row.truncated_alerts} alert(s) of this group (max_alerts);"
-                " they are not treated as resolved"
+                Note(
+                    f"the source left out {row.truncated_alerts} alert(s) of this group "
+                    "(max_alerts); they are not treated as resolved"
+                )
             )
         incident.detected_at = min(incident.detected_at, row.starts_at)
         incident.updated_at = now

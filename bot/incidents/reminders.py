@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.incidents.changes import ChangeBus, ChangeKind
+from bot.incidents.changes import ChangeBus, ChangeKind, Note
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.scheduling.timers import TimerKind
@@ -75,5 +75,5 @@ class Reminder:
             )
             number = int(timer.payload.get("number", 0)) + 1
             await schedule_reminder(session, incident_id, number, now + self.every, now)
-        await self._bus.changed(incident_id, ChangeKind.UPDATED, note)
+        await self._bus.changed(incident_id, ChangeKind.UPDATED, Note(note))
         return "reminded"

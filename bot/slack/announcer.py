@@ -19,6 +19,7 @@ from bot.incidents.detail import load_incident_detail
 from bot.runbooks.catalog import LiveCatalog
 from bot.slack.incident_message import render_incident
 from bot.slack.outbox import Enqueued, SlackOutbox
+from bot.slack.text import note_text
 from bot.slack.view import build_view
 from bot.store.database import Database
 
@@ -79,7 +80,8 @@ class SlackAnnouncer:
                     return
                 await self._outbox.post_incident_message(session, detail.id, channel, message)
             for note in dict.fromkeys(change.notes):
-                key = hashlib.sha256(f"{len(detail.timeline)}:{note}".encode()).hexdigest()[:20]
-                await self._outbox.post_thread(session, detail.id, note, key)
+                text = note_text(note, self._config.usergroup_ids)
+                key = hashlib.sha256(f"{len(detail.timeline)}:{text}".encode()).hexdigest()[:20]
+                await self._outbox.post_thread(session, detail.id, text, key)
         if self._on_enqueued is not None:
             self._on_enqueued()

@@ -30,7 +30,7 @@ from bot.slack.mrkdwn import (
     section,
     slack_date,
 )
-from bot.slack.view import escape, mention
+from bot.slack.text import escape, mention
 
 
 class ControlLike(Protocol):

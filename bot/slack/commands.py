@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from actions.base import NAME_PATTERN
 from bot.errors import BallastError
 from bot.runbooks.schema import RUNBOOK_ID_PATTERN, SLUG_PATTERN
-from bot.slack.view import escape
+from bot.slack.text import escape
 
 MAX_TEXT = 4000  # far above any real command; stops pathological input early
 MAX_REASON = 2000  # as the API's ActorBody.reason

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from bot.incidents.changes import ChangeKind, IncidentChange
+from bot.incidents.changes import ChangeKind, IncidentChange, Note
 from bot.store import incidents as repo
 from bot.store.database import Database
 
@@ -35,5 +35,11 @@ class ConsoleAnnouncer:
                     kinds,
                     incident.firing_count,
                     incident.alert_count,
-                    ("; " + "; ".join(dict.fromkeys(change.notes))) if change.notes else "",
+                    ("; " + "; ".join(dict.fromkeys(_plain(n) for n in change.notes)))
+                    if change.notes
+                    else "",
                 )
+
+
+def _plain(note: Note) -> str:
+    return f"{note.text} by {note.actor}" if note.actor else note.text

@@ -37,7 +37,8 @@ from bot.slack.mrkdwn import (
     section,
     slack_date,
 )
-from bot.slack.view import DashboardLink, IncidentView, escape
+from bot.slack.text import escape
+from bot.slack.view import DashboardLink, IncidentView
 
 _SEVERITY = {
     "sev1": ":red_circle:",

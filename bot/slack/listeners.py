@@ -21,8 +21,9 @@ from bot.config import SlackConfig
 from bot.controls.store import BuiltinControlStore
 from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError
 from bot.execution.executor import MitigationExecutor
+from bot.execution.results import RunResult
 from bot.incidents import operations
-from bot.incidents.changes import ChangeBus, ChangeKind
+from bot.incidents.changes import ChangeBus, ChangeKind, Note
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.escalation import Escalator
 from bot.incidents.lifecycle import IncidentStatus
@@ -42,6 +43,7 @@ from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_
 from bot.slack.incident_message import render_incident
 from bot.slack.mrkdwn import MAX_BLOCKS, SlackMessage, section
 from bot.slack.outbox import SlackOutbox
+from bot.slack.text import escape
 from bot.slack.view import IncidentView, build_view
 from bot.store import incidents as repo
 from bot.store.database import Database
@@ -115,11 +117,11 @@ class SlackHandlers:
             parsed = cmd.parse_command(str(command.get("text", "")))
             message = await self._answer(parsed, actor)
         except cmd.CommandError as err:
-            message = _text(str(err))
+            message = _text(str(err))  # already mrkdwn: commands escape what they echo
         except PolicyError as err:
-            message = _text(f":no_entry: {err}")
+            message = _text(f":no_entry: {escape(str(err))}")
         except BallastError as err:
-            message = _text(f":warning: {err}")
+            message = _text(f":warning: {escape(str(err))}")
         except Exception:
             log.exception("/ballast %r failed", command.get("text"))
             message = _text(":warning: That failed inside Ballast; the error is in its log.")
@@ -145,12 +147,12 @@ class SlackHandlers:
             return _text(await self._resolve(command.incident_id, actor, command.reason or ""))
         if isinstance(command, cmd.Run):
             result = await s.executor.run(command.incident_id, command.mitigation_id, actor)
-            return _text(f"{command.mitigation_id}: {result.state}. {result.message}")
+            return _text(_result(command.mitigation_id, result))
         if isinstance(command, cmd.Undo):
             result = await s.executor.undo(command.incident_id, command.mitigation_id, actor)
-            return _text(f"{command.mitigation_id}: {result.state}. {result.message}")
+            return _text(_result(command.mitigation_id, result))
         if isinstance(command, cmd.Escalate):
-            return _text(await s.escalator.escalate_now(command.incident_id, actor))
+            return _text(escape(await s.escalator.escalate_now(command.incident_id, actor)))
         if isinstance(command, cmd.Runbooks):
             query = (command.query or "").lower()
             runbooks = [
@@ -183,7 +185,7 @@ class SlackHandlers:
             else f"#{incident_id} has no Slack thread; `ballast postmortem {incident_id}` "
             "prints the full draft."
         )
-        return f"*{draft.title}*\n{draft.summary}\n{where}"
+        return f"*{escape(draft.title)}*\n{escape(draft.summary)}\n{where}"
 
     async def _acknowledge(self, incident_id: int, actor: str) -> str:
         async with self._services.db.transaction() as session:
@@ -191,7 +193,7 @@ class SlackHandlers:
                 session, incident_id, actor, self._services.clock()
             )
         if changed:
-            await self._bus.changed(incident_id, ChangeKind.STATUS, f"Acknowledged by <@{actor}>")
+            await self._bus.changed(incident_id, ChangeKind.STATUS, Note("Acknowledged", actor))
             return f"#{incident_id} acknowledged."
         return f"#{incident_id} was already acknowledged."
 
@@ -201,7 +203,7 @@ class SlackHandlers:
                 session, incident_id, actor, self._services.clock(), reason
             )
         if changed:
-            await self._bus.changed(incident_id, ChangeKind.RESOLVED, f"Resolved by <@{actor}>")
+            await self._bus.changed(incident_id, ChangeKind.RESOLVED, Note("Resolved", actor))
             return f"#{incident_id} resolved."
         return f"#{incident_id} was already resolved."
 
@@ -215,13 +217,14 @@ class SlackHandlers:
             value = ButtonValue.decode(str(action.get("value", "")), expected=kind)
             message = await self._click(kind, value, mitigation_id, actor)
         except ButtonValueError as err:
+            problem = escape(str(err))
             message = _text(
-                f":warning: That button is not one Ballast made or it is out of date: {err}"
+                f":warning: That button is not one Ballast made or it is out of date: {problem}"
             )
         except PolicyError as err:
-            message = _text(f":no_entry: {err}")
+            message = _text(f":no_entry: {escape(str(err))}")
         except BallastError as err:
-            message = _text(f":warning: {err}")
+            message = _text(f":warning: {escape(str(err))}")
         except Exception:
             log.exception("button %r failed", action.get("action_id"))
             message = _text(":warning: That failed inside Ballast; the error is in its log.")
@@ -258,7 +261,7 @@ class SlackHandlers:
             result = await self._services.executor.undo(incident_id, mitigation_id, actor)
         else:  # SKIP
             return await self._skip(incident_id, mitigation_id, actor)
-        return f"{mitigation_id}: {result.state}. {result.message}"
+        return _result(mitigation_id, result)
 
     async def _skip(self, incident_id: int, mitigation_id: str, actor: str) -> str:
         async with self._services.db.transaction() as session:
@@ -272,7 +275,7 @@ class SlackHandlers:
                 details={"mitigation_id": mitigation_id},
             )
         await self._bus.changed(
-            incident_id, ChangeKind.UPDATED, f"{mitigation_id} skipped by <@{actor}>"
+            incident_id, ChangeKind.UPDATED, Note(f"{mitigation_id} skipped", actor)
         )
         return f"{mitigation_id} skipped; it stays available."
 
@@ -309,6 +312,11 @@ def _changed(view: IncidentView) -> SlackMessage:
     card = render_incident(view)
     notice = section(f":arrows_counterclockwise: {CHANGED}").to_dict()
     return SlackMessage(text=CHANGED, blocks=[notice, *card.blocks][:MAX_BLOCKS])
+
+
+def _result(mitigation_id: str, result: RunResult) -> str:
+    """A run's answer: its message can quote rendered params (label values), so escaped."""
+    return escape(f"{mitigation_id}: {result.state}. {result.message}")
 
 
 def _text(text: str) -> SlackMessage:

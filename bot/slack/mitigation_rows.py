@@ -16,7 +16,8 @@ from bot.incidents.read_model import NOT_RUN
 from bot.runbooks.schema import MitigationMode
 from bot.slack.buttons import mitigation_button
 from bot.slack.mrkdwn import clip_text, code, fit, section
-from bot.slack.view import IncidentView, MitigationView, escape
+from bot.slack.text import escape
+from bot.slack.view import IncidentView, MitigationView
 
 _RISK = {
     Risk.LOW: ":large_green_circle: low risk",

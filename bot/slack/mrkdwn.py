@@ -2,7 +2,7 @@
 
 Every message stays within Block Kit's limits (see ``docs`` in REFERENCE.md) however long the
 runbook text: text is cut with a pointer to the full version, lists are counted rather than
-listed without bound. User text is escaped (:func:`bot.slack.view.escape`) before it is cut, and
+listed without bound. User text is escaped (:func:`bot.slack.text.escape`) before it is cut, and
 a cut never lands inside an ``&amp;`` entity or a markup pair.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.slack.view import escape
+from bot.slack.text import escape
 
 MAX_BLOCKS = 50
 MAX_TEXT = 40_000

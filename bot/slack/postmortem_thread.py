@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.postmortem.draft import Draft
 from bot.slack.outbox import Enqueued, SlackOutbox
+from bot.slack.text import escape
 
 SLACK_CHUNK = 3500
 """Characters of Markdown per thread message (Slack truncates long ``text`` fields)."""
@@ -29,13 +30,15 @@ class PostmortemThread:
         replay after a crash.
         """
         head = (
-            f":memo: *{draft.title}* — postmortem draft from the timeline "
-            f"(`ballast postmortem {draft.incident_id}`)\n{draft.summary}"
+            f":memo: *{escape(draft.title)}* — postmortem draft from the timeline "
+            f"(`ballast postmortem {draft.incident_id}`)\n{escape(draft.summary)}"
         )
         result = await self._outbox.post_thread(session, draft.incident_id, head, f"{key}:0")
         if result is Enqueued.NO_MESSAGE:
             return False
-        for index, chunk in enumerate(chunks(draft.markdown, SLACK_CHUNK), start=1):
+        # Slack parses <!channel> and <url|label> inside code blocks too: escaped first, and
+        # cut so that no &lt; entity is split between two messages.
+        for index, chunk in enumerate(chunks(escape(draft.markdown), SLACK_CHUNK), start=1):
             await self._outbox.post_thread(
                 session, draft.incident_id, f"```\n{chunk}\n```", f"{key}:{index}"
             )
@@ -51,8 +54,9 @@ def chunks(text: str, size: int) -> list[str]:
             if current:
                 pieces.append(current)
                 current = ""
-            pieces.append(line[:size])
-            line = line[size:]
+            cut = _cut(line, size)
+            pieces.append(line[:cut])
+            line = line[cut:]
         if len(current) + len(line) > size:
             pieces.append(current)
             current = ""
@@ -60,3 +64,11 @@ def chunks(text: str, size: int) -> list[str]:
     if current:
         pieces.append(current)
     return [p.rstrip("\n") for p in pieces]
+
+
+def _cut(line: str, size: int) -> int:
+    """Where to cut a too-long line: at ``size``, or before an ``&…;`` entity it would split."""
+    amp = line.rfind("&", max(0, size - 5), size)
+    if amp > 0 and ";" not in line[amp:size]:
+        return amp
+    return size

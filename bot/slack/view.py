@@ -4,14 +4,14 @@
 state allows, stale-click versions) so :mod:`bot.slack.incident_message` only lays it out. Text
 fields hold plain text exactly as written (the renderer escapes it); ``owners`` and the actor
 fields hold Slack markup already (``<@U123>``, ``<!subteam^S1|@team>``), built only from
-validated ids or escaped names, so an alert annotation can never smuggle in an ``<!channel>``.
+validated ids or escaped names (:mod:`bot.slack.text`), so an alert annotation can never
+smuggle in an ``<!channel>``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,19 +29,16 @@ from bot.incidents.read_model import (
     IncidentSummary,
     MitigationOut,
 )
-from bot.incidents.timeline import SYSTEM_ACTOR
 from bot.intake.alert import AlertStatus, template_context
 from bot.runbooks.schema import MitigationMode, Runbook
 from bot.runbooks.templates import is_template, render_template
 from bot.slack.ids import ActionId
+from bot.slack.text import mention
 
 MAX_ALERT_EXAMPLES = 5
 MAX_KEY_LABELS = 4
 # Shown everywhere else in the message, or the same for every alert of an incident.
 _CONTEXT_LABELS = frozenset({"alertname", "service", "env", "severity"})
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")
-_HANDLE = re.compile(r"^@[a-z0-9][a-z0-9._-]*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,23 +169,6 @@ def build_view(
         version=incident_version(detail),
         url=f"{base_url.rstrip('/')}/api/v1/incidents/{detail.id}" if base_url else None,
     )
-
-
-def mention(who: str, group_ids: Mapping[str, str] | None = None) -> str:
-    """Slack markup for an owner or actor: a user id, a user group, or an escaped name."""
-    if _USER_ID.fullmatch(who):
-        return f"<@{who}>"
-    if _HANDLE.fullmatch(who):
-        group = (group_ids or {}).get(who)
-        return f"<!subteam^{group}|{who}>" if group and _GROUP_ID.fullmatch(group) else who
-    if who == SYSTEM_ACTOR:
-        return "Ballast"
-    return escape(who)
-
-
-def escape(text: str) -> str:
-    """Slack's three control characters as entities, so user text is never parsed as markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def mitigation_version(mitigation: MitigationOut) -> str:

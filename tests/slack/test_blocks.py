@@ -32,7 +32,8 @@ from bot.slack.commands import HELP
 from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, action_id, parse_action_id
 from bot.slack.incident_message import render_incident
 from bot.slack.mrkdwn import SlackMessage
-from bot.slack.view import build_view, mention
+from bot.slack.text import mention
+from bot.slack.view import build_view
 
 RUNBOOKS = Path(__file__).parents[2] / "runbooks"
 T0 = datetime(2025, 3, 4, 3, 12, tzinfo=UTC)
