@@ -23,10 +23,10 @@ MAX_ACTOR = 200
 MAX_REASON = 2000
 
 _NAME = NAME_PATTERN.removeprefix("^").removesuffix("$")
-_TOOL_KEY = re.compile(rf"^(?P<service>{_NAME})\.tools\.(?P<tool>{_NAME})\.enabled$")
+_TOOL_KEY = re.compile(rf"^(?P<service>{_NAME})\.tools\.(?P<tool>{_NAME})\.enabled\Z")
 _SERVICE_KEY = re.compile(
     rf"^(?P<service>{_NAME})\."
-    r"(?P<control>autonomy|model|prompt_version|retrieval_index|human_review)$"
+    r"(?P<control>autonomy|model|prompt_version|retrieval_index|human_review)\Z"
 )
 
 _AUTONOMY_LEVELS = frozenset(level.value for level in AutonomyLevel)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-KEY_PATTERN = re.compile(r"^[a-z0-9._-]{1,200}$")
+KEY_PATTERN = re.compile(r"^[a-z0-9._-]{1,200}\Z")
 
 
 class AutonomyLevel(StrEnum):

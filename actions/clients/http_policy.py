@@ -16,12 +16,12 @@ from actions.errors import FinalError
 
 # A hostname label, an IPv4 address or a bracketless IPv6 literal; `*.` only as a prefix.
 _HOST_PATTERN = re.compile(
-    r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$"
+    r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z"
 )
-_IPV6_PATTERN = re.compile(r"^[0-9a-f:.]+$")
+_IPV6_PATTERN = re.compile(r"^[0-9a-f:.]+\Z")
 # `${NAME}` expands; `$${NAME}` is a literal `${NAME}`.
 _SECRET_REF = re.compile(r"\$(\$?)\{([^}]*)\}")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def normalize_host_pattern(entry: str) -> str:

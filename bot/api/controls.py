@@ -14,10 +14,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.base import NAME_PATTERN
-from actions.control_values import MAX_ACTOR, MAX_REASON, ControlKey, ControlValueError, parse_key
+from actions.control_values import ControlKey, ControlValueError, parse_key
 from actions.errors import ActionError, RetryableError
 from bot.api.auth import require_token
 from bot.api.json_body import JsonBodyRoute
+from bot.api.schemas import ActorText, ReasonText
 from bot.api.services import services_of
 from bot.controls.store import BuiltinControlStore
 
@@ -72,8 +73,8 @@ class ControlWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     value: Any = Field(description="true/false for tool switches, a string for the rest.")
-    actor: str = Field(min_length=1, max_length=MAX_ACTOR)
-    reason: str | None = Field(default=None, max_length=MAX_REASON)
+    actor: ActorText
+    reason: ReasonText | None = None
 
 
 class ControlWriteOut(BaseModel):

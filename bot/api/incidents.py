@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from bot.api.auth import require_token
 from bot.api.json_body import JsonBodyRoute
-from bot.api.schemas import ActorBody, IncidentList
+from bot.api.schemas import ActorBody, BeforeIdQuery, IncidentIdPath, IncidentList
 from bot.api.services import Services, services_of
 from bot.incidents import operations
 from bot.incidents.changes import ChangeKind, Note
@@ -35,7 +35,7 @@ async def list_incidents(
     service: str | None = None,
     runbook: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    before_id: int | None = None,
+    before_id: BeforeIdQuery = None,
 ) -> IncidentList:
     """Newest first. ``status`` may repeat; ``before_id`` pages backwards."""
     async with services.db.sessions() as session:
@@ -51,7 +51,7 @@ async def list_incidents(
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail)
-async def show_incident(incident_id: int, services: ServicesDep) -> IncidentDetail:
+async def show_incident(incident_id: IncidentIdPath, services: ServicesDep) -> IncidentDetail:
     return await incident_detail(services, incident_id)
 
 
@@ -61,7 +61,7 @@ async def show_incident(incident_id: int, services: ServicesDep) -> IncidentDeta
     dependencies=[Depends(require_api_token)],
 )
 async def acknowledge_incident(
-    incident_id: int, body: ActorBody, services: ServicesDep
+    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep
 ) -> IncidentDetail:
     async with services.db.transaction() as session:
         changed = await operations.acknowledge(session, incident_id, body.actor, services.clock())
@@ -76,7 +76,7 @@ async def acknowledge_incident(
     dependencies=[Depends(require_api_token)],
 )
 async def resolve_incident(
-    incident_id: int, body: ActorBody, services: ServicesDep
+    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep
 ) -> IncidentDetail:
     async with services.db.transaction() as session:
         changed = await operations.resolve(

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.api.incidents import require_api_token
 from bot.api.json_body import JsonBodyRoute
+from bot.api.schemas import ActorText, IncidentIdPath, ReasonText
 from bot.api.services import Services, services_of
 from bot.execution.results import ExecutionState, RunResult
 
@@ -24,8 +25,8 @@ ServicesDep = Annotated[Services, Depends(services_of)]
 
 class MitigationRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    actor: str = Field(min_length=1, max_length=200, description="Slack user id or handle.")
-    reason: str = Field(default="", max_length=2000)
+    actor: ActorText = Field(description="Slack user id or handle.")
+    reason: ReasonText = ""
     dry_run: bool = Field(default=False, description="Say what would happen; change nothing.")
 
 
@@ -63,7 +64,7 @@ def _respond(result: RunResult) -> JSONResponse:
     },
 )
 async def run_mitigation(
-    incident_id: int, mitigation_id: str, body: MitigationRequest, services: ServicesDep
+    incident_id: IncidentIdPath, mitigation_id: str, body: MitigationRequest, services: ServicesDep
 ) -> JSONResponse:
     """Request, approve or apply (with enough approvals) one of the runbook's mitigations."""
     result = await services.executor.run(
@@ -78,7 +79,7 @@ async def run_mitigation(
     dependencies=[Depends(require_api_token)],
 )
 async def undo_mitigation(
-    incident_id: int, mitigation_id: str, body: MitigationRequest, services: ServicesDep
+    incident_id: IncidentIdPath, mitigation_id: str, body: MitigationRequest, services: ServicesDep
 ) -> JSONResponse:
     """Restore what the mitigation changed (its recorded before-values)."""
     result = await services.executor.undo(

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.api.json_body import JsonBodyRoute
+from bot.api.schemas import IncidentIdPath
 from bot.api.services import Services, services_of
 from bot.errors import ConflictError
 from bot.postmortem.draft import file_name
@@ -34,7 +35,7 @@ def _postmortems(services: Services) -> PostmortemService:
     responses={200: {"content": {"text/markdown": {}, "application/json": {}}}},
 )
 async def show_postmortem(
-    incident_id: int,
+    incident_id: IncidentIdPath,
     services: ServicesDep,
     output: Annotated[Literal["markdown", "json"], Query(alias="format")] = "markdown",
 ) -> Response:

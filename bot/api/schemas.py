@@ -2,21 +2,70 @@
 
 The incident shapes (summary, detail, alerts, timeline, mitigations) are the read models of
 :mod:`bot.incidents.read_model`, shared with Slack, the CLI and the postmortem.
+
+Every id, cursor and count a client sends is range-checked here (a number no column can hold is
+a 422, never a database overflow), and every free text a person types (actor, reason, comment)
+refuses control characters with a 422 naming the field: a NUL cannot be stored in PostgreSQL,
+and a newline or an ANSI escape in an actor would forge lines in a log or a terminal.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import unicodedata
+from typing import Annotated
 
+from fastapi import Path, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from actions.control_values import MAX_ACTOR, MAX_REASON
 from bot.incidents.read_model import IncidentSummary
+
+MAX_ID = 2**63 - 1
+"""The largest value of a 64-bit signed id column (PostgreSQL BIGINT, SQLite INTEGER)."""
+
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+"""Control characters (NUL, newline, ESC…), lone surrogates, line and paragraph separators."""
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+"""Bidirectional overrides: they make text read differently from what it holds."""
+
+
+def control_character(text: str) -> str | None:
+    """The first character of ``text`` no person's text should hold, as ``U+XXXX``, or None."""
+    for char in text:
+        if char in _BIDI_CONTROLS or unicodedata.category(char) in _REFUSED_CATEGORIES:
+            return f"U+{ord(char):04X}"
+    return None
+
+
+def _no_control_characters(text: str) -> str:
+    found = control_character(text)
+    if found is not None:
+        raise ValueError(
+            f"must not contain control characters (found {found}); "
+            "newlines, tabs, NUL and terminal escapes are refused"
+        )
+    return text
+
+
+PersonText = AfterValidator(_no_control_characters)
+ActorText = Annotated[str, Field(min_length=1, max_length=MAX_ACTOR), PersonText]
+ReasonText = Annotated[str, Field(max_length=MAX_REASON), PersonText]
+
+IncidentIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="An incident id (1 to 2^63-1).")]
+BeforeIdQuery = Annotated[
+    int | None,
+    Query(ge=1, le=MAX_ID, description="Only incidents with a smaller id (paging backwards)."),
+]
 
 
 class ActorBody(BaseModel):
     """Who is acting: a Slack user id or handle, or a person's name."""
 
     model_config = ConfigDict(extra="forbid")
-    actor: str = Field(min_length=1, max_length=200)
-    reason: str | None = Field(default=None, max_length=2000)
+    actor: ActorText
+    reason: ReasonText | None = None
 
 
 class IncidentList(BaseModel):

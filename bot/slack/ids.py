@@ -42,7 +42,7 @@ class ActionId(StrEnum):
     @property
     def pattern(self) -> re.Pattern[str]:
         """What Bolt's ``app.action(...)`` should match: this kind, with or without a suffix."""
-        return re.compile(rf"^{re.escape(self.value)}(?:{_SEPARATOR}[a-z0-9][a-z0-9_-]*)?$")
+        return re.compile(rf"^{re.escape(self.value)}(?:{_SEPARATOR}[a-z0-9][a-z0-9_-]*)?\Z")
 
 
 class ButtonValueError(BallastError, ValueError):

@@ -18,8 +18,8 @@ from bot.slack.outbox import SlackOutbox
 from bot.slack.text import escape, group_mention
 from bot.store.database import Database
 
-_USER = re.compile(r"^[UW][A-Z0-9]{2,}$")
-_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}$")
+_USER = re.compile(r"^[UW][A-Z0-9]{2,}\Z")
+_CHANNEL_ID = re.compile(r"^[CG][A-Z0-9]{2,}\Z")
 
 
 class SlackMessenger:
