@@ -57,6 +57,15 @@ def serve(
     except ConfigError as err:
         fail(f"not starting: {err}", code=2)
     configure_logging(settings.log_format, settings.log_level)
+    serve_lock = None
+    if settings.is_sqlite:
+        from bot.store.database import sqlite_path
+        from bot.store.serve_lock import hold_sqlite
+
+        try:
+            serve_lock = hold_sqlite(sqlite_path(settings.async_database_url))
+        except ConfigError as err:
+            fail(f"not starting: {err}")
     try:
         services = build_services(settings)
     except RunbookError as err:
@@ -74,3 +83,5 @@ def serve(
         proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
+    if serve_lock is not None:
+        serve_lock.release()
