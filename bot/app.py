@@ -75,6 +75,7 @@ from bot.slack.directory import SlackDirectory
 from bot.slack.messenger import SlackMessenger
 from bot.slack.outbox import SlackOutbox
 from bot.slack.postmortem_thread import PostmortemThread
+from bot.slack.responders import Responders
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import Timer
@@ -237,6 +238,7 @@ def build_services(
         http=http,
         escalator=escalator,
         outbox=outbox,
+        responders=Responders(config.slack, directory),
         delivery=delivery,
         postmortems=postmortem,
         slack_config=config.slack,

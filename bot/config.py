@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from actions.backends.flagd import FlagdConfig
 from actions.backends.unleash import UnleashConfig
@@ -19,6 +27,12 @@ from actions.clients.http_policy import normalize_host_pattern
 from actions.clients.paging import PagingTarget
 from bot.errors import ConfigError
 from bot.runbooks.schema import Duration
+
+SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,}$")]
+# A user group by handle (``@ai-oncall``, resolved through usergroup_ids or teams) or by id.
+SlackGroupRef = Annotated[
+    str, StringConstraints(pattern=r"^(@[a-z0-9][a-z0-9._-]*|S[A-Z0-9]{2,})$")
+]
 
 
 class IncidentsConfig(BaseModel):
@@ -106,6 +120,15 @@ class SlackConfig(BaseModel):
         default_factory=dict,
         description="@handle → Slack user group id (S…), so owners are real mentions.",
     )
+    responder_groups: list[SlackGroupRef] = Field(
+        default_factory=list,
+        description="User groups (@handle or S… id) whose members may ack, resolve and escalate "
+        "any incident in Slack.",
+    )
+    responders: list[SlackUserId] = Field(
+        default_factory=list,
+        description="Slack user ids who may ack, resolve and escalate any incident in Slack.",
+    )
 
     def channel_for(
         self, runbook_id: str | None, service: str | None, fallback: str | None
@@ -161,6 +184,23 @@ class BallastConfig(BaseModel):
         description="Members of owner groups (@handle → user ids), for approvals outside Slack.",
     )
     postmortem: PostmortemConfig = Field(default_factory=PostmortemConfig)
+
+    @model_validator(mode="after")
+    def _responder_groups_resolve(self) -> BallastConfig:
+        """A responder group named by handle must be resolvable, or it would silently be empty."""
+        unknown = [
+            group
+            for group in self.slack.responder_groups
+            if group.startswith("@")
+            and group not in self.slack.usergroup_ids
+            and group not in self.teams
+        ]
+        if unknown:
+            raise ValueError(
+                f"slack.responder_groups names {', '.join(unknown)}, which neither "
+                "slack.usergroup_ids (its Slack id) nor teams (its members) lists"
+            )
+        return self
 
 
 def load_config(path: Path | None) -> BallastConfig:

@@ -26,6 +26,7 @@ from bot.scheduling.timers import TimerService
 from bot.settings import Settings
 from bot.slack.delivery import SlackDelivery
 from bot.slack.outbox import SlackOutbox
+from bot.slack.responders import Responders
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 
@@ -50,6 +51,7 @@ class Services:
     http: httpx.AsyncClient
     escalator: Escalator
     outbox: SlackOutbox
+    responders: Responders
     delivery: SlackDelivery | None = None
     postmortems: PostmortemService | None = None
     slack_config: SlackConfig = field(default_factory=SlackConfig)

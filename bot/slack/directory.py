@@ -8,6 +8,7 @@ approvals also work for people Slack does not know (API and CLI actors).
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 
@@ -17,6 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.execution.policy import StaticDirectory
 
 log = logging.getLogger(__name__)
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")  # a group named by its Slack id rather than handle
 
 
 class SlackDirectory:
@@ -38,7 +40,7 @@ class SlackDirectory:
 
     async def members(self, group: str) -> frozenset[str]:
         extra = await self._static.members(group)
-        group_id = self._group_ids.get(group)
+        group_id = self._group_ids.get(group) or (group if _GROUP_ID.fullmatch(group) else None)
         if group_id is None:
             return extra
         now = self._monotonic()

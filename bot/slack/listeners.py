@@ -4,7 +4,9 @@ Every request is acked at once (Slack gives 3 seconds, network included) and the
 after the ack, as a Bolt lazy listener; answers
 go back through ``respond`` (the request's response_url) as ephemeral messages, and changes to
 the incident reach the channel message through the change bus and the outbox. The clicking
-user's id is the actor, checked by the same policy as the API.
+user is the actor (``Actor.slack``: the person is the Slack user id), checked by the same
+policy as the API; acknowledge, resolve, escalate and skip also need a responder
+(:mod:`bot.slack.responders`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError
 from bot.execution.executor import MitigationExecutor
 from bot.execution.results import RunResult
 from bot.incidents import operations
+from bot.incidents.actors import Actor
 from bot.incidents.changes import ChangeBus, ChangeKind, Note
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.escalation import Escalator
@@ -43,6 +46,7 @@ from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_
 from bot.slack.incident_message import render_incident
 from bot.slack.mrkdwn import MAX_BLOCKS, SlackMessage, section
 from bot.slack.outbox import SlackOutbox
+from bot.slack.responders import NotAResponder, Responders
 from bot.slack.text import escape
 from bot.slack.view import IncidentView, build_view
 from bot.store import incidents as repo
@@ -82,6 +86,8 @@ class SlackServices(Protocol):
     def delivery(self) -> SlackDelivery | None: ...
     @property
     def slack_config(self) -> SlackConfig: ...
+    @property
+    def responders(self) -> Responders: ...
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
@@ -118,6 +124,8 @@ class SlackHandlers:
             message = await self._answer(parsed, actor)
         except cmd.CommandError as err:
             message = _text(str(err))  # already mrkdwn: commands escape what they echo
+        except NotAResponder as err:
+            message = _text(f":no_entry: {err.markup}")  # mentions from ids, names escaped
         except PolicyError as err:
             message = _text(f":no_entry: {escape(str(err))}")
         except BallastError as err:
@@ -146,12 +154,17 @@ class SlackHandlers:
         if isinstance(command, cmd.Resolve):
             return _text(await self._resolve(command.incident_id, actor, command.reason or ""))
         if isinstance(command, cmd.Run):
-            result = await s.executor.run(command.incident_id, command.mitigation_id, actor)
+            result = await s.executor.run(
+                command.incident_id, command.mitigation_id, Actor.slack(actor)
+            )
             return _text(_result(command.mitigation_id, result))
         if isinstance(command, cmd.Undo):
-            result = await s.executor.undo(command.incident_id, command.mitigation_id, actor)
+            result = await s.executor.undo(
+                command.incident_id, command.mitigation_id, Actor.slack(actor)
+            )
             return _text(_result(command.mitigation_id, result))
         if isinstance(command, cmd.Escalate):
+            await self._require_responder(command.incident_id, actor, "escalate")
             return _text(escape(await s.escalator.escalate_now(command.incident_id, actor)))
         if isinstance(command, cmd.Runbooks):
             query = (command.query or "").lower()
@@ -187,7 +200,32 @@ class SlackHandlers:
         )
         return f"*{escape(draft.title)}*\n{escape(draft.summary)}\n{where}"
 
+    async def _require_responder(self, incident_id: int, actor: str, what: str) -> None:
+        """Refuse (ephemerally, by raising) and journal unless ``actor`` is a responder."""
+        s = self._services
+        async with s.db.sessions() as session:
+            incident = await repo.get(session, incident_id)
+        runbook = s.catalog.current.runbooks.get(incident.runbook_id or "")
+        owners = runbook.owners if runbook else []
+        try:
+            # The same person identity as the executor's owner rule (a group id is no one).
+            person = Actor.slack(actor).owner_identity()
+            await s.responders.check(person, owners, what, incident_id)
+        except PolicyError:
+            async with s.db.transaction() as session:
+                repo.append_timeline(
+                    session,
+                    incident_id,
+                    at=s.clock(),
+                    actor=actor,
+                    kind=TimelineKind.REFUSED,
+                    summary=f"{what} refused for {escape(actor[:64])}: not a responder",
+                    details={"action": what, "via": "slack", "reason": "not a responder"},
+                )
+            raise
+
     async def _acknowledge(self, incident_id: int, actor: str) -> str:
+        await self._require_responder(incident_id, actor, "acknowledge")
         async with self._services.db.transaction() as session:
             changed = await operations.acknowledge(
                 session, incident_id, actor, self._services.clock()
@@ -198,6 +236,7 @@ class SlackHandlers:
         return f"#{incident_id} was already acknowledged."
 
     async def _resolve(self, incident_id: int, actor: str, reason: str) -> str:
+        await self._require_responder(incident_id, actor, "resolve")
         async with self._services.db.transaction() as session:
             changed = await operations.resolve(
                 session, incident_id, actor, self._services.clock(), reason
@@ -221,6 +260,8 @@ class SlackHandlers:
             message = _text(
                 f":warning: That button is not one Ballast made or it is out of date: {problem}"
             )
+        except NotAResponder as err:
+            message = _text(f":no_entry: {err.markup}")  # mentions from ids, names escaped
         except PolicyError as err:
             message = _text(f":no_entry: {escape(str(err))}")
         except BallastError as err:
@@ -256,14 +297,19 @@ class SlackHandlers:
         if mitigation_id is None:
             raise ButtonValueError("a mitigation button without a mitigation id")
         if kind in (ActionId.RUN, ActionId.APPROVE, ActionId.MARK_DONE):
-            result = await self._services.executor.run(incident_id, mitigation_id, actor)
+            result = await self._services.executor.run(
+                incident_id, mitigation_id, Actor.slack(actor)
+            )
         elif kind is ActionId.UNDO:
-            result = await self._services.executor.undo(incident_id, mitigation_id, actor)
+            result = await self._services.executor.undo(
+                incident_id, mitigation_id, Actor.slack(actor)
+            )
         else:  # SKIP
             return await self._skip(incident_id, mitigation_id, actor)
         return _result(mitigation_id, result)
 
     async def _skip(self, incident_id: int, mitigation_id: str, actor: str) -> str:
+        await self._require_responder(incident_id, actor, "skip a mitigation of")
         async with self._services.db.transaction() as session:
             repo.append_timeline(
                 session,

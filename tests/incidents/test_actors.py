@@ -15,7 +15,8 @@ def test_two_principals_of_one_person_are_one_approver() -> None:
     laptop = Actor("alice-laptop", AuthMethod.TOKEN, person="U0ALICE")
     ci = Actor("alice-ci", AuthMethod.TOKEN, person="U0ALICE")
     first = decide([], laptop, MitigationMode.APPROVE, Risk.HIGH)
-    assert first.approvals == ("U0ALICE",) and not first.execute
+    assert first.approvals == ("U0ALICE",)
+    assert not first.execute
     with pytest.raises(PolicyError, match="two people"):
         decide(first.approvals, ci, MitigationMode.APPROVE, Risk.HIGH)
     with pytest.raises(PolicyError, match="two people"):
@@ -40,7 +41,8 @@ def test_system_actor_and_groups_cannot_be_claimed(name: str) -> None:
 
 def test_impersonation_keeps_both_names() -> None:
     acted = Actor("slack-bridge", AuthMethod.TOKEN).impersonating("U0BOB")
-    assert acted.person == "U0BOB" and acted.name == "U0BOB"
+    assert acted.person == "U0BOB"
+    assert acted.name == "U0BOB"
     assert acted.audit() == {
         "principal": "slack-bridge",
         "method": "token",
