@@ -9,6 +9,7 @@ raising it is not. Executing actions against control planes builds on this inter
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -71,6 +72,14 @@ class Action(ABC, Generic[P]):
     @abstractmethod
     def describe(self, params: P) -> str:
         """One line a human can approve: what will change, where."""
+
+    def finalize_for(self, path: tuple[str, ...]) -> Callable[[Any], Any] | None:
+        """How label values rendered into the param at ``path`` are made safe for it.
+
+        Called when a runbook's params are rendered over an alert; the callable gets the value
+        of each ``{{ … }}`` (never the runbook's literal text). None: inserted as rendered.
+        """
+        return None
 
     def control_key(self, params: P) -> str | None:
         """The flag key this action changes, if it changes one (for risk and audit)."""

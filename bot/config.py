@@ -65,9 +65,9 @@ class HttpConfig(BaseModel):
         default_factory=list,
         description="Hosts http_request may call: exact names or *.suffix wildcards.",
     )
-    allowed_secrets: list[str] | None = Field(
-        default=None,
-        description="Env variables http_request headers may expand as ${NAME} (default: any).",
+    allowed_secrets: list[str] = Field(
+        default_factory=list,
+        description="Env variables http_request headers may expand as ${NAME} (default: none).",
     )
 
     @field_validator("allowed_hosts")

@@ -2,7 +2,11 @@
 
 A runbook is code anyone on the team can change, so it names hosts and secrets but never
 holds either: hosts must be on ``http.allowed_hosts`` in ballast.yaml, and secrets are read
-from the environment at send time. Errors name the host or the variable, never a value.
+from the environment at send time, only those on ``http.allowed_secrets`` (none by default).
+Errors name the host or the variable, never a value.
+
+In a header, ``${NAME}`` is a secret and ``$$`` a literal ``$``; ``http_request`` doubles every
+``$`` a template renders, so only a runbook's literal text can name a secret.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ _HOST_PATTERN = re.compile(
     r"^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\Z"
 )
 _IPV6_PATTERN = re.compile(r"^[0-9a-f:.]+\Z")
-# `${NAME}` expands; `$${NAME}` is a literal `${NAME}`.
-_SECRET_REF = re.compile(r"\$(\$?)\{([^}]*)\}")
+# `${NAME}` expands; `$$` is a literal `$` (so `$${NAME}` is a literal `${NAME}`).
+_SECRET_REF = re.compile(r"\$(?:(\$)|\{([^}]*)\})")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -45,10 +49,10 @@ class AllowlistHttpPolicy:
         *,
         allowed_secrets: Collection[str] | None = None,
     ) -> None:
-        """``allowed_secrets`` (optional) limits which variables a runbook may expand."""
+        """``allowed_secrets``: the variables a runbook may expand; none when not given."""
         self._hosts = tuple(dict.fromkeys(normalize_host_pattern(h) for h in allowed_hosts))
         self._environ = environ
-        self._allowed_secrets = None if allowed_secrets is None else frozenset(allowed_secrets)
+        self._allowed_secrets = frozenset(allowed_secrets or ())
 
     @property
     def allowed_hosts(self) -> tuple[str, ...]:
@@ -68,8 +72,12 @@ class AllowlistHttpPolicy:
     def check_url(self, url: str) -> None:
         try:
             parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            raise FinalError("http_request url is not a valid URL; check the runbook") from None
+            host = parsed.host
+        except (httpx.InvalidURL, ValueError):  # IDNA errors are UnicodeErrors
+            raise FinalError(
+                "http_request url is not a valid URL (or its host is not a valid name); "
+                "check the runbook"
+            ) from None
         if parsed.scheme not in ("http", "https"):
             raise FinalError(
                 f"http_request url scheme {parsed.scheme!r} is not allowed; use http or https"
@@ -79,9 +87,13 @@ class AllowlistHttpPolicy:
                 "http_request url must not carry credentials (user:password@); "
                 "send them in a header as ${ENV_NAME}"
             )
-        host = parsed.host
         if not host:
             raise FinalError("http_request url has no host; check the runbook")
+        if "%" in host:
+            raise FinalError(
+                "http_request url host holds a percent-encoded character (a label rendered "
+                "into the host?); put label values in the path or query"
+            )
         if not self.is_allowed(host):
             allowed = ", ".join(self._hosts) or "(none)"
             raise FinalError(
@@ -95,13 +107,13 @@ class AllowlistHttpPolicy:
     def _expand_one(self, match: re.Match[str]) -> str:
         escaped, name = match.group(1), match.group(2)
         if escaped:
-            return "${" + name + "}"
+            return "$"
         if not _ENV_NAME.match(name):
             raise FinalError(
                 f"${{{name}}} is not a valid environment variable reference; "
                 "use ${NAME} with letters, digits and underscores"
             )
-        if self._allowed_secrets is not None and name not in self._allowed_secrets:
+        if name not in self._allowed_secrets:
             raise FinalError(
                 f"environment variable {name} is not on the list of secrets http_request "
                 "may use; add it to `http.allowed_secrets` in ballast.yaml"
@@ -113,3 +125,8 @@ class AllowlistHttpPolicy:
                 f"environment variable {name} (referenced as ${{{name}}}) is not set "
                 "in Ballast's environment"
             ) from None
+
+
+def secret_names(value: str) -> list[str]:
+    """The variables ``value`` names as ``${NAME}`` (``$$`` is a literal dollar)."""
+    return [m.group(2) for m in _SECRET_REF.finditer(value) if m.group(2) is not None]

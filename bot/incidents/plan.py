@@ -42,7 +42,7 @@ def _plan_one(
     if action is None:
         return PlannedMitigation(mitigation, None, None, None, None, "unknown action")
     try:
-        rendered = render_params(mitigation.params, context)
+        rendered = render_params(mitigation.params, context, action.finalize_for)
         params = action.parse(rendered)
     except TemplateError as err:
         return PlannedMitigation(mitigation, None, None, None, None, f"params: {err}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jinja2
@@ -25,6 +25,12 @@ TEMPLATE_NAMES = frozenset(
     {"labels", "annotations", "status", "starts_at", "ends_at", "fingerprint", "generator_url"}
 )
 _NAMES_TEXT = ", ".join(sorted(TEMPLATE_NAMES))
+
+Finalize = Callable[[Any], Any]
+"""Applied to the value of every ``{{ … }}`` (never to the template's literal text): how an
+action keeps label values in their place, e.g. percent-encoded inside a URL."""
+FinalizeFor = Callable[[tuple[str, ...]], Finalize | None]
+"""Which :data:`Finalize` a param at a path (``("undo", "url")``) is rendered with."""
 _MARKERS = ("{{", "{%", "{#")
 
 
@@ -61,15 +67,18 @@ class _AlertUndefined(StrictUndefined):
 
 
 @functools.cache
-def _environment() -> SandboxedEnvironment:
+def _environment(finalize: Finalize | None = None) -> SandboxedEnvironment:
     return SandboxedEnvironment(
-        undefined=_AlertUndefined, autoescape=False, keep_trailing_newline=True
+        undefined=_AlertUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        finalize=finalize,
     )
 
 
 @functools.lru_cache(maxsize=8192)
-def _compiled(source: str) -> jinja2.Template:
-    return _environment().from_string(source)
+def _compiled(source: str, finalize: Finalize | None = None) -> jinja2.Template:
+    return _environment(finalize).from_string(source)
 
 
 def is_template(value: str) -> bool:
@@ -119,10 +128,12 @@ def template_problems(source: str) -> list[str]:
     return list(_problems(source))
 
 
-def render_template(source: str, context: Mapping[str, object]) -> str:
+def render_template(
+    source: str, context: Mapping[str, object], finalize: Finalize | None = None
+) -> str:
     """Render over an alert's template context; :class:`TemplateError` names what is missing."""
     try:
-        template = _compiled(source)
+        template = _compiled(source, finalize)
     except jinja2.TemplateError as err:
         raise TemplateError(f"invalid template {source!r}: {err}") from None
     values = dict(context)
@@ -140,14 +151,28 @@ def render_template(source: str, context: Mapping[str, object]) -> str:
         raise TemplateError(f"template {source!r} failed: {type(err).__name__}: {err}") from None
 
 
-def render_params(value: Any, context: Mapping[str, object]) -> Any:
-    """Render every template string inside nested dicts and lists; other values stay as they are."""
+def render_params(
+    value: Any,
+    context: Mapping[str, object],
+    finalize_for: FinalizeFor | None = None,
+    path: tuple[str, ...] = (),
+) -> Any:
+    """Render every template string inside nested dicts and lists; other values stay as they are.
+
+    ``finalize_for`` (the action's) says how the values in the string at each path are made
+    safe for where they land.
+    """
     if isinstance(value, str):
-        return render_template(value, context) if is_template(value) else value
+        if not is_template(value):
+            return value
+        return render_template(value, context, finalize_for(path) if finalize_for else None)
     if isinstance(value, Mapping):
-        return {key: render_params(item, context) for key, item in value.items()}
+        return {
+            key: render_params(item, context, finalize_for, (*path, str(key)))
+            for key, item in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [render_params(item, context) for item in value]
+        return [render_params(item, context, finalize_for, path) for item in value]
     return value
 
 

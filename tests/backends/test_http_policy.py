@@ -9,7 +9,8 @@ from actions.errors import FinalError
 
 POLICY = AllowlistHttpPolicy(
     ["api.example.com", "*.internal.example.net", "10.0.0.7", "::1"],
-    {"API_TOKEN": "tok-SECRET-1", "EMPTY": ""},
+    {"API_TOKEN": "tok-SECRET-1", "EMPTY": "", "MISSING_TOKEN_IS_ALLOWED": ""},
+    allowed_secrets={"API_TOKEN", "EMPTY", "MISSING_TOKEN"},
 )
 
 
@@ -76,6 +77,23 @@ def test_secrets_expand_from_the_environment() -> None:
     assert POLICY.expand_secrets("Bearer ${API_TOKEN}") == "Bearer tok-SECRET-1"
     assert POLICY.expand_secrets("${API_TOKEN}:${EMPTY}") == "tok-SECRET-1:"
     assert POLICY.expand_secrets("literal $${API_TOKEN} and $5") == "literal ${API_TOKEN} and $5"
+    assert POLICY.expand_secrets("$$$${API_TOKEN} $$") == "$${API_TOKEN} $"
+
+
+def test_no_secret_expands_unless_allowed() -> None:
+    """The default (issue 14): no ``http.allowed_secrets``, no secret at all."""
+    policy = AllowlistHttpPolicy([], {"BALLAST_API_TOKEN": "t"})
+    with pytest.raises(FinalError, match="not on the list of secrets"):
+        policy.expand_secrets("Bearer ${BALLAST_API_TOKEN}")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://xn--ls8h.example/", "http://xn--zz.com/", "http://☃.example/", "http://a%2Fb.x/"],
+)
+def test_urls_whose_host_is_no_name_are_refused_as_action_errors(url: str) -> None:
+    with pytest.raises(FinalError, match="host"):
+        AllowlistHttpPolicy(["*.example", "*.com", "*.x"], {}).check_url(url)
 
 
 def test_unknown_secret_names_the_variable() -> None:

@@ -80,7 +80,7 @@ def http_context(http: httpx.AsyncClient, allowed: list[str]) -> ActionContext:
         http=http,
         messenger=None,  # type: ignore[arg-type]
         pager=None,  # type: ignore[arg-type]
-        http_policy=AllowlistHttpPolicy(allowed, SECRETS),
+        http_policy=AllowlistHttpPolicy(allowed, SECRETS, allowed_secrets=SECRETS),
         actor="U1",
         idempotency_key="exec-1",
     )
@@ -211,7 +211,7 @@ async def test_successful_calls_record_no_secret(
 
 
 def test_unset_secret_errors_name_the_variable_only() -> None:
-    policy = AllowlistHttpPolicy(["ops.test"], SECRETS)
+    policy = AllowlistHttpPolicy(["ops.test"], SECRETS, allowed_secrets={"API_TOKEN", "NOPE"})
     with pytest.raises(ActionError) as caught:
         policy.expand_secrets("${API_TOKEN} ${NOPE}")
     assert "NOPE" in str(caught.value)

@@ -51,7 +51,7 @@ async def h(make_harness: Any, plane: ControlPlane) -> Any:
     config = BallastConfig.model_validate(
         {
             "teams": {"@oncall": ["U0OWNER2", "U0OWNER3"]},
-            "http": {"allowed_hosts": ["control.test"]},
+            "http": {"allowed_hosts": ["control.test"], "allowed_secrets": ["CONTROL_TOKEN"]},
             "execution": {"retry_deadline": "5s", "max_attempts": 4},
         }
     )
