@@ -18,7 +18,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.execution.policy import StaticDirectory
 
 log = logging.getLogger(__name__)
-_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}$")  # a group named by its Slack id rather than handle
+_GROUP_ID = re.compile(r"^S[A-Z0-9]{2,}\Z")  # a group named by its Slack id rather than handle
 
 
 class SlackDirectory:
