@@ -48,6 +48,7 @@ from bot.runbooks.schema import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store import incidents as repo
+from bot.store.retry import in_transaction
 from bot.store.tables import Execution
 
 AWAITING = ExecutionState.AWAITING_APPROVAL
@@ -178,9 +179,10 @@ class MitigationExecutor(UndoSteps):
     ) -> RunResult:
         """Step 1: record the request or approval; claim the row when it may run."""
         now = self._clock()
-        async with self._db.transaction() as session:
-            await repo.get(session, incident_id, lock=True)  # serialises requests per incident
-            execution = await store.latest(session, incident_id, mitigation.id, lock=True)
+
+        async def claim(session: AsyncSession) -> RunResult | PolicyError:
+            # The incident's lock serialises requests per incident (lock order: store.locked).
+            _, execution = await store.locked(session, incident_id, mitigation.id)
             if execution is not None and in_progress(ExecutionState(execution.state)):
                 return result_of(execution, f"already {execution.state}; nothing done", False)
             if execution is None or ExecutionState(execution.state) is not AWAITING:
@@ -200,13 +202,16 @@ class MitigationExecutor(UndoSteps):
             try:
                 decision = decide(previous, actor, mitigation.mode, Risk(execution.risk))
             except PolicyError as err:
-                refusal = err
                 journal.refused(
                     session, incident_id, now, actor, f"approve {mitigation.id}", str(err)
                 )
-            else:
-                return await self._approved(session, execution, mitigation, decision, actor, now)
-        raise refusal
+                return err  # journaled: committed, then raised
+            return await self._approved(session, execution, mitigation, decision, actor, now)
+
+        claimed = await in_transaction(self._db, claim, what=f"claim of {mitigation.id}")
+        if isinstance(claimed, PolicyError):
+            raise claimed
+        return claimed
 
     async def _approved(
         self,
@@ -264,8 +269,9 @@ class MitigationExecutor(UndoSteps):
         except ActionError as err:
             return await self._record_failure(incident_id, mitigation, execution.id, attempts, err)
         now = self._clock()
-        async with self._db.transaction() as session:
-            row = await store.latest(session, incident_id, mitigation.id, lock=True)
+
+        async def record(session: AsyncSession) -> RunResult:
+            incident, row = await store.locked(session, incident_id, mitigation.id)
             assert row is not None
             row.state = ExecutionState.APPLIED.value
             row.outcome = asdict(outcome)
@@ -273,7 +279,6 @@ class MitigationExecutor(UndoSteps):
             row.error = None
             row.applied_at = now
             row.updated_at = now
-            incident = await repo.get(session, incident_id, lock=True)
             first_mitigation = incident.mitigated_at is None
             journal.applied(session, incident, now, actor, mitigation, row, outcome)
             if first_mitigation and self._remind_every is not None:
@@ -290,6 +295,8 @@ class MitigationExecutor(UndoSteps):
                 )
             return result_of(row, outcome.summary, True)
 
+        return await in_transaction(self._db, record, what=f"record of {mitigation.id}")
+
     async def _record_failure(
         self,
         incident_id: int,
@@ -301,8 +308,9 @@ class MitigationExecutor(UndoSteps):
         now = self._clock()
         final = "final" if isinstance(err, FinalError) else f"gave up after {attempts} attempt(s)"
         message = f"{type(err).__name__}: {err} ({final})"
-        async with self._db.transaction() as session:
-            row = await store.latest(session, incident_id, mitigation.id, lock=True)
+
+        async def record(session: AsyncSession) -> RunResult:
+            _, row = await store.locked(session, incident_id, mitigation.id)
             assert row is not None
             assert row.id == execution_id
             row.state = ExecutionState.FAILED.value
@@ -310,7 +318,9 @@ class MitigationExecutor(UndoSteps):
             row.attempts = attempts
             row.updated_at = now
             journal.failed(session, incident_id, now, mitigation, row, message)
-            result = result_of(row, message, True)
+            return result_of(row, message, True)
+
+        result = await in_transaction(self._db, record, what=f"failure of {mitigation.id}")
         await self._escalate(incident_id, mitigation, message)
         return result
 

@@ -8,6 +8,9 @@ recorded in a second one. A failed undo leaves the mitigation ``applied`` and te
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.context import ActionOutcome
 from actions.errors import ActionError
@@ -19,7 +22,7 @@ from bot.execution.retrying import with_retries
 from bot.incidents.actors import Actor, as_actor
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
-from bot.store import incidents as repo
+from bot.store.retry import in_transaction
 
 
 class UndoSteps(ExecutorBase):
@@ -44,9 +47,10 @@ class UndoSteps(ExecutorBase):
         if not actor.is_system:
             await self._authorize(incident_id, actor, runbook, f"undo {mitigation_id}")
         now = self._clock()
-        async with self._db.transaction() as session:
-            await repo.get(session, incident_id, lock=True)
-            row = await store.latest(session, incident_id, mitigation_id, lock=True)
+        dry = dry_run or self._dry_run
+
+        async def claim(session: AsyncSession) -> RunResult | tuple[Any, ActionOutcome, str]:
+            _, row = await store.locked(session, incident_id, mitigation_id)
             if row is None or row.state in (
                 ExecutionState.AWAITING_APPROVAL,
                 ExecutionState.FAILED,
@@ -60,17 +64,21 @@ class UndoSteps(ExecutorBase):
             params = action.parse(row.params)
             if not action.reversible(params):
                 raise ConflictError(f"{action.name} cannot be undone ({action.describe(params)})")
-            applied = ActionOutcome(**row.outcome)
-            if dry_run or self._dry_run:
-                ctx = self._contexts.make(
-                    actor=actor.name, idempotency_key=f"undo:{row.idempotency_key}", dry_run=True
-                )
-            else:
+            if not dry:
                 row.state = ExecutionState.UNDOING.value
                 row.updated_at = now
-                ctx = self._contexts.make(
-                    actor=actor.name, idempotency_key=f"undo:{row.idempotency_key}", reason=reason
-                )
+            return params, ActionOutcome(**row.outcome), row.idempotency_key
+
+        claimed = await in_transaction(self._db, claim, what=f"undo of {mitigation_id}")
+        if isinstance(claimed, RunResult):
+            return claimed
+        params, applied, key = claimed
+        ctx = self._contexts.make(
+            actor=actor.name,
+            idempotency_key=f"undo:{key}",
+            reason="" if dry else reason,
+            dry_run=dry,
+        )
         if ctx.dry_run:
             outcome = await action.undo(params, ctx, applied)
             async with self._db.transaction() as session:
@@ -86,20 +94,23 @@ class UndoSteps(ExecutorBase):
         try:
             outcome = await with_retries(self._retry, lambda: action.undo(params, ctx, applied))
         except ActionError as err:
-            async with self._db.transaction() as session:
-                row = await store.latest(session, incident_id, mitigation_id, lock=True)
+            problem = str(err)
+
+            async def failed(session: AsyncSession) -> None:
+                _, row = await store.locked(session, incident_id, mitigation_id)
                 assert row is not None
                 row.state = ExecutionState.APPLIED.value
-                row.error = f"undo failed: {err}"
+                row.error = f"undo failed: {problem}"
                 row.updated_at = self._clock()
-                journal.undo_failed(
-                    session, incident_id, self._clock(), actor, mitigation, str(err)
-                )
+                journal.undo_failed(session, incident_id, self._clock(), actor, mitigation, problem)
+
+            await in_transaction(self._db, failed, what=f"failed undo of {mitigation_id}")
             await self._escalate(incident_id, mitigation, f"undo failed: {err}")
             raise ConflictError(f"undo of {mitigation_id!r} failed: {err}") from None
         now = self._clock()
-        async with self._db.transaction() as session:
-            row = await store.latest(session, incident_id, mitigation_id, lock=True)
+
+        async def record(session: AsyncSession) -> RunResult:
+            _, row = await store.locked(session, incident_id, mitigation_id)
             assert row is not None
             row.state = ExecutionState.UNDONE.value
             row.undone_at = now
@@ -113,3 +124,5 @@ class UndoSteps(ExecutorBase):
                 f"undone by {actor.name}",
             )
             return result_of(row, outcome.summary, True)
+
+        return await in_transaction(self._db, record, what=f"record of undo of {mitigation_id}")

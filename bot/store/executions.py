@@ -1,4 +1,14 @@
-"""Queries for mitigation executions and timers."""
+"""Queries for mitigation executions and timers, and the one lock order.
+
+Every transaction that locks more than one of them locks, in this order and no other:
+the **incident** row, then its **execution** rows, then **timer** rows (:func:`locked` takes
+the first two). An INSERT of a timeline entry or an execution also takes a key-share lock on
+its incident, so a transaction that locked an execution first and then wrote the timeline
+could wait for the incident while another held the incident and waited for the execution:
+PostgreSQL broke that cycle with a deadlock error. One order makes such a cycle impossible;
+the rare conflicts left (a lost race for a UNIQUE key) are run again by
+:func:`bot.store.retry.in_transaction`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +19,8 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.store.tables import Execution, Timer
+from bot.store import incidents
+from bot.store.tables import Execution, Incident, Timer
 from bot.store.upsert import upsert
 
 
@@ -29,6 +40,14 @@ async def latest(
     if lock and _for_update(session):
         query = query.with_for_update()
     return await session.scalar(query)
+
+
+async def locked(
+    session: AsyncSession, incident_id: int, mitigation_id: str
+) -> tuple[Incident, Execution | None]:
+    """Lock the incident, then its mitigation's latest execution (the lock order above)."""
+    incident = await incidents.get(session, incident_id, lock=True)
+    return incident, await latest(session, incident_id, mitigation_id, lock=True)
 
 
 def new_generation(
