@@ -54,7 +54,7 @@ async def replica(make_harness: Any, plane: ControlPlane) -> Any:
     config = BallastConfig.model_validate(
         {
             "teams": {"@oncall": ["U0OWNER2", "U0OWNER3"]},
-            "http": {"allowed_hosts": ["control.test"]},
+            "http": {"allowed_hosts": ["control.test"], "allowed_secrets": ["CONTROL_TOKEN"]},
         }
     )
     return await make_harness(
