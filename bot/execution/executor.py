@@ -38,12 +38,13 @@ from bot.execution.policy import (
 )
 from bot.execution.requests import result_of
 from bot.execution.results import ExecutionState, Preview, RunResult
-from bot.execution.retrying import with_retries
+from bot.execution.retrying import guarded, with_retries
 from bot.execution.undo import UndoSteps
 from bot.incidents.actors import SYSTEM, Actor, AuthMethod, as_actor
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation
 from bot.incidents.reminders import schedule_reminder
+from bot.incidents.timeline import TimelineKind
 from bot.runbooks.schema import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
@@ -142,7 +143,7 @@ class MitigationExecutor(UndoSteps):
             actor=actor.name, idempotency_key=f"dry-run:{incident_id}", reason=reason, dry_run=True
         )
         try:
-            outcome = await action.apply(params, ctx)
+            outcome = await guarded(lambda: action.apply(params, ctx))
         except ActionError as err:
             raise ConflictError(f"dry run of {mitigation.id!r}: it would fail: {err}") from None
         async with self._db.transaction() as session:
@@ -327,7 +328,12 @@ class MitigationExecutor(UndoSteps):
     # ---- recovery --------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Finish executions a crash left ``running`` (step 2 may or may not have happened)."""
+        """Finish executions a crash left ``running`` (step 2 may or may not have happened).
+
+        Guarded per execution: one that cannot be finished (its runbook is gone, its params no
+        longer parse, anything at all goes wrong) is marked failed and journaled, and the
+        others are still recovered. A bad row never keeps the server from starting.
+        """
         async with self._db.sessions() as session:
             rows = await store.by_state(session, ExecutionState.RUNNING.value)
         for row in rows:
@@ -335,21 +341,49 @@ class MitigationExecutor(UndoSteps):
                 "re-applying %s of incident #%d after a restart", row.mitigation_id, row.incident_id
             )
             try:
-                _, mitigation, _, action, _ = await self._prepare(
-                    row.incident_id, row.mitigation_id
-                )
-            except (ConflictError, NotFoundError) as err:
-                log.error("cannot recover execution %d: %s", row.id, err)
-                continue
-            await self._apply(
-                row.incident_id,
-                mitigation,
-                action,
-                action.parse(row.params),
-                Actor(row.requested_by, AuthMethod.SYSTEM),  # checked before the crash
-                "recovered after restart",
-            )
+                await self._recover_one(row)
+            except Exception as err:
+                log.exception("cannot recover execution %d", row.id)
+                await self._unrecoverable(row, err)
         return len(rows)
+
+    async def _recover_one(self, row: Execution) -> None:
+        _, mitigation, _, action, _ = await self._prepare(row.incident_id, row.mitigation_id)
+        await self._apply(
+            row.incident_id,
+            mitigation,
+            action,
+            action.parse(row.params),
+            Actor(row.requested_by, AuthMethod.SYSTEM),  # checked before the crash
+            "recovered after restart",
+        )
+
+    async def _unrecoverable(self, row: Execution, err: Exception) -> None:
+        """Mark a ``running`` execution failed because recovery could not finish it."""
+        reason = str(err) if isinstance(err, ConflictError | NotFoundError) else type(err).__name__
+        message = f"could not be finished after a restart: {reason}"
+        try:
+            async with self._db.transaction() as session:
+                current = await store.latest(session, row.incident_id, row.mitigation_id, lock=True)
+                if current is None or current.id != row.id:
+                    return
+                if current.state != ExecutionState.RUNNING.value:
+                    return  # it got as far as recording its own outcome
+                now = self._clock()
+                current.state = ExecutionState.FAILED.value
+                current.error = message
+                current.updated_at = now
+                repo.append_timeline(
+                    session,
+                    row.incident_id,
+                    at=now,
+                    actor=row.requested_by,
+                    kind=TimelineKind.MITIGATION_FAILED,
+                    summary=f"{row.mitigation_id} failed: {message}",
+                    details={"mitigation_id": row.mitigation_id, "error": message},
+                )
+        except Exception:
+            log.exception("could not mark execution %d failed; it stays running", row.id)
 
 
 __all__ = ["MitigationExecutor"]

@@ -1,11 +1,15 @@
 """Retries for actions: only ``RetryableError``, with backoff, within a deadline.
 
 A server's ``Retry-After`` is honoured (capped by the deadline); otherwise exponential backoff
-with jitter. ``FinalError`` (a 4xx, a bad value) is never retried.
+with jitter. ``FinalError`` (a 4xx, a bad value) is never retried. Any other exception an
+action raises (a bug, an input it did not expect: an alert label httpx cannot encode) is a
+``FinalError`` too (:func:`guarded`), so it fails the execution, journaled, and never
+reaches the server or its start-up.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,7 +24,9 @@ from tenacity import (
 )
 
 from actions.context import ActionOutcome
-from actions.errors import RetryableError
+from actions.errors import ActionError, FinalError, RetryableError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,25 @@ async def with_retries(
 
     async def call() -> ActionOutcome:
         # A coroutine function, so tenacity awaits each attempt (a lambda would not be).
-        return await attempt()
+        return await guarded(attempt)
 
     outcome: ActionOutcome = await retrying(call)
     return outcome
+
+
+async def guarded(attempt: Callable[[], Awaitable[ActionOutcome]]) -> ActionOutcome:
+    """One attempt; an exception that is not an ``ActionError`` becomes a ``FinalError``.
+
+    The message names only the exception's type: its text may quote a header or a secret.
+    The traceback goes to the log.
+    """
+    try:
+        return await attempt()
+    except ActionError:
+        raise
+    except Exception as err:
+        log.exception("an action raised %s; the execution fails", type(err).__name__)
+        raise FinalError(
+            f"the action raised {type(err).__name__} (an input it did not expect, or a bug); "
+            "the traceback is in Ballast's log"
+        ) from err

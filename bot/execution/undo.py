@@ -18,7 +18,7 @@ from bot.errors import ConflictError
 from bot.execution import journal
 from bot.execution.requests import ExecutorBase, result_of
 from bot.execution.results import ExecutionState, Preview, RunResult
-from bot.execution.retrying import with_retries
+from bot.execution.retrying import guarded, with_retries
 from bot.incidents.actors import Actor, as_actor
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
@@ -80,7 +80,7 @@ class UndoSteps(ExecutorBase):
             dry_run=dry,
         )
         if ctx.dry_run:
-            outcome = await action.undo(params, ctx, applied)
+            outcome = await guarded(lambda: action.undo(params, ctx, applied))
             async with self._db.transaction() as session:
                 journal.dry_run(session, incident_id, self._clock(), actor, mitigation, outcome)
             return RunResult(
