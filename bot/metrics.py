@@ -47,6 +47,14 @@ class Metrics:
             "Stored alerts not yet processed.",
             registry=self.registry,
         )
+        self.alert_values_altered = Counter(
+            "ballast_alert_values_altered",
+            "Label and annotation values intake changed instead of refusing the alert, by reason "
+            "(truncated: over its length limit; unstorable_character: NUL or a lone surrogate "
+            "replaced with U+FFFD). Each alert lists its changes in its ballast_intake annotation.",
+            ["reason"],
+            registry=self.registry,
+        )
         self.webhook_latency = Histogram(
             "ballast_webhook_duration_seconds",
             "Time from webhook request received to response, by source.",

@@ -83,10 +83,12 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
         services.metrics.alerts_received.labels(source.value, "rejected").inc()
         return JSONResponse({"detail": str(err), "field": err.field}, status_code=400)
     try:
-        batch = parse_payload(source, data)
+        batch = parse_payload(source, data, now=services.clock())
     except PayloadError as err:
         services.metrics.alerts_received.labels(source.value, "rejected").inc()
         return JSONResponse({"detail": str(err), "field": err.field}, status_code=422)
+    for change in batch.alterations:
+        services.metrics.alert_values_altered.labels(change.reason.value).inc()
 
     try:
         # Group commit: shares one transaction with the webhooks arriving at the same moment.
@@ -132,11 +134,18 @@ async def generic_webhook(request: Request) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Add the webhook endpoints to ``app`` (first, so they are matched first)."""
-    for path, endpoint in (
-        ("/webhooks/alertmanager", alertmanager_webhook),
-        ("/webhooks/grafana", grafana_webhook),
-        ("/webhooks/generic", generic_webhook),
+    for path, endpoint, methods in (
+        ("/webhooks/alertmanager", alertmanager_webhook, ["POST"]),
+        # Grafana's webhook contact point can be set to PUT; it sends the same body.
+        ("/webhooks/grafana", grafana_webhook, ["POST", "PUT"]),
+        ("/webhooks/generic", generic_webhook, ["POST"]),
     ):
-        add_direct_route(
-            app, path, endpoint, methods=["POST"], response_model=WebhookReceipt, tags=["webhooks"]
-        )
+        for method in methods:  # one route per method: each its own OpenAPI operation
+            add_direct_route(
+                app,
+                path,
+                endpoint,
+                methods=[method],
+                response_model=WebhookReceipt,
+                tags=["webhooks"],
+            )

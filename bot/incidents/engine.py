@@ -11,13 +11,13 @@ simply processed after the restart. Every step is idempotent and order-tolerant:
   resolved. Only a resolve for an alert no incident ever held is dropped.
 
 One open incident per key: ``rb:<runbook id>|<group labels>`` for a runbook, or
-``triage:<alertname>`` for alerts no runbook matches, so nothing is dropped silently.
+``triage:<alertname>|<service>`` for alerts no runbook matches, so nothing is dropped silently
+(:mod:`bot.incidents.routing_key`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
@@ -36,6 +36,7 @@ from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.merge import merge_alert
 from bot.incidents.operations import mark_resolved
 from bot.incidents.outcome import AlertOutcome
+from bot.incidents.routing_key import runbook_key, triage_group, triage_key
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.intake.alert import AlertStatus, template_context
 from bot.metrics import Metrics
@@ -241,10 +242,10 @@ class IncidentEngine:
     def _route(self, labels: dict[str, Any]) -> Routing:
         runbook = self._catalog.current.best(labels)
         if runbook is None:
-            name = str(labels.get("alertname") or "(no alertname)")
-            return Routing(f"triage:{name}", None, {"alertname": name})
+            group = triage_group(labels)
+            return Routing(triage_key(group), None, group)
         group = runbook.group_labels(labels)
-        return Routing(f"rb:{runbook.id}|{json.dumps(group, sort_keys=True)}", runbook, group)
+        return Routing(runbook_key(runbook.id, group), runbook, group)
 
     async def _open(
         self,
@@ -293,7 +294,7 @@ class IncidentEngine:
             status=IncidentStatus.TRIGGERED.value,
             title=title,
             severity=runbook.severity.value if runbook else TRIAGE_SEVERITY,
-            service=runbook.service if runbook else row.labels.get("service"),
+            service=runbook.service if runbook else _service_label(row.labels),
             group_labels=routing.group_labels,
             alert_count=0,
             firing_count=0,
@@ -349,3 +350,14 @@ class IncidentEngine:
                 await listener.incidents_changed(batch)
             except Exception:
                 log.exception("listener %r failed on %d incident change(s)", listener, len(batch))
+
+
+MAX_SERVICE_CHARS = 63  # incidents.service
+
+
+def _service_label(labels: dict[str, Any]) -> str | None:
+    """A triage incident's service: the alert's ``service`` label, if the column can hold it."""
+    value = labels.get("service")
+    if not isinstance(value, str) or not value or len(value) > MAX_SERVICE_CHARS:
+        return None
+    return value

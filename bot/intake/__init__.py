@@ -8,6 +8,7 @@ first. Every problem with a body is a :class:`~bot.errors.PayloadError` naming t
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.intake.alertmanager import parse_alertmanager
@@ -28,7 +29,7 @@ __all__ = [
     "parse_payload",
 ]
 
-_PARSERS: dict[AlertSource, Callable[[object], AlertBatch]] = {
+_PARSERS: dict[AlertSource, Callable[..., AlertBatch]] = {
     AlertSource.ALERTMANAGER: parse_alertmanager,
     AlertSource.GRAFANA: parse_grafana,
     AlertSource.GENERIC: parse_generic,
@@ -42,9 +43,12 @@ _ALERTMANAGER_KEYS = frozenset(
 _GRAFANA_ALERT_KEYS = frozenset({"silenceURL", "dashboardURL", "panelURL", "valueString"})
 
 
-def parse_payload(source: AlertSource, data: object) -> AlertBatch:
-    """Parse a decoded body as ``source`` sends it; raises PayloadError naming the bad field."""
-    return _PARSERS[source](data)
+def parse_payload(source: AlertSource, data: object, *, now: datetime | None = None) -> AlertBatch:
+    """Parse a decoded body as ``source`` sends it; raises PayloadError naming the bad field.
+
+    ``now`` is when it was received (default: the clock), for times the sender left out.
+    """
+    return _PARSERS[source](data, now=now)
 
 
 def detect_source(data: object) -> AlertSource:

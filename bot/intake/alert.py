@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from bot.intake.limits import Alteration
+
 
 class AlertStatus(StrEnum):
     FIRING = "firing"
@@ -99,6 +101,8 @@ class AlertBatch:
     # Alerts Alertmanager left out because of max_alerts. They are still firing (or not):
     # a truncated alert must never be read as resolved.
     truncated_alerts: int = 0
+    # Values intake had to change (see bot.intake.limits), for the metrics.
+    alterations: tuple[Alteration, ...] = ()
 
 
 def label_fingerprint(labels: Mapping[str, str]) -> str:

@@ -26,31 +26,27 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from bot.errors import PayloadError
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus, label_fingerprint
 from bot.intake.grafana import LEGACY_MESSAGE, is_legacy_grafana
-from bot.intake.wire import LONE_SURROGATE, EndTime, StartTime, describe, payload_error
+from bot.intake.limits import MAX_URL_CHARS, Alteration, bound_alert, bound_text, record
+from bot.intake.wire import EndTime, StartTime, describe, payload_error
 
 MAX_ALERTS = 1_000
 MAX_ENTRIES = 100  # labels, and annotations, per alert
 MAX_NAME_CHARS = 256
-MAX_LABEL_VALUE_CHARS = 4_096
-MAX_ANNOTATION_VALUE_CHARS = 65_536
-MAX_URL_CHARS = 4_096
 NAME_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 
 Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN, max_length=MAX_NAME_CHARS)]
-LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_VALUE_CHARS)]
-AnnotationValue = Annotated[str, StringConstraints(max_length=MAX_ANNOTATION_VALUE_CHARS)]
 
 
 class GenericAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    labels: Annotated[dict[Name, LabelValue], Field(max_length=MAX_ENTRIES)]
-    annotations: Annotated[dict[Name, AnnotationValue], Field(max_length=MAX_ENTRIES)] = {}
+    labels: Annotated[dict[Name, str], Field(max_length=MAX_ENTRIES)]
+    annotations: Annotated[dict[Name, str], Field(max_length=MAX_ENTRIES)] = {}
     status: AlertStatus | None = None
     starts_at: StartTime | None = None
     ends_at: EndTime = None
     fingerprint: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
-    generator_url: Annotated[str, StringConstraints(max_length=MAX_URL_CHARS)] | None = None
+    generator_url: str | None = None
 
 
 class GenericBatch(BaseModel):
@@ -79,17 +75,15 @@ def parse_generic(data: object, *, now: datetime | None = None) -> AlertBatch:
         hint = _wrapper_hint if wrapped else _alert_hint
         raise _foreign_format_error(data) or payload_error(err, unknown_field=hint) from None
     now = now or datetime.now(UTC)
-    try:
-        canonical = [
-            _canonical(alert, f"alerts[{i}]." if wrapped else "", now)
-            for i, alert in enumerate(alerts)
-        ]
-    except UnicodeEncodeError:  # only reachable for data that did not come via parse_json_bytes
-        raise PayloadError(LONE_SURROGATE) from None
-    return AlertBatch(source=AlertSource.GENERIC, alerts=canonical)
+    altered: list[Alteration] = []
+    canonical = [
+        _canonical(alert, f"alerts[{i}]." if wrapped else "", now, altered)
+        for i, alert in enumerate(alerts)
+    ]
+    return AlertBatch(source=AlertSource.GENERIC, alerts=canonical, alterations=tuple(altered))
 
 
-def _canonical(alert: GenericAlert, path: str, now: datetime) -> Alert:
+def _canonical(alert: GenericAlert, path: str, now: datetime, altered: list[Alteration]) -> Alert:
     alertname = alert.labels.get("alertname")
     if alertname is None:
         raise PayloadError(
@@ -107,14 +101,19 @@ def _canonical(alert: GenericAlert, path: str, now: datetime) -> Alert:
     starts_at = alert.starts_at
     if starts_at is None:  # "now", but never after the end it reports
         starts_at = min(now, alert.ends_at) if alert.ends_at is not None else now
+    mine: list[Alteration] = []
+    labels, annotations = bound_alert(alert.labels, alert.annotations, mine)
+    fingerprint = bound_text(alert.fingerprint, 128, "fingerprint", mine)
+    generator_url = bound_text(alert.generator_url, MAX_URL_CHARS, "generator_url", mine)
+    altered.extend(mine)
     return Alert(
-        fingerprint=alert.fingerprint or label_fingerprint(alert.labels),
+        fingerprint=fingerprint or label_fingerprint(labels),
         status=status,
-        labels=alert.labels,
-        annotations=alert.annotations,
+        labels=labels,
+        annotations=record(annotations, mine),
         starts_at=starts_at,
         ends_at=(alert.ends_at or now) if resolved else None,
-        generator_url=alert.generator_url or None,
+        generator_url=generator_url or None,
         source=AlertSource.GENERIC,
     )
 

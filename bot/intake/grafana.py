@@ -14,12 +14,15 @@ alert per rule without labels to match on; it is refused with a message saying w
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from pydantic import Field, ValidationError
 
 from bot.errors import PayloadError
 from bot.intake.alert import AlertBatch, AlertSource
 from bot.intake.alertmanager import WireAlert, WireWebhook, batch_of, canonical
-from bot.intake.wire import LONE_SURROGATE, payload_error
+from bot.intake.limits import Alteration
+from bot.intake.wire import payload_error
 
 LEGACY_MESSAGE = (
     "this is a legacy Grafana alert notification (Grafana 8 and older: it has "
@@ -54,7 +57,7 @@ class GrafanaWireAlert(WireAlert):
 GrafanaWebhook = WireWebhook[GrafanaWireAlert]
 
 
-def parse_grafana(data: object) -> AlertBatch:
+def parse_grafana(data: object, *, now: datetime | None = None) -> AlertBatch:
     """Validate one decoded Grafana webhook body; raise PayloadError naming the bad field."""
     if is_legacy_grafana(data):
         raise PayloadError(LEGACY_MESSAGE)
@@ -63,11 +66,12 @@ def parse_grafana(data: object) -> AlertBatch:
     except ValidationError as err:
         raise payload_error(err) from None
     source = AlertSource.GRAFANA
-    try:
-        alerts = [canonical(alert, _annotations(alert), source) for alert in webhook.alerts]
-    except UnicodeEncodeError:  # only reachable for data that did not come via parse_json_bytes
-        raise PayloadError(LONE_SURROGATE) from None
-    return batch_of(webhook, alerts, source)
+    now = now or datetime.now(UTC)
+    altered: list[Alteration] = []
+    alerts = [
+        canonical(alert, _annotations(alert), source, now, altered) for alert in webhook.alerts
+    ]
+    return batch_of(webhook, alerts, source, altered)
 
 
 def is_legacy_grafana(data: object) -> bool:

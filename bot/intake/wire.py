@@ -22,7 +22,7 @@ from pydantic import PlainValidator, StringConstraints, ValidationError
 from pydantic_core import ErrorDetails
 
 from bot.errors import PayloadError
-from bot.intake.alert import as_utc, normalise_end
+from bot.intake.alert import ZERO_TIME_YEAR, as_utc, normalise_end
 
 TIMESTAMP_EXAMPLE = "2024-05-01T12:00:00Z"
 # Go's zero time as Alertmanager and Grafana write it: "not ended".
@@ -34,25 +34,22 @@ _RFC3339 = re.compile(
     r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(?:\.\d+)?(?:[Zz]|[+-]\d\d:\d\d)", re.ASCII
 )
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
-# A JSON \u escape of NUL (group 1; the only way JSON text holds one) or in the surrogate range
-# (only then can a decoded string hold a lone surrogate). A preceding escaped backslash makes a
-# false alarm, which costs a walk over the data and nothing else.
-_UNSTORABLE_ESCAPE = re.compile(rb"\\u(?:(0000)|[dD][89a-fA-F])")
 _SHOWN_CHARS = 80
 
 
 def parse_json_bytes(body: bytes) -> object:
     """Decode a request body, naming line and column when it is not JSON.
 
-    Stricter than :func:`json.loads` where laxness would hurt later: ``NaN``/``Infinity``, lone
-    UTF-16 surrogates (``"\\ud800"``) and the NUL character (``"\\u0000"``, named by its
-    field) are refused here, because nothing downstream (PostgreSQL, Slack) can store them.
-    A UTF-8 byte-order mark is skipped (RFC 8259 allows it).
+    Stricter than :func:`json.loads` where laxness would hurt later: ``NaN``/``Infinity`` are
+    refused. NUL (``"\\u0000"``) and lone UTF-16 surrogates (``"\\ud800"``) decode as the text
+    they escape: the parsers replace them where they would be stored (:mod:`bot.intake.limits`),
+    because refusing the body would lose the whole group. A UTF-8 byte-order mark is skipped
+    (RFC 8259 allows it).
 
     orjson decodes (in half the time of the stdlib, which was the largest single cost of a
     stored alert); whatever it refuses is decoded again by the stdlib, which says exactly what
-    is wrong and where, or reads what orjson does not (deep nesting). One difference remains:
-    an integer beyond 64 bits reads as a float, as in most JSON parsers.
+    is wrong and where, or reads what orjson does not (deep nesting, lone surrogates). One
+    difference remains: an integer beyond 64 bits reads as a float, as in most JSON parsers.
     """
     if body.startswith(codecs.BOM_UTF8):
         body = body[len(codecs.BOM_UTF8) :]
@@ -60,17 +57,6 @@ def parse_json_bytes(body: bytes) -> object:
         data: object = orjson.loads(body)
     except orjson.JSONDecodeError:
         data = _decode_with_stdlib(body)
-    # Rare: in the common case one scan of the body finds no such escape. Each check runs once.
-    surrogates_checked = nul_checked = False
-    escape = _UNSTORABLE_ESCAPE.search(body)
-    while escape is not None and not (surrogates_checked and nul_checked):
-        if escape.group(1) is None and not surrogates_checked:
-            _refuse_lone_surrogates(data)
-            surrogates_checked = True
-        elif escape.group(1) is not None and not nul_checked:
-            _refuse_nul(data, ())
-            nul_checked = True
-        escape = _UNSTORABLE_ESCAPE.search(body, escape.end())
     return data
 
 
@@ -103,41 +89,6 @@ def _refuse_constant(name: str) -> object:
     raise PayloadError(f"malformed JSON: {name} is not a JSON value (JSON has no NaN or Infinity)")
 
 
-LONE_SURROGATE = (
-    "the JSON holds a \\u escape of a lone UTF-16 surrogate (\\ud800-\\udfff without its "
-    "pair), which is not Unicode text; escape characters as UTF-16 pairs or send them as UTF-8"
-)
-
-
-def _refuse_lone_surrogates(data: object) -> None:
-    try:
-        json.dumps(data, ensure_ascii=False).encode()
-    except UnicodeEncodeError:
-        raise PayloadError(LONE_SURROGATE) from None
-
-
-def _refuse_nul(data: object, loc: tuple[int | str, ...]) -> None:
-    if isinstance(data, str):
-        if "\x00" in data:
-            raise PayloadError(
-                "the value holds a NUL character (\\u0000), which PostgreSQL cannot store; "
-                "remove it",
-                field_path(loc),
-            )
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            if "\x00" in key:
-                raise PayloadError(
-                    "a field name holds a NUL character (\\u0000), which PostgreSQL cannot "
-                    "store; remove it",
-                    field_path((*loc, key)),
-                )
-            _refuse_nul(value, (*loc, key))
-    elif isinstance(data, list):
-        for index, item in enumerate(data):
-            _refuse_nul(item, (*loc, index))
-
-
 def parse_timestamp(value: object) -> datetime:
     """RFC 3339 text, fractional seconds of any length (Go writes nanoseconds), Z or offset."""
     if not isinstance(value, str) or _RFC3339.fullmatch(value) is None:
@@ -153,9 +104,12 @@ def parse_timestamp(value: object) -> datetime:
         ) from None
 
 
-def _start_time(value: object) -> datetime:
+def _start_time(value: object) -> datetime | None:
+    if value == GO_ZERO_TIME:  # Grafana's test notifications: "not given", the receive time
+        return None
     try:
-        return as_utc(parse_timestamp(value))
+        parsed = parse_timestamp(value)
+        return None if parsed.year <= ZERO_TIME_YEAR else as_utc(parsed)
     except OverflowError:
         raise ValueError(f"timestamp {describe(value)} is out of range in UTC") from None
 
@@ -170,7 +124,8 @@ def _end_time(value: object) -> datetime | None:
 
 
 # Aware UTC datetimes. Plain validators, because pydantic's lax datetime also takes Unix numbers.
-StartTime = Annotated[datetime, PlainValidator(_start_time)]
+# The Go zero time means "not given": None, and the parser uses the time it was received.
+StartTime = Annotated[datetime | None, PlainValidator(_start_time)]
 # As StartTime, but the Go zero time ("0001-01-01T00:00:00Z", still firing) and null are None.
 EndTime = Annotated[datetime | None, PlainValidator(_end_time)]
 # The canonical Alert allows 1-128 characters; an empty one means "compute it from the labels".

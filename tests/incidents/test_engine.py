@@ -138,16 +138,20 @@ async def test_group_by_splits_incidents(rig: Rig) -> None:
     ]
 
 
-async def test_unmatched_alerts_grouped_per_alertname(rig: Rig) -> None:
+async def test_unmatched_alerts_grouped_per_alertname_and_service(rig: Rig) -> None:
     await rig.send(
         alert("a", alertname="DiskFull", service="x"),
         alert("b", alertname="DiskFull", service="y"),
         alert("c", alertname="NodeDown", service="y"),
+        alert("d", alertname="NodeDown", service="y"),
+        alert("e", alertname="NodeDown", service=""),
     )
     incidents = await rig.incidents()
-    assert [(i.key, i.runbook_id, i.alert_count) for i in incidents] == [
-        ("triage:DiskFull", None, 2),
+    assert sorted((i.key, i.service, i.alert_count) for i in incidents) == [
+        ('triage:DiskFull|{"service": "x"}', "x", 1),
+        ('triage:DiskFull|{"service": "y"}', "y", 1),
         ("triage:NodeDown", None, 1),
+        ('triage:NodeDown|{"service": "y"}', "y", 2),
     ]
 
 

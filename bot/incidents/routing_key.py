@@ -1,0 +1,57 @@
+"""Which open incident an alert belongs to: the incident key, bounded to its column.
+
+A runbook's incidents are keyed by the runbook and its ``group_by`` values. Alerts no runbook
+matches are keyed by their alertname plus the labels Ballast routes by (:data:`TRIAGE_LABELS`),
+so two services' alerts of the same name open two incidents, each attributed to its own
+service, instead of one attributed to whichever arrived first.
+
+Keys are label text, and labels are the sender's: a key longer than the column holds is
+replaced by a digest of the same text, so it stays unique and stable without a database error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+TRIAGE_LABELS = ("service",)
+"""Besides ``alertname``, the labels an untriaged alert is grouped by (as in Ballast's routing)."""
+
+MAX_KEY_CHARS = 512
+"""``incidents.key`` and ``incidents.open_key`` are VARCHAR(512)."""
+
+NO_ALERTNAME = "(no alertname)"
+
+
+def runbook_key(runbook_id: str, group: Mapping[str, str]) -> str:
+    return bounded(f"rb:{runbook_id}|{json.dumps(dict(group), sort_keys=True)}")
+
+
+def triage_group(labels: Mapping[str, Any]) -> dict[str, str]:
+    """``alertname`` and each routing label the alert carries (absent ones are left out)."""
+    group = {"alertname": str(labels.get("alertname") or NO_ALERTNAME)}
+    for name in TRIAGE_LABELS:
+        value = labels.get(name)
+        if value:
+            group[name] = str(value)
+    return group
+
+
+def triage_key(group: Mapping[str, str]) -> str:
+    """``triage:<alertname>`` without routing labels (the key before they counted), else
+    ``triage:<alertname>|{"service": ...}``."""
+    rest = {name: value for name, value in group.items() if name != "alertname"}
+    key = f"triage:{group['alertname']}"
+    if rest:
+        key += "|" + json.dumps(rest, sort_keys=True)
+    return bounded(key)
+
+
+def bounded(key: str) -> str:
+    """The key itself if it fits its column, else its prefix and a SHA-256 of the whole."""
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    prefix = key.split(":", 1)[0]
+    return f"{prefix}:sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
