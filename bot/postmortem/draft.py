@@ -21,6 +21,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.errors import TemplateError
+from bot.postmortem.markdown import Safe, code, escape_value, md
 from bot.postmortem.models import PostmortemFacts
 
 log = logging.getLogger(__name__)
@@ -79,9 +80,12 @@ def span(start: datetime, until: datetime | None) -> str:
     return f"{first}\N{EN DASH}{last}"
 
 
-def cell(text: Any) -> str:
-    """Text safe inside a Markdown table cell (one line, no column breaks)."""
-    return re.sub(r"\s+", " ", str(text)).replace("|", "\\|")
+def cell(text: Any) -> Safe:
+    """Text safe inside a Markdown table cell (one line, no column breaks); plain text is
+    escaped, Markdown already made (``| code``) only has its pipes escaped."""
+    if isinstance(text, Safe):
+        return Safe(re.sub(r"\s+", " ", text).replace("|", "\\|"))
+    return md(text)
 
 
 def slug(text: str, limit: int = 60) -> str:
@@ -98,14 +102,14 @@ def summary_of(facts: PostmortemFacts) -> str:
     """The summary paragraph, from facts only. Values in backticks are names and control
     values a polish must keep verbatim (``bot.postmortem.polish`` checks)."""
     d = facts.detection
-    alert = f" from alert `{d.alertname}`" if d.alertname else ""
+    alert = f" from alert {code(d.alertname)}" if d.alertname else ""
     sentences = [
-        f"Incident #{facts.incident_id} “{facts.title}” (severity `{facts.severity}`, "
-        f"service `{facts.service or 'unknown'}`) opened at {utc(facts.opened_at)}{alert}."
+        f"Incident #{facts.incident_id} “{md(facts.title)}” (severity {code(facts.severity)}, "
+        f"service {code(facts.service or 'unknown')}) opened at {utc(facts.opened_at)}{alert}."
     ]
     if d.acknowledged_at is not None:
         sentences.append(
-            f"It was acknowledged by `{d.acknowledged_by}` at {utc(d.acknowledged_at)}."
+            f"It was acknowledged by {code(d.acknowledged_by)} at {utc(d.acknowledged_at)}."
         )
     else:
         sentences.append("It was never acknowledged.")
@@ -114,12 +118,13 @@ def summary_of(facts: PostmortemFacts) -> str:
         parts = []
         for m in applied:
             change = (
-                f" (`{m.change.key}`: `{value(m.change.before)}` → `{value(m.change.after)}`)"
+                f" ({code(m.change.key)}: {code(value(m.change.before))} → "
+                f"{code(value(m.change.after))})"
                 if m.change
                 else ""
             )
             undone = f", undone at {utc(m.undone_at)}" if m.undone_at else ""
-            parts.append(f"{m.title}{change} at {utc(m.applied_at)}{undone}")
+            parts.append(f"{md(m.title)}{change} at {utc(m.applied_at)}{undone}")
         sentences.append(f"Mitigations applied: {'; '.join(parts)}.")
     else:
         sentences.append("No mitigation was applied through Ballast.")
@@ -127,11 +132,11 @@ def summary_of(facts: PostmortemFacts) -> str:
         sentences.append(f"It was re-opened {facts.reopen_count} time(s).")
     if facts.resolved_at is not None:
         sentences.append(
-            f"It was resolved at {utc(facts.resolved_at)} by `{facts.resolved_by}`, "
+            f"It was resolved at {utc(facts.resolved_at)} by {code(facts.resolved_by)}, "
             f"{duration(facts.phase('resolve').seconds)} after it opened."
         )
     else:
-        sentences.append(f"It is still `{facts.status}`.")
+        sentences.append(f"It is still {code(facts.status)}.")
     return " ".join(sentences)
 
 
@@ -182,8 +187,9 @@ def _environment(folder: Path) -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=escape_value,
     )
-    env.filters.update(utc=utc, duration=duration, value=value, cell=cell)
+    env.filters.update(utc=utc, duration=duration, value=value, cell=cell, md=md, code=code)
     env.globals.update(span=span)
     return env
 
@@ -191,7 +197,7 @@ def _environment(folder: Path) -> SandboxedEnvironment:
 def _render(path: Path, facts: PostmortemFacts, summary: str) -> str:
     try:
         template = _environment(path.parent).get_template(path.name)
-        return template.render(facts=facts, summary=summary, file_name=file_name(facts))
+        return template.render(facts=facts, summary=Safe(summary), file_name=file_name(facts))
     except jinja2.TemplateNotFound as err:
         raise TemplateError(
             f"postmortem template {path} not found; fix `postmortem.template` in the runbook "
