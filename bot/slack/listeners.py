@@ -207,10 +207,12 @@ class SlackHandlers:
             incident = await repo.get(session, incident_id)
         runbook = s.catalog.current.runbooks.get(incident.runbook_id or "")
         owners = runbook.owners if runbook else []
+        details: dict[str, Any] = {"action": what, "via": "slack", "reason": "not a responder"}
         try:
             # The same person identity as the executor's owner rule (a group id is no one).
-            person = Actor.slack(actor).owner_identity()
-            await s.responders.check(person, owners, what, incident_id)
+            who = Actor.slack(actor)
+            details["auth"] = who.audit()
+            await s.responders.check(who.owner_identity(), owners, what, incident_id)
         except PolicyError:
             async with s.db.transaction() as session:
                 repo.append_timeline(
@@ -220,7 +222,7 @@ class SlackHandlers:
                     actor=actor,
                     kind=TimelineKind.REFUSED,
                     summary=f"{what} refused for {escape(actor[:64])}: not a responder",
-                    details={"action": what, "via": "slack", "reason": "not a responder"},
+                    details=details,
                 )
             raise
 

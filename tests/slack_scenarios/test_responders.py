@@ -132,7 +132,12 @@ async def test_other_member_is_refused_ephemerally_and_journaled(
     assert [entry["kind"] for entry in new] == ["refused"]
     [entry] = new
     assert entry["actor"] == STRANGER.id
-    assert entry["details"] == {"action": what, "via": "slack", "reason": "not a responder"}
+    assert entry["details"] == {
+        "action": what,
+        "via": "slack",
+        "reason": "not a responder",
+        "auth": {"principal": f"slack:{STRANGER.id}", "method": "slack", "person": STRANGER.id},
+    }
     for secret in (SECRET, BOT_TOKEN, "xoxb-"):
         assert secret not in str(after["timeline"])
     assert "escalated" not in kinds(after)
