@@ -47,6 +47,7 @@ from bot.errors import RunbookError
 from bot.execution.auto import AutoMitigator
 from bot.execution.context import ConsoleMessenger, ContextFactory, NoPager
 from bot.execution.executor import MitigationExecutor
+from bot.execution.leases import LeaseTerms
 from bot.execution.policy import OwnerDirectory, StaticDirectory
 from bot.execution.retrying import RetryPolicy
 from bot.incidents.actors import SYSTEM
@@ -59,6 +60,7 @@ from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.loader import load_catalog
 from bot.runtime.gc_tuning import freeze_startup_heap
+from bot.runtime.worker import WorkerLoop
 from bot.scheduling.timers import TimerKind, TimerService
 from bot.settings import Settings
 from bot.slack.announcer import SlackAnnouncer
@@ -162,6 +164,7 @@ def build_services(
         dry_run=settings.dry_run or config.execution.dry_run,
         bus=bus,
         remind_every=config.incidents.remind_every,
+        lease=LeaseTerms(length=config.execution.lease),
     )
     auto = AutoMitigator(executor)
     bus.subscribe(auto)
@@ -279,7 +282,9 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         await services.db.migrate()
         services.db.start_housekeeping()
         freeze_startup_heap()  # process-wide GC policy: see bot/runtime/gc_tuning.py
-        await services.executor.recover()
+        await services.executor.recover()  # before ready: what is already expired
+        recovery = _recovery_loop(services)
+        recoverer = asyncio.create_task(recovery.run(), name="execution-recovery")
         worker = asyncio.create_task(services.engine.run(), name="incident-engine")
         services.timers.start()
         sender = None
@@ -311,6 +316,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
             yield
         finally:
             services.ready = False
+            await recovery.stop(recoverer)
             services.timers.shutdown()
             if services.slack_app is not None:
                 await drain_lazy_listeners(services.slack_app)  # Slack answers still going out
@@ -339,6 +345,23 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     for module in (*routers, health):
         app.include_router(module.router)
     return app
+
+
+def _recovery_loop(services: Services) -> WorkerLoop:
+    """Take over executions whose lease expired, every third of the lease after the pass at
+    start (so a dead replica's work waits at most about 1.3 leases)."""
+
+    async def recover() -> float | None:
+        await services.executor.recover()
+        return None
+
+    return WorkerLoop(
+        recover,
+        poll_interval=services.executor.lease_length.total_seconds() / 3,
+        log=log,
+        failure="execution recovery pass failed; will retry",
+        rest_first=True,
+    )
 
 
 async def _reload_and_log(services: Services) -> None:

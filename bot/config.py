@@ -56,6 +56,18 @@ class ExecutionConfig(BaseModel):
         default=timedelta(seconds=30), description="Give up retrying a failing action after this."
     )
     max_attempts: int = Field(default=5, ge=1, le=50)
+    lease: Duration = Field(
+        default=timedelta(seconds=30),
+        description="How long a replica's claim on a running mitigation lasts without a "
+        "heartbeat; after that another replica takes it over (several replicas only).",
+    )
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_bounds(cls, lease: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= lease <= timedelta(hours=1):
+            raise ValueError("execution.lease must be between 1s and 1h")
+        return lease
 
 
 class HttpConfig(BaseModel):

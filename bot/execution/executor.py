@@ -30,13 +30,14 @@ from actions.context import ActionOutcome
 from actions.errors import ActionError, FinalError
 from bot.errors import ConflictError, NotFoundError, PolicyError
 from bot.execution import journal
+from bot.execution.leases import LeaseKeeper
 from bot.execution.policy import (
     Decision,
     decide,
     in_progress,
     waiting_for,
 )
-from bot.execution.requests import result_of
+from bot.execution.requests import TAKEN_OVER, TAKEN_OVER_WHY, result_of
 from bot.execution.results import ExecutionState, Preview, RunResult
 from bot.execution.retrying import guarded, with_retries
 from bot.execution.undo import UndoSteps
@@ -44,7 +45,6 @@ from bot.incidents.actors import SYSTEM, Actor, AuthMethod, as_actor
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation
 from bot.incidents.reminders import schedule_reminder
-from bot.incidents.timeline import TimelineKind
 from bot.runbooks.schema import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
@@ -228,6 +228,7 @@ class MitigationExecutor(UndoSteps):
         execution.updated_at = now
         if decision.execute:
             execution.state = ExecutionState.RUNNING.value
+            self._lease_row(execution, now)
         journal.approved(
             session, execution.incident_id, now, actor, mitigation, execution, decision.execute
         )
@@ -251,10 +252,11 @@ class MitigationExecutor(UndoSteps):
         actor: Actor,
         reason: str,
     ) -> RunResult:
-        """Steps 2 and 3."""
+        """Steps 2 and 3, under this replica's lease of the execution."""
         async with self._db.sessions() as session:
             execution = await store.latest(session, incident_id, mitigation.id)
         assert execution is not None
+        execution_id = execution.id
         ctx = self._contexts.make(
             actor=actor.name, idempotency_key=execution.idempotency_key, reason=reason
         )
@@ -265,38 +267,44 @@ class MitigationExecutor(UndoSteps):
             attempts += 1
             return await action.apply(params, ctx)
 
-        try:
-            outcome = await with_retries(self._retry, once)
-        except ActionError as err:
-            return await self._record_failure(incident_id, mitigation, execution.id, attempts, err)
-        now = self._clock()
-
-        async def record(session: AsyncSession) -> RunResult:
-            incident, row = await store.locked(session, incident_id, mitigation.id)
-            assert row is not None
-            row.state = ExecutionState.APPLIED.value
-            row.outcome = asdict(outcome)
-            row.attempts = attempts
-            row.error = None
-            row.applied_at = now
-            row.updated_at = now
-            first_mitigation = incident.mitigated_at is None
-            journal.applied(session, incident, now, actor, mitigation, row, outcome)
-            if first_mitigation and self._remind_every is not None:
-                await schedule_reminder(session, incident_id, 0, now + self._remind_every, now)
-            if mitigation.undo_after is not None and action.reversible(params):
-                await store.add_timer(
-                    session,
-                    kind=TimerKind.AUTO_UNDO,
-                    dedup_key=f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}",
-                    due_at=now + mitigation.undo_after,
-                    incident_id=incident_id,
-                    payload={"mitigation_id": mitigation.id, "generation": row.generation},
-                    now=now,
+        async with LeaseKeeper(self._db, execution_id, self._lease, self._clock):
+            try:
+                outcome = await with_retries(self._retry, once)
+            except ActionError as err:
+                return await self._record_failure(
+                    incident_id, mitigation, execution_id, attempts, err
                 )
-            return result_of(row, outcome.summary, True)
+            now = self._clock()
 
-        return await in_transaction(self._db, record, what=f"record of {mitigation.id}")
+            async def record(session: AsyncSession) -> RunResult:
+                incident, row = await store.locked(session, incident_id, mitigation.id)
+                assert row is not None
+                if not self._holds(row, execution_id, ExecutionState.RUNNING):
+                    return result_of(row, TAKEN_OVER, False)
+                row.state = ExecutionState.APPLIED.value
+                row.outcome = asdict(outcome)
+                row.attempts = attempts
+                row.error = None
+                row.applied_at = now
+                row.updated_at = now
+                row.lease_expires_at = None
+                first_mitigation = incident.mitigated_at is None
+                journal.applied(session, incident, now, actor, mitigation, row, outcome)
+                if first_mitigation and self._remind_every is not None:
+                    await schedule_reminder(session, incident_id, 0, now + self._remind_every, now)
+                if mitigation.undo_after is not None and action.reversible(params):
+                    await store.add_timer(
+                        session,
+                        kind=TimerKind.AUTO_UNDO,
+                        dedup_key=f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}",
+                        due_at=now + mitigation.undo_after,
+                        incident_id=incident_id,
+                        payload={"mitigation_id": mitigation.id, "generation": row.generation},
+                        now=now,
+                    )
+                return result_of(row, outcome.summary, True)
+
+            return await in_transaction(self._db, record, what=f"record of {mitigation.id}")
 
     async def _record_failure(
         self,
@@ -313,77 +321,95 @@ class MitigationExecutor(UndoSteps):
         async def record(session: AsyncSession) -> RunResult:
             _, row = await store.locked(session, incident_id, mitigation.id)
             assert row is not None
-            assert row.id == execution_id
+            if not self._holds(row, execution_id, ExecutionState.RUNNING):
+                return result_of(row, TAKEN_OVER, False)
             row.state = ExecutionState.FAILED.value
             row.error = message
             row.attempts = attempts
             row.updated_at = now
+            row.lease_expires_at = None
             journal.failed(session, incident_id, now, mitigation, row, message)
             return result_of(row, message, True)
 
         result = await in_transaction(self._db, record, what=f"failure of {mitigation.id}")
-        await self._escalate(incident_id, mitigation, message)
+        if result.changed:
+            await self._escalate(incident_id, mitigation, message)
         return result
 
     # ---- recovery --------------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Finish executions a crash left ``running`` (step 2 may or may not have happened).
+        """Take over executions whose lease expired and finish them; returns how many.
 
-        Guarded per execution: one that cannot be finished (its runbook is gone, its params no
-        longer parse, anything at all goes wrong) is marked failed and journaled, and the
-        others are still recovered. A bad row never keeps the server from starting.
+        Runs at start and then periodically on every replica. An expired lease means its
+        replica died (or handed it back on shutdown) between claim and record; exactly one
+        replica takes each (:func:`bot.store.executions.take_over`) and applies it again
+        (``running``) or undoes it again (``undoing``) with the same idempotency key. One whose
+        runbook or mitigation is gone fails with the reason in the timeline: no row stays
+        ``running`` or ``undoing``.
         """
+        now = self._clock()
         async with self._db.sessions() as session:
-            rows = await store.by_state(session, ExecutionState.RUNNING.value)
+            rows = await store.expired_leases(session, now)
+        taken = 0
         for row in rows:
+            async with self._db.transaction() as session:
+                if not await store.take_over(
+                    session, row, self.replica, now, self._lease.expiry(now)
+                ):
+                    continue  # another replica was first
+            taken += 1
             log.warning(
-                "re-applying %s of incident #%d after a restart", row.mitigation_id, row.incident_id
+                "taking over %s of %s of incident #%d (lease of %s expired)",
+                row.state,
+                row.mitigation_id,
+                row.incident_id,
+                row.lease_owner or "a replica from before leases",
             )
             try:
-                await self._recover_one(row)
+                await self._resume(row)
             except Exception as err:
-                log.exception("cannot recover execution %d", row.id)
-                await self._unrecoverable(row, err)
-        return len(rows)
+                # Guarded per execution: one that cannot be finished (its runbook is gone, its
+                # params no longer parse, anything at all goes wrong) fails, journaled; the
+                # others are still finished, and a bad row never keeps the server from starting.
+                log.exception("cannot finish execution %d", row.id)
+                known = isinstance(err, ConflictError | NotFoundError)
+                await self._abandon(row, str(err) if known else type(err).__name__)
+        return taken
 
-    async def _recover_one(self, row: Execution) -> None:
+    async def _resume(self, row: Execution) -> None:
         _, mitigation, _, action, _ = await self._prepare(row.incident_id, row.mitigation_id)
+        actor = Actor(row.requested_by, AuthMethod.SYSTEM)  # checked before the claim
+        if row.state == ExecutionState.UNDOING.value:
+            applied = ActionOutcome(**row.outcome)
+            await self._finish_undo(
+                row, mitigation, action, action.parse(row.params), applied, actor, TAKEN_OVER_WHY
+            )
+            return
         await self._apply(
-            row.incident_id,
-            mitigation,
-            action,
-            action.parse(row.params),
-            Actor(row.requested_by, AuthMethod.SYSTEM),  # checked before the crash
-            "recovered after restart",
+            row.incident_id, mitigation, action, action.parse(row.params), actor, TAKEN_OVER_WHY
         )
 
-    async def _unrecoverable(self, row: Execution, err: Exception) -> None:
-        """Mark a ``running`` execution failed because recovery could not finish it."""
-        reason = str(err) if isinstance(err, ConflictError | NotFoundError) else type(err).__name__
-        message = f"could not be finished after a restart: {reason}"
+    async def _abandon(self, row: Execution, why: str) -> None:
+        """An execution that can no longer be finished ends with its reason journaled."""
+        now = self._clock()
+
+        async def record(session: AsyncSession) -> None:
+            _, current = await store.locked(session, row.incident_id, row.mitigation_id)
+            if current is None or not self._holds(current, row.id, ExecutionState(row.state)):
+                return
+            undoing = current.state == ExecutionState.UNDOING.value
+            current.state = (ExecutionState.APPLIED if undoing else ExecutionState.FAILED).value
+            what = "undo could" if undoing else "could"
+            current.error = f"{what} not be finished after a restart or takeover: {why}"
+            current.updated_at = now
+            current.lease_expires_at = None
+            journal.abandoned(session, current, now, current.error)
+
         try:
-            async with self._db.transaction() as session:
-                current = await store.latest(session, row.incident_id, row.mitigation_id, lock=True)
-                if current is None or current.id != row.id:
-                    return
-                if current.state != ExecutionState.RUNNING.value:
-                    return  # it got as far as recording its own outcome
-                now = self._clock()
-                current.state = ExecutionState.FAILED.value
-                current.error = message
-                current.updated_at = now
-                repo.append_timeline(
-                    session,
-                    row.incident_id,
-                    at=now,
-                    actor=row.requested_by,
-                    kind=TimelineKind.MITIGATION_FAILED,
-                    summary=f"{row.mitigation_id} failed: {message}",
-                    details={"mitigation_id": row.mitigation_id, "error": message},
-                )
+            await in_transaction(self._db, record, what=f"abandoning execution {row.id}")
         except Exception:
-            log.exception("could not mark execution %d failed; it stays running", row.id)
+            log.exception("could not mark execution %d failed; a later pass tries again", row.id)
 
 
 __all__ = ["MitigationExecutor"]

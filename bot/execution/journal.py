@@ -187,6 +187,23 @@ def failed(
     )
 
 
+def abandoned(session: AsyncSession, execution: Execution, at: datetime, message: str) -> None:
+    """An execution taken over that could not be finished (its mitigation is gone)."""
+    _entry(
+        session,
+        execution.incident_id,
+        at,
+        execution.requested_by,
+        TimelineKind.MITIGATION_FAILED,
+        f"{execution.mitigation_id} failed: {message}",
+        {
+            "mitigation_id": execution.mitigation_id,
+            "attempts": execution.attempts,
+            "error": message,
+        },
+    )
+
+
 def undone(
     session: AsyncSession,
     incident_id: int,

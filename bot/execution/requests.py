@@ -16,6 +16,7 @@ from actions.registry import ActionRegistry
 from bot.errors import ConflictError, NotFoundError, PolicyError
 from bot.execution import journal
 from bot.execution.context import ContextFactory
+from bot.execution.leases import LeaseTerms
 from bot.execution.policy import OwnerDirectory, check_owner
 from bot.execution.results import ExecutionState, RunResult
 from bot.execution.retrying import RetryPolicy
@@ -30,6 +31,9 @@ from bot.store.database import Database
 from bot.store.tables import Execution, Incident
 
 log = logging.getLogger(__name__)
+
+TAKEN_OVER = "another replica took this execution over; it records the outcome"
+TAKEN_OVER_WHY = "taken over: the replica applying it stopped (its lease expired)"
 
 
 class ExecutorBase:
@@ -46,6 +50,7 @@ class ExecutorBase:
         dry_run: bool = False,
         bus: ChangeBus | None = None,
         remind_every: timedelta | None = None,
+        lease: LeaseTerms | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
@@ -57,6 +62,31 @@ class ExecutorBase:
         self._dry_run = dry_run
         self._bus = bus or ChangeBus()
         self._remind_every = remind_every
+        self._lease = lease or LeaseTerms()
+
+    @property
+    def lease_length(self) -> timedelta:
+        return self._lease.length
+
+    @property
+    def replica(self) -> str:
+        """This process's id in execution leases."""
+        return self._lease.replica
+
+    def _lease_row(self, row: Execution, now: datetime) -> None:
+        """Write this replica's lease into a row it just moved to ``running`` or ``undoing``."""
+        row.lease_owner = self._lease.replica
+        row.lease_heartbeat_at = now
+        row.lease_expires_at = self._lease.expiry(now)
+
+    def _holds(self, row: Execution, execution_id: int, state: ExecutionState) -> bool:
+        """Whether this replica still holds the lease of ``row`` (the execution it worked on,
+        still in ``state``); if not, another replica took it over and records the outcome."""
+        return (
+            row.id == execution_id
+            and row.state == state.value
+            and row.lease_owner == self._lease.replica
+        )
 
     async def _announce(self, result: RunResult) -> None:
         if result.changed:

@@ -2,7 +2,9 @@
 
 Like a run: the row moves to ``undoing`` in one transaction (a second request finds it and
 does nothing), the backend is called outside any transaction with retries, and the outcome is
-recorded in a second one. A failed undo leaves the mitigation ``applied`` and tells its owners.
+recorded in a second one, by the replica that still holds the execution's lease (see
+:mod:`bot.execution.leases`). A failed undo leaves the mitigation ``applied`` and tells its
+owners.
 """
 
 from __future__ import annotations
@@ -12,17 +14,21 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from actions.base import Action
 from actions.context import ActionOutcome
 from actions.errors import ActionError
 from bot.errors import ConflictError
 from bot.execution import journal
-from bot.execution.requests import ExecutorBase, result_of
+from bot.execution.leases import LeaseKeeper
+from bot.execution.requests import TAKEN_OVER, ExecutorBase, result_of
 from bot.execution.results import ExecutionState, Preview, RunResult
 from bot.execution.retrying import guarded, with_retries
 from bot.incidents.actors import Actor, as_actor
+from bot.runbooks.schema import Mitigation
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store.retry import in_transaction
+from bot.store.tables import Execution
 
 
 class UndoSteps(ExecutorBase):
@@ -49,7 +55,7 @@ class UndoSteps(ExecutorBase):
         now = self._clock()
         dry = dry_run or self._dry_run
 
-        async def claim(session: AsyncSession) -> RunResult | tuple[Any, ActionOutcome, str]:
+        async def claim(session: AsyncSession) -> RunResult | tuple[Any, ActionOutcome, Execution]:
             _, row = await store.locked(session, incident_id, mitigation_id)
             if row is None or row.state in (
                 ExecutionState.AWAITING_APPROVAL,
@@ -67,62 +73,92 @@ class UndoSteps(ExecutorBase):
             if not dry:
                 row.state = ExecutionState.UNDOING.value
                 row.updated_at = now
-            return params, ActionOutcome(**row.outcome), row.idempotency_key
+                self._lease_row(row, now)
+            return params, ActionOutcome(**row.outcome), row
 
         claimed = await in_transaction(self._db, claim, what=f"undo of {mitigation_id}")
         if isinstance(claimed, RunResult):
             return claimed
-        params, applied, key = claimed
+        params, applied, row = claimed
+        if not dry:
+            return await self._finish_undo(row, mitigation, action, params, applied, actor, reason)
         ctx = self._contexts.make(
-            actor=actor.name,
-            idempotency_key=f"undo:{key}",
-            reason="" if dry else reason,
-            dry_run=dry,
+            actor=actor.name, idempotency_key=f"undo:{row.idempotency_key}", dry_run=True
         )
-        if ctx.dry_run:
-            outcome = await guarded(lambda: action.undo(params, ctx, applied))
-            async with self._db.transaction() as session:
-                journal.dry_run(session, incident_id, self._clock(), actor, mitigation, outcome)
-            return RunResult(
-                incident_id,
-                mitigation_id,
-                Preview.DRY_RUN,
-                outcome.summary,
-                outcome=asdict(outcome),
-                changed=False,
-            )
-        try:
-            outcome = await with_retries(self._retry, lambda: action.undo(params, ctx, applied))
-        except ActionError as err:
-            problem = str(err)
+        outcome = await guarded(lambda: action.undo(params, ctx, applied))
+        async with self._db.transaction() as session:
+            journal.dry_run(session, incident_id, self._clock(), actor, mitigation, outcome)
+        return RunResult(
+            incident_id,
+            mitigation_id,
+            Preview.DRY_RUN,
+            outcome.summary,
+            outcome=asdict(outcome),
+            changed=False,
+        )
 
-            async def failed(session: AsyncSession) -> None:
+    async def _finish_undo(
+        self,
+        execution: Execution,
+        mitigation: Mitigation,
+        action: Action[Any],
+        params: Any,
+        applied: ActionOutcome,
+        actor: Actor,
+        reason: str,
+    ) -> RunResult:
+        """Call the backend and record the outcome, under this replica's lease (also how a
+        replica that took over an ``undoing`` row finishes it)."""
+        incident_id, mitigation_id, execution_id = (
+            execution.incident_id,
+            execution.mitigation_id,
+            execution.id,
+        )
+        ctx = self._contexts.make(
+            actor=actor.name, idempotency_key=f"undo:{execution.idempotency_key}", reason=reason
+        )
+        async with LeaseKeeper(self._db, execution_id, self._lease, self._clock):
+            try:
+                outcome = await with_retries(self._retry, lambda: action.undo(params, ctx, applied))
+            except ActionError as err:
+                problem = str(err)
+
+                async def failed(session: AsyncSession) -> bool:
+                    _, row = await store.locked(session, incident_id, mitigation_id)
+                    assert row is not None
+                    if not self._holds(row, execution_id, ExecutionState.UNDOING):
+                        return False
+                    row.state = ExecutionState.APPLIED.value
+                    row.error = f"undo failed: {problem}"
+                    row.updated_at = self._clock()
+                    row.lease_expires_at = None
+                    journal.undo_failed(
+                        session, incident_id, self._clock(), actor, mitigation, problem
+                    )
+                    return True
+
+                if await in_transaction(self._db, failed, what=f"failed undo of {mitigation_id}"):
+                    await self._escalate(incident_id, mitigation, f"undo failed: {problem}")
+                raise ConflictError(f"undo of {mitigation_id!r} failed: {problem}") from None
+            now = self._clock()
+
+            async def record(session: AsyncSession) -> RunResult:
                 _, row = await store.locked(session, incident_id, mitigation_id)
                 assert row is not None
-                row.state = ExecutionState.APPLIED.value
-                row.error = f"undo failed: {problem}"
-                row.updated_at = self._clock()
-                journal.undo_failed(session, incident_id, self._clock(), actor, mitigation, problem)
+                if not self._holds(row, execution_id, ExecutionState.UNDOING):
+                    return result_of(row, TAKEN_OVER, False)
+                row.state = ExecutionState.UNDONE.value
+                row.undone_at = now
+                row.undone_by = actor.name
+                row.updated_at = now
+                row.lease_expires_at = None
+                journal.undone(session, incident_id, now, actor, mitigation, outcome)
+                await store.cancel_timer(
+                    session,
+                    f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}",
+                    now,
+                    f"undone by {actor.name}",
+                )
+                return result_of(row, outcome.summary, True)
 
-            await in_transaction(self._db, failed, what=f"failed undo of {mitigation_id}")
-            await self._escalate(incident_id, mitigation, f"undo failed: {err}")
-            raise ConflictError(f"undo of {mitigation_id!r} failed: {err}") from None
-        now = self._clock()
-
-        async def record(session: AsyncSession) -> RunResult:
-            _, row = await store.locked(session, incident_id, mitigation_id)
-            assert row is not None
-            row.state = ExecutionState.UNDONE.value
-            row.undone_at = now
-            row.undone_by = actor.name
-            row.updated_at = now
-            journal.undone(session, incident_id, now, actor, mitigation, outcome)
-            await store.cancel_timer(
-                session,
-                f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}",
-                now,
-                f"undone by {actor.name}",
-            )
-            return result_of(row, outcome.summary, True)
-
-        return await in_transaction(self._db, record, what=f"record of undo of {mitigation_id}")
+            return await in_transaction(self._db, record, what=f"record of undo of {mitigation_id}")

@@ -23,6 +23,9 @@ from bot.store import incidents
 from bot.store.tables import Execution, Incident, Timer
 from bot.store.upsert import upsert
 
+# States in which an execution is being worked on by one replica, under its lease.
+LEASED_STATES = ("running", "undoing")
+
 
 def _for_update(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
@@ -105,6 +108,65 @@ async def of_incident(session: AsyncSession, incident_id: int) -> Sequence[Execu
 
 async def by_state(session: AsyncSession, state: str) -> Sequence[Execution]:
     return (await session.scalars(select(Execution).where(Execution.state == state))).all()
+
+
+async def renew_lease(
+    session: AsyncSession, execution_id: int, owner: str, now: datetime, expires: datetime
+) -> bool:
+    """Heartbeat: extend ``owner``'s lease; False when it no longer holds it (taken over, or
+    the execution finished)."""
+    result = await session.execute(
+        update(Execution)
+        .where(
+            Execution.id == execution_id,
+            Execution.lease_owner == owner,
+            Execution.state.in_(LEASED_STATES),
+        )
+        .values(lease_heartbeat_at=now, lease_expires_at=expires)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def expired_leases(session: AsyncSession, now: datetime) -> Sequence[Execution]:
+    """Executions being applied or undone whose lease ran out (or that never had one: rows
+    from before leases)."""
+    query = (
+        select(Execution)
+        .where(
+            Execution.state.in_(LEASED_STATES),
+            or_(Execution.lease_expires_at.is_(None), Execution.lease_expires_at < now),
+        )
+        .order_by(Execution.id)
+        .limit(50)
+    )
+    return (await session.scalars(query)).all()
+
+
+async def take_over(
+    session: AsyncSession, row: Execution, owner: str, now: datetime, expires: datetime
+) -> bool:
+    """Take an expired lease; exactly one replica wins (a conditional UPDATE: PostgreSQL
+    re-checks the condition on the row a concurrent winner changed)."""
+    result = await session.execute(
+        update(Execution)
+        .where(
+            Execution.id == row.id,
+            Execution.state == row.state,
+            or_(Execution.lease_expires_at.is_(None), Execution.lease_expires_at < now),
+        )
+        .values(lease_owner=owner, lease_heartbeat_at=now, lease_expires_at=expires)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+async def hand_back_leases(session: AsyncSession, owner: str, now: datetime) -> int:
+    """Let another replica take ``owner``'s leases at once (a graceful shutdown)."""
+    result = await session.execute(
+        update(Execution)
+        .where(Execution.lease_owner == owner, Execution.state.in_(LEASED_STATES))
+        .values(lease_expires_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def add_timer(

@@ -187,6 +187,11 @@ class Execution(Base):
     applied_at: Mapped[datetime | None]
     undone_at: Mapped[datetime | None]
     undone_by: Mapped[str | None] = mapped_column(String(200))
+    # The lease of a ``running`` or ``undoing`` row (bot/execution/leases.py): the replica
+    # applying it, its last heartbeat, and when another replica may take it over.
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_heartbeat_at: Mapped[datetime | None]
+    lease_expires_at: Mapped[datetime | None]
 
 
 class Timer(Base):

@@ -145,7 +145,9 @@ def server(tmp_path: Path, server_database_url: str, target: Target) -> Iterator
         RUNBOOK.format(owner=OWNER, mitigation=MITIGATION, url=target.url)
     )
     config = tmp_path / "ballast.yaml"
-    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\n")
+    # A short lease: the restarted server (a new replica) takes the dead one's over once it
+    # expires (bot/execution/leases.py).
+    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\nexecution:\n  lease: 2s\n")
     server = BallastServer(
         tmp_path,
         {
@@ -216,7 +218,7 @@ def test_restart_reapplies_running_execution_once(server: BallastServer, target:
     target.release()  # the held answer now goes nowhere: the caller is gone
     assert target.count() == 1
 
-    server.start(timeout=60)  # recover() runs before /readyz answers
+    server.start(timeout=60)  # recover() takes the execution over once its lease expires
     wait_until(lambda: target.count() == 2, 20, "recover() to send the request again")
     first, again = target.seen()
     assert first["idempotency_key"], "http_request sent no Idempotency-Key"
