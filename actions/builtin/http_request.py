@@ -22,7 +22,6 @@ from urllib.parse import quote, unquote, urlsplit
 from pydantic import Field, field_validator
 
 from actions.base import Action, ActionParams, Risk
-from actions.clients.http_policy import secret_names
 from actions.context import ActionContext, ActionOutcome
 from actions.errors import FinalError
 from actions.http_errors import status_error, transport_error
@@ -123,6 +122,8 @@ async def send(call: HttpCall, ctx: ActionContext) -> dict[str, Any]:
     time, and never appear in the outcome, the journal or an error message.
     """
     import httpx
+
+    from actions.clients.http_policy import secret_names  # imports httpx
 
     ctx.http_policy.check_url(call.url)
     url = checked_url(call.url)
