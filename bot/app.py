@@ -315,7 +315,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         try:
             yield
         finally:
-            services.ready = False
+            services.start_draining()
             await recovery.stop(recoverer)
             services.timers.shutdown()
             if services.slack_app is not None:
@@ -323,12 +323,13 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
             if socket is not None:
                 await socket.close_async()
             await services.engine.stop(worker)
-            await services.auto.drain()
+            await services.auto.drain(grace=services.settings.shutdown_grace)
             if services.postmortems is not None:
                 await services.postmortems.drain()
             if services.delivery is not None and sender is not None:
                 await services.delivery.stop(sender)
                 await services.delivery.close()
+            await _hand_back(services)
             await services.http.aclose()
             await services.db.close()
 
@@ -352,7 +353,8 @@ def _recovery_loop(services: Services) -> WorkerLoop:
     start (so a dead replica's work waits at most about 1.3 leases)."""
 
     async def recover() -> float | None:
-        await services.executor.recover()
+        if not services.draining:  # after SIGTERM, take over nothing new
+            await services.executor.recover()
         return None
 
     return WorkerLoop(
@@ -362,6 +364,17 @@ def _recovery_loop(services: Services) -> WorkerLoop:
         failure="execution recovery pass failed; will retry",
         rest_first=True,
     )
+
+
+async def _hand_back(services: Services) -> None:
+    """Let another replica take over at once what this one did not finish."""
+    try:
+        handed = await services.executor.hand_back()
+    except Exception:
+        log.exception("could not hand back execution leases; they expire on their own")
+        return
+    if handed:
+        log.warning("handed %d unfinished execution(s) back to the other replicas", handed)
 
 
 async def _reload_and_log(services: Services) -> None:

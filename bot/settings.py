@@ -96,6 +96,20 @@ class Settings(BaseSettings):
     log_format: LogFormat = LogFormat.TEXT
     log_level: str = "INFO"
     dry_run: bool = False
+    shutdown_delay: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="After SIGTERM, seconds to keep serving with readiness false (so load "
+        "balancers stop sending traffic) before stopping.",
+    )
+    shutdown_grace: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="After the delay, seconds for in-flight requests, engine batches and "
+        "executions to finish; what is left is handed back to other replicas.",
+    )
 
     slack_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("SLACK_BOT_TOKEN", "BALLAST_SLACK_BOT_TOKEN")

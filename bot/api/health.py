@@ -28,7 +28,8 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz")
 async def readyz(services: ServicesDep) -> JSONResponse:
     """Ready when the schema is migrated, runbooks are loaded and the database answers."""
-    checks: dict[str, str] = {"startup": "ok" if services.ready else "starting"}
+    state = "stopping" if services.draining else "starting"
+    checks: dict[str, str] = {"startup": "ok" if services.ready else state}
     try:
         async with services.db.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

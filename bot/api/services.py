@@ -59,6 +59,12 @@ class Services:
     slack_handler: Any = None  # its HTTP handler (None in Socket Mode)
     store_timeout: float = 5.0
     ready: bool = field(default=False)
+    draining: bool = field(default=False)  # SIGTERM came: unready, taking no new work
+
+    def start_draining(self) -> None:
+        """Readiness false first (bot/runtime/graceful.py); the shutdown follows."""
+        self.draining = True
+        self.ready = False
 
 
 def services_of(request: Request) -> Services:

@@ -14,7 +14,9 @@ ENVIRONMENT = """\
 Other settings come from the environment: BALLAST_WEBHOOK_TOKEN, BALLAST_API_TOKEN,
 BALLAST_OFREP_TOKEN, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN (each also as
 NAME_FILE=/path: the file's contents), BALLAST_SLACK_CHANNEL, BALLAST_SLACK_API_URL,
-BALLAST_MAX_BODY_BYTES, BALLAST_LOG_FORMAT (text|json), BALLAST_LOG_LEVEL, BALLAST_DRY_RUN.
+BALLAST_MAX_BODY_BYTES, BALLAST_LOG_FORMAT (text|json), BALLAST_LOG_LEVEL, BALLAST_DRY_RUN,
+BALLAST_SHUTDOWN_DELAY (seconds serving unready after SIGTERM, 2), BALLAST_SHUTDOWN_GRACE
+(seconds for work in flight, 20).
 An unknown BALLAST_* variable stops the start, naming the closest known one."""
 
 
@@ -45,12 +47,12 @@ def serve(
     """Run Ballast: webhooks, JSON API, Slack and metrics."""
     import logging
 
-    import uvicorn
-
     from bot.app import build_services, create_app
     from bot.cli.banner import banner_lines
     from bot.errors import ConfigError, RunbookError
     from bot.logs import configure_logging
+    from bot.runtime import graceful
+    from bot.runtime.graceful import ShutdownTimes
 
     try:
         settings = load_settings(database_url, runbooks=runbooks, config=config)
@@ -74,14 +76,7 @@ def serve(
         fail(f"not starting: {err}")
     logging.getLogger("bot.serve").info("%s", "\n".join(banner_lines(services, host, port)))
     app = create_app(services, handle_sighup=True)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=10,
-    )
+    times = ShutdownTimes(settings.shutdown_delay, settings.shutdown_grace)
+    graceful.run(app, host, port, times, services.start_draining)
     if serve_lock is not None:
         serve_lock.release()

@@ -33,6 +33,16 @@ class AutoMitigator:
         except Exception:
             log.exception("auto mitigations of incident #%d failed", incident_id)
 
-    async def drain(self) -> None:
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def drain(self, grace: float | None = None) -> None:
+        """Wait for the runs in flight; after ``grace`` seconds cancel what is left (its
+        execution's lease is handed back, and another replica finishes it)."""
+        try:
+            async with asyncio.timeout(grace):
+                while self._tasks:
+                    await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        except TimeoutError:
+            left = list(self._tasks)
+            log.warning("cancelling %d auto mitigation run(s) at shutdown", len(left))
+            for task in left:
+                task.cancel()
+            await asyncio.gather(*left, return_exceptions=True)

@@ -377,6 +377,12 @@ class MitigationExecutor(UndoSteps):
                 await self._abandon(row, str(err) if known else type(err).__name__)
         return taken
 
+    async def hand_back(self) -> int:
+        """At shutdown: make this replica's unfinished leases expire now, so another replica
+        takes them over at its next pass instead of a lease length later."""
+        async with self._db.transaction() as session:
+            return await store.hand_back_leases(session, self.replica, self._clock())
+
     async def _resume(self, row: Execution) -> None:
         _, mitigation, _, action, _ = await self._prepare(row.incident_id, row.mitigation_id)
         actor = Actor(row.requested_by, AuthMethod.SYSTEM)  # checked before the claim

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import hashlib
-import importlib
 import re
 import shlex
 import types
@@ -134,20 +132,12 @@ def parse_serve(argv: list[str]) -> ServeCall:
 
 
 def graceful_shutdown_seconds() -> float:
-    """``timeout_graceful_shutdown`` as ``bot/cli/serve.py`` hands it to uvicorn."""
-    # importlib: ``bot.cli.serve`` as an attribute is the function the package re-exports.
-    serve_module = importlib.import_module("bot.cli.serve")
-    tree = ast.parse(Path(serve_module.__file__).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.keyword) and node.arg == "timeout_graceful_shutdown":
-            value = node.value
-            if isinstance(value, ast.Constant):
-                return float(value.value)
-            if isinstance(value, ast.Name):
-                return float(getattr(serve_module, value.id))
-            if isinstance(value, ast.Attribute):
-                return float(eval(ast.unparse(value), vars(serve_module)))  # a module constant
-    raise AssertionError("bot/cli/serve.py passes no timeout_graceful_shutdown to uvicorn")
+    """From SIGTERM to the end of the grace for work in flight: ``BALLAST_SHUTDOWN_DELAY`` plus
+    ``BALLAST_SHUTDOWN_GRACE``, their defaults in ``bot/settings.py`` (bot/runtime/graceful.py)."""
+    from bot.settings import Settings
+
+    fields = Settings.model_fields
+    return float(fields["shutdown_delay"].default) + float(fields["shutdown_grace"].default)
 
 
 def dockerfile() -> str:
