@@ -11,6 +11,13 @@ carry eight labels; 30% reach a runbook, 20% share an alertname but not the serv
 have an alertname no runbook knows. Each alert is timed on its own with ``perf_counter_ns``
 (garbage collection paused while timing), through ``Catalog.match`` and, for comparison,
 ``MatcherIndex.match`` alone. Loading starts each of its runs with cold regex caches.
+
+``--hostile`` (issue 14): the 10,000-runbook catalog plus runbooks whose only matcher is one of
+the classic catastrophic-backtracking patterns (:data:`HOSTILE_PATTERNS`) on a ``victim``
+label, so every alert is tested against all of them; one alert carries a 1 MiB ``victim``.
+Timed: ``Catalog.match`` and rendering a title template over that alert (the engine's work for
+one alert on the event loop), and, for contrast, Python's backtracking ``re`` on 16-24
+characters.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +42,8 @@ from bot.runbooks.schema import Runbook
 from bot.runbooks.snapshot import Catalog
 
 SIZES = (10, 100, 1_000, 10_000, 100_000)
+HOSTILE_PATTERNS = ("(a*)*b", "(a|a)*b", "(a|aa)*c", "(a+)+b", "(.*a){12}b", "(?:a?){25}a{25}")
+MIB = 1 << 20
 SERVICES = 97
 RUNBOOKS_PER_ALERTNAME = 4
 
@@ -194,6 +204,54 @@ def bench_loading(files: int, repeats: int) -> dict[str, Any]:
         }
 
 
+def bench_hostile(size: int, repeats: int, label_chars: int = MIB) -> dict[str, Any]:
+    from bot.intake.alert import Alert, AlertSource, AlertStatus, template_context
+    from bot.runbooks.templates import render_template
+
+    runbooks = build_runbooks(size)
+    for number, pattern in enumerate(HOSTILE_PATTERNS):
+        runbooks.append(
+            Runbook.model_validate(
+                {
+                    **runbook_data(number, 1),
+                    "id": f"hostile/p{number}",
+                    "match": [f'victim=~"{pattern}"'],
+                }
+            )
+        )
+    catalog = Catalog(runbooks)
+    victim = "a" * label_chars
+    labels = {"alertname": "Alert1", "service": "svc1-prod", "env": "prod", "victim": victim}
+    alert = Alert("f", AlertStatus.FIRING, labels, datetime.now(UTC), AlertSource.GENERIC)
+    title = "{{ labels.alertname }} on {{ labels.service }}: {{ labels.victim }}"
+    match_s, render_s = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        found = catalog.match(labels)
+        match_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        rendered = render_template(title, template_context(alert))
+        render_s.append(time.perf_counter() - started)
+    backtracking = {}
+    for length in (16, 20, 22, 24):
+        pattern = re.compile("^(?:(a*)*b)$")
+        started = time.perf_counter()
+        pattern.search("a" * length)
+        backtracking[length] = round(time.perf_counter() - started, 4)
+    return {
+        "runbooks": len(runbooks),
+        "hostile_patterns": list(HOSTILE_PATTERNS),
+        "label_chars": label_chars,
+        "matched": len(found),
+        "rendered_chars": len(rendered),
+        "match_ms_median": round(statistics.median(match_s) * 1000, 2),
+        "match_ms_max": round(max(match_s) * 1000, 2),
+        "render_ms_median": round(statistics.median(render_s) * 1000, 2),
+        "render_ms_max": round(max(render_s) * 1000, 2),
+        "python_re_seconds_by_length": backtracking,
+    }
+
+
 def print_table(matching: list[dict[str, Any]], loading: dict[str, Any] | None) -> None:
     print("Matching one alert (µs); Catalog.match, and MatcherIndex.match alone")
     header = f"{'runbooks':>9}  {'median':>7}  {'p99':>7}  {'index med':>9}  {'index p99':>9}"
@@ -222,7 +280,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="times each alert is timed")
     parser.add_argument("--files", type=int, default=1_000, help="runbook files to load")
     parser.add_argument("--skip-load", action="store_true", help="skip the loading benchmark")
+    parser.add_argument(
+        "--hostile", action="store_true", help="only the 1 MiB label against ReDoS patterns"
+    )
     args = parser.parse_args(argv)
+    if args.hostile:
+        # 1 MiB as the engine would see it without intake's cap; 16,384 is the cap itself.
+        results = [bench_hostile(10_000, 5, chars) for chars in (MIB, 16_384)]
+        json.dump(results, sys.stdout, indent=2)
+        print()
+        return 0
     sizes = [int(size) for size in args.sizes.split(",")]
     matching = bench_matching(sizes, args.alerts, args.rounds)
     loading = None if args.skip_load else bench_loading(args.files, repeats=3)

@@ -10,8 +10,9 @@ what it means there (version 0.25, ``pkg/labels/parse.go`` and ``matcher.go``):
   (empty value).
 - A missing label has the value ``""``: ``foo=""`` matches alerts without ``foo``, ``foo!~"x"``
   matches them too, and ``foo=~".*"`` matches every alert.
-- Regexes are Go's RE2 syntax, anchored as ``^(?:value)$``; :mod:`bot.matching.goregex`
-  translates them so Python decides accept/reject and match/no-match as Go does.
+- Regexes are Go's RE2 syntax, anchored as ``^(?:value)$``: :mod:`bot.matching.goregex` parses
+  them with Go's grammar (accept/reject, error codes, the literals the index uses) and
+  :mod:`bot.matching.linear` matches them with RE2, in time linear in the label's length.
 
 Errors are :class:`~bot.errors.MatcherSyntaxError` with a 1-based column into the matcher text.
 """
@@ -25,6 +26,7 @@ from enum import StrEnum
 
 from bot.errors import MatcherSyntaxError
 from bot.matching.goregex import translate
+from bot.matching.linear import LinearRegex
 
 _GO_SPACE = "\t\n\f\r "
 # parse.go's ^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(=~|=|!=|!~)\s*((?s).*?)\s*$ with Go's \s and $.
@@ -55,7 +57,7 @@ class Matcher:
     name: str
     op: MatchOp
     value: str
-    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _regex: LinearRegex | None = field(default=None, compare=False, repr=False)
     _literals: frozenset[str] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
@@ -64,7 +66,7 @@ class Matcher:
         op = MatchOp(op)
         if op in (MatchOp.REGEX, MatchOp.NOT_REGEX):
             translation = translate(value)
-            return cls(name, op, value, _compile(translation.pattern, value), translation.literals)
+            return cls(name, op, value, LinearRegex(value), translation.literals)
         return cls(name, op, value)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
@@ -75,7 +77,7 @@ class Matcher:
         if op is MatchOp.NOT_EQUAL:
             return actual != self.value
         assert self._regex is not None
-        found = self._regex.fullmatch(actual) is not None
+        found = self._regex.matches(actual)
         return found if op is MatchOp.REGEX else not found
 
     @property
@@ -158,16 +160,6 @@ def parse_matchers(text: str) -> list[Matcher]:
         except MatcherSyntaxError as err:
             raise MatcherSyntaxError(str(err), text, start + offset + err.column) from None
     return matchers
-
-
-def _compile(python_pattern: str, value: str) -> re.Pattern[str]:
-    try:
-        return re.compile(python_pattern)
-    except (re.error, RecursionError, OverflowError) as err:  # pragma: no cover - defensive
-        raise MatcherSyntaxError(
-            f"Ballast cannot compile this regular expression ({err}); please report it",
-            value,
-        ) from None
 
 
 def _unescape(raw: str, text: str, raw_start: int) -> tuple[str, list[int]]:

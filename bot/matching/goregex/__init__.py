@@ -15,8 +15,9 @@ Known differences, each of which rejects a regex rather than matching differentl
 script classes (``\p{Greek}``) are refused; groups nested more than :data:`MAX_NESTING` deep are
 refused (Go allows 1000, Python's ``re`` cannot compile that); Go's cap on compiled program size
 (~3.3 million instructions) is not checked. Unicode data is Python's (14.0), not Go 1.19's (13.0).
-Python's engine backtracks, so unlike RE2 a pathological regex (``(a*)*b``) can be slow on a
-long label value.
+Matching itself runs on RE2 (:mod:`bot.matching.linear`), linear in the label's length; this
+parse gives Go's accept/reject decisions, error codes and columns, and the finite literals the
+matcher index files runbooks under.
 """
 
 from __future__ import annotations
