@@ -32,6 +32,7 @@ from bot.api import (
     incidents,
     mitigations,
     ofrep,
+    openapi,
     postmortems,
     runbooks,
     slack,
@@ -40,6 +41,7 @@ from bot.api import (
 from bot.api.errors import install_error_handlers
 from bot.api.runbooks import reload_catalog
 from bot.api.services import Services
+from bot.auth.authenticator import Authenticator
 from bot.config import BallastConfig, FlagdBackendConfig, UnleashBackendConfig, load_config
 from bot.controls.recording import RecordingBackend
 from bot.controls.store import BuiltinControlStore, ControlHistoryLog
@@ -242,6 +244,10 @@ def build_services(
         escalator=escalator,
         outbox=outbox,
         responders=Responders(config.slack, directory),
+        auth=Authenticator(
+            config.auth,
+            api_token=settings.api_token.get_secret_value() if settings.api_token else None,
+        ),
         delivery=delivery,
         postmortems=postmortem,
         slack_config=config.slack,
@@ -338,11 +344,14 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         version=bot.__version__,
         description="Runbook automation and incident response for AI systems in production.",
         lifespan=lifespan,
+        openapi_url=None,  # served to readers by bot.api.openapi
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = services
     install_error_handlers(app)
     webhooks.install(app)
-    routers = (incidents, mitigations, postmortems, runbooks, controls, ofrep, slack)
+    routers = (incidents, mitigations, postmortems, runbooks, controls, ofrep, slack, openapi)
     for module in (*routers, health):
         app.include_router(module.router)
     return app

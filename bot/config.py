@@ -25,6 +25,7 @@ from actions.backends.flagd import FlagdConfig
 from actions.backends.unleash import UnleashConfig
 from actions.clients.http_policy import normalize_host_pattern
 from actions.clients.paging import PagingTarget
+from bot.auth.config import AuthConfig
 from bot.errors import ConfigError
 from bot.runbooks.schema import Duration
 
@@ -196,6 +197,9 @@ class BallastConfig(BaseModel):
         description="Members of owner groups (@handle → user ids), for approvals outside Slack.",
     )
     postmortem: PostmortemConfig = Field(default_factory=PostmortemConfig)
+    auth: AuthConfig = Field(
+        default_factory=AuthConfig, description="Who may call the API (docs/security.md)."
+    )
 
     @model_validator(mode="after")
     def _responder_groups_resolve(self) -> BallastConfig:

@@ -62,6 +62,12 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
+        self.auth_failures = Counter(
+            "ballast_auth_failures",
+            "Requests refused by authentication or authorization, by endpoint and reason.",
+            ["endpoint", "reason"],
+            registry=self.registry,
+        )
         self.catalog_reloads = Counter(
             "ballast_catalog_reloads",
             "Runbook catalog reloads, by result (ok, refused).",

@@ -165,7 +165,23 @@ class Harness:
 
     def __init__(self, services: Any, client: httpx.AsyncClient) -> None:
         self.services = services
-        self.client = client
+        self.client = client  # acts as tests.principals.BRIDGE
+        self._clients: list[httpx.AsyncClient] = []
+
+    def as_(self, who: str | None) -> httpx.AsyncClient:
+        """A client acting as the roster's principal ``who`` (None: no credentials)."""
+        from tests.principals import ROSTER
+
+        headers = {} if who is None else ROSTER[who].headers
+        client = httpx.AsyncClient(
+            transport=self.client._transport, base_url=self.client.base_url, headers=headers
+        )
+        self._clients.append(client)
+        return client
+
+    @property
+    def anonymous(self) -> httpx.AsyncClient:
+        return self.as_(None)
 
     async def settle(self) -> int:
         """Process everything stored so far, as the background engine would, and let the
@@ -199,9 +215,10 @@ async def make_harness(
         **settings: Any,
     ) -> Harness:
         from bot.config import BallastConfig, PostmortemConfig
+        from tests.principals import BRIDGE, with_roster
 
         settings.setdefault("runbooks", runbooks_dir)
-        config = config or BallastConfig()
+        config = with_roster(config or BallastConfig())
         if "postmortem" not in config.model_fields_set:
             # Drafts written on resolve go to the test's folder, never into the checkout.
             config = config.model_copy(
@@ -223,14 +240,21 @@ async def make_harness(
         # Tests move the clock by hand and tick timers themselves (h.services.timers.tick()).
         services.timers.shutdown()
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ballast.test"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://ballast.test",
+            headers=BRIDGE.headers,
         )
         stack.append(client)
-        return Harness(services, client)
+        harness = Harness(services, client)
+        stack.append(harness)
+        return harness
 
     yield make
     for item in reversed(stack):
-        if isinstance(item, httpx.AsyncClient):
+        if isinstance(item, Harness):
+            for extra in item._clients:
+                await extra.aclose()
+        elif isinstance(item, httpx.AsyncClient):
             await item.aclose()
         else:
             await item.__aexit__(None, None, None)

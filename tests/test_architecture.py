@@ -48,8 +48,9 @@ RUNTIME = _set("bot", "errors", "settings", "logs", "metrics", "runtime")
 """The shared runtime: the package itself (its version), errors, settings, logging, metrics,
 and ``bot/runtime`` (the worker loop, GC tuning)."""
 
-CORE = RUNTIME | _set("actions", "store", "scheduling")
-"""Below everything that follows: the runtime, the actions, the store and the timers."""
+CORE = RUNTIME | _set("actions", "store", "scheduling", "auth")
+"""Below everything that follows: the runtime, the actions, the store, the timers and the
+principals (bot/auth: roles, tokens, how a caller authenticates)."""
 
 ALLOWED: dict[str, frozenset[str]] = {
     # The runtime imports nothing of ours but itself.
@@ -65,6 +66,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "intake": RUNTIME,
     # Tables, queries, migrations; the inbox keeps parsed alerts.
     "store": RUNTIME | _set("intake"),
+    # Principals: roles, the auth: schema, tokens, OIDC, the trusted proxy. Below config.
+    "auth": RUNTIME,
     # Timers: rows in the store, fired once cluster-wide.
     "scheduling": RUNTIME | _set("store"),
     # Ballast's own control store (a control plane the actions can act on).
@@ -74,7 +77,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Runbook schema, loader, checks, tests, the catalog (matched through the index), explain.
     "runbooks": RUNTIME | _set("actions", "intake", "matching"),
     # ballast.yaml: action backends' settings and runbook durations.
-    "config": RUNTIME | _set("actions", "runbooks", "matching"),
+    "config": RUNTIME | _set("actions", "runbooks", "matching", "auth"),
     # Dedup, lifecycle, timeline, escalation, read models.
     "incidents": CORE | _set("intake", "runbooks", "matching", "config"),
     # Plan, policy, executor, journal.
@@ -118,7 +121,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "postmortem",
     ),
     # A runnable demo stack: separate processes, talks HTTP only.
-    "demo": RUNTIME,
+    "demo": RUNTIME | _set("auth"),
     # Wiring: builds every long-lived object.
     "app": CORE
     | _set(

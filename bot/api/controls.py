@@ -1,8 +1,9 @@
 """The operator API of the built-in control store: list, show with history, set (audited).
 
-Reading is open like the rest of the read API; setting needs ``BALLAST_API_TOKEN`` and names
-the actor, and each change lands in the key's history. A key outside the convention or a value
-its key cannot hold is a 422 that names the key and the allowed values; nothing changes.
+Reading needs the ``reader`` role, setting the ``operator`` role; the authenticated principal
+is the actor, and each change lands in the key's history with how it authenticated. A key
+outside the convention or a value its key cannot hold is a 422 that names the key and the
+allowed values; nothing changes.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.base import NAME_PATTERN
-from actions.control_values import ControlKey, ControlValueError, parse_key
+from actions.control_values import MAX_REASON, ControlKey, ControlValueError, parse_key
 from actions.errors import ActionError, RetryableError
-from bot.api.auth import require_token
 from bot.api.json_body import JsonBodyRoute
-from bot.api.schemas import ActorText, ReasonText
+from bot.api.principals import acting, require
+from bot.api.schemas import ACTOR_DESCRIPTION, ActorText, ReasonText
 from bot.api.services import services_of
+from bot.auth.principal import Principal
+from bot.auth.roles import Role
 from bot.controls.store import BuiltinControlStore
+from bot.incidents.actors import Actor
 
 router = APIRouter(prefix="/api/v1", tags=["controls"], route_class=JsonBodyRoute)
 
@@ -73,7 +77,7 @@ class ControlWrite(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     value: Any = Field(description="true/false for tool switches, a string for the rest.")
-    actor: ActorText
+    actor: ActorText | None = Field(default=None, description=ACTOR_DESCRIPTION)
     reason: ReasonText | None = None
 
 
@@ -92,15 +96,12 @@ def store_of(request: Request) -> BuiltinControlStore:
     return services_of(request).controls
 
 
-def require_api_token(request: Request) -> None:
-    settings = services_of(request).settings
-    require_token(request, settings.api_token, what="API", env="BALLAST_API_TOKEN")
-
-
 StoreDep = Annotated[BuiltinControlStore, Depends(store_of)]
+OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Reader = [Depends(require(Role.READER))]
 
 
-@router.get("/controls", response_model=ControlList)
+@router.get("/controls", response_model=ControlList, dependencies=Reader)
 async def list_controls(
     store: StoreDep,
     service: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
@@ -113,7 +114,7 @@ async def list_controls(
     return ControlList(controls=[ControlOut.model_validate(c) for c in controls])
 
 
-@router.get("/controls/{key}", response_model=ControlDetail)
+@router.get("/controls/{key}", response_model=ControlDetail, dependencies=Reader)
 async def show_control(
     key: str, store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> ControlDetail:
@@ -141,13 +142,9 @@ async def show_control(
     )
 
 
-@router.put(
-    "/controls/{key}",
-    response_model=ControlWriteOut,
-    dependencies=[Depends(require_api_token)],
-)
+@router.put("/controls/{key}", response_model=ControlWriteOut)
 async def set_control(
-    key: str, body: ControlWrite, store: StoreDep, request: Request
+    key: str, body: ControlWrite, store: StoreDep, request: Request, principal: OperatorDep
 ) -> ControlWriteOut:
     """Set a value; AI applications reading the key over OFREP see it on their next read."""
     control = _check_key(key)
@@ -159,8 +156,11 @@ async def set_control(
             f"in ballast.yaml), which its applications read; setting {key} in the built-in "
             "store would change nothing they see. Change it there, or run a mitigation.",
         )
+    actor = acting(principal, body.actor)
     try:
-        result = await store.write(key, body.value, actor=body.actor, reason=body.reason or "")
+        result = await store.write(
+            key, body.value, actor=actor.name, reason=audited_reason(actor, body.reason or "")
+        )
     except ControlValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
     except ActionError as err:
@@ -175,6 +175,13 @@ async def set_control(
         history_id=int(result.response["history_id"]),
         backend=store.name,
     )
+
+
+def audited_reason(actor: Actor, reason: str) -> str:
+    """The history row's reason, with how the change was authenticated (its audit trail)."""
+    via = f"[via {actor.method.value} {actor.principal}"
+    via += f" for {actor.claimed}]" if actor.claimed is not None else "]"
+    return f"{reason[: MAX_REASON - len(via) - 1]} {via}" if reason else via
 
 
 def _check_key(key: str) -> ControlKey:

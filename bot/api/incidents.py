@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from bot.api.auth import require_token
 from bot.api.json_body import JsonBodyRoute
+from bot.api.principals import acting, require
 from bot.api.schemas import ActorBody, BeforeIdQuery, IncidentIdPath, IncidentList
 from bot.api.services import Services, services_of
+from bot.auth.principal import Principal
+from bot.auth.roles import Role
 from bot.incidents import operations
 from bot.incidents.changes import ChangeKind, Note
 from bot.incidents.detail import load_incident_detail
@@ -20,15 +22,11 @@ from bot.store import incidents as repo
 router = APIRouter(prefix="/api/v1", tags=["incidents"], route_class=JsonBodyRoute)
 
 ServicesDep = Annotated[Services, Depends(services_of)]
+Reader = [Depends(require(Role.READER))]
+ResponderDep = Annotated[Principal, Depends(require(Role.RESPONDER))]
 
 
-def require_api_token(request: Request) -> None:
-    require_token(
-        request, services_of(request).settings.api_token, what="API", env="BALLAST_API_TOKEN"
-    )
-
-
-@router.get("/incidents", response_model=IncidentList)
+@router.get("/incidents", response_model=IncidentList, dependencies=Reader)
 async def list_incidents(
     services: ServicesDep,
     status_filter: Annotated[list[IncidentStatus] | None, Query(alias="status")] = None,
@@ -50,40 +48,34 @@ async def list_incidents(
         return IncidentList(incidents=[IncidentSummary.model_validate(row) for row in rows])
 
 
-@router.get("/incidents/{incident_id}", response_model=IncidentDetail)
+@router.get("/incidents/{incident_id}", response_model=IncidentDetail, dependencies=Reader)
 async def show_incident(incident_id: IncidentIdPath, services: ServicesDep) -> IncidentDetail:
     return await incident_detail(services, incident_id)
 
 
-@router.post(
-    "/incidents/{incident_id}/acknowledge",
-    response_model=IncidentDetail,
-    dependencies=[Depends(require_api_token)],
-)
+@router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentDetail)
 async def acknowledge_incident(
-    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep
+    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep, principal: ResponderDep
 ) -> IncidentDetail:
+    actor = acting(principal, body.actor)
     async with services.db.transaction() as session:
-        changed = await operations.acknowledge(session, incident_id, body.actor, services.clock())
+        changed = await operations.acknowledge(session, incident_id, actor, services.clock())
     if changed:
-        await services.bus.changed(incident_id, ChangeKind.STATUS, Note("Acknowledged", body.actor))
+        await services.bus.changed(incident_id, ChangeKind.STATUS, Note("Acknowledged", actor.name))
     return await incident_detail(services, incident_id)
 
 
-@router.post(
-    "/incidents/{incident_id}/resolve",
-    response_model=IncidentDetail,
-    dependencies=[Depends(require_api_token)],
-)
+@router.post("/incidents/{incident_id}/resolve", response_model=IncidentDetail)
 async def resolve_incident(
-    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep
+    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep, principal: ResponderDep
 ) -> IncidentDetail:
+    actor = acting(principal, body.actor)
     async with services.db.transaction() as session:
         changed = await operations.resolve(
-            session, incident_id, body.actor, services.clock(), body.reason or ""
+            session, incident_id, actor, services.clock(), body.reason or ""
         )
     if changed:
-        await services.bus.changed(incident_id, ChangeKind.RESOLVED, Note("Resolved", body.actor))
+        await services.bus.changed(incident_id, ChangeKind.RESOLVED, Note("Resolved", actor.name))
     return await incident_detail(services, incident_id)
 
 

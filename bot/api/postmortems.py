@@ -13,8 +13,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.api.json_body import JsonBodyRoute
+from bot.api.principals import require
 from bot.api.schemas import IncidentIdPath
 from bot.api.services import Services, services_of
+from bot.auth.roles import Role
 from bot.errors import ConflictError
 from bot.postmortem.draft import file_name
 from bot.postmortem.service import PostmortemService
@@ -33,6 +35,7 @@ def _postmortems(services: Services) -> PostmortemService:
 @router.get(
     "/incidents/{incident_id}/postmortem",
     responses={200: {"content": {"text/markdown": {}, "application/json": {}}}},
+    dependencies=[Depends(require(Role.READER))],
 )
 async def show_postmortem(
     incident_id: IncidentIdPath,

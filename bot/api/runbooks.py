@@ -7,16 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from bot.api.incidents import require_api_token
 from bot.api.json_body import JsonBodyRoute
+from bot.api.principals import require
 from bot.api.services import Services, services_of
+from bot.auth.roles import Role
 
 router = APIRouter(prefix="/api/v1/runbooks", tags=["runbooks"], route_class=JsonBodyRoute)
 
 ServicesDep = Annotated[Services, Depends(services_of)]
 
 
-@router.get("")
+@router.get("", dependencies=[Depends(require(Role.READER))])
 async def list_runbooks(services: ServicesDep) -> dict[str, Any]:
     catalog = services.catalog.current
     return {
@@ -38,7 +39,7 @@ async def list_runbooks(services: ServicesDep) -> dict[str, Any]:
     }
 
 
-@router.post("/reload", dependencies=[Depends(require_api_token)])
+@router.post("/reload", dependencies=[Depends(require(Role.OPERATOR))])
 async def reload_runbooks(services: ServicesDep) -> JSONResponse:
     """Reload from disk; an invalid catalog is refused and the last good one stays live."""
     result = await reload_catalog(services)

@@ -59,12 +59,17 @@ BeforeIdQuery = Annotated[
     Query(ge=1, le=MAX_ID, description="Only incidents with a smaller id (paging backwards)."),
 ]
 
+ACTOR_DESCRIPTION = (
+    "Optional: the authenticated principal acts. Naming someone else needs the impersonate "
+    "role (a chat bridge); 'ballast' and group handles are refused."
+)
+
 
 class ActorBody(BaseModel):
-    """Who is acting: a Slack user id or handle, or a person's name."""
+    """An optional claimed actor (see :data:`ACTOR_DESCRIPTION`) and a reason."""
 
     model_config = ConfigDict(extra="forbid")
-    actor: ActorText
+    actor: ActorText | None = Field(default=None, description=ACTOR_DESCRIPTION)
     reason: ReasonText | None = None
 
 

@@ -11,6 +11,7 @@ import httpx
 from fastapi import Request
 
 from actions.registry import ActionRegistry
+from bot.auth.authenticator import Authenticator
 from bot.config import SlackConfig
 from bot.controls.store import BuiltinControlStore, ControlHistoryLog
 from bot.execution.auto import AutoMitigator
@@ -52,6 +53,7 @@ class Services:
     escalator: Escalator
     outbox: SlackOutbox
     responders: Responders
+    auth: Authenticator
     delivery: SlackDelivery | None = None
     postmortems: PostmortemService | None = None
     slack_config: SlackConfig = field(default_factory=SlackConfig)

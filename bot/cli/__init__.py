@@ -22,6 +22,7 @@ from bot.cli.postmortem import postmortem
 from bot.cli.replay import replay
 from bot.cli.runbooks import runbooks_app
 from bot.cli.serve import ENVIRONMENT, serve
+from bot.cli.tokens import tokens_app
 from bot.errors import ConfigError
 
 SHELL_COMPLETION = "Shell completion: ballast --install-completion (bash, zsh, fish, PowerShell)."
@@ -70,6 +71,7 @@ def build_cli() -> typer.Typer:
     cli.add_typer(mitigations_app, name="mitigations")
     cli.add_typer(controls_app, name="controls")
     cli.add_typer(db_app, name="db")
+    cli.add_typer(tokens_app, name="tokens")
     return cli
 
 

@@ -27,6 +27,23 @@ def describe_database(url: str) -> str:
     return f"PostgreSQL {host}:{port}/{parsed.database or ''}{user}"
 
 
+def api_ways_in(services: Services) -> str:
+    """How API callers authenticate (docs/security.md), or that nobody can."""
+    auth = services.auth
+    ways = []
+    if auth.config.tokens:
+        ways.append(f"{len(auth.config.tokens)} named token(s)")
+    if auth.api_token is not None:
+        ways.append("BALLAST_API_TOKEN (service 'api')")
+    if auth.oidc is not None:
+        ways.append("OIDC bearer tokens")
+    if auth.proxy is not None:
+        ways.append("trusted proxy header")
+    if not ways:
+        return f"closed to everyone: {auth.methods()}"
+    return ", ".join(ways)
+
+
 def banner_lines(services: Services, host: str, port: int) -> list[str]:
     """The banner, one fact per line."""
     settings = services.settings
@@ -40,16 +57,12 @@ def banner_lines(services: Services, host: str, port: int) -> list[str]:
     else:
         signed = "signed" if settings.slack_signing_secret else "UNSIGNED: set SLACK_SIGNING_SECRET"
         slack = f"Events API at POST /slack/events ({signed})"
-    open_to_all = ["GET /api/v1/* (reads)", "/healthz", "/readyz", "/metrics"]
+    open_to_all = ["/healthz", "/readyz", "/metrics"]
     if settings.webhook_token is None:
         open_to_all.insert(0, "POST /webhooks/* (BALLAST_WEBHOOK_TOKEN unset)")
     if settings.ofrep_token is None:
         open_to_all.insert(1, "OFREP /ofrep/v1/* (BALLAST_OFREP_TOKEN unset)")
-    writes = (
-        "bearer BALLAST_API_TOKEN"
-        if settings.api_token is not None
-        else "refused (BALLAST_API_TOKEN unset)"
-    )
+    writes = api_ways_in(services)
     postmortems = (
         str(services.postmortems.folder.expanduser().resolve())
         if services.postmortems is not None
@@ -63,7 +76,7 @@ def banner_lines(services: Services, host: str, port: int) -> list[str]:
         f"  database         {describe_database(settings.async_database_url)}",
         f"  runbooks         {runbooks} from {settings.runbooks.resolve()}",
         f"  slack            {slack}",
-        f"  API writes       {writes}",
+        f"  API              {writes}",
         f"  unauthenticated  {', '.join(open_to_all)}",
         f"  postmortems      {postmortems}",
         f"  config           {config}",

@@ -106,25 +106,26 @@ def show_command(
 @command(incidents_app, "ack")
 def ack_command(
     incident_id: IncidentId,
-    actor: ActorOption,
+    actor: ActorOption = None,
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
     """Acknowledge an incident (through the server's API)."""
-    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/acknowledge", {"actor": actor})
+    payload = {"actor": actor} if actor else {}
+    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/acknowledge", payload)
     _print_state(body)
 
 
 @command(incidents_app, "resolve")
 def resolve_command(
     incident_id: IncidentId,
-    actor: ActorOption,
+    actor: ActorOption = None,
     reason: ReasonOption = "",
     url: UrlOption = DEFAULT_URL,
     token: TokenOption = None,
 ) -> None:
     """Resolve an incident by hand (through the server's API)."""
-    payload: dict[str, Any] = {"actor": actor}
+    payload: dict[str, Any] = {"actor": actor} if actor else {}
     if reason:
         payload["reason"] = reason
     body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/resolve", payload)

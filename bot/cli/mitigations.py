@@ -62,7 +62,7 @@ def list_command(
 def run_command(
     incident_id: IncidentId,
     mitigation_id: MitigationId,
-    actor: ActorOption,
+    actor: ActorOption = None,
     dry_run: DryRunOption = False,
     reason: ReasonOption = "",
     url: UrlOption = DEFAULT_URL,
@@ -76,7 +76,7 @@ def run_command(
 def undo_command(
     incident_id: IncidentId,
     mitigation_id: MitigationId,
-    actor: ActorOption,
+    actor: ActorOption = None,
     dry_run: DryRunOption = False,
     reason: ReasonOption = "",
     url: UrlOption = DEFAULT_URL,
@@ -90,13 +90,16 @@ def _act(
     verb: str,
     incident_id: int,
     mitigation_id: str,
-    actor: str,
+    actor: str | None,
     dry_run: bool,
     reason: str,
     client: Client,
 ) -> None:
     path = f"/api/v1/incidents/{incident_id}/mitigations/{mitigation_id}/{verb}"
-    body = client.post(path, {"actor": actor, "dry_run": dry_run, "reason": reason})
+    payload: dict[str, Any] = {"dry_run": dry_run, "reason": reason}
+    if actor:
+        payload["actor"] = actor
+    body = client.post(path, payload)
     line = f"#{incident_id} {mitigation_id}: {body['state']}: {body['message']}"
     if body["state"] == "awaiting_approval":
         line += (

@@ -24,13 +24,14 @@ UrlOption = Annotated[
     ),
 ]
 ActorOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--actor",
         metavar="NAME",
         envvar="BALLAST_ACTOR",
-        help="Who is acting (a Slack user id or handle): checked against the runbook's owners "
-        "and recorded in the timeline.",
+        show_default=False,
+        help="Act for this person (a Slack user id); only a token with the impersonate role "
+        "may. Left out, the token's own principal acts.",
     ),
 ]
 ReasonOption = Annotated[
@@ -43,7 +44,8 @@ TokenOption = Annotated[
         metavar="TOKEN",
         envvar="BALLAST_API_TOKEN",
         show_default=False,
-        help="The server's API token (or BALLAST_API_TOKEN_FILE: a file that holds it).",
+        help="Your named token (ballast tokens create), or the server's BALLAST_API_TOKEN "
+        "(or BALLAST_API_TOKEN_FILE: a file that holds it).",
     ),
 ]
 

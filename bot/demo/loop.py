@@ -122,7 +122,7 @@ def run_loop(
     on_done: Callable[[StepResult], None] | None = None,
 ) -> LoopResult:
     """Inject the fault, then wait for each step in order; raise :class:`LoopTimeout`."""
-    client = httpx.Client(timeout=5)
+    client = httpx.Client(timeout=5, headers=stack.reader_headers)
     result = LoopResult(scenario.name)
     deadline = time.monotonic() + timeout
     state: dict[str, Any] = {}

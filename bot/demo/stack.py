@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from bot.auth.tokens import config_line, new_token
+
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = """Install them, or point Ballast at them:
   Debian/Ubuntu:  sudo apt-get install prometheus prometheus-alertmanager
@@ -130,6 +132,12 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     binaries: dict[str, str] = field(default_factory=dict)  # role → path, once started
+    # The demo's own reader token (auth.tokens of its ballast.yaml), made fresh each run.
+    reader_token: str = field(default_factory=new_token, repr=False)
+
+    @property
+    def reader_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.reader_token}"}
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -223,7 +231,11 @@ class Stack:
 
     def _ballast(self) -> Process:
         config = self.workdir / "ballast.yaml"
-        config.write_text(f"postmortem:\n  folder: {self.postmortems}\n", encoding="utf-8")
+        reader = config_line("demo-watcher", self.reader_token, ["reader"], None)
+        config.write_text(
+            f"postmortem:\n  folder: {self.postmortems}\nauth:\n  tokens:\n    {reader}\n",
+            encoding="utf-8",
+        )
         env = {
             **os.environ,
             "BALLAST_DATABASE_URL": f"sqlite:///{self.workdir / 'data' / 'ballast.db'}",

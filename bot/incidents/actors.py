@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
+from bot.auth.methods import AuthMethod
 from bot.errors import PolicyError
 from bot.incidents.timeline import SYSTEM_ACTOR
 
-
-class AuthMethod(StrEnum):
-    """How the principal proved who it is (recorded with every write)."""
-
-    TOKEN = "token"  # noqa: S105 - a named token of ballast.yaml's auth.tokens
-    API_TOKEN = "api_token"  # noqa: S105 - BALLAST_API_TOKEN: the service principal "api"
-    OIDC = "oidc"  # a JWT from the identity provider
-    PROXY = "proxy"  # a trusted authenticating proxy's header
-    SLACK = "slack"  # a request signed by Slack: the clicking or typing user
-    LOCAL = "local"  # in-process callers (the CLI on the server's host, tests)
-    SYSTEM = "system"  # Ballast itself: timers, auto mitigations
+__all__ = ["SYSTEM", "Actor", "AuthMethod", "as_actor", "check_claimable"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.incidents.actors import Actor, as_actor
 from bot.incidents.lifecycle import IncidentStatus, check_transition
 from bot.incidents.phases import phase_durations
 from bot.incidents.timeline import TimelineKind
@@ -17,8 +18,11 @@ from bot.store import incidents as repo
 from bot.store.tables import Incident
 
 
-async def acknowledge(session: AsyncSession, incident_id: int, actor: str, now: datetime) -> bool:
+async def acknowledge(
+    session: AsyncSession, incident_id: int, who: Actor | str, now: datetime
+) -> bool:
     """Mark that a human owns the incident. Returns whether anything changed."""
+    actor = as_actor(who)
     incident = await repo.get(session, incident_id, lock=True)
     status = IncidentStatus(incident.status)
     if incident.acknowledged_at is not None:
@@ -29,35 +33,49 @@ async def acknowledge(session: AsyncSession, incident_id: int, actor: str, now: 
     elif status is IncidentStatus.RESOLVED:
         check_transition(status, IncidentStatus.ACKNOWLEDGED)  # raises: resolved is final here
     incident.acknowledged_at = now
-    incident.acknowledged_by = actor
+    incident.acknowledged_by = actor.name
     incident.updated_at = now
     repo.append_timeline(
         session,
         incident.id,
         at=now,
-        actor=actor,
+        actor=actor.name,
         kind=TimelineKind.ACKNOWLEDGED,
-        summary=f"Acknowledged by {actor}",
-        details={"previous_status": status.value},
+        summary=f"Acknowledged by {actor.name}",
+        details={"previous_status": status.value, "auth": actor.audit()},
     )
     return True
 
 
 async def resolve(
-    session: AsyncSession, incident_id: int, actor: str, now: datetime, reason: str = ""
+    session: AsyncSession, incident_id: int, who: Actor | str, now: datetime, reason: str = ""
 ) -> bool:
     """Resolve by hand. Returns whether anything changed."""
+    actor = as_actor(who)
     incident = await repo.get(session, incident_id, lock=True)
     if incident.status == IncidentStatus.RESOLVED.value:
         return False
     firing = incident.firing_count
     note = f"; {firing} alert(s) still firing" if firing else ""
-    mark_resolved(session, incident, now, actor=actor, reason=(reason or f"by {actor}") + note)
+    mark_resolved(
+        session,
+        incident,
+        now,
+        actor=actor.name,
+        reason=(reason or f"by {actor.name}") + note,
+        auth=actor.audit(),
+    )
     return True
 
 
 def mark_resolved(
-    session: AsyncSession, incident: Incident, now: datetime, *, actor: str, reason: str
+    session: AsyncSession,
+    incident: Incident,
+    now: datetime,
+    *,
+    actor: str,
+    reason: str,
+    auth: dict[str, object] | None = None,
 ) -> None:
     """Close the incident and record how long each phase took."""
     check_transition(IncidentStatus(incident.status), IncidentStatus.RESOLVED)
@@ -74,5 +92,5 @@ def mark_resolved(
         actor=actor,
         kind=TimelineKind.RESOLVED,
         summary=f"Resolved: {reason}",
-        details={"phases_seconds": phases},
+        details={"phases_seconds": phases, **({"auth": auth} if auth else {})},
     )

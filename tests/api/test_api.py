@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import FIXTURES, Clock
+from tests.principals import BRIDGE
 
 AM = FIXTURES / "alertmanager-captured"
-TOKEN = {"authorization": "Bearer api-token-1"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 
 
 async def open_two(h: Any) -> None:
@@ -41,10 +42,10 @@ async def test_acknowledge_and_resolve(make_harness: Any, clock: Clock) -> None:
     [incident, second] = (await h.client.get("/api/v1/incidents")).json()["incidents"]
     url = f"/api/v1/incidents/{incident['id']}"
 
-    refused = await h.client.post(f"{url}/acknowledge", json={"actor": "U024BE7LH"})
+    refused = await h.anonymous.post(f"{url}/acknowledge", json={"actor": "U024BE7LH"})
     assert refused.status_code == 401
-    missing_actor = await h.client.post(f"{url}/acknowledge", json={}, headers=TOKEN)
-    assert missing_actor.status_code == 422
+    not_a_string = await h.client.post(f"{url}/acknowledge", json={"actor": 5}, headers=TOKEN)
+    assert not_a_string.status_code == 422
 
     clock.advance(minutes=3)
     acked = await h.client.post(f"{url}/acknowledge", json={"actor": "U024BE7LH"}, headers=TOKEN)
@@ -81,12 +82,18 @@ async def test_acknowledge_and_resolve(make_harness: Any, clock: Clock) -> None:
     assert "incident is resolved" in late_ack.json()["detail"]
 
 
-async def test_state_changes_refused_without_configured_token(make_harness: Any) -> None:
+async def test_reads_and_writes_refused_without_credentials(make_harness: Any) -> None:
     h = await make_harness()
     await open_two(h)
-    response = await h.client.post("/api/v1/incidents/1/acknowledge", json={"actor": "a"})
+    response = await h.anonymous.post("/api/v1/incidents/1/acknowledge", json={"actor": "a"})
     assert response.status_code == 401
-    assert "BALLAST_API_TOKEN" in response.json()["detail"]
+    assert "Authorization: Bearer" in response.json()["detail"]
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert (await h.anonymous.get("/api/v1/incidents")).status_code == 401
+    assert (await h.as_("reader").get("/api/v1/incidents")).status_code == 200
+    writes = await h.as_("reader").post("/api/v1/incidents/1/acknowledge", json={})
+    assert writes.status_code == 403
+    assert "lacks the responder role" in writes.json()["detail"]
 
 
 async def test_unknown_incident_is_404(make_harness: Any) -> None:
@@ -148,4 +155,5 @@ async def test_runbooks_list_and_reload(make_harness: Any, tmp_path: Any) -> Non
     after = (await h.client.get("/api/v1/runbooks")).json()
     assert after["version"] > version
     assert len(after["runbooks"]) == 2
-    assert (await h.client.post("/api/v1/runbooks/reload")).status_code == 401
+    assert (await h.anonymous.post("/api/v1/runbooks/reload")).status_code == 401
+    assert (await h.as_("responder").post("/api/v1/runbooks/reload")).status_code == 403

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 
-TOKEN = "Bearer api-token-1"
+from tests.principals import BRIDGE
+
+TOKEN = BRIDGE.headers["authorization"]  # may name the acting person
 ALERT = (
     b'{"labels": {"alertname": "LowGroundedness", "service": "support-assistant"},'
     b' "fingerprint": "json-body-1"}'
@@ -75,7 +77,6 @@ async def test_errors_keep_their_shape_and_field_names(
     )
     assert wrong_field.status_code == 422
     locs = [error["loc"] for error in wrong_field.json()["detail"]]
-    assert ["body", "actor"] in locs
     assert ["body", "actr"] in locs
 
     not_json = await h.client.post(f"{url}/acknowledge", content=b"actor=U1", headers=headers)

@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from tests.conftest import Clock
+from tests.principals import BRIDGE
 
-TOKEN = {"authorization": "Bearer api-token-1"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 STARTS = "2026-11-27T02:00:00Z"
 
 

@@ -23,15 +23,17 @@ from typer.testing import CliRunner
 
 from bot.app import build_services, create_app
 from bot.cli import build_cli
+from bot.config import load_config
 from bot.controls import BuiltinControlStore
 from bot.settings import Settings
 from bot.store.database import Database
 from tests.conftest import Clock, DatabaseUnderTest, fresh_database_url
+from tests.principals import BRIDGE, with_roster
 
 T = TypeVar("T")
 
 API_TOKEN = "api-token-1"
-AUTH = {"authorization": f"Bearer {API_TOKEN}"}
+AUTH = BRIDGE.headers  # may name the acting person in the body
 
 
 @pytest.fixture
@@ -48,11 +50,19 @@ def store(db: Database, clock: Clock) -> BuiltinControlStore:
 
 
 def build_app(
-    test_database: DatabaseUnderTest, clock: Clock, runbooks_dir: Path, **settings: Any
+    test_database: DatabaseUnderTest,
+    clock: Clock,
+    runbooks_dir: Path,
+    *,
+    roster: bool = True,
+    **settings: Any,
 ) -> FastAPI:
-    """Ballast's app on the test's database (its own engine, like another replica)."""
+    """Ballast's app on the test's database (its own engine, like another replica), with the
+    test principals of tests.principals unless ``roster`` is false."""
+    config = load_config(settings.get("config"))
     services = build_services(
         Settings(database_url=test_database.url, runbooks=runbooks_dir, **settings),
+        with_roster(config) if roster else config,
         clock=clock,
         db=test_database.make(),
     )
@@ -63,14 +73,17 @@ def build_app(
 async def make_client(
     test_database: DatabaseUnderTest, clock: Clock, runbooks_dir: Path
 ) -> AsyncIterator[Callable[..., Awaitable[httpx.AsyncClient]]]:
-    """``await make_client(**settings)``: an HTTP client on the app, lifespan run."""
+    """``await make_client(**settings)``: an HTTP client on the app, lifespan run, acting as
+    tests.principals.BRIDGE."""
     stack = contextlib.AsyncExitStack()
 
-    async def make(**settings: Any) -> httpx.AsyncClient:
-        app = build_app(test_database, clock, runbooks_dir, **settings)
+    async def make(roster: bool = True, **settings: Any) -> httpx.AsyncClient:
+        app = build_app(test_database, clock, runbooks_dir, roster=roster, **settings)
         await stack.enter_async_context(app.router.lifespan_context(app))
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ballast.test"
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://ballast.test",
+            headers=AUTH if roster else {},  # acts as BRIDGE unless a request says otherwise
         )
         await stack.enter_async_context(client)
         return client

@@ -11,6 +11,7 @@ import pytest
 from bot.controls import BuiltinControlStore
 from tests.conftest import Clock
 from tests.controls.conftest import API_TOKEN, AUTH
+from tests.principals import ROSTER
 
 MakeClient = Callable[..., Awaitable[httpx.AsyncClient]]
 TOOL = "support.tools.web_search.enabled"
@@ -59,8 +60,8 @@ async def test_set_show_and_list(make_client: MakeClient, clock: Clock) -> None:
     assert [
         (h["before"], h["after"], h["actor"], h["reason"], h["source"]) for h in shown["history"]
     ] == [
-        (False, True, "bob", "", "builtin"),
-        (None, False, "U024BE7LH", "tool errors", "builtin"),
+        (False, True, "bob", "[via token bridge for bob]", "builtin"),
+        (None, False, "U024BE7LH", "tool errors [via token bridge for U024BE7LH]", "builtin"),
     ]
 
 
@@ -86,18 +87,34 @@ async def test_show_a_key_held_by_another_backend(
     assert [(h["after"], h["source"]) for h in shown["history"]] == [("kb-v7", "flagd")]
 
 
-async def test_set_needs_the_api_token(make_client: MakeClient) -> None:
-    body = {"value": False, "actor": "U1"}
-    unconfigured = await make_client()
+async def test_set_needs_the_operator_role(make_client: MakeClient) -> None:
+    body = {"value": False}
+    unconfigured = await make_client(roster=False)
     refused = await unconfigured.put(f"{URL}/{TOOL}", json=body, headers=AUTH)
     assert refused.status_code == 401
-    assert "set BALLAST_API_TOKEN on the server" in refused.json()["detail"]
+    assert "set BALLAST_API_TOKEN or add auth.tokens" in refused.json()["detail"]
 
     client = await make_client(api_token=API_TOKEN)
-    assert (await client.put(f"{URL}/{TOOL}", json=body)).status_code == 401
+    anonymous = {"authorization": ""}
+    assert (await client.put(f"{URL}/{TOOL}", json=body, headers=anonymous)).status_code == 401
     wrong = await client.put(f"{URL}/{TOOL}", json=body, headers={"authorization": "Bearer x"})
     assert wrong.status_code == 401
-    assert (await client.get(URL)).json() == {"controls": []}
+    reader = await client.put(f"{URL}/{TOOL}", json=body, headers=ROSTER["reader"].headers)
+    assert reader.status_code == 403
+    assert (await client.get(URL, headers=AUTH)).json() == {"controls": []}
+    set_by_api = await client.put(
+        f"{URL}/{TOOL}", json=body, headers={"authorization": f"Bearer {API_TOKEN}"}
+    )
+    assert set_by_api.status_code == 200, set_by_api.text
+    [change] = (await client.get(f"{URL}/{TOOL}", headers=AUTH)).json()["history"]
+    assert (change["actor"], change["reason"]) == ("api", "[via api_token api]")
+    claimed = await client.put(
+        f"{URL}/{TOOL}",
+        json={**body, "actor": "U1"},
+        headers={"authorization": f"Bearer {API_TOKEN}"},
+    )
+    assert claimed.status_code == 403
+    assert "may not act as 'U1'" in claimed.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -142,7 +159,6 @@ async def test_bad_values_are_422_and_change_nothing(
 @pytest.mark.parametrize(
     "body",
     [
-        {"value": False},
         {"value": False, "actor": ""},
         {"actor": "U1"},
         {"value": False, "actor": "U1", "extra": 1},

@@ -47,7 +47,7 @@ def put(server: LoopbackServer, key: str, value: bool | str) -> None:
     """A change through Ballast itself (what the executor, Slack and the API do)."""
     response = httpx.put(
         f"{server.url}/api/v1/controls/{key}",
-        json={"value": value, "actor": "ballast"},
+        json={"value": value},  # acts as the principal of AUTH
         headers=AUTH,
         timeout=5,
     )

@@ -86,7 +86,7 @@ def test_put_never_corrupts_stored_data(
         lifespan = app.router.lifespan_context(app)
         runner.run(lifespan.__aenter__())
         client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ballast.test"
+            transport=httpx.ASGITransport(app=app), base_url="http://ballast.test", headers=AUTH
         )
         model: dict[str, Any] = {}
         writes = 0

@@ -278,10 +278,21 @@ def tool_failure(tool: str) -> dict[str, object]:
     }
 
 
+def api_headers(server: BallastServer) -> dict[str, str]:
+    """The server's own BALLAST_API_TOKEN (a reader among its roles), as the deployment set it."""
+    token = server.env.get("BALLAST_API_TOKEN")
+    if token is None and "BALLAST_API_TOKEN_FILE" in server.env:
+        token = Path(server.env["BALLAST_API_TOKEN_FILE"]).read_text(encoding="utf-8").strip()
+    assert token, "the deployment under test sets no BALLAST_API_TOKEN: its API is closed"
+    return {"authorization": f"Bearer {token}"}
+
+
 def incident_tools(server: BallastServer) -> set[str]:
-    body = httpx.get(f"{server.url}/api/v1/incidents", timeout=5).json()
+    headers = api_headers(server)
+    body = httpx.get(f"{server.url}/api/v1/incidents", headers=headers, timeout=5).json()
     tools = set()
     for incident in body["incidents"]:
-        detail = httpx.get(f"{server.url}/api/v1/incidents/{incident['id']}", timeout=5).json()
+        url = f"{server.url}/api/v1/incidents/{incident['id']}"
+        detail = httpx.get(url, headers=headers, timeout=5).json()
         tools |= {alert["labels"]["tool"] for alert in detail["alerts"]}
     return tools

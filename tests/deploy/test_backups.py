@@ -66,7 +66,11 @@ def workdir(tmp_path: Path) -> Path:
 def server_on(workdir: Path, database_url: str) -> BallastServer:
     return BallastServer(
         workdir,
-        {"BALLAST_DATABASE_URL": database_url, "BALLAST_RUNBOOKS": str(REPO / "runbooks")},
+        {
+            "BALLAST_DATABASE_URL": database_url,
+            "BALLAST_RUNBOOKS": str(REPO / "runbooks"),
+            "BALLAST_API_TOKEN": "backup-test-api-token",
+        },
         workdir / "ballast.log",
     )
 

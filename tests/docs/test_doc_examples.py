@@ -7,7 +7,8 @@ holds copies of ``runbooks/``, ``examples/`` and ``docs/`` (and the ``alert.json
 server and the CLI share ``./data/ballast.db``, as for a user). ``curl`` reaches that server
 for the documented hosts (``localhost:8080``, ``ballast.internal:8080``) through a ``.curlrc``
 that also makes an HTTP error fail the example. ``$BALLAST_API_TOKEN`` and
-``$BALLAST_WEBHOOK_TOKEN`` are set on both sides.
+``$BALLAST_WEBHOOK_TOKEN`` are set on both sides; ``$ALICE_TOKEN`` is the named token the
+docs make for U024BE7LH (responder, operator), listed in the server's ``ballast.yaml``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import httpx
 import pytest
 import yaml
 
+from bot.auth.tokens import config_line
 from tests.conftest import need_binary
 from tests.docs.blocks import (
     NOT_RUN_REASONS,
@@ -43,6 +45,7 @@ from tests.e2e.processes import free_port, wait_until
 
 BLOCKS = all_blocks()
 API_TOKEN = "docs-api-token"
+ALICE_TOKEN = "docs-alice-token"
 WEBHOOK_TOKEN = "docs-webhook-token"
 DOC_HOSTS = ("localhost:8080", "127.0.0.1:8080", "ballast.internal:8080")
 COMMAND_TIMEOUT = 120
@@ -288,6 +291,7 @@ def cli_env(server_url: str | None, home: Path | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BALLAST_", "SLACK_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["BALLAST_API_TOKEN"] = API_TOKEN
+    env["ALICE_TOKEN"] = ALICE_TOKEN
     env["BALLAST_WEBHOOK_TOKEN"] = WEBHOOK_TOKEN
     env["COLUMNS"] = "200"
     if home is not None:
@@ -329,6 +333,9 @@ class Sandbox:
         ]
         (root / ".curlrc").write_text("\n".join(rc) + "\n", encoding="utf-8")
         server_env = {k: v for k, v in cli_env(None).items() if k not in ("COLUMNS", "BALLAST_URL")}
+        alice = config_line("alice", ALICE_TOKEN, ["responder", "operator"], "U024BE7LH")
+        (root / "server.yaml").write_text(f"auth:\n  tokens:\n    {alice}\n", encoding="utf-8")
+        server_env["BALLAST_CONFIG"] = str(root / "server.yaml")
         self.log = root / "serve.log"
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(

@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import REPO, fresh_database_url
 from tests.e2e.processes import BallastServer
+from tests.principals import roster_yaml
 
 API_RUNBOOKS = REPO / "tests" / "api" / "runbooks"
 
@@ -25,13 +26,19 @@ def make_server(tmp_path: Path, server_database_url: str) -> Iterator[object]:
     runbooks = tmp_path / "runbooks"
     shutil.copytree(API_RUNBOOKS, runbooks)
 
+    config = tmp_path / "roster.yaml"
+    config.write_text(roster_yaml())
+
     def make(**env: str) -> BallastServer:
+        """``ballast serve`` with the test principals (tests.principals) unless ``env`` names
+        another BALLAST_CONFIG."""
         server = BallastServer(
             tmp_path,
             {
                 "BALLAST_DATABASE_URL": server_database_url,
                 "BALLAST_RUNBOOKS": str(runbooks),
                 "BALLAST_LOG_FORMAT": "json",
+                "BALLAST_CONFIG": str(config),
                 **env,
             },
             tmp_path / "ballast.log",

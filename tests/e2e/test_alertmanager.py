@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import need_binary
 from tests.e2e.processes import Alertmanager, wait_until
+from tests.principals import READ
 
 pytestmark = [pytest.mark.alertmanager, pytest.mark.slow]
 
@@ -43,7 +44,7 @@ def test_alertmanager_fires_groups_and_resolves(make_server: Any, tmp_path: Path
     try:
 
         def incidents() -> list[dict[str, Any]]:
-            response = httpx.get(f"{server.url}/api/v1/incidents", timeout=2)
+            response = httpx.get(f"{server.url}/api/v1/incidents", headers=READ, timeout=2)
             return list(response.json()["incidents"])
 
         def firing(count: int) -> Any:
@@ -63,7 +64,9 @@ def test_alertmanager_fires_groups_and_resolves(make_server: Any, tmp_path: Path
         wait_until(lambda: incidents()[0]["status"] == "resolved", 15, "the incident to resolve")
         [incident] = incidents()
         assert incident["firing_count"] == 0
-        detail = httpx.get(f"{server.url}/api/v1/incidents/{incident['id']}", timeout=2).json()
+        detail = httpx.get(
+            f"{server.url}/api/v1/incidents/{incident['id']}", headers=READ, timeout=2
+        ).json()
         kinds = [entry["kind"] for entry in detail["timeline"]]
         assert kinds[0] == "opened"
         assert kinds.count("alert_firing") == 3

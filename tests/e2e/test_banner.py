@@ -11,6 +11,7 @@ import pytest
 
 from bot.cli.banner import describe_database
 from tests.e2e.processes import wait_until
+from tests.principals import ROSTER
 
 pytestmark = pytest.mark.slow
 
@@ -35,12 +36,13 @@ def test_one_banner_then_quiet(make_server: Any, tmp_path: Path, server_database
     )
     assert facts["runbooks"] == f"3 from {tmp_path / 'runbooks'}"
     assert facts["slack"].startswith("console: no SLACK_BOT_TOKEN")
-    assert facts["API"] == "writes       bearer BALLAST_API_TOKEN"
+    roster = len(ROSTER)
+    assert facts["API"] == f"{roster} named token(s), BALLAST_API_TOKEN (service 'api')"
     assert facts["unauthenticated"].startswith(
         "POST /webhooks/* (BALLAST_WEBHOOK_TOKEN unset), OFREP /ofrep/v1/* (BALLAST_OFREP_TOKEN"
     )
     assert facts["postmortems"] == str(tmp_path / "postmortems")
-    assert facts["config"] == "none (BALLAST_CONFIG unset)"
+    assert facts["config"].endswith("roster.yaml")
 
     assert [r["msg"] for r in logs if r["logger"].startswith("apscheduler")] == []
     assert all("color_message" not in r for r in logs)

@@ -76,7 +76,9 @@ def applied_action(stack: Stack, incident_id: int | None, mitigation: str) -> st
     """The runbook action behind the mitigation Ballast applied, from the incident's detail."""
     import httpx
 
-    body = httpx.get(f"{stack.ballast}/api/v1/incidents/{incident_id}", timeout=5).json()
+    body = httpx.get(
+        f"{stack.ballast}/api/v1/incidents/{incident_id}", headers=stack.reader_headers, timeout=5
+    ).json()
     [found] = [m for m in body["mitigations"] if m["id"] == mitigation]
     assert found["state"] == "applied"
     return str(found["action"])

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.processes import wait_until
+from tests.principals import READ
 
 pytestmark = pytest.mark.slow
 
@@ -73,14 +74,18 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(make_server: Any) -> N
     server.start(timeout=60)  # a hang guard, not a goal: restart time is a benchmark's job
 
     def incident() -> Any:
-        found = httpx.get(f"{server.url}/api/v1/incidents", timeout=5).json()["incidents"]
+        found = httpx.get(f"{server.url}/api/v1/incidents", headers=READ, timeout=5).json()[
+            "incidents"
+        ]
         if len(found) != 1:
             return None
         pending = httpx.get(f"{server.url}/metrics", timeout=5).text
         return found[0] if "ballast_inbox_pending 0.0" in pending else None
 
     summary = wait_until(incident, 60, "the inbox to drain after restart", interval=0.25)
-    detail = httpx.get(f"{server.url}/api/v1/incidents/{summary['id']}", timeout=10).json()
+    detail = httpx.get(
+        f"{server.url}/api/v1/incidents/{summary['id']}", headers=READ, timeout=10
+    ).json()
     stored = {a["labels"]["n"] for a in detail["alerts"]}
     assert acknowledged <= stored, f"lost {len(acknowledged - stored)} acknowledged alerts"
     assert stored <= sent_at_all

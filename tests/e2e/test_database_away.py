@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import FIXTURES, _admin_sql, fresh_database_url
 from tests.e2e.processes import BallastServer, wait_until
+from tests.principals import READ
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -88,7 +89,9 @@ def test_webhooks_get_503_while_the_database_is_away_and_are_stored_after(
         wait_until(accepted, 30, "a webhook to be accepted once the database is back")
         assert stored == {"received": 2, "stored": 2, "duplicates": 0, "truncated_alerts": 0}
         wait_until(
-            lambda: httpx.get(f"{server.url}/api/v1/incidents", timeout=10).json()["incidents"],
+            lambda: httpx.get(f"{server.url}/api/v1/incidents", headers=READ, timeout=10).json()[
+                "incidents"
+            ],
             30,
             "the stored alerts to become an incident",
         )

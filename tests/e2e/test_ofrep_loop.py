@@ -17,11 +17,12 @@ from openfeature.client import OpenFeatureClient
 from openfeature.contrib.provider.ofrep import OFREPProvider
 
 from tests.e2e.processes import BallastServer, wait_until
+from tests.principals import BRIDGE, roster_yaml
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "api-token-e2e"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = {"authorization": f"Bearer {TOKEN}"}  # the service "api": sets controls, owns nothing
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def server(tmp_path: Path, server_database_url: str) -> Any:
     runbooks = tmp_path / "runbooks"
     shutil.copytree(Path(__file__).with_name("control_runbooks"), runbooks)
     config = tmp_path / "ballast.yaml"
-    config.write_text('teams:\n  "@oncall": [U0ONCALL]\n')
+    config.write_text('teams:\n  "@oncall": [U0ONCALL]\n' + roster_yaml())
     server = BallastServer(
         tmp_path,
         {
@@ -59,7 +60,9 @@ def fire(server: BallastServer, runbook: str, alertname: str, **labels: str) -> 
     assert response.status_code == 200
     url = f"{server.url}/api/v1/incidents"
     incidents = wait_until(
-        lambda: httpx.get(url, params={"runbook": runbook}, timeout=5).json()["incidents"],
+        lambda: httpx.get(url, params={"runbook": runbook}, headers=AUTH, timeout=5).json()[
+            "incidents"
+        ],
         10,
         f"the {runbook} incident",
     )
@@ -70,7 +73,7 @@ def call(server: BallastServer, incident: int, mitigation: str, verb: str) -> di
     response = httpx.post(
         f"{server.url}/api/v1/incidents/{incident}/mitigations/{mitigation}/{verb}",
         json={"actor": "U0ONCALL"},
-        headers=AUTH,
+        headers=BRIDGE.headers,  # a bridge acting for the on-call person
         timeout=30,
     )
     assert response.status_code == 200, response.text
@@ -81,7 +84,7 @@ def call(server: BallastServer, incident: int, mitigation: str, verb: str) -> di
 def seed(server: BallastServer, key: str, value: Any) -> None:
     response = httpx.put(
         f"{server.url}/api/v1/controls/{key}",
-        json={"value": value, "actor": "release-pipeline"},
+        json={"value": value},
         headers=AUTH,
         timeout=5,
     )

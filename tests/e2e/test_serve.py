@@ -13,12 +13,13 @@ import httpx
 import pytest
 
 from tests.e2e.processes import wait_until
+from tests.principals import READ
 
 pytestmark = pytest.mark.slow
 
 
 def runbook_ids(url: str) -> set[str]:
-    body = httpx.get(f"{url}/api/v1/runbooks", timeout=2).json()
+    body = httpx.get(f"{url}/api/v1/runbooks", headers=READ, timeout=2).json()
     return {r["id"] for r in body["runbooks"]}
 
 

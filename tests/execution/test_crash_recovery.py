@@ -24,11 +24,12 @@ import pytest
 
 from tests.conftest import fresh_database_url
 from tests.e2e.processes import BallastServer, wait_until
+from tests.principals import BRIDGE, roster_yaml
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "api-token-recovery"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = BRIDGE.headers  # may name the acting person (OWNER)
 OWNER = "U0OWNER1"
 MITIGATION = "pause-lane"
 HANG_LIMIT = 60.0  # the hung answer gives up on its own after this, should a test go wrong
@@ -147,7 +148,7 @@ def server(tmp_path: Path, server_database_url: str, target: Target) -> Iterator
     config = tmp_path / "ballast.yaml"
     # A short lease: the restarted server (a new replica) takes the dead one's over once it
     # expires (bot/execution/leases.py).
-    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\nexecution:\n  lease: 2s\n")
+    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\nexecution:\n  lease: 2s\n" + roster_yaml())
     server = BallastServer(
         tmp_path,
         {

@@ -11,8 +11,9 @@ import pytest
 
 from bot.config import BallastConfig
 from tests.conftest import Clock
+from tests.principals import BRIDGE
 
-TOKEN = {"authorization": "Bearer api-token"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 ALERT = {
     "labels": {"alertname": "ToolFailing", "service": "svc-b", "tool": "search"},
     "starts_at": "2026-11-27T02:00:00Z",

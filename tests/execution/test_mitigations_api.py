@@ -11,8 +11,9 @@ import pytest
 
 from bot.config import BallastConfig
 from tests.conftest import Clock
+from tests.principals import BRIDGE
 
-TOKEN = {"authorization": "Bearer api-token"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 SECRET = "s3cr3t-control-token-value"
 
 
@@ -282,7 +283,7 @@ async def test_unknown_mitigation_and_resolved_incident(h: Any) -> None:
     )
     late = await run(h, incident, "supervised", "U0OWNER1")
     assert late.status_code == 409
-    no_token = await h.client.post(
+    no_token = await h.anonymous.post(
         f"/api/v1/incidents/{incident}/mitigations/supervised/run", json={"actor": "U0OWNER1"}
     )
     assert no_token.status_code == 401

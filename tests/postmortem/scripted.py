@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import Clock
+from tests.principals import BRIDGE
 
-TOKEN = {"authorization": "Bearer api-token"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 
 
 def alert(status: str = "firing", starts_at: str = "2026-11-27T03:00:30Z") -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bot.config import BallastConfig
+from tests.principals import BRIDGE
 from tests.slack_emulator import SlackEmulator
 from tests.slack_emulator.payloads import SlackChannel, SlackUser, click, slash_command_form
 from tests.slack_emulator.server import DEFAULT_CHANNEL
@@ -185,7 +186,7 @@ async def test_owner_through_slack_user_group(make_harness: Any, slack: SlackEmu
     )
     await h.client.post("/webhooks/generic", json={"alerts": [ALERT]})
     await settle(h)
-    auth = {"authorization": "Bearer t"}
+    auth = BRIDGE.headers  # names the acting person in the body
     for _ in range(3):
         response = await h.client.post(
             "/api/v1/incidents/1/mitigations/supervised/run",
