@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import DatabaseUnderTest
+from tests.principals import BRIDGE
 from tests.store.test_transient import failure
 
-TOKEN = {"authorization": "Bearer api-token"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 
 
 async def answer_when_run_raises(make_harness: Any, err: BaseException) -> Any:

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import FIXTURES
+from tests.principals import BRIDGE
 
 TOKEN = "api-token-1"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = BRIDGE.headers  # may name the acting person in the body
 HUGE = "99999999999999999999"
 MAX_ID = 2**63 - 1
 AM = FIXTURES / "alertmanager-captured"

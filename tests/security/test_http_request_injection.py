@@ -16,8 +16,9 @@ import pytest
 
 from bot.config import BallastConfig
 from tests.backends.conftest import RecordingServer
+from tests.principals import BRIDGE
 
-TOKEN = {"authorization": "Bearer api-token-1"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 GATEWAY_SECRET = "gw-admin-secret-9c1e"
 API_SECRET = "ballast-api-secret-77aa"
 RUNBOOK = """

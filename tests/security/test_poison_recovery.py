@@ -26,9 +26,10 @@ from bot.store.database import Database
 from tests.backends.conftest import RecordingServer
 from tests.conftest import fresh_database_url
 from tests.e2e.processes import BallastServer, wait_until
+from tests.principals import BRIDGE, roster_yaml
 
 TOKEN = "api-token-poison"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = BRIDGE.headers  # may name the acting person in the body
 RUNBOOK = """\
 id: svc/lane-overload
 title: "lane overloaded on {{{{ labels.service }}}}"
@@ -120,7 +121,7 @@ def server(
     runbooks.mkdir()
     (runbooks / "lane.yaml").write_text(RUNBOOK.format(url=gateway.url, mode="approve"))
     config = tmp_path / "ballast.yaml"
-    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\n")
+    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\n" + roster_yaml())
     server = BallastServer(
         tmp_path,
         {

@@ -16,9 +16,10 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from bot.postmortem.markdown import code, md
+from tests.principals import BRIDGE
 
 RUNBOOKS = Path(__file__).resolve().parent / "runbooks"
-TOKEN = {"authorization": "Bearer api-token-1"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 HOSTILE = {
     "locale": "x](https://evil.example/login) <img src=x onerror=alert(1)> | col",
     "intent": "refund\n\n# Pwned\n\n[click to re-auth](https://evil.example) ![i](https://e.x/i.png)",

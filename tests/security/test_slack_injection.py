@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from bot.config import BallastConfig
+from tests.principals import BRIDGE
 from tests.slack_emulator import SlackEmulator
 from tests.slack_emulator.payloads import SlackChannel, SlackUser, slash_command_form
 from tests.slack_emulator.server import DEFAULT_CHANNEL
@@ -41,7 +42,7 @@ ALERT = {
     "annotations": {"summary": "<!here> 9.4% corrected <https://evil.example|details>"},
     "starts_at": "2026-11-27T02:00:00Z",
 }
-TOKEN = {"authorization": "Bearer api-token-1"}
+TOKEN = BRIDGE.headers  # may name the acting person in the body
 
 # The markup Ballast itself writes: mentions of ids it holds, dates, its runbook's dashboard.
 _OURS = re.compile(
