@@ -148,7 +148,9 @@ def server(tmp_path: Path, server_database_url: str, target: Target) -> Iterator
     config = tmp_path / "ballast.yaml"
     # A short lease: the restarted server (a new replica) takes the dead one's over once it
     # expires (bot/execution/leases.py).
-    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\nexecution:\n  lease: 2s\n" + roster_yaml())
+    config.write_text(
+        "http:\n  allowed_hosts: [127.0.0.1]\nexecution:\n  lease: 2s\n" + roster_yaml()
+    )
     server = BallastServer(
         tmp_path,
         {

@@ -32,6 +32,7 @@ from tests.execution.test_crash_recovery import (
     mitigation_state,
     open_incident,
 )
+from tests.principals import roster_yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -52,7 +53,9 @@ def replicas(tmp_path: Path, target: Target) -> Iterator[tuple[BallastServer, Ba
         RUNBOOK.format(owner=OWNER, mitigation=MITIGATION, url=target.url)
     )
     config = tmp_path / "ballast.yaml"
-    config.write_text(f"http:\n  allowed_hosts: [127.0.0.1]\nexecution:\n  lease: {LEASE}s\n")
+    config.write_text(
+        f"http:\n  allowed_hosts: [127.0.0.1]\nexecution:\n  lease: {LEASE}s\n" + roster_yaml()
+    )
     with fresh_database_url("postgres", tmp_path, "ballast_takeover") as url:
         env = {
             "BALLAST_DATABASE_URL": url,

@@ -25,6 +25,7 @@ from tests.execution.test_crash_recovery import (
     open_incident,
 )
 from tests.execution.test_replica_takeover import start_run
+from tests.principals import roster_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +44,7 @@ def make_server(tmp_path: Path, target: Target) -> Iterator[object]:
         RUNBOOK.format(owner=OWNER, mitigation=MITIGATION, url=target.url)
     )
     config = tmp_path / "ballast.yaml"
-    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\n")  # the default 30 s lease
+    config.write_text("http:\n  allowed_hosts: [127.0.0.1]\n" + roster_yaml())  # lease: 30 s
     servers: list[BallastServer] = []
     with fresh_database_url("sqlite", tmp_path, "unused") as url:
 
