@@ -39,6 +39,7 @@ from bot.api import (
     webhooks,
 )
 from bot.api.errors import install_error_handlers
+from bot.api.openapi_document import install_openapi
 from bot.api.runbooks import reload_catalog
 from bot.api.services import Services
 from bot.auth.authenticator import Authenticator
@@ -350,6 +351,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    install_openapi(app)
     webhooks.install(app)
     routers = (incidents, mitigations, postmortems, runbooks, controls, ofrep, slack, openapi)
     for module in (*routers, health):
