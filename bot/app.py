@@ -43,6 +43,9 @@ from bot.api.openapi_document import install_openapi
 from bot.api.runbooks import reload_catalog
 from bot.api.services import Services
 from bot.auth.authenticator import Authenticator
+from bot.auth.oidc import OidcVerifier
+from bot.auth.people import PersonDirectory
+from bot.auth.proxy import TrustedProxy
 from bot.config import BallastConfig, FlagdBackendConfig, UnleashBackendConfig, load_config
 from bot.controls.recording import RecordingBackend
 from bot.controls.store import BuiltinControlStore, ControlHistoryLog
@@ -77,6 +80,7 @@ from bot.slack.budgets import SlackBudgets
 from bot.slack.console import ConsoleAnnouncer
 from bot.slack.delivery import SlackDelivery, slack_client_factory
 from bot.slack.directory import SlackDirectory
+from bot.slack.email_lookup import slack_email_lookup
 from bot.slack.messenger import SlackMessenger
 from bot.slack.outbox import SlackOutbox
 from bot.slack.postmortem_thread import PostmortemThread
@@ -245,10 +249,7 @@ def build_services(
         escalator=escalator,
         outbox=outbox,
         responders=Responders(config.slack, directory),
-        auth=Authenticator(
-            config.auth,
-            api_token=settings.api_token.get_secret_value() if settings.api_token else None,
-        ),
+        auth=build_authenticator(settings, config, http),
         delivery=delivery,
         postmortems=postmortem,
         slack_config=config.slack,
@@ -258,6 +259,24 @@ def build_services(
         if settings.slack_app_token is None:
             services.slack_handler = http_handler(services.slack_app)
     return services
+
+
+def build_authenticator(
+    settings: Settings, config: BallastConfig, http: httpx.AsyncClient
+) -> Authenticator:
+    """The API's ways in: named tokens, BALLAST_API_TOKEN, OIDC and a trusted proxy."""
+    lookup = None
+    if settings.slack_bot_token is not None:
+        lookup = slack_email_lookup(slack_client_factory(settings)())
+    oidc = None
+    if config.auth.oidc is not None:
+        people = PersonDirectory(config.auth.oidc.users, lookup)
+        oidc = OidcVerifier(config.auth.oidc, http, people)
+    proxy = None
+    if config.auth.proxy.enabled:
+        proxy = TrustedProxy(config.auth.proxy, PersonDirectory(config.auth.proxy.users, lookup))
+    api_token = settings.api_token.get_secret_value() if settings.api_token else None
+    return Authenticator(config.auth, api_token=api_token, oidc=oidc, proxy=proxy)
 
 
 def _backends(

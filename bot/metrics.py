@@ -68,6 +68,12 @@ class Metrics:
             ["endpoint", "reason"],
             registry=self.registry,
         )
+        self.insecure_allow_anonymous = Gauge(
+            "ballast_insecure_allow_anonymous",
+            "1 when ballast serve was started with --insecure-allow-anonymous on a network "
+            "address with open webhooks or no API authentication.",
+            registry=self.registry,
+        )
         self.catalog_reloads = Counter(
             "ballast_catalog_reloads",
             "Runbook catalog reloads, by result (ok, refused).",

@@ -34,6 +34,7 @@ SECRET_ENV: dict[str, tuple[str, ...]] = {
     "webhook_token": ("BALLAST_WEBHOOK_TOKEN",),
     "api_token": ("BALLAST_API_TOKEN",),
     "ofrep_token": ("BALLAST_OFREP_TOKEN",),
+    "metrics_token": ("BALLAST_METRICS_TOKEN",),
     "slack_bot_token": ("SLACK_BOT_TOKEN", "BALLAST_SLACK_BOT_TOKEN"),
     "slack_signing_secret": ("SLACK_SIGNING_SECRET", "BALLAST_SLACK_SIGNING_SECRET"),
     "slack_app_token": ("SLACK_APP_TOKEN", "BALLAST_SLACK_APP_TOKEN"),
@@ -91,6 +92,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     ofrep_token: SecretStr | None = Field(
         default=None, description="When set, OFREP clients must send it as a bearer token."
+    )
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, GET /metrics needs it as a bearer token."
     )
     max_body_bytes: int = Field(default=ONE_MIB, gt=0)
     log_format: LogFormat = LogFormat.TEXT

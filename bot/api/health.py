@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
+from bot.api.auth import require_token
 from bot.api.services import Services, services_of
 from bot.incidents.lifecycle import IncidentStatus
 from bot.store import inbox
@@ -42,8 +43,14 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics(services: ServicesDep) -> Response:
-    """Prometheus exposition; gauges that need the database are refreshed per scrape."""
+async def metrics(services: ServicesDep, request: Request) -> Response:
+    """Prometheus exposition; gauges that need the database are refreshed per scrape.
+
+    Open unless ``BALLAST_METRICS_TOKEN`` is set (then a bearer token, as Prometheus's
+    ``authorization`` scrape option sends it)."""
+    require_token(
+        request, services.settings.metrics_token, what="metrics", env="BALLAST_METRICS_TOKEN"
+    )
     async with services.db.sessions() as session:
         counts = await repo.count_by_status(session)
         oldest = await inbox.oldest_unprocessed(session)

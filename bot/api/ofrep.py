@@ -14,7 +14,8 @@ Shaped around the PyPI ``openfeature-provider-ofrep`` 0.3 client:
   While the database is unreachable the last values read are served; only a process that
   never read them answers 500 (and applications fall back to their code defaults).
 
-Bearer auth is optional: required only when ``BALLAST_OFREP_TOKEN`` is set.
+Auth is optional: when ``BALLAST_OFREP_TOKEN`` is set, clients send it as a bearer token or as
+``X-API-Key`` (both listed by the OFREP spec).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _store(request: Request) -> BuiltinControlStore:
 def _authorize(request: Request) -> None:
     token = services_of(request).settings.ofrep_token
     if token is not None:
-        require_token(request, token, what="OFREP", env="BALLAST_OFREP_TOKEN")
+        require_token(request, token, what="OFREP", env="BALLAST_OFREP_TOKEN", api_key=True)
 
 
 async def _read_context(request: Request) -> None:

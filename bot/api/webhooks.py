@@ -68,7 +68,9 @@ async def _receive(request: Request, source: AlertSource) -> JSONResponse:
 
 async def _handle(request: Request, services: Services, source: AlertSource) -> JSONResponse:
     settings = services.settings
-    require_token(request, settings.webhook_token, what="webhook", env="BALLAST_WEBHOOK_TOKEN")
+    require_token(
+        request, settings.webhook_token, what="webhook", env="BALLAST_WEBHOOK_TOKEN", basic=True
+    )
     try:
         body = await read_bounded(request, settings.max_body_bytes)
     except BodyTooLarge:

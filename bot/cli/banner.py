@@ -44,8 +44,10 @@ def api_ways_in(services: Services) -> str:
     return ", ".join(ways)
 
 
-def banner_lines(services: Services, host: str, port: int) -> list[str]:
-    """The banner, one fact per line."""
+def banner_lines(
+    services: Services, host: str, port: int, *, insecure: list[str] | None = None
+) -> list[str]:
+    """The banner, one fact per line; ``insecure``: what --insecure-allow-anonymous let by."""
     settings = services.settings
     listen = f"http://{host}:{port}"
     if host in ("127.0.0.1", "localhost", "::1"):
@@ -57,7 +59,9 @@ def banner_lines(services: Services, host: str, port: int) -> list[str]:
     else:
         signed = "signed" if settings.slack_signing_secret else "UNSIGNED: set SLACK_SIGNING_SECRET"
         slack = f"Events API at POST /slack/events ({signed})"
-    open_to_all = ["/healthz", "/readyz", "/metrics"]
+    open_to_all = ["/healthz", "/readyz"]
+    if settings.metrics_token is None:
+        open_to_all.append("/metrics (BALLAST_METRICS_TOKEN unset)")
     if settings.webhook_token is None:
         open_to_all.insert(0, "POST /webhooks/* (BALLAST_WEBHOOK_TOKEN unset)")
     if settings.ofrep_token is None:
@@ -81,6 +85,8 @@ def banner_lines(services: Services, host: str, port: int) -> list[str]:
         f"  postmortems      {postmortems}",
         f"  config           {config}",
     ]
+    for problem in insecure or []:
+        lines.append(f"  INSECURE         --insecure-allow-anonymous: {problem}")
     if settings.dry_run:
         lines.append("  dry run          on (BALLAST_DRY_RUN): mitigations change nothing")
     return lines

@@ -12,11 +12,11 @@ from bot.cli.store import DatabaseUrlOption, load_settings
 
 ENVIRONMENT = """\
 Other settings come from the environment: BALLAST_WEBHOOK_TOKEN, BALLAST_API_TOKEN,
-BALLAST_OFREP_TOKEN, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_APP_TOKEN (each also as
-NAME_FILE=/path: the file's contents), BALLAST_SLACK_CHANNEL, BALLAST_SLACK_API_URL,
-BALLAST_MAX_BODY_BYTES, BALLAST_LOG_FORMAT (text|json), BALLAST_LOG_LEVEL, BALLAST_DRY_RUN,
-BALLAST_SHUTDOWN_DELAY (seconds serving unready after SIGTERM, 2), BALLAST_SHUTDOWN_GRACE
-(seconds for work in flight, 20).
+BALLAST_OFREP_TOKEN, BALLAST_METRICS_TOKEN, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET,
+SLACK_APP_TOKEN (each also as NAME_FILE=/path: the file's contents), BALLAST_SLACK_CHANNEL,
+BALLAST_SLACK_API_URL, BALLAST_MAX_BODY_BYTES, BALLAST_LOG_FORMAT (text|json),
+BALLAST_LOG_LEVEL, BALLAST_DRY_RUN, BALLAST_SHUTDOWN_DELAY (seconds serving unready after
+SIGTERM, 2), BALLAST_SHUTDOWN_GRACE (seconds for work in flight, 20).
 An unknown BALLAST_* variable stops the start, naming the closest known one."""
 
 
@@ -43,11 +43,20 @@ def serve(
             metavar="FILE", envvar="BALLAST_CONFIG", show_default=False, help="A ballast.yaml."
         ),
     ] = None,
+    insecure_allow_anonymous: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-allow-anonymous",
+            help="Serve a network address even with open webhooks or no API authentication "
+            "(said in the banner and in /metrics). For throwaway demos only.",
+        ),
+    ] = False,
 ) -> None:
     """Run Ballast: webhooks, JSON API, Slack and metrics."""
     import logging
 
     from bot.app import build_services, create_app
+    from bot.auth.exposure import exposure_problems
     from bot.cli.banner import banner_lines
     from bot.errors import ConfigError, RunbookError
     from bot.logs import configure_logging
@@ -74,7 +83,22 @@ def serve(
         fail(f"not starting: the runbook catalog is invalid.\n{err}")
     except ConfigError as err:
         fail(f"not starting: {err}")
-    logging.getLogger("bot.serve").info("%s", "\n".join(banner_lines(services, host, port)))
+    problems = exposure_problems(
+        host,
+        webhooks_authenticated=settings.webhook_token is not None,
+        api_configured=services.auth.configured,
+    )
+    if problems and not insecure_allow_anonymous:
+        fail(
+            f"not starting: {host} is reachable from other machines and\n  - "
+            + "\n  - ".join(problems)
+            + "\nListen on 127.0.0.1, or (throwaway demos only) pass --insecure-allow-anonymous.",
+            code=2,
+        )
+    insecure = problems if insecure_allow_anonymous else []
+    services.metrics.insecure_allow_anonymous.set(1 if insecure else 0)
+    lines = banner_lines(services, host, port, insecure=insecure)
+    logging.getLogger("bot.serve").info("%s", "\n".join(lines))
     app = create_app(services, handle_sighup=True)
     times = ShutdownTimes(settings.shutdown_delay, settings.shutdown_grace)
     graceful.run(app, host, port, times, services.start_draining)
