@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from actions.base import NAME_PATTERN
-from actions.control_values import MAX_REASON, ControlKey, ControlValueError, parse_key
+from actions.control_values import KEY_SHAPES, MAX_REASON, ControlKey, ControlValueError, parse_key
 from actions.errors import ActionError, RetryableError
 from bot.api.json_body import JsonBodyRoute
 from bot.api.principals import acting, require
@@ -97,6 +97,17 @@ def store_of(request: Request) -> BuiltinControlStore:
 
 
 StoreDep = Annotated[BuiltinControlStore, Depends(store_of)]
+
+_KEY_SHAPE = (
+    r"^[a-z0-9][a-z0-9_-]{0,62}\.(tools\.[a-z0-9][a-z0-9_-]{0,62}\.enabled|autonomy|model"
+    r"|prompt_version|retrieval_index|human_review)$"
+)
+KeyPath = Annotated[
+    str,
+    # For OpenAPI readers and generators only: _check_key refuses the rest with a 422 that names
+    # the key and the shapes (pydantic's pattern error would not).
+    Path(description=f"A control key: {KEY_SHAPES}.", json_schema_extra={"pattern": _KEY_SHAPE}),
+]
 OperatorDep = Annotated[Principal, Depends(require(Role.OPERATOR))]
 Reader = [Depends(require(Role.READER))]
 
@@ -116,7 +127,7 @@ async def list_controls(
 
 @router.get("/controls/{key}", response_model=ControlDetail, dependencies=Reader)
 async def show_control(
-    key: str, store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    key: KeyPath, store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> ControlDetail:
     """One key: its value and its history through every backend, newest first."""
     _check_key(key)
@@ -144,7 +155,7 @@ async def show_control(
 
 @router.put("/controls/{key}", response_model=ControlWriteOut)
 async def set_control(
-    key: str, body: ControlWrite, store: StoreDep, request: Request, principal: OperatorDep
+    key: KeyPath, body: ControlWrite, store: StoreDep, request: Request, principal: OperatorDep
 ) -> ControlWriteOut:
     """Set a value; AI applications reading the key over OFREP see it on their next read."""
     control = _check_key(key)

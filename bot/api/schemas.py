@@ -49,9 +49,21 @@ def _no_control_characters(text: str) -> str:
     return text
 
 
+# The same rule for OpenAPI readers and generators (checked by _no_control_characters, which
+# names the character; pydantic's own pattern error would not).
+_PERSON_PATTERN = (
+    "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u061c\\u200e\\u200f"
+    "\\u202a-\\u202e\\u2066-\\u2069]*$"
+)
 PersonText = AfterValidator(_no_control_characters)
-ActorText = Annotated[str, Field(min_length=1, max_length=MAX_ACTOR), PersonText]
-ReasonText = Annotated[str, Field(max_length=MAX_REASON), PersonText]
+ActorText = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_ACTOR, json_schema_extra={"pattern": _PERSON_PATTERN}),
+    PersonText,
+]
+ReasonText = Annotated[
+    str, Field(max_length=MAX_REASON, json_schema_extra={"pattern": _PERSON_PATTERN}), PersonText
+]
 
 IncidentIdPath = Annotated[int, Path(ge=1, le=MAX_ID, description="An incident id (1 to 2^63-1).")]
 BeforeIdQuery = Annotated[
