@@ -128,7 +128,14 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
                 "the API is closed without one (docs/security.md)",
             ),
             ("ofrepToken", "BALLAST_OFREP_TOKEN; OFREP is open when it is unset"),
+            ("metricsToken", "BALLAST_METRICS_TOKEN; /metrics is open when it is unset"),
         )
+    }
+    components["securitySchemes"]["webhookBasic"] = {
+        "type": "http",
+        "scheme": "basic",
+        "description": "BALLAST_WEBHOOK_TOKEN as the password (any username): Alertmanager's "
+        "basic_auth, Grafana's username/password",
     }
     for path, operations in document.get("paths", {}).items():
         for method, operation in operations.items():
@@ -143,7 +150,7 @@ def _complete_operation(
     has_body = "requestBody" in operation
     if path.startswith("/webhooks/"):
         operation["requestBody"] = _webhook_body(path, schemas)
-        operation["security"] = [{"webhookToken": []}, {}]
+        operation["security"] = [{"webhookToken": []}, {"webhookBasic": []}, {}]
         codes |= {"400", "401", "413", "422", "503"}
     elif path.startswith("/ofrep/"):
         operation["requestBody"] = {
@@ -175,6 +182,8 @@ def _complete_operation(
     elif path == "/readyz":
         codes.add("503")
     elif path == "/metrics":  # Prometheus text exposition, not JSON
+        operation["security"] = [{"metricsToken": []}, {}]
+        codes.add("401")
         operation["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
     responses = operation.setdefault("responses", {})
     for code in sorted(codes):

@@ -42,7 +42,12 @@ def test_security_schemes_and_who_needs_them(document: dict[str, Any]) -> None:
         "webhookToken",
         "apiToken",
         "ofrepToken",
+        "metricsToken",
+        "webhookBasic",
     }
+    metrics = document["paths"]["/metrics"]["get"]
+    assert "text/plain" in metrics["responses"]["200"]["content"]
+    assert "401" in metrics["responses"]
     ack = document["paths"]["/api/v1/incidents/{incident_id}/acknowledge"]["post"]
     assert ack["security"] == [{"apiToken": []}]
     assert {"401", "403", "404", "409", "415", "422"} <= ack["responses"].keys()
