@@ -24,10 +24,10 @@ from typing import Any
 import httpx
 
 from tests.e2e.processes import BallastServer, wait_until
+from tests.principals import BRIDGE, roster_yaml
 from tests.slack_emulator.server import DEFAULT_CHANNEL, SlackEmulator
 
-TOKEN = "chaos-api-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
+AUTH = BRIDGE.headers  # a bridge principal: may name the owner who acts (tests/principals.py)
 OWNERS = ("U0CHAOS1", "U0CHAOS2")
 SERVICES = 6  # incident keys: one per service
 LEASE_S = 2
@@ -164,12 +164,12 @@ class Cluster:
         config.write_text(
             "http:\n  allowed_hosts: [127.0.0.1]\n"
             f"execution:\n  lease: {LEASE_S}s\n  retry_deadline: 10s\n  max_attempts: 4\n"
+            + roster_yaml()
         )
         env = {
             "BALLAST_DATABASE_URL": database_url,
             "BALLAST_RUNBOOKS": str(runbooks),
             "BALLAST_CONFIG": str(config),
-            "BALLAST_API_TOKEN": TOKEN,
             "BALLAST_LOG_FORMAT": "json",
             "BALLAST_LOG_LEVEL": "WARNING",
             "SLACK_BOT_TOKEN": "xoxb-chaos",

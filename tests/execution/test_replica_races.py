@@ -20,10 +20,11 @@ import pytest
 
 from bot.config import BallastConfig
 from tests.conftest import DatabaseUnderTest
+from tests.principals import BRIDGE
 
 pytestmark = pytest.mark.postgres
 
-TOKEN = {"authorization": "Bearer api-token"}
+TOKEN = BRIDGE.headers  # may name the acting owner in the body
 ROUNDS = 4
 INCIDENTS = 4
 # Per incident and round: both replicas ask for the same mitigation, and one for another.
