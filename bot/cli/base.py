@@ -20,6 +20,9 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+MAX_ID = 2**63 - 1
+"""The largest id a 64-bit column holds (as bot.api.schemas.MAX_ID): larger is a usage error."""
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"]}
 _PYTHON_TYPE = re.compile(r" ?<[A-Za-z_][^<>]*>")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bot.cli.base import command, new_app
+from bot.cli.base import MAX_ID, command, new_app
 from bot.cli.output import fail, run_async
 from bot.cli.remote import DEFAULT_URL, ActorOption, Client, ReasonOption, TokenOption, UrlOption
 from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
@@ -26,7 +26,9 @@ incidents_app = new_app(
     short_help="List and show incidents; acknowledge and resolve them.",
 )
 
-IncidentId = Annotated[int, typer.Argument(metavar="ID", help="The incident's number.")]
+IncidentId = Annotated[
+    int, typer.Argument(metavar="ID", help="The incident's number.", min=1, max=MAX_ID)
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 

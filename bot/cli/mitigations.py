@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from bot.cli.base import command, new_app
+from bot.cli.base import MAX_ID, command, new_app
 from bot.cli.incidents import print_table
 from bot.cli.output import fail
 from bot.cli.remote import (
@@ -28,7 +28,9 @@ mitigations_app = new_app(
     short_help="List, run and undo an incident's mitigations.",
 )
 
-IncidentId = Annotated[int, typer.Argument(metavar="INCIDENT", help="The incident's number.")]
+IncidentId = Annotated[
+    int, typer.Argument(metavar="INCIDENT", help="The incident's number.", min=1, max=MAX_ID)
+]
 MitigationId = Annotated[
     str, typer.Argument(metavar="MITIGATION", help="The mitigation's id in the runbook.")
 ]

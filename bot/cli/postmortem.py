@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from bot.cli.base import MAX_ID
 from bot.cli.output import fail, run_async
 from bot.cli.store import DatabaseUrlOption, load_settings, open_existing
 
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 
 
 def postmortem(
-    incident_id: Annotated[int, typer.Argument(metavar="ID", help="The incident's number.")],
+    incident_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The incident's number.", min=1, max=MAX_ID)
+    ],
     out: Annotated[
         Path | None,
         typer.Option("--out", metavar="FILE", help="Write the Markdown here instead of stdout."),

@@ -105,3 +105,23 @@ async def test_a_key_with_a_trailing_newline_is_refused(make_harness: Any) -> No
     assert ok.status_code == 200
     listed = (await h.client.get("/api/v1/controls", headers=AUTH)).json()["controls"]
     assert [c["key"] for c in listed] == ["audit-svc.autonomy"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["incidents", "show", HUGE],
+        ["incidents", "ack", HUGE, "--actor", "bob"],
+        ["mitigations", "run", HUGE, "x", "--actor", "bob"],
+        ["postmortem", "0"],
+    ],
+)
+def test_the_cli_refuses_ids_out_of_range_as_usage_errors(args: list[str]) -> None:
+    """Locally the CLI reads the database itself: a 20-digit id was an OverflowError there."""
+    from typer.testing import CliRunner
+
+    from bot.cli import build_cli
+
+    result = CliRunner().invoke(build_cli(), args)
+    assert result.exit_code == 2, result.output
+    assert "9223372036854775807" in result.output or "greater than or equal to 1" in result.output
