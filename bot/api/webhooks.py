@@ -17,10 +17,14 @@ import time
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
-from bot.api.auth import require_token
+from bot.api.auth import basic_password, bearer_token
 from bot.api.direct import add_direct_route
+from bot.api.principals import count_failure
 from bot.api.schemas import WebhookReceipt
 from bot.api.services import Services, services_of
+from bot.auth.authenticator import AuthFailure
+from bot.auth.roles import Role
+from bot.auth.tokens import same_secret
 from bot.errors import PayloadError
 from bot.intake import parse_json_bytes, parse_payload
 from bot.intake.alert import AlertSource
@@ -68,9 +72,7 @@ async def _receive(request: Request, source: AlertSource) -> JSONResponse:
 
 async def _handle(request: Request, services: Services, source: AlertSource) -> JSONResponse:
     settings = services.settings
-    require_token(
-        request, settings.webhook_token, what="webhook", env="BALLAST_WEBHOOK_TOKEN", basic=True
-    )
+    await _authorize(request, services)
     try:
         body = await read_bounded(request, settings.max_body_bytes)
     except BodyTooLarge:
@@ -117,6 +119,32 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
         truncated_alerts=batch.truncated_alerts,
     )
     return JSONResponse(receipt.model_dump(), status_code=200)
+
+
+async def _authorize(request: Request, services: Services) -> None:
+    """BALLAST_WEBHOOK_TOKEN as bearer or basic-auth password, or (over the API) a principal
+    with the ``automation`` role; open while the token is unset (loopback only: see serve)."""
+    expected = services.settings.webhook_token
+    if expected is None:
+        return
+    bearer = bearer_token(request)
+    given = bearer if bearer is not None else basic_password(request)
+    if given is not None and same_secret(given, expected.get_secret_value()):
+        return
+    if bearer is not None:
+        try:
+            principal = await services.auth.authenticate(request)
+        except AuthFailure:
+            principal = None
+        if principal is not None and principal.has(Role.AUTOMATION):
+            return
+    count_failure(request, "missing" if given is None else "wrong_secret")
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail="missing or wrong token for webhook (see BALLAST_WEBHOOK_TOKEN, or use a named "
+        "token with the automation role)",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 async def alertmanager_webhook(request: Request) -> JSONResponse:

@@ -26,7 +26,7 @@ async def test_token_required_when_configured(make_harness: Any) -> None:
     h = await make_harness(webhook_token="s3cret-token")
     body = (AM / "firing-group-2-alerts.json").read_bytes()
     for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret-token"}):
-        response = await h.client.post("/webhooks/alertmanager", content=body, headers=headers)
+        response = await h.anonymous.post("/webhooks/alertmanager", content=body, headers=headers)
         assert response.status_code == 401
         assert response.headers["www-authenticate"] == "Bearer"
         assert "s3cret-token" not in response.text

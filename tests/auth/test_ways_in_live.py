@@ -117,3 +117,13 @@ def test_insecure_allow_anonymous_says_so(make_server: Any) -> None:
         out, _ = process.communicate(timeout=30)
     assert "INSECURE" in out.decode()
     assert "webhooks are open to anyone" in out.decode()
+
+
+def test_automation_principals_post_alerts(make_server: Any) -> None:
+    server = make_server(BALLAST_WEBHOOK_TOKEN=WEBHOOK)
+    server.start()
+    hook = f"{server.url}/webhooks/generic"
+    posted = httpx.post(hook, json=ALERT, headers=ROSTER["automation"].headers, timeout=5)
+    assert posted.status_code == 200, posted.text
+    reader = httpx.post(hook, json=ALERT, headers=ROSTER["reader"].headers, timeout=5)
+    assert reader.status_code == 401
