@@ -17,7 +17,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.principals import roster_yaml
+from tests.e2e.processes import wait_until
+from tests.principals import READ, roster_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -109,13 +110,25 @@ def test_oidc_tokens(make_server: Any, tmp_path: Path, jwks: Jwks) -> None:
     assert all(token not in logs for token in refused.values())
     assert jwks.token().split(".")[2] not in logs
 
-    # The person is the mapped Slack user: a responder acknowledging is recorded as them.
-    incident = httpx.post(
-        f"{server.url}/webhooks/generic",
-        json={"alerts": [{"labels": {"alertname": "ToolFailing", "service": "svc-a"}}]},
-        timeout=5,
+    # The person is the mapped Slack user: acknowledging is recorded as them, via OIDC.
+    alert = {"labels": {"alertname": "ToolFailing", "service": "svc-a"}}
+    posted = httpx.post(f"{server.url}/webhooks/generic", json={"alerts": [alert]}, timeout=5)
+    assert posted.status_code == 200
+    wait_until(lambda: get(server.url, **READ).json()["incidents"], 10, "the incident")
+    acked = httpx.post(
+        f"{server.url}/api/v1/incidents/1/acknowledge",
+        json={},
+        headers={"authorization": f"Bearer {jwks.token()}"},
+        timeout=10,
     )
-    assert incident.status_code == 200
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["acknowledged_by"] == "U0OWNER1"
+    [entry] = [t for t in acked.json()["timeline"] if t["kind"] == "acknowledged"]
+    assert entry["details"]["auth"] == {
+        "principal": "alice@example.test",
+        "method": "oidc",
+        "person": "U0OWNER1",
+    }
 
 
 def test_trusted_proxy_header(make_server: Any, tmp_path: Path, jwks: Jwks) -> None:
