@@ -25,10 +25,22 @@ import httpx
 
 from tests.e2e.processes import BallastServer, wait_until
 from tests.principals import BRIDGE, roster_yaml
+from tests.slack_emulator.payloads import SlackUser, click
 from tests.slack_emulator.server import DEFAULT_CHANNEL, SlackEmulator
+from tests.slack_emulator.signing import RequestSigner
 
 AUTH = BRIDGE.headers  # a bridge principal: may name the owner who acts (tests/principals.py)
 OWNERS = ("U0CHAOS1", "U0CHAOS2")
+USERS = tuple(SlackUser(owner, f"owner{i}") for i, owner in enumerate(OWNERS, 1))
+SIGNING_SECRET = "chaos-signing-secret"
+# Buttons an owner clicks on an incident's message (when the message shows them).
+CLICKS = (
+    "ballast.run:pause",
+    "ballast.run:supervise",
+    "ballast.approve:pause",
+    "ballast.undo:pause",
+    "ballast.undo:supervise",
+)
 SERVICES = 6  # incident keys: one per service
 LEASE_S = 2
 GATEWAY_TIMEOUT_S = 1  # http_request timeout_s in the runbook
@@ -149,7 +161,7 @@ class Cluster:
         self.rng = random.Random(seed)
         self.tally = Tally()
         self.gateway = Gateway(seed)
-        self.slack = SlackEmulator(time_scale=20).start()
+        self.slack = SlackEmulator(time_scale=20, users=USERS).start()
         runbooks = workdir / "runbooks"
         runbooks.mkdir(exist_ok=True)
         (runbooks / "chaos.yaml").write_text(
@@ -173,7 +185,7 @@ class Cluster:
             "BALLAST_LOG_FORMAT": "json",
             "BALLAST_LOG_LEVEL": "WARNING",
             "SLACK_BOT_TOKEN": "xoxb-chaos",
-            "SLACK_SIGNING_SECRET": "chaos-signing-secret",
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "BALLAST_SLACK_API_URL": self.slack.base_url,
             "BALLAST_SLACK_CHANNEL": DEFAULT_CHANNEL.id,
         }
@@ -250,6 +262,34 @@ class Cluster:
                     self.tally.actions[verb] += 1
             await asyncio.sleep(self.rng.uniform(0.05, 0.2))
 
+    async def clickers(self, client: httpx.AsyncClient, until: float) -> None:
+        """Owners clicking Run, Approve and Undo on the incident messages in Slack: signed
+        ``block_actions`` to whichever replica is next, as Slack would send them."""
+        signer = RequestSigner(SIGNING_SECRET)
+        while time.monotonic() < until:
+            await asyncio.sleep(self.rng.uniform(0.1, 0.4))
+            messages = self.slack.messages(DEFAULT_CHANNEL.id)
+            if not messages:
+                continue
+            message = self.rng.choice(messages)
+            action = self.rng.choice(CLICKS)
+            try:
+                payload = click(
+                    message,
+                    action,
+                    user=self.rng.choice(USERS),
+                    channel=DEFAULT_CHANNEL,
+                    response_url=self.slack.response_url("actions"),
+                )
+            except KeyError:
+                continue  # the message does not show that button now
+            signed = signer.interaction(payload)
+            response = await self.request(
+                client, "POST", "/slack/events", content=signed.body, headers=signed.headers
+            )
+            if response is not None:
+                self.tally.actions["slack " + action.split(":")[0].removeprefix("ballast.")] += 1
+
     async def incident_ids(self, client: httpx.AsyncClient) -> list[int]:
         response = await self.request(client, "GET", "/api/v1/incidents", headers=AUTH)
         if response is None or response.status_code != 200:
@@ -268,6 +308,7 @@ class Cluster:
             victim = self.rng.choice(alive)
             victim.kill()
             self.tally.kills += 1
+            # Restarted before the next kill: a replica starting is never the one killed.
             await asyncio.sleep(self.rng.uniform(0.2, 1.0))
             await asyncio.to_thread(victim.start, 60)
 
@@ -312,12 +353,13 @@ class Cluster:
                 self.storm(client, until, alerts_per_second),
                 self.operators(client, until),
                 self.operators(client, until),
-                self.killer(until, every=5.0),
+                self.clickers(client, until),
+                self.killer(until, every=4.0),
                 self.terminator(until, every=3.0),
                 self.slack_faults(until, every=2.0),
             )
 
-    def settle(self, timeout: float = 90.0) -> None:
+    def settle(self, timeout: float = 120.0) -> None:
         """Every replica up again; wait until nothing is left to do (checked by the caller's
         invariants; this only waits for the quiet)."""
         for server in self.servers:
