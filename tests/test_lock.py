@@ -23,6 +23,7 @@ LOCKED = {
 DECLARED = [
     *PYPROJECT["project"]["dependencies"],
     *PYPROJECT["project"]["optional-dependencies"]["test"],
+    *PYPROJECT["dependency-groups"]["bootstrap"],
 ]
 
 
@@ -46,7 +47,7 @@ def test_every_declared_dependency_has_an_upper_bound(spec: str) -> None:
     assert any(s.operator == ">=" for s in requirement.specifier), f"{spec}: no lower bound"
 
 
-@pytest.mark.parametrize("name", ["runtime.txt", "test.txt"])
+@pytest.mark.parametrize("name", ["runtime.txt", "test.txt", "bootstrap.txt"])
 def test_the_exported_requirements_pin_locked_versions_with_hashes(name: str) -> None:
     exported = pins(REPO / "requirements" / name)
     assert exported
