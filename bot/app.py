@@ -87,6 +87,7 @@ from bot.slack.postmortem_thread import PostmortemThread
 from bot.slack.responders import Responders
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
+from bot.store.notifications import ChangeFeed, Channel
 from bot.store.tables import Timer
 
 log = logging.getLogger(__name__)
@@ -122,12 +123,15 @@ def build_services(
     metrics = Metrics()
     http = httpx.AsyncClient(transport=http_transport, follow_redirects=False)
 
-    controls = BuiltinControlStore(db, clock)
+    feed = ChangeFeed(db)
+    controls = BuiltinControlStore(db, clock, feed=feed)
     history = controls.history_log
     delivery: SlackDelivery | None = None
     if settings.slack_bot_token is not None:
         delivery = SlackDelivery(db, slack_client_factory(settings), clock, SlackBudgets(clock))
     outbox = SlackOutbox(clock=clock, on_commit=delivery.wake if delivery else None)
+    if delivery is not None:
+        feed.subscribe(Channel.SLACK_OUTBOX, delivery.wake)  # queued by another replica
     messenger: Messenger = ConsoleMessenger()
     if delivery is not None:
         messenger = SlackMessenger(
@@ -251,6 +255,7 @@ def build_services(
         responders=Responders(config.slack, directory),
         auth=build_authenticator(settings, config, http),
         delivery=delivery,
+        feed=feed,
         postmortems=postmortem,
         slack_config=config.slack,
     )
@@ -311,6 +316,9 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         await services.executor.recover()  # before ready: what is already expired
         recovery = _recovery_loop(services)
         recoverer = asyncio.create_task(recovery.run(), name="execution-recovery")
+        listener = None
+        if services.feed is not None:
+            listener = asyncio.create_task(services.feed.run(), name="change-feed")
         worker = asyncio.create_task(services.engine.run(), name="incident-engine")
         services.timers.start()
         sender = None
@@ -356,6 +364,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
                 await services.delivery.stop(sender)
                 await services.delivery.close()
             await _hand_back(services)
+            if services.feed is not None and listener is not None:
+                await services.feed.stop(listener)
             await services.http.aclose()
             await services.db.close()
 

@@ -2,8 +2,9 @@
 
 Every instance of every AI application polls these endpoints, often once per flag evaluation
 (the PyPI provider has no cache), so they answer from the store's in-memory copy
-(``BuiltinControlStore.current``, at most ``max_staleness`` old, refreshed at once by a write
-in this process) and build the JSON by hand.
+(``BuiltinControlStore.current``, dropped at once by a write in this process and, on
+PostgreSQL, by another replica's write through ``LISTEN/NOTIFY``; polling is the fallback) and
+build the JSON by hand.
 Shaped around the PyPI ``openfeature-provider-ofrep`` 0.3 client:
 
 - a 200 always carries ``variant`` (the client fails without it) and ``reason: STATIC`` (it

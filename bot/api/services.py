@@ -30,6 +30,7 @@ from bot.slack.outbox import SlackOutbox
 from bot.slack.responders import Responders
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
+from bot.store.notifications import ChangeFeed
 
 
 @dataclass(slots=True)
@@ -55,6 +56,7 @@ class Services:
     responders: Responders
     auth: Authenticator
     delivery: SlackDelivery | None = None
+    feed: ChangeFeed | None = None  # notifications from other replicas (PostgreSQL)
     postmortems: PostmortemService | None = None
     slack_config: SlackConfig = field(default_factory=SlackConfig)
     slack_app: Any = None  # slack_bolt's AsyncApp, when Slack is configured

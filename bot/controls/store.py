@@ -13,11 +13,16 @@ are rare; reads take no lock.
 
 Reads for OFREP. Every evaluation in every AI application is one request (the Python provider
 has no cache), so OFREP answers from :meth:`BuiltinControlStore.current`, an in-memory copy
-of all values (the table is small) that is re-checked against the revision row at most every
-``max_staleness`` seconds and dropped at once by a write through this store. A change made in
-this process is visible to the very next evaluation; one made by another replica or the CLI
-within ``max_staleness``. The database sees a few queries a second, not one per evaluation,
-and while it is down the last values are still served (see :meth:`~BuiltinControlStore.current`).
+of all values (the table is small), dropped at once by a write through this store. A change
+made in this process is visible to the very next evaluation. On PostgreSQL a write also
+notifies every replica (:mod:`bot.store.notifications`), whose copy is marked stale as the
+notification arrives, so another replica's change is served by the next evaluation there too.
+Polling the revision row stays as the fallback: every ``notified_staleness`` seconds while
+notifications arrive (they can only be lost with the connection, which the feed notices), and
+every ``max_staleness`` seconds while they do not (SQLite, where the CLI may write from another
+process, or a PostgreSQL listener that is reconnecting). The database sees a few queries a
+second at most, not one per evaluation, and while it is down the last values are still served
+(see :meth:`~BuiltinControlStore.current`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from actions.errors import ActionError, FinalError, RetryableError
 from bot.controls.failures import store_error
 from bot.controls.history import ControlChange, ControlHistoryLog, append_change
 from bot.store.database import Database
+from bot.store.notifications import ChangeFeed, Channel, notify
 from bot.store.tables import ControlRevision, StoredControlValue
 from bot.store.upsert import upsert
 
@@ -57,6 +63,7 @@ Clock = Callable[[], datetime]
 
 _REVISION_ROW = 1
 DEFAULT_MAX_STALENESS = 0.1
+DEFAULT_NOTIFIED_STALENESS = 5.0
 RETRY_AFTER_FAILURE = 1.0
 
 log = logging.getLogger(__name__)
@@ -93,12 +100,24 @@ class BuiltinControlStore(ControlBackend):
     name: ClassVar[str] = "builtin"
 
     def __init__(
-        self, db: Database, clock: Clock, *, max_staleness: float = DEFAULT_MAX_STALENESS
+        self,
+        db: Database,
+        clock: Clock,
+        *,
+        max_staleness: float = DEFAULT_MAX_STALENESS,
+        feed: ChangeFeed | None = None,
+        notified_staleness: float = DEFAULT_NOTIFIED_STALENESS,
     ) -> None:
+        """``feed``: this process's change feed; while it listens, the copy is re-checked only
+        every ``notified_staleness`` seconds (notifications invalidate it meanwhile)."""
         self._db = db
         self._clock = clock
         self.history_log = ControlHistoryLog(db, clock)
         self.max_staleness = max_staleness
+        self.notified_staleness = notified_staleness
+        self._feed = feed
+        if feed is not None:
+            feed.subscribe(Channel.CONTROLS, self.invalidate)
         self._snapshot: ControlSnapshot | None = None
         self._writes = 0  # bumped after every commit here: a refresh that raced one is dropped
         self._refreshing = asyncio.Lock()
@@ -182,7 +201,8 @@ class BuiltinControlStore(ControlBackend):
         return tag, [_value(row) for row in rows]
 
     async def current(self) -> ControlSnapshot:
-        """Every value, at most ``max_staleness`` seconds old (see the module docstring).
+        """Every value as of the last write or notification, re-checked at the polling period
+        (:attr:`staleness`; see the module docstring).
 
         One request at a time refreshes; the others keep getting the previous copy meanwhile
         (or wait, when there is none), so a slow database never queues every evaluation. If
@@ -228,11 +248,25 @@ class BuiltinControlStore(ControlBackend):
                 self._snapshot, self._stale = fresh, False
             return fresh
 
+    def invalidate(self) -> None:
+        """Re-read before serving the copy again: another process changed a value (called by
+        the change feed). A refresh already under way may have read the old values, so its
+        result is not kept."""
+        self._writes += 1
+        self._stale = True
+
+    @property
+    def staleness(self) -> float:
+        """The current polling period: long while notifications arrive, short otherwise."""
+        if self._feed is not None and self._feed.listening:
+            return self.notified_staleness
+        return self.max_staleness
+
     def _fresh(self, snapshot: ControlSnapshot) -> bool:
         now = time.monotonic()
         if now < self._retry_at:
             return True  # the database just failed: serve this copy, retry after a pause
-        return not self._stale and now - snapshot.checked_at < self.max_staleness
+        return not self._stale and now - snapshot.checked_at < self.staleness
 
     async def _change(
         self, key: str, value: FlagValue | None, actor: str, reason: str
@@ -276,6 +310,7 @@ class BuiltinControlStore(ControlBackend):
                 change = await append_change(
                     session, key, before, after, actor, reason, self.name, now
                 )
+                await notify(session, Channel.CONTROLS)  # the other replicas, on commit
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             # The commit may have landed anyway: re-read at the next chance, but keep the copy
             # to serve if the database stays unreachable.

@@ -32,6 +32,7 @@ from sqlalchemy import and_, event, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from bot.store.notifications import Channel, notify
 from bot.store.tables import SlackIncidentMessage, SlackOutboxEntry
 from bot.store.upsert import upsert
 
@@ -125,14 +126,14 @@ class SlackOutbox:
         # A waiting update goes out after the post, so the newest state belongs in it; only
         # without one may the state ride on a post not yet sent (and not possibly in Slack).
         if await _replace_pending(session, SlackOutboxEntry.coalesce_key == coalesce_key, payload):
-            self._wake_after_commit(session)
+            await self._wake_after_commit(session)
             return Enqueued.COALESCED
         unsent_post = and_(
             SlackOutboxEntry.idempotency_key == post_key(incident_id),
             SlackOutboxEntry.in_doubt.is_(False),
         )
         if await _replace_pending(session, unsent_post, payload):
-            self._wake_after_commit(session)
+            await self._wake_after_commit(session)
             return Enqueued.FOLDED
         channel = await _message_channel(session, incident_id)
         if channel is None:
@@ -158,7 +159,7 @@ class SlackOutbox:
             set_={"payload": insert.excluded.payload, "revision": SlackOutboxEntry.revision + 1},
         ).returning(SlackOutboxEntry.idempotency_key)
         kept = (await session.execute(statement)).scalar_one()
-        self._wake_after_commit(session)
+        await self._wake_after_commit(session)
         return Enqueued.QUEUED if kept == key else Enqueued.COALESCED
 
     async def post_thread(
@@ -269,7 +270,7 @@ class SlackOutbox:
         ).returning(SlackOutboxEntry.id)
         if (await session.execute(statement)).first() is None:
             return Enqueued.DUPLICATE
-        self._wake_after_commit(session)
+        await self._wake_after_commit(session)
         return Enqueued.QUEUED
 
     def _values(
@@ -301,11 +302,14 @@ class SlackOutbox:
             "created_at": now,
         }
 
-    def _wake_after_commit(self, session: AsyncSession) -> None:
-        """Wake the worker once this transaction commits (one hook per session)."""
+    async def _wake_after_commit(self, session: AsyncSession) -> None:
+        """Wake the worker once this transaction commits (one hook per session), and the
+        other replicas' workers too (a ``NOTIFY`` delivered on commit: the replica holding the
+        sender lease may be another one)."""
         if self._on_commit is None or session.info.get(_WAKE_HOOKED):
             return
         session.info[_WAKE_HOOKED] = True
+        await notify(session, Channel.SLACK_OUTBOX)
         wake = self._on_commit
 
         def committed(sync_session: Session) -> None:
