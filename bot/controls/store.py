@@ -221,12 +221,7 @@ class BuiltinControlStore(ControlBackend):
                 return cached  # refreshed while this request waited
             started, writes = time.monotonic(), self._writes
             try:
-                tag = await self.etag()
-                if cached is not None and cached.etag == tag:
-                    fresh = ControlSnapshot(cached.etag, cached.values, started)
-                else:
-                    tag, values = await self.snapshot()
-                    fresh = ControlSnapshot(tag, {v.key: v for v in values}, started)
+                fresh = await self._reread(cached, started)
             except ActionError as err:
                 self._failure, self._retry_at = str(err), started + RETRY_AFTER_FAILURE
                 if cached is None:
@@ -247,6 +242,41 @@ class BuiltinControlStore(ControlBackend):
             if writes == self._writes:
                 self._snapshot, self._stale = fresh, False
             return fresh
+
+    async def _reread(self, cached: ControlSnapshot | None, started: float) -> ControlSnapshot:
+        """The revision, and the values only if it moved: one connection, one or two reads
+        (the same order as :meth:`snapshot`: revision first)."""
+        try:
+            async with self._db.engine.connect() as conn:
+                tag = await _read_etag(conn)
+                if cached is not None and cached.etag == tag:
+                    return ControlSnapshot(cached.etag, cached.values, started)
+                rows = (
+                    await conn.execute(select(*_VALUE_COLUMNS).order_by(StoredControlValue.key))
+                ).all()
+        except (SQLAlchemyError, OSError, TimeoutError) as err:
+            raise store_error(err, "read control values") from err
+        return ControlSnapshot(tag, {v.key: v for v in map(_value, rows)}, started)
+
+    def _after_own_write(
+        self, revision: tuple[str, int], written: ControlValue | None, key: str
+    ) -> None:
+        """Bring the copy to the revision this process just committed, without a read, when the
+        copy was exactly one revision behind it: the revision row orders every write, so then
+        nothing else changed in between. Otherwise drop it (the next read waits for a refresh
+        instead of getting the copy from before this write)."""
+        epoch, number = revision
+        cached = self._snapshot
+        if cached is None or cached.etag != _etag(epoch, number - 1):
+            self._snapshot = None
+            return
+        values = dict(cached.values)
+        if written is None:
+            values.pop(key, None)
+        else:
+            values[key] = written
+        ordered = {k: values[k] for k in sorted(values)}
+        self._snapshot = ControlSnapshot(_etag(epoch, number), ordered, time.monotonic())
 
     def invalidate(self) -> None:
         """Re-read before serving the copy again: another process changed a value (called by
@@ -299,9 +329,7 @@ class BuiltinControlStore(ControlBackend):
                     await session.execute(_upsert(self._db.dialect, row))
                 stored = (
                     await session.execute(
-                        select(StoredControlValue.value, StoredControlValue.version).where(
-                            StoredControlValue.key == key
-                        )
+                        select(*_VALUE_COLUMNS).where(StoredControlValue.key == key)
                     )
                 ).first()
                 after: FlagValue | None = None if stored is None else stored.value
@@ -317,9 +345,8 @@ class BuiltinControlStore(ControlBackend):
             self._writes += 1
             self._stale = True
             raise store_error(err, f"write {key}") from err
-        # The next read waits for a refresh instead of getting the copy from before this write.
-        self._writes += 1
-        self._snapshot = None
+        self._writes += 1  # a refresh under way may have read the values before this write
+        self._after_own_write(revision, None if stored is None else _value(stored), key)
         return WriteResult(
             key=key,
             before=before,
@@ -327,7 +354,7 @@ class BuiltinControlStore(ControlBackend):
             response={
                 "version": None if stored is None else stored.version,
                 "changed": changed,
-                "revision": revision,
+                "revision": revision[1],
                 "history_id": change.id,
             },
         )
@@ -354,23 +381,25 @@ def _value(row: Row[str, FlagValue, str, int, datetime, str]) -> ControlValue:
     )
 
 
-async def _bump_revision(session: AsyncSession) -> int:
-    """Take the control write lock (see the module docstring) and return the new revision."""
+async def _bump_revision(session: AsyncSession) -> tuple[str, int]:
+    """Take the control write lock (see the module docstring); return the epoch and the new
+    revision."""
     bumped = (
         await session.execute(
             update(ControlRevision)
             .where(ControlRevision.id == _REVISION_ROW)
             .values(revision=ControlRevision.revision + 1)
-            .returning(ControlRevision.revision)
+            .returning(ControlRevision.epoch, ControlRevision.revision)
         )
-    ).scalar()
+    ).first()
     if bumped is not None:
-        return int(bumped)
+        return str(bumped.epoch), int(bumped.revision)
     # Only a schema made without the migration lacks the row; losing a race to create it is
     # an IntegrityError, which is retryable.
-    session.add(ControlRevision(id=_REVISION_ROW, revision=1, epoch=uuid.uuid4().hex[:12]))
+    epoch = uuid.uuid4().hex[:12]
+    session.add(ControlRevision(id=_REVISION_ROW, revision=1, epoch=epoch))
     await session.flush()
-    return 1
+    return epoch, 1
 
 
 async def _read_etag(conn: AsyncConnection) -> str:
@@ -381,7 +410,10 @@ async def _read_etag(conn: AsyncConnection) -> str:
             )
         )
     ).first()
-    epoch, revision = ("0", 0) if row is None else (row.epoch, row.revision)
+    return _etag("0", 0) if row is None else _etag(row.epoch, row.revision)
+
+
+def _etag(epoch: str, revision: int) -> str:
     return f'"{epoch}.{revision}"'
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -126,6 +127,9 @@ class Database:
         )
         self._checkpointer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Names this Database (one per replica) in its PostgreSQL notifications, so that its own
+        # change feed skips what this replica already applied (bot/store/notifications.py).
+        self.origin = uuid.uuid4().hex[:16]
 
     @property
     def dialect(self) -> str:

@@ -8,9 +8,10 @@ inside its transaction, and PostgreSQL hands the notification to every listening
 and only if, that transaction commits: a listener is never told before the change is visible.
 
 :class:`ChangeFeed` holds one connection per process that ``LISTEN``\\ s on every channel and
-calls the channel's subscribers in the event loop. The payload is the writer's
-``current_schema()``: deployments (and tests) sharing one database in different schemas
-ignore each other's notifications.
+calls the channel's subscribers in the event loop. The payload names the writer's
+``current_schema()`` (deployments and tests sharing one database in different schemas ignore
+each other's notifications) and its :attr:`~bot.store.database.Database.origin` (a replica
+skips its own: it applied them in-process already, and a second re-read would only cost).
 
 Notifications are lost while the connection is down, so the feed says whether it is
 :attr:`~ChangeFeed.listening` (subscribers poll at their short period while it is not), calls
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -34,7 +36,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from bot.store.database import Database
+from bot.store.database import DATABASE_KEY, Database
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +59,14 @@ async def notify(session: AsyncSession, channel: Channel) -> None:
     """
     if session.get_bind().dialect.name != "postgresql":
         return
+    database = session.info.get(DATABASE_KEY)
+    origin = database.origin if isinstance(database, Database) else ""
     await session.execute(
-        text("SELECT pg_notify(:channel, current_schema())"), {"channel": channel.value}
+        text(
+            "SELECT pg_notify(:channel, json_build_object("
+            "'schema', current_schema(), 'origin', CAST(:origin AS text))::text)"
+        ),
+        {"channel": channel.value, "origin": origin},
     )
 
 
@@ -153,8 +161,14 @@ class ChangeFeed:
         self._lost.set()
 
     def _on_notification(self, _connection: Any, _pid: int, channel: str, payload: str) -> None:
-        if payload != self._schema:
-            return  # another deployment's schema in the same database
+        try:
+            sender = json.loads(payload)
+            schema, origin = sender["schema"], sender["origin"]
+        except (ValueError, TypeError, KeyError):
+            log.warning("ignored a %s notification with an unknown payload", channel)
+            return
+        if schema != self._schema or origin == self._db.origin:
+            return  # another deployment's schema in the same database, or this replica's own
         for callback in self._subscribers.get(Channel(channel), ()):
             _call(callback)
 

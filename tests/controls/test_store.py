@@ -262,6 +262,34 @@ async def test_current_is_refreshed_by_own_writes_and_bounded_for_others(
         await replica_db.close()
 
 
+async def test_an_own_write_brings_the_copy_forward_only_when_nothing_else_changed(
+    db: Database, test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """After a write, the copy is updated in place only if it was exactly one revision behind;
+    a write made elsewhere in between (not notified: no feed here) is never hidden."""
+    serving = BuiltinControlStore(db, clock, max_staleness=3600)
+    replica_db: Database = test_database.make()
+    try:
+        replica = BuiltinControlStore(replica_db, clock)
+        await serving.write(TOOL, False, actor="a", reason="")
+        assert (await serving.current()).values[TOOL].value is False
+
+        await replica.write(MODEL, "gpt-4o", actor="b", reason="")
+        await serving.write(TOOL, True, actor="a", reason="")
+        both = await serving.current()
+        assert both.values[MODEL].value == "gpt-4o"  # two revisions behind: re-read
+        assert both.values[TOOL].value is True
+
+        await serving.write(TOOL, False, actor="a", reason="")  # one behind: in place
+        await serving.clear(MODEL, actor="a", reason="")
+        kept = await serving.current()
+        fresh = await BuiltinControlStore(replica_db, clock).current()
+        assert kept.etag == fresh.etag == await replica.etag()
+        assert list(kept.values.items()) == list(fresh.values.items())  # as a read, in order
+    finally:
+        await replica_db.close()
+
+
 async def test_concurrent_readers_share_one_refresh(db: Database, clock: Clock) -> None:
     store = BuiltinControlStore(db, clock)
     await store.write(TOOL, True, actor="a", reason="")
@@ -276,6 +304,6 @@ async def test_concurrent_readers_share_one_refresh(db: Database, clock: Clock) 
     finally:
         event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     assert {s.etag for s in snapshots} == {snapshots[0].etag}
-    # One revision check plus one read of the values (which re-reads the revision first).
-    assert len([s for s in statements if "control_revision" in s]) == 2
+    # One refresh for all 50: the revision, then the values, on one connection.
+    assert len([s for s in statements if "control_revision" in s]) == 1
     assert len([s for s in statements if "FROM control_values" in s]) == 1

@@ -88,7 +88,7 @@ async def test_a_commit_elsewhere_calls_the_channel_subscribers(
 
 
 @pytest.mark.postgres
-async def test_another_schemas_notifications_are_ignored(
+async def test_other_schemas_and_own_notifications_are_ignored(
     dbs: tuple[Database, Database],
 ) -> None:
     listening, writing = dbs
@@ -98,11 +98,15 @@ async def test_another_schemas_notifications_are_ignored(
     async with running(feed):
         async with writing.engine.begin() as conn:
             # Another deployment in the same database (its own schema) changed its values.
-            await conn.execute(text("SELECT pg_notify('ballast_controls', 'someone_else')"))
+            other = "json_build_object('schema', 'someone_else', 'origin', 'x')::text"
+            await conn.execute(text(f"SELECT pg_notify('ballast_controls', {other})"))
+            await conn.execute(text("SELECT pg_notify('ballast_controls', 'not json')"))
+        async with listening.transaction() as session:
+            await notify(session, Channel.CONTROLS)  # this replica's own: applied in-process
         async with writing.transaction() as session:
             await notify(session, Channel.CONTROLS)
-        await eventually(lambda: controls.calls >= 2, "own notification never arrived")
-        assert controls.calls == 2  # connect + own; not someone_else's
+        await eventually(lambda: controls.calls >= 2, "the other replica's never arrived")
+        assert controls.calls == 2  # connect + the other replica's only
 
 
 @pytest.mark.postgres
