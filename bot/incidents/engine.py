@@ -20,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,21 +28,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import TemplateError
+from bot.incidents.batch import TRIAGE_SEVERITY, PassResult, run_batch, service_label
 from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange, Note
 from bot.incidents.escalation import schedule_escalations
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.merge import merge_alert
 from bot.incidents.operations import mark_resolved
 from bot.incidents.outcome import AlertOutcome
-from bot.incidents.routing_key import runbook_key, triage_group, triage_key
+from bot.incidents.routing_key import Routing, runbook_key, triage_group, triage_key
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
-from bot.intake.alert import AlertStatus, template_context
+from bot.intake.alert import AlertFacts, AlertStatus, template_context
 from bot.metrics import Metrics
 from bot.runbooks.catalog import LiveCatalog
-from bot.runbooks.schema import Runbook
 from bot.runbooks.templates import render_template
 from bot.runtime.worker import WorkerLoop
-from bot.store import inbox
+from bot.store import inbox, incident_batch
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.ingest_pacing import IngestPacing
@@ -53,7 +51,7 @@ from bot.store.tables import InboxAlert, Incident
 
 log = logging.getLogger(__name__)
 
-TRIAGE_SEVERITY = "triage"
+__all__ = ["TRIAGE_SEVERITY", "IncidentEngine", "Routing"]
 
 
 # SQLite: an engine transaction holds the database's one write lock from its first write to its
@@ -64,24 +62,14 @@ TRIAGE_SEVERITY = "triage"
 SQLITE_TRANSACTION_BUDGET = 0.02
 
 
-@dataclass(slots=True)
-class _Pass:
-    """What one batch did, applied to metrics and listeners only once it committed."""
+# The batched path sizes its first SQLite transaction as if a row took this long, and later
+# ones from the time the last one took.
+INITIAL_ROW_SECONDS = 0.0005
 
-    changes: dict[int, IncidentChange] = field(default_factory=dict)
-    processed: list[inbox.Processed] = field(default_factory=list)
-    outcomes: Counter[AlertOutcome] = field(default_factory=Counter)
-    unmatched: int = 0
-    errors: int = 0
+_Pass = PassResult
 
-
-@dataclass(frozen=True, slots=True)
-class Routing:
-    """Where an alert belongs: the incident key and what a new incident looks like."""
-
-    key: str
-    runbook: Runbook | None
-    group_labels: dict[str, str]
+BATCH_SIZE = 500
+PER_ALERT_BATCH_SIZE = 200
 
 
 class IncidentEngine:
@@ -94,21 +82,33 @@ class IncidentEngine:
         clock: Callable[[], datetime],
         listeners: Sequence[ChangeListener] = (),
         reopen_window: timedelta = timedelta(minutes=10),
-        batch_size: int = 200,
+        batch_size: int | None = None,
         poll_interval: float = 1.0,
         sqlite_transaction_budget: float = SQLITE_TRANSACTION_BUDGET,
         pacing: IngestPacing | None = None,
+        batched: bool = True,
     ) -> None:
-        """``pacing``: the inbox writer's, so that the engine yields to a webhook storm."""
+        """``pacing``: the inbox writer's, so that the engine yields to a webhook storm.
+
+        ``batched``: process each batch set-based (:mod:`bot.incidents.batch`); False keeps the
+        per-alert path, which the differential test compares it with. ``batch_size``: rows per
+        transaction at most (default 500 batched, 200 per alert).
+        """
         self._db = db
         self._catalog = catalog
         self._metrics = metrics
         self._clock = clock
         self._listeners = list(listeners)
         self._reopen_window = reopen_window
-        self._batch_size = batch_size
+        self._batched = batched
+        self._batch_size = batch_size or (BATCH_SIZE if batched else PER_ALERT_BATCH_SIZE)
         self._sqlite_budget = sqlite_transaction_budget
         self._pacing = pacing
+        # Rows per batched transaction while it has a time budget (SQLite, a storm): adapted
+        # to the time the last full transaction took.
+        self._sized = max(
+            1, min(self._batch_size, int(sqlite_transaction_budget / INITIAL_ROW_SECONDS))
+        )
         # One pass at a time in this process: SQLite has no row locks to keep two apart.
         self._pass = asyncio.Lock()
         self._loop = WorkerLoop(
@@ -150,6 +150,8 @@ class IncidentEngine:
 
     async def _process_batch(self) -> tuple[int, bool]:
         """One transaction; returns how many rows it processed and whether more may wait."""
+        if self._batched:
+            return await self._process_set_based()
         budget = self._sqlite_budget if self._db.is_sqlite else None
         # Another replica opened the same incident at the same moment, or a lock cycle was
         # broken: nothing was committed, so the whole batch is redone.
@@ -160,6 +162,63 @@ class IncidentEngine:
         await self._publish(done.changes)
         processed = len(done.processed)
         return processed, processed < claimed or claimed == self._batch_size
+
+    async def _process_set_based(self) -> tuple[int, bool]:
+        """One batched transaction (:mod:`bot.incidents.batch`), sized so that it stays within
+        its time budget: SQLite's (every webhook waits for its write lock), and the pacing's
+        slice while a storm arrives (webhooks wait for the event loop)."""
+        if self._pacing is not None:
+            await self._pacing.pace_engine()  # outside the transaction and its timing
+        budget = self._budget()
+        limit = self._batch_size if budget is None else min(self._batch_size, self._sized)
+        started = time.monotonic()
+        done, more = await in_transaction(
+            self._db, lambda session: self._set_based_in(session, limit), what="batch"
+        )
+        processed = len(done.processed)
+        if budget is not None and processed == limit:
+            # A transaction's time is mostly its statements' round trips, not its rows: size
+            # the next one from how this one compared with the budget, at most halving or
+            # doubling at a time (one slow commit on a busy machine must not shrink them to 1).
+            # On SQLite what webhooks wait for is the write lock, held from the batch's first
+            # write (after its claim) to the commit.
+            elapsed = max(time.monotonic() - (done.locked_at or started), 1e-6)
+            wanted = int(limit * budget / elapsed)
+            self._sized = max(1, limit // 2, min(wanted, 2 * limit, self._batch_size))
+            if budget == 0:
+                self._sized = 1
+        self._account(done)
+        await self._publish(done.changes)
+        return processed, more
+
+    def _budget(self) -> float | None:
+        """Seconds one batched transaction may take now (None: no limit, full batches)."""
+        budget = self._sqlite_budget if self._db.is_sqlite else None
+        if self._pacing is not None:
+            slice_ = self._pacing.engine_slice()
+            if slice_ is not None:
+                budget = slice_ if budget is None else min(budget, slice_)
+        return budget
+
+    async def _set_based_in(self, session: AsyncSession, limit: int) -> tuple[_Pass, bool]:
+        """The batch's work in ``session``: what it did, and whether more rows wait (it claims
+        one row more than it processes to know, so that no transaction is spent on none)."""
+        rows = await incident_batch.claim(session, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if self._pacing is not None and rows:
+            oldest = min(row.received_at for row in rows)
+            self._pacing.engine_lag((self._clock() - oldest).total_seconds())
+        done = await run_batch(
+            session,
+            rows,
+            self._route,
+            clock=self._clock,
+            reopen_window=self._reopen_window,
+            title=self._title,
+            write_lock=self._db.is_sqlite,
+        )
+        return done, more
 
     async def _batch_in(self, session: AsyncSession, budget: float | None) -> tuple[_Pass, int]:
         """The batch's work in ``session``: what it did, and how many rows it claimed."""
@@ -294,7 +353,7 @@ class IncidentEngine:
             status=IncidentStatus.TRIGGERED.value,
             title=title,
             severity=runbook.severity.value if runbook else TRIAGE_SEVERITY,
-            service=runbook.service if runbook else _service_label(row.labels),
+            service=runbook.service if runbook else service_label(row.labels),
             group_labels=routing.group_labels,
             alert_count=0,
             firing_count=0,
@@ -331,7 +390,7 @@ class IncidentEngine:
             await schedule_escalations(session, incident, runbook, now)
         return incident
 
-    def _title(self, routing: Routing, row: InboxAlert) -> tuple[str, str | None]:
+    def _title(self, routing: Routing, row: AlertFacts) -> tuple[str, str | None]:
         alertname = str(row.labels.get("alertname", "alert"))
         runbook = routing.runbook
         if runbook is None:
@@ -350,14 +409,3 @@ class IncidentEngine:
                 await listener.incidents_changed(batch)
             except Exception:
                 log.exception("listener %r failed on %d incident change(s)", listener, len(batch))
-
-
-MAX_SERVICE_CHARS = 63  # incidents.service
-
-
-def _service_label(labels: dict[str, Any]) -> str | None:
-    """A triage incident's service: the alert's ``service`` label, if the column can hold it."""
-    value = labels.get("service")
-    if not isinstance(value, str) or not value or len(value) > MAX_SERVICE_CHARS:
-        return None
-    return value

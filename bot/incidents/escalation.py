@@ -36,12 +36,18 @@ async def schedule_escalations(
         await timers.add_timer(
             session,
             kind=TimerKind.ESCALATE,
-            dedup_key=f"{TimerKind.ESCALATE}:{incident.id}:{incident.reopen_count}:{index}",
+            dedup_key=escalation_key(incident.id, incident.reopen_count, index),
             due_at=incident.opened_at + step.after,
             incident_id=incident.id,
             payload={"step": index, "reopen_count": incident.reopen_count},
             now=now,
         )
+
+
+def escalation_key(incident_id: int, reopen_count: int, step: int) -> str:
+    """The timer's dedup key: one per incident, opening and step (the batched engine builds
+    the same rows as :func:`schedule_escalations`, once the incident has its id)."""
+    return f"{TimerKind.ESCALATE}:{incident_id}:{reopen_count}:{step}"
 
 
 class Escalator:

@@ -14,7 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.runbooks.schema import Runbook
 
 TRIAGE_LABELS = ("service",)
 """Besides ``alertname``, the labels an untriaged alert is grouped by (as in Ballast's routing)."""
@@ -23,6 +27,15 @@ MAX_KEY_CHARS = 512
 """``incidents.key`` and ``incidents.open_key`` are VARCHAR(512)."""
 
 NO_ALERTNAME = "(no alertname)"
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """Where an alert belongs: the incident key and what a new incident looks like."""
+
+    key: str
+    runbook: Runbook | None
+    group_labels: dict[str, str]
 
 
 def runbook_key(runbook_id: str, group: Mapping[str, str]) -> str:

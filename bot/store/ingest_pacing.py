@@ -28,6 +28,17 @@ ENGINE_BATCH_UNDER_INGEST = {"sqlite": 1, "postgresql": 20}
 # is over (the inbox is what makes that safe).
 ENGINE_SHARE_UNDER_INGEST = 0.25
 ENGINE_MAX_PAUSE_SECONDS = 2.0
+# The batched engine (bot.incidents.batch) processes an alert in a fraction of the per-alert
+# path's time, so under a storm it sizes each transaction to about this much work instead of a
+# row count: a webhook waits at most about that long for the event loop (and on SQLite for the
+# write lock).
+ENGINE_SLICE_UNDER_INGEST = 0.01
+# Webhooks first, but the engine is never starved: its share of the time under a storm rises
+# with the inbox lag it reports, from ENGINE_SHARE_UNDER_INGEST at no lag to this share at
+# ENGINE_LAG_TARGET_SECONDS and beyond, so a storm the engine cannot keep up with at a quarter of
+# the loop still leaves the webhooks a quarter while the inbox is drained.
+ENGINE_MAX_SHARE_UNDER_INGEST = 0.75
+ENGINE_LAG_TARGET_SECONDS = 0.5
 # Webhooks count as arriving while one is queued or being written, or while the writer has
 # committed at least this many groups or alerts in the current or the last half second (a
 # storm, not a trickle: at a few webhooks a second the engine keeps up and nothing needs
@@ -52,6 +63,23 @@ class IngestPacing:
         self._alerts = 0
         self._alerts_before = 0
         self._engine_started = 0.0
+        self._engine_lag = 0.0
+
+    def engine_lag(self, seconds: float) -> None:
+        """The batched engine's inbox lag: the age of the oldest row it just claimed."""
+        self._engine_lag = max(0.0, seconds)
+
+    @property
+    def engine_share(self) -> float:
+        """The engine's share of the time while webhooks arrive (rises with its lag)."""
+        behind = min(1.0, self._engine_lag / ENGINE_LAG_TARGET_SECONDS)
+        return ENGINE_SHARE_UNDER_INGEST + behind * (
+            ENGINE_MAX_SHARE_UNDER_INGEST - ENGINE_SHARE_UNDER_INGEST
+        )
+
+    def engine_slice(self) -> float | None:
+        """Seconds of work one batched engine transaction may take now (None: no limit)."""
+        return ENGINE_SLICE_UNDER_INGEST if self.busy else None
 
     async def pace_engine(self) -> None:
         """Called as the engine starts a batch: under webhook load, rest in proportion to the
@@ -60,7 +88,8 @@ class IngestPacing:
         worked, self._engine_started = now - self._engine_started, now
         if not self.busy:
             return
-        rest = worked * (1 - ENGINE_SHARE_UNDER_INGEST) / ENGINE_SHARE_UNDER_INGEST
+        share = self.engine_share
+        rest = worked * (1 - share) / share
         await asyncio.sleep(min(rest, ENGINE_MAX_PAUSE_SECONDS))
         self._engine_started = time.monotonic()
 
