@@ -2,8 +2,9 @@
 
 Run ``python bench/loop.py`` (about 10 minutes; ``--runs N`` changes the count per setup,
 ``--json FILE`` writes every sample, ``--setups`` picks some of ``sqlite``, ``postgres``,
-``postgres-cross``). Goals (issue 16): p50 ≤ 5 ms and p99 ≤ 20 ms on the same replica; p99
-≤ 100 ms when the webhook goes to one replica and OFREP is read from another (PostgreSQL).
+``postgres-cross``; ``--poll-gap-ms`` rests between evaluations). Goals (issue 16): p50 ≤ 5 ms
+and p99 ≤ 20 ms on the same replica; p99 ≤ 100 ms when the webhook goes to one replica and
+OFREP is read from another (PostgreSQL).
 
 How:
 
@@ -61,6 +62,7 @@ WEBHOOK_TOKEN = "bench-loop-webhook-" + uuid.uuid4().hex
 OFREP_TOKEN = "bench-loop-ofrep-" + uuid.uuid4().hex
 SETUPS = ("sqlite", "postgres", "postgres-cross")
 GAP_SECONDS = 0.1
+POLL_GAP_SECONDS = 0.0  # --poll-gap-ms: rest between OFREP evaluations (0: back to back)
 STAGES = (
     ("webhook", "sent → received_at (HTTP, parse)"),
     ("intake→engine", "received_at → opened (group commit, 2xx, wake, claim, route)"),
@@ -193,8 +195,14 @@ class Connection:
 
     def post(self, path: str, body: bytes, token: str) -> tuple[int, bytes]:
         headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
-        self.conn.request("POST", path, body=body, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request("POST", path, body=body, headers=headers)
+            response = self.conn.getresponse()
+        except (ConnectionError, http.client.RemoteDisconnected):
+            # The server closed an idle keep-alive connection (uvicorn: after 5 s): reconnect.
+            self.conn.close()
+            self.conn.request("POST", path, body=body, headers=headers)
+            response = self.conn.getresponse()
         return response.status, response.read()
 
     def close(self) -> None:
@@ -234,6 +242,8 @@ def run_once(webhooks: Connection, reads: Connection, prefix: str, n: int) -> Sa
                 if status == 200 and json.loads(answer)["value"] is False:
                     seen.append((time.time(), polls))
                     return
+                if POLL_GAP_SECONDS:
+                    time.sleep(POLL_GAP_SECONDS)
             raise TimeoutError(f"{tool}: never served false")
         except BaseException as err:  # reported by the caller
             failure.append(err)
@@ -315,6 +325,7 @@ class Result:
     stages: dict[str, list[float]]
     seconds: float
     other_load: float  # cores' worth of other processes' CPU on the machine during the runs
+    failures: list[str] = field(default_factory=list)
 
     @property
     def ms(self) -> list[float]:
@@ -361,12 +372,17 @@ def run_setup(setup: str, runs: int, workdir: Path, log: Any) -> Result:
             run_once(webhooks, reads, prefix + "w", n)
             time.sleep(GAP_SECONDS)
         samples: list[Sample] = []
+        failures: list[str] = []
         mine = [s.process.pid for s in servers if s.process is not None]
         cpu_before = sum(process_cpu(pid) for pid in mine) + process_cpu(os.getpid())
         pg_before, busy_before = postgres_cpu(), busy_seconds()
         started = time.monotonic()
         for n in range(runs):
-            samples.append(run_once(webhooks, reads, prefix, n))
+            try:
+                samples.append(run_once(webhooks, reads, prefix, n))
+            except (OSError, TimeoutError, RuntimeError, http.client.HTTPException) as err:
+                failures.append(f"run {n}: {err!r}")  # reported, never dropped silently
+                log(f"  {setup}: run {n} failed: {err!r}")
             if (n + 1) % 200 == 0:
                 so_far = statistics.median(s.ms for s in samples)
                 log(f"  {setup}: {n + 1}/{runs}, p50 so far {so_far:.1f} ms")
@@ -382,7 +398,7 @@ def run_setup(setup: str, runs: int, workdir: Path, log: Any) -> Result:
         for server in reversed(servers):
             server.stop()
     times = asyncio.run(stage_times(database))
-    return Result(setup, samples, breakdown(samples, times), seconds, other)
+    return Result(setup, samples, breakdown(samples, times), seconds, other, failures)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -426,7 +442,7 @@ def report(results: list[Result]) -> str:
         lines.append(
             f"- {result.setup}: {len(result.samples)} runs in {result.seconds:.0f} s, "
             f"median {polls:.0f} OFREP polls per run, other processes' load during the runs "
-            f"≈ {result.other_load:.2f} core"
+            f"≈ {result.other_load:.2f} core, {len(result.failures)} failed run(s)"
         )
     return "\n".join(lines)
 
@@ -436,7 +452,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--runs", type=int, default=1000)
     parser.add_argument("--setups", default=",".join(SETUPS))
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--poll-gap-ms",
+        type=float,
+        default=0.0,
+        help="rest between OFREP evaluations (default 0: back to back, as an uncached app)",
+    )
     args = parser.parse_args(argv)
+    global POLL_GAP_SECONDS
+    POLL_GAP_SECONDS = args.poll_gap_ms / 1000
     setups = [s for s in args.setups.split(",") if s]
     unknown = set(setups) - set(SETUPS)
     if unknown:
@@ -452,7 +476,13 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-loop-") as tmp:
         for setup in setups:
             log(f"{setup}: {args.runs} runs")
-            results.append(run_setup(setup, args.runs, Path(tmp), log))
+            try:
+                results.append(run_setup(setup, args.runs, Path(tmp), log))
+            except Exception:
+                for server_log in Path(tmp).glob("*.log"):
+                    log(f"--- {server_log.name}:\n{server_log.read_text()[-3000:]}")
+                raise
+            log(report(results))
     print(report(results))
     print(
         f"\nload average before: {' '.join(load)}; after: "
@@ -464,6 +494,7 @@ def main(argv: list[str]) -> int:
                 "samples_ms": r.ms,
                 "stages_ms": r.stages,
                 "other_load_cores": r.other_load,
+                "failures": r.failures,
             }
             for r in results
         }
