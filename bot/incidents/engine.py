@@ -106,6 +106,7 @@ class IncidentEngine:
         self._pacing = pacing
         # Rows per batched transaction while it has a time budget (SQLite, a storm): adapted
         # to the time the last full transaction took.
+        self._worked: float | None = None
         self._sized = max(
             1, min(self._batch_size, int(sqlite_transaction_budget / INITIAL_ROW_SECONDS))
         )
@@ -164,17 +165,25 @@ class IncidentEngine:
         return processed, processed < claimed or claimed == self._batch_size
 
     async def _process_set_based(self) -> tuple[int, bool]:
-        """One batched transaction (:mod:`bot.incidents.batch`), sized so that it stays within
-        its time budget: SQLite's (every webhook waits for its write lock), and the pacing's
-        slice while a storm arrives (webhooks wait for the event loop)."""
+        """One batched transaction (:mod:`bot.incidents.batch`): during a storm of the pacing's
+        size, else on SQLite sized to its time budget (a webhook that comes waits for its write
+        lock), else of the full batch size."""
         if self._pacing is not None:
-            await self._pacing.pace_engine()  # outside the transaction and its timing
-        budget = self._budget()
-        limit = self._batch_size if budget is None else min(self._batch_size, self._sized)
-        started = time.monotonic()
+            # Outside the transaction and its timing.
+            await self._pacing.pace_engine(self._worked)
+        storm = self._pacing.engine_rows(self._db.dialect) if self._pacing is not None else None
+        budget = self._sqlite_budget if self._db.is_sqlite and storm is None else None
+        if storm is not None:
+            limit = min(self._batch_size, storm)
+        elif budget is not None:
+            limit = min(self._batch_size, self._sized)
+        else:
+            limit = self._batch_size
+        started, cpu = time.monotonic(), time.thread_time()
         done, more = await in_transaction(
             self._db, lambda session: self._set_based_in(session, limit), what="batch"
         )
+        committed = time.monotonic()
         processed = len(done.processed)
         if budget is not None and processed == limit:
             # A transaction's time is mostly its statements' round trips, not its rows: size
@@ -182,23 +191,19 @@ class IncidentEngine:
             # doubling at a time (one slow commit on a busy machine must not shrink them to 1).
             # On SQLite what webhooks wait for is the write lock, held from the batch's first
             # write (after its claim) to the commit.
-            elapsed = max(time.monotonic() - (done.locked_at or started), 1e-6)
+            elapsed = max(committed - (done.locked_at or started), 1e-6)
             wanted = int(limit * budget / elapsed)
             self._sized = max(1, limit // 2, min(wanted, 2 * limit, self._batch_size))
             if budget == 0:
                 self._sized = 1
         self._account(done)
         await self._publish(done.changes)
+        # What the webhooks waited for: the loop's CPU (this thread's, webhooks interleaved
+        # during the awaits included: an overestimate), or SQLite's write lock if longer.
+        self._worked = time.thread_time() - cpu
+        if done.locked_at is not None:
+            self._worked = max(self._worked, committed - done.locked_at)
         return processed, more
-
-    def _budget(self) -> float | None:
-        """Seconds one batched transaction may take now (None: no limit, full batches)."""
-        budget = self._sqlite_budget if self._db.is_sqlite else None
-        if self._pacing is not None:
-            slice_ = self._pacing.engine_slice()
-            if slice_ is not None:
-                budget = slice_ if budget is None else min(budget, slice_)
-        return budget
 
     async def _set_based_in(self, session: AsyncSession, limit: int) -> tuple[_Pass, bool]:
         """The batch's work in ``session``: what it did, and whether more rows wait (it claims

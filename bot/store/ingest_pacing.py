@@ -28,11 +28,13 @@ ENGINE_BATCH_UNDER_INGEST = {"sqlite": 1, "postgresql": 20}
 # is over (the inbox is what makes that safe).
 ENGINE_SHARE_UNDER_INGEST = 0.25
 ENGINE_MAX_PAUSE_SECONDS = 2.0
-# The batched engine (bot.incidents.batch) processes an alert in a fraction of the per-alert
-# path's time, so under a storm it sizes each transaction to about this much work instead of a
-# row count: a webhook waits at most about that long for the event loop (and on SQLite for the
-# write lock).
-ENGINE_SLICE_UNDER_INGEST = 0.01
+# The batched engine (bot.incidents.batch) processes an alert in a tenth of the per-alert path's
+# CPU, and most of a transaction's time is its dozen statements whatever its size, so under a
+# storm it takes this many rows per transaction (a few ms of its own CPU, in stretches between
+# statements that the webhooks interleave with). Not sized from the transaction's wall time: at
+# a storm's rate that is mostly the wait for the busy event loop, and batches sized from it
+# shrank to one row and starved the engine.
+ENGINE_BATCHED_UNDER_INGEST = {"sqlite": 100, "postgresql": 200}
 # Webhooks first, but the engine is never starved: its share of the time under a storm rises
 # with the inbox lag it reports, from ENGINE_SHARE_UNDER_INGEST at no lag to this share at
 # ENGINE_LAG_TARGET_SECONDS and beyond, so a storm the engine cannot keep up with at a quarter of
@@ -77,15 +79,23 @@ class IngestPacing:
             ENGINE_MAX_SHARE_UNDER_INGEST - ENGINE_SHARE_UNDER_INGEST
         )
 
-    def engine_slice(self) -> float | None:
-        """Seconds of work one batched engine transaction may take now (None: no limit)."""
-        return ENGINE_SLICE_UNDER_INGEST if self.busy else None
+    def engine_rows(self, dialect: str) -> int | None:
+        """Rows one batched engine transaction takes now (None: no storm, its own size)."""
+        return ENGINE_BATCHED_UNDER_INGEST.get(dialect, 100) if self.busy else None
 
-    async def pace_engine(self) -> None:
+    async def pace_engine(self, worked: float | None = None) -> None:
         """Called as the engine starts a batch: under webhook load, rest in proportion to the
-        time it spent since its last batch started, so it keeps to its share of the loop."""
+        time it worked since its last batch started, so it keeps to its share of the loop.
+
+        ``worked``: what the batched engine measured of its own last batch (the event loop's
+        CPU, or on SQLite the time it held the write lock if longer); by default the wall time
+        since the last batch started, which also counts the waits for the database that leave
+        the loop to the webhooks (on PostgreSQL most of a batch's time).
+        """
         now = time.monotonic()
-        worked, self._engine_started = now - self._engine_started, now
+        elapsed, self._engine_started = now - self._engine_started, now
+        if worked is None:
+            worked = elapsed
         if not self.busy:
             return
         share = self.engine_share

@@ -6,6 +6,10 @@ import time
 
 from bot.store.ingest_pacing import (
     ENGINE_BATCH_UNDER_INGEST,
+    ENGINE_BATCHED_UNDER_INGEST,
+    ENGINE_LAG_TARGET_SECONDS,
+    ENGINE_MAX_SHARE_UNDER_INGEST,
+    ENGINE_SHARE_UNDER_INGEST,
     INGEST_BUSY_ALERTS,
     INGEST_BUSY_COMMITS,
     IngestPacing,
@@ -53,3 +57,38 @@ async def test_the_engine_rests_in_proportion_under_load() -> None:
     started = time.monotonic()
     await idle.pace_engine()
     assert time.monotonic() - started < 0.01
+
+
+def test_the_batched_engine_takes_fixed_batches_only_in_a_storm() -> None:
+    writing = True
+    pacing = IngestPacing(lambda: writing)
+    assert pacing.engine_rows("sqlite") == ENGINE_BATCHED_UNDER_INGEST["sqlite"]
+    assert pacing.engine_rows("postgresql") == ENGINE_BATCHED_UNDER_INGEST["postgresql"]
+    writing = False
+    assert pacing.engine_rows("postgresql") is None
+
+
+def test_the_engines_share_rises_with_its_lag_so_it_is_never_starved() -> None:
+    pacing = IngestPacing(lambda: True)
+    assert pacing.engine_share == ENGINE_SHARE_UNDER_INGEST
+    pacing.engine_lag(ENGINE_LAG_TARGET_SECONDS / 2)
+    assert ENGINE_SHARE_UNDER_INGEST < pacing.engine_share < ENGINE_MAX_SHARE_UNDER_INGEST
+    pacing.engine_lag(ENGINE_LAG_TARGET_SECONDS * 10)
+    assert pacing.engine_share == ENGINE_MAX_SHARE_UNDER_INGEST
+    pacing.engine_lag(0.0)
+    assert pacing.engine_share == ENGINE_SHARE_UNDER_INGEST
+
+
+async def test_the_rest_follows_the_work_the_engine_reports() -> None:
+    """A batch that mostly waited for the database reports little work: the rest is in
+    proportion to that, not to the batch's wall time."""
+    pacing = IngestPacing(lambda: True)
+    pacing.engine_lag(ENGINE_LAG_TARGET_SECONDS)  # lagging: share at its maximum
+    started = time.monotonic()
+    await pacing.pace_engine(0.03)
+    rested = time.monotonic() - started
+    share = ENGINE_MAX_SHARE_UNDER_INGEST
+    assert rested >= 0.03 * (1 - share) / share * 0.9
+    started = time.monotonic()
+    await pacing.pace_engine(0.0)
+    assert time.monotonic() - started < rested
