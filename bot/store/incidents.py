@@ -60,6 +60,14 @@ async def get(session: AsyncSession, incident_id: int, *, lock: bool = False) ->
     return incident
 
 
+async def get_many(session: AsyncSession, incident_ids: Sequence[int]) -> dict[int, Incident]:
+    """The incidents of ``incident_ids`` that exist, by id: one query for a batch's changes."""
+    if not incident_ids:
+        return {}
+    query = select(Incident).where(Incident.id.in_(sorted(set(incident_ids))))
+    return {incident.id: incident for incident in await session.scalars(query)}
+
+
 async def list_incidents(
     session: AsyncSession,
     *,
