@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+WEBHOOK_TOKEN = "bench-webhook-token"
+METRICS_TOKEN = "bench-metrics-token"
 PG_ADMIN_DSN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SERVER_CORE = 0
 CLIENT_CORE = 1
@@ -123,6 +125,7 @@ class Payloads:
         self.head = (
             "POST /webhooks/alertmanager HTTP/1.1\r\nHost: {host}\r\n"
             "User-Agent: Alertmanager/0.25.0\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {WEBHOOK_TOKEN}\r\n"
             "Content-Length: {length}\r\n\r\n"
         ).replace("{host}", host)
 
@@ -489,6 +492,9 @@ class Server:
             **os.environ,
             "BALLAST_DATABASE_URL": self.database,
             "BALLAST_RUNBOOKS": str(REPO / "runbooks"),
+            # Closed by default, as in production: Alertmanager's bearer token, a scrape token.
+            "BALLAST_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
+            "BALLAST_METRICS_TOKEN": METRICS_TOKEN,
         }
         log = self.log.open("ab")
         started = time.perf_counter()
@@ -527,7 +533,11 @@ class Server:
         """One unlabelled sample from Ballast's /metrics (None for the baseline)."""
         if self.target.app != "ballast":
             return None
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=30) as r:
+        scrape = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/metrics",
+            headers={"Authorization": f"Bearer {METRICS_TOKEN}"},
+        )
+        with urllib.request.urlopen(scrape, timeout=30) as r:
             for line in r.read().decode().splitlines():
                 if line.startswith(name + " "):
                     return float(line.split()[1])

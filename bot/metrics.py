@@ -70,8 +70,8 @@ class Metrics:
         )
         self.insecure_allow_anonymous = Gauge(
             "ballast_insecure_allow_anonymous",
-            "1 when ballast serve was started with --insecure-allow-anonymous on a network "
-            "address with open webhooks or no API authentication.",
+            "1 when ballast serve --insecure-allow-anonymous opened webhooks, OFREP or /metrics "
+            "to anyone, or serves a network address with no way in.",
             registry=self.registry,
         )
         self.catalog_reloads = Counter(

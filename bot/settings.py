@@ -91,10 +91,20 @@ class Settings(BaseSettings):
     webhook_token: SecretStr | None = None
     api_token: SecretStr | None = None
     ofrep_token: SecretStr | None = Field(
-        default=None, description="When set, OFREP clients must send it as a bearer token."
+        default=None,
+        description="OFREP clients may send it as a bearer token or X-API-Key (a named token "
+        "with the reader role works too).",
     )
     metrics_token: SecretStr | None = Field(
-        default=None, description="When set, GET /metrics needs it as a bearer token."
+        default=None,
+        description="GET /metrics accepts it as a bearer token (a named token with the reader "
+        "role works too).",
+    )
+    insecure_allow_anonymous: bool = Field(
+        default=False,
+        description="Webhooks, OFREP and /metrics whose token is unset answer anyone (the API "
+        "never does). Off: they need credentials. For throwaway demos only; `ballast serve "
+        "--insecure-allow-anonymous` sets it.",
     )
     max_body_bytes: int = Field(default=ONE_MIB, gt=0)
     log_format: LogFormat = LogFormat.TEXT

@@ -86,3 +86,5 @@ def roster_yaml() -> str:
 
 
 READ = ROSTER["reader"].headers
+# Webhooks are closed by default: a named token with the automation role posts alerts.
+POST_ALERTS = ROSTER["automation"].headers

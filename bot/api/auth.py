@@ -1,4 +1,5 @@
-"""Shared-secret checks (webhooks, OFREP, /metrics), compared in constant time.
+"""Access to the endpoints outside the API (webhooks, OFREP, /metrics): a shared secret,
+compared in constant time, or a principal with the right role. Closed by default.
 
 A webhook may send the secret as a bearer token or as the password of HTTP basic auth
 (Alertmanager's ``basic_auth``, Grafana's username/password; the username is not checked).
@@ -13,6 +14,8 @@ from fastapi import HTTPException, Request, status
 from pydantic import SecretStr
 
 from bot.api.principals import count_failure
+from bot.auth.authenticator import AuthFailure
+from bot.auth.roles import Role
 from bot.auth.tokens import same_secret
 
 
@@ -37,30 +40,55 @@ def basic_password(request: Request) -> str | None:
     return password if sep else None
 
 
-def require_token(
+async def require_access(
     request: Request,
     expected: SecretStr | None,
     *,
+    role: Role,
     what: str,
     env: str,
     basic: bool = False,
     api_key: bool = False,
 ) -> None:
-    """Raise 401 unless the request carries the expected secret (none set: open).
+    """Let the request in if it carries ``expected`` or a principal with ``role``; else 401.
 
-    ``basic`` also accepts it as an HTTP basic-auth password, ``api_key`` as ``X-API-Key``.
+    ``expected`` may come as a bearer token, with ``basic`` as an HTTP basic-auth password, with
+    ``api_key`` as ``X-API-Key``. A named token, OIDC token or trusted proxy header whose
+    principal has ``role`` is let in too (a principal without it gets 403). Closed by default:
+    only ``insecure_allow_anonymous`` opens an endpoint whose ``expected`` is unset.
     """
-    if expected is None:
+    services = request.app.state.services
+    if expected is None and services.settings.insecure_allow_anonymous:
         return
-    given = bearer_token(request)
+    bearer = bearer_token(request)
+    given = bearer
     if given is None and basic:
         given = basic_password(request)
     if given is None and api_key:
         given = request.headers.get("x-api-key")
-    if given is None or not same_secret(given, expected.get_secret_value()):
-        count_failure(request, "missing" if given is None else "wrong_secret")
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail=f"missing or wrong token for {what} (see {env})",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+    if (
+        expected is not None
+        and given is not None
+        and same_secret(given, expected.get_secret_value())
+    ):
+        return
+    auth = services.auth
+    if auth.configured:
+        try:
+            principal = await auth.authenticate(request)
+        except AuthFailure:
+            principal = None
+        if principal is not None:
+            if principal.has(role):
+                return
+            count_failure(request, "forbidden")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"{principal.name} lacks the {role} role for {what}"
+            )
+    count_failure(request, "missing" if given is None else "wrong_secret")
+    raise HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        detail=f"missing or wrong credentials for {what}: send {env} or a named token with "
+        f"the {role} role",
+        headers={"WWW-Authenticate": "Bearer"},
+    )

@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from bot.api.auth import require_token
+from bot.api.auth import require_access
 from bot.api.services import Services, services_of
+from bot.auth.roles import Role
 from bot.incidents.lifecycle import IncidentStatus
 from bot.store import inbox
 from bot.store import incidents as repo
@@ -46,10 +47,14 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 async def metrics(services: ServicesDep, request: Request) -> Response:
     """Prometheus exposition; gauges that need the database are refreshed per scrape.
 
-    Open unless ``BALLAST_METRICS_TOKEN`` is set (then a bearer token, as Prometheus's
-    ``authorization`` scrape option sends it)."""
-    require_token(
-        request, services.settings.metrics_token, what="metrics", env="BALLAST_METRICS_TOKEN"
+    Needs ``BALLAST_METRICS_TOKEN`` (a bearer token, as Prometheus's ``authorization`` scrape
+    option sends it) or a named token with the reader role."""
+    await require_access(
+        request,
+        services.settings.metrics_token,
+        role=Role.READER,
+        what="metrics",
+        env="BALLAST_METRICS_TOKEN",
     )
     async with services.db.sessions() as session:
         counts = await repo.count_by_status(session)

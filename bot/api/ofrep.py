@@ -30,9 +30,10 @@ from fastapi.responses import Response
 from actions.control_values import variant_of
 from actions.controls import KEY_PATTERN
 from actions.errors import ActionError
-from bot.api.auth import require_token
+from bot.api.auth import require_access
 from bot.api.services import services_of
 from bot.api.webhooks import BodyTooLarge, read_bounded
+from bot.auth.roles import Role
 from bot.controls.store import BuiltinControlStore, ControlValue
 
 router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
@@ -50,7 +51,7 @@ class _BadRequest(Exception):
 @router.post("/evaluate/flags/{key}")
 async def evaluate_flag(key: str, request: Request) -> Response:
     """Evaluate one flag: its stored value, whatever the context."""
-    _authorize(request)
+    await _authorize(request)
     try:
         await _read_context(request)
     except _BadRequest as err:
@@ -70,7 +71,7 @@ async def evaluate_flag(key: str, request: Request) -> Response:
 @router.post("/evaluate/flags")
 async def evaluate_flags(request: Request) -> Response:
     """Evaluate every flag; ``If-None-Match`` with the current ETag answers 304, no body."""
-    _authorize(request)
+    await _authorize(request)
     try:
         await _read_context(request)
     except _BadRequest as err:
@@ -91,10 +92,15 @@ def _store(request: Request) -> BuiltinControlStore:
     return services_of(request).controls
 
 
-def _authorize(request: Request) -> None:
-    token = services_of(request).settings.ofrep_token
-    if token is not None:
-        require_token(request, token, what="OFREP", env="BALLAST_OFREP_TOKEN", api_key=True)
+async def _authorize(request: Request) -> None:
+    await require_access(
+        request,
+        services_of(request).settings.ofrep_token,
+        role=Role.READER,
+        what="OFREP",
+        env="BALLAST_OFREP_TOKEN",
+        api_key=True,
+    )
 
 
 async def _read_context(request: Request) -> None:

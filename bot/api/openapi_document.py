@@ -7,8 +7,9 @@ adds, once, when the document is first asked for:
 
 - the request bodies of the three webhooks, from the intake's own wire models (and the OFREP
   evaluation context);
-- the bearer-token security schemes (``webhookToken``, ``apiToken`` — a principal's token,
-  see docs/security.md — and ``ofrepToken``) and which operations require which;
+- the security schemes (``webhookToken``, ``webhookBasic``, ``apiToken`` — a principal's
+  token, see docs/security.md —, ``ofrepToken``, ``ofrepApiKey``, ``metricsToken``) and which
+  operations take which: none is open;
 - every status each operation can return (400 401 403 404 409 413 415 422 503, 202, 304) with
   its body. Ballast's own 422s say ``{"detail": "text"}`` where FastAPI's say
   ``{"detail": [errors]}``: the error body allows both.
@@ -121,15 +122,33 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
     components["securitySchemes"] = {
         name: {"type": "http", "scheme": "bearer", "description": description}
         for name, description in (
-            ("webhookToken", "BALLAST_WEBHOOK_TOKEN; webhooks are open when it is unset"),
+            (
+                "webhookToken",
+                "BALLAST_WEBHOOK_TOKEN, or a principal's token with the automation role; "
+                "closed without one",
+            ),
             (
                 "apiToken",
                 "a principal's token (auth.tokens in ballast.yaml) or BALLAST_API_TOKEN; "
                 "the API is closed without one (docs/security.md)",
             ),
-            ("ofrepToken", "BALLAST_OFREP_TOKEN; OFREP is open when it is unset"),
-            ("metricsToken", "BALLAST_METRICS_TOKEN; /metrics is open when it is unset"),
+            (
+                "ofrepToken",
+                "BALLAST_OFREP_TOKEN (also as X-API-Key), or a principal's token with the "
+                "reader role; closed without one",
+            ),
+            (
+                "metricsToken",
+                "BALLAST_METRICS_TOKEN, or a principal's token with the reader role; closed "
+                "without one",
+            ),
         )
+    }
+    components["securitySchemes"]["ofrepApiKey"] = {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "BALLAST_OFREP_TOKEN as an API key, which the OFREP spec lists",
     }
     components["securitySchemes"]["webhookBasic"] = {
         "type": "http",
@@ -150,15 +169,15 @@ def _complete_operation(
     has_body = "requestBody" in operation
     if path.startswith("/webhooks/"):
         operation["requestBody"] = _webhook_body(path, schemas)
-        operation["security"] = [{"webhookToken": []}, {"webhookBasic": []}, {}]
-        codes |= {"400", "401", "413", "422", "503"}
+        operation["security"] = [{"webhookToken": []}, {"webhookBasic": []}, {"apiToken": []}]
+        codes |= {"400", "401", "403", "413", "422", "503"}
     elif path.startswith("/ofrep/"):
         operation["requestBody"] = {
             "required": False,
             "content": {"application/json": {"schema": _OFREP_CONTEXT}},
         }
-        operation["security"] = [{"ofrepToken": []}, {}]
-        codes |= {"400", "401", "503"} | ({"404"} if "{key}" in path else {"304"})
+        operation["security"] = [{"ofrepToken": []}, {"ofrepApiKey": []}, {"apiToken": []}]
+        codes |= {"400", "401", "403", "503"} | ({"404"} if "{key}" in path else {"304"})
     elif path.startswith("/api/"):
         writes = method in ("POST", "PUT", "DELETE", "PATCH")
         operation["security"] = [{"apiToken": []}]
@@ -182,8 +201,8 @@ def _complete_operation(
     elif path == "/readyz":
         codes.add("503")
     elif path == "/metrics":  # Prometheus text exposition, not JSON
-        operation["security"] = [{"metricsToken": []}, {}]
-        codes.add("401")
+        operation["security"] = [{"metricsToken": []}, {"apiToken": []}]
+        codes |= {"401", "403"}
         operation["responses"]["200"]["content"] = {"text/plain": {"schema": {"type": "string"}}}
     responses = operation.setdefault("responses", {})
     for code in sorted(codes):

@@ -17,14 +17,11 @@ import time
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
 
-from bot.api.auth import basic_password, bearer_token
+from bot.api.auth import require_access
 from bot.api.direct import add_direct_route
-from bot.api.principals import count_failure
 from bot.api.schemas import WebhookReceipt
 from bot.api.services import Services, services_of
-from bot.auth.authenticator import AuthFailure
 from bot.auth.roles import Role
-from bot.auth.tokens import same_secret
 from bot.errors import PayloadError
 from bot.intake import parse_json_bytes, parse_payload
 from bot.intake.alert import AlertSource
@@ -122,28 +119,15 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
 
 
 async def _authorize(request: Request, services: Services) -> None:
-    """BALLAST_WEBHOOK_TOKEN as bearer or basic-auth password, or (over the API) a principal
-    with the ``automation`` role; open while the token is unset (loopback only: see serve)."""
-    expected = services.settings.webhook_token
-    if expected is None:
-        return
-    bearer = bearer_token(request)
-    given = bearer if bearer is not None else basic_password(request)
-    if given is not None and same_secret(given, expected.get_secret_value()):
-        return
-    if bearer is not None:
-        try:
-            principal = await services.auth.authenticate(request)
-        except AuthFailure:
-            principal = None
-        if principal is not None and principal.has(Role.AUTOMATION):
-            return
-    count_failure(request, "missing" if given is None else "wrong_secret")
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail="missing or wrong token for webhook (see BALLAST_WEBHOOK_TOKEN, or use a named "
-        "token with the automation role)",
-        headers={"WWW-Authenticate": "Bearer"},
+    """BALLAST_WEBHOOK_TOKEN as bearer or basic-auth password, or a principal with the
+    ``automation`` role (a pipeline posting alerts over the API); closed by default."""
+    await require_access(
+        request,
+        services.settings.webhook_token,
+        role=Role.AUTOMATION,
+        what="webhook",
+        env="BALLAST_WEBHOOK_TOKEN",
+        basic=True,
     )
 
 

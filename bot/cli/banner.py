@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 import bot
 from bot.api.services import Services
+from bot.settings import Settings
 
 
 def describe_database(url: str) -> str:
@@ -44,6 +45,28 @@ def api_ways_in(services: Services) -> str:
     return ", ".join(ways)
 
 
+def _secrets(settings: Settings) -> str | None:
+    names = [
+        name
+        for name, value in (
+            ("BALLAST_OFREP_TOKEN", settings.ofrep_token),
+            ("BALLAST_METRICS_TOKEN", settings.metrics_token),
+        )
+        if value is not None
+    ]
+    return ", ".join(names) or None
+
+
+def _ways(secret: str | None, role: str, services: Services) -> str:
+    """How a caller of an endpoint outside the API gets in (its secret, or a principal)."""
+    ways = [secret] if secret else []
+    if services.auth.configured:
+        ways.append(f"a principal with the {role} role")
+    if not ways:
+        return "closed to everyone (ballast tokens create NAME --role " + role + ")"
+    return " or ".join(ways)
+
+
 def banner_lines(
     services: Services, host: str, port: int, *, insecure: list[str] | None = None
 ) -> list[str]:
@@ -60,12 +83,14 @@ def banner_lines(
         signed = "signed" if settings.slack_signing_secret else "UNSIGNED: set SLACK_SIGNING_SECRET"
         slack = f"Events API at POST /slack/events ({signed})"
     open_to_all = ["/healthz", "/readyz"]
-    if settings.metrics_token is None:
-        open_to_all.append("/metrics (BALLAST_METRICS_TOKEN unset)")
-    if settings.webhook_token is None:
-        open_to_all.insert(0, "POST /webhooks/* (BALLAST_WEBHOOK_TOKEN unset)")
-    if settings.ofrep_token is None:
-        open_to_all.insert(1, "OFREP /ofrep/v1/* (BALLAST_OFREP_TOKEN unset)")
+    if settings.insecure_allow_anonymous:
+        if settings.webhook_token is None:
+            open_to_all.append("POST /webhooks/* (BALLAST_WEBHOOK_TOKEN unset)")
+        if settings.ofrep_token is None:
+            open_to_all.append("OFREP /ofrep/v1/* (BALLAST_OFREP_TOKEN unset)")
+        if settings.metrics_token is None:
+            open_to_all.append("/metrics (BALLAST_METRICS_TOKEN unset)")
+    webhooks = "BALLAST_WEBHOOK_TOKEN" if settings.webhook_token is not None else None
     writes = api_ways_in(services)
     postmortems = (
         str(services.postmortems.folder.expanduser().resolve())
@@ -81,6 +106,8 @@ def banner_lines(
         f"  runbooks         {runbooks} from {settings.runbooks.resolve()}",
         f"  slack            {slack}",
         f"  API              {writes}",
+        f"  webhooks         {_ways(webhooks, 'automation', services)}",
+        f"  OFREP/metrics    {_ways(_secrets(settings), 'reader', services)}",
         f"  unauthenticated  {', '.join(open_to_all)}",
         f"  postmortems      {postmortems}",
         f"  config           {config}",

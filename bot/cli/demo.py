@@ -98,7 +98,7 @@ def demo(
                     f"Timing Ballast's share over {measure_runs} runs", total=1
                 )
                 began = time.monotonic()
-                share = measure(stack.ballast, measure_runs)
+                share = measure(stack.ballast, stack.credentials, measure_runs)
                 progress.update(
                     task,
                     completed=1,

@@ -47,8 +47,10 @@ def serve(
         bool,
         typer.Option(
             "--insecure-allow-anonymous",
-            help="Serve a network address even with open webhooks or no API authentication "
-            "(said in the banner and in /metrics). For throwaway demos only.",
+            envvar="BALLAST_INSECURE_ALLOW_ANONYMOUS",
+            help="Open webhooks, OFREP and /metrics whose token is unset to anyone (never the "
+            "API), and serve a network address with no way in (said in the banner and in "
+            "/metrics). For throwaway demos only.",
         ),
     ] = False,
 ) -> None:
@@ -56,7 +58,7 @@ def serve(
     import logging
 
     from bot.app import build_services, create_app
-    from bot.auth.exposure import exposure_problems
+    from bot.auth.exposure import anonymous_endpoints, exposure_problems
     from bot.cli.banner import banner_lines
     from bot.errors import ConfigError, RunbookError
     from bot.logs import configure_logging
@@ -64,7 +66,12 @@ def serve(
     from bot.runtime.graceful import ShutdownTimes
 
     try:
-        settings = load_settings(database_url, runbooks=runbooks, config=config)
+        settings = load_settings(
+            database_url,
+            runbooks=runbooks,
+            config=config,
+            insecure_allow_anonymous=insecure_allow_anonymous or None,
+        )
     except ConfigError as err:
         fail(f"not starting: {err}", code=2)
     configure_logging(settings.log_format, settings.log_level)
@@ -85,7 +92,7 @@ def serve(
         fail(f"not starting: {err}")
     problems = exposure_problems(
         host,
-        webhooks_authenticated=settings.webhook_token is not None,
+        webhook_token_set=settings.webhook_token is not None,
         api_configured=services.auth.configured,
     )
     if problems and not insecure_allow_anonymous:
@@ -95,7 +102,7 @@ def serve(
             + "\nListen on 127.0.0.1, or (throwaway demos only) pass --insecure-allow-anonymous.",
             code=2,
         )
-    insecure = problems if insecure_allow_anonymous else []
+    insecure = problems + anonymous_endpoints(settings)
     services.metrics.insecure_allow_anonymous.set(1 if insecure else 0)
     lines = banner_lines(services, host, port, insecure=insecure)
     logging.getLogger("bot.serve").info("%s", "\n".join(lines))

@@ -68,7 +68,17 @@ def _webhook(tool: str) -> dict[str, object]:
     }
 
 
-def measure_once(ballast_url: str, tool: str, timeout: float = 10.0) -> float:
+@dataclass(frozen=True)
+class Credentials:
+    """Headers for the webhook (Alertmanager's bearer token) and for OFREP (the app's)."""
+
+    webhook: dict[str, str]
+    ofrep: dict[str, str]
+
+
+def measure_once(
+    ballast_url: str, tool: str, credentials: Credentials, timeout: float = 10.0
+) -> float:
     """Milliseconds from sending the webhook to the first OFREP answer ``false``."""
     key = f"support-assistant.tools.{tool}.enabled"
     seen = threading.Event()
@@ -76,7 +86,7 @@ def measure_once(ballast_url: str, tool: str, timeout: float = 10.0) -> float:
     go = threading.Event()
 
     def poll() -> None:
-        with httpx.Client(timeout=2) as client:
+        with httpx.Client(timeout=2, headers=credentials.ofrep) as client:
             go.wait()
             deadline = time.perf_counter() + timeout
             while time.perf_counter() < deadline:
@@ -90,17 +100,22 @@ def measure_once(ballast_url: str, tool: str, timeout: float = 10.0) -> float:
     poller.start()
     with httpx.Client(timeout=5) as client:
         body = _webhook(tool)
-        client.post(f"{ballast_url}/ofrep/v1/evaluate/flags/{key}", json={})  # warm connection
+        # Warm the connection.
+        client.post(
+            f"{ballast_url}/ofrep/v1/evaluate/flags/{key}", json={}, headers=credentials.ofrep
+        )
         sent = time.perf_counter()
         go.set()
-        client.post(f"{ballast_url}/webhooks/alertmanager", json=body).raise_for_status()
+        client.post(
+            f"{ballast_url}/webhooks/alertmanager", json=body, headers=credentials.webhook
+        ).raise_for_status()
     if not seen.wait(timeout):
         raise TimeoutError(f"{key} never turned false")
     poller.join()
     return (seen_at[0] - sent) * 1000
 
 
-def measure(ballast_url: str, runs: int = 30) -> Share:
+def measure(ballast_url: str, credentials: Credentials, runs: int = 30) -> Share:
     """``runs`` independent incidents, one new tool each."""
     prefix = uuid.uuid4().hex[:6]
-    return Share([measure_once(ballast_url, f"m{prefix}-{i}") for i in range(runs)])
+    return Share([measure_once(ballast_url, f"m{prefix}-{i}", credentials) for i in range(runs)])

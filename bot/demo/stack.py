@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from bot.auth.tokens import config_line, new_token
+from bot.demo.measure import Credentials
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = """Install them, or point Ballast at them:
@@ -132,12 +133,24 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     binaries: dict[str, str] = field(default_factory=dict)  # role → path, once started
-    # The demo's own reader token (auth.tokens of its ballast.yaml), made fresh each run.
+    # Made fresh each run, like a real deployment's: Ballast is closed by default. The demo's
+    # reader token (auth.tokens of its ballast.yaml), Alertmanager's webhook token (a
+    # credentials_file) and the assistant's OFREP token.
     reader_token: str = field(default_factory=new_token, repr=False)
+    webhook_token: str = field(default_factory=new_token, repr=False)
+    ofrep_token: str = field(default_factory=new_token, repr=False)
 
     @property
     def reader_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.reader_token}"}
+
+    @property
+    def credentials(self) -> Credentials:
+        """What Alertmanager and the assistant send (for timing Ballast's share)."""
+        return Credentials(
+            webhook={"authorization": f"Bearer {self.webhook_token}"},
+            ofrep={"x-api-key": self.ofrep_token},
+        )
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -242,8 +255,10 @@ class Stack:
             "BALLAST_RUNBOOKS": str(self.runbooks),
             "BALLAST_CONFIG": str(config),
         }
-        for name in ("BALLAST_WEBHOOK_TOKEN", "BALLAST_API_TOKEN", "SLACK_BOT_TOKEN"):
+        for name in ("BALLAST_API_TOKEN", "SLACK_BOT_TOKEN", "BALLAST_METRICS_TOKEN"):
             env.pop(name, None)
+        env["BALLAST_WEBHOOK_TOKEN"] = self.webhook_token
+        env["BALLAST_OFREP_TOKEN"] = self.ofrep_token
         argv = [sys.executable, "-m", "bot", "serve", "--port", str(self.ports["ballast"])]
         return Process("ballast", argv, self.workdir / "ballast.log", env=env, cwd=REPO)
 
@@ -255,12 +270,19 @@ class Stack:
             f"--ballast-url={self.ballast}",
             f"--rate={self.rate}",
         ]
-        return Process("support-assistant", argv, self.workdir / "assistant.log")
+        # The token reaches the assistant in its environment, never on its command line.
+        env = {**os.environ, "BALLAST_OFREP_TOKEN": self.ofrep_token}
+        return Process("support-assistant", argv, self.workdir / "assistant.log", env=env)
 
     def _alertmanager(self, binary: str) -> Process:
         text = (self.examples / "alertmanager" / "alertmanager.yml").read_text(encoding="utf-8")
+        token_file = self.workdir / "ballast-webhook-token"
+        token_file.write_text(self.webhook_token, encoding="utf-8")
+        token_file.chmod(0o600)
+        text = text.replace("http://127.0.0.1:8080", self.ballast)
+        text = text.replace("/etc/alertmanager/ballast-webhook-token", str(token_file))
         config = self.workdir / "alertmanager.yml"
-        config.write_text(text.replace("http://127.0.0.1:8080", self.ballast), encoding="utf-8")
+        config.write_text(text, encoding="utf-8")
         argv = [
             binary,
             f"--config.file={config}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import random
 import threading
 import time
@@ -263,7 +264,13 @@ class Assistant:
 
 def build_app(service: str, ballast_url: str, rate: float, seed: int = 7) -> FastAPI:
     """The HTTP app: /metrics, /state and the fault endpoints."""
-    api.set_provider(OFREPProvider(base_url=ballast_url, timeout=0.5))
+    # Ballast's OFREP is closed by default: send BALLAST_OFREP_TOKEN (or a named reader token)
+    # as OFREP's X-API-Key, from the environment, never from the command line.
+    token = os.environ.get("BALLAST_OFREP_TOKEN", "")
+    headers = {"X-API-Key": token} if token else {}
+    api.set_provider(
+        OFREPProvider(base_url=ballast_url, headers_factory=lambda: headers, timeout=0.5)
+    )
     assistant = Assistant(service, api.get_client(service), rate, seed)
 
     @asynccontextmanager

@@ -44,7 +44,15 @@ def test_security_schemes_and_who_needs_them(document: dict[str, Any]) -> None:
         "ofrepToken",
         "metricsToken",
         "webhookBasic",
+        "ofrepApiKey",
     }
+    # Closed by default: no operation but health lists the empty (anonymous) requirement.
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path in ("/healthz", "/readyz"):
+                continue
+            assert operation.get("security"), (path, method)
+            assert {} not in operation["security"], (path, method)
     metrics = document["paths"]["/metrics"]["get"]
     assert "text/plain" in metrics["responses"]["200"]["content"]
     assert "401" in metrics["responses"]

@@ -72,6 +72,7 @@ def test_every_operation_keeps_to_the_document(server: BallastServer, tmp_path: 
             "--workers",
             "1",
         ],
+        cwd=tmp_path,  # its cache (.schemathesis/) stays out of the checkout
         capture_output=True,
         text=True,
         timeout=300,

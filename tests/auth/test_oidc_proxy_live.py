@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.e2e.processes import wait_until
-from tests.principals import READ, roster_yaml
+from tests.principals import POST_ALERTS, READ, roster_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -112,7 +112,9 @@ def test_oidc_tokens(make_server: Any, tmp_path: Path, jwks: Jwks) -> None:
 
     # The person is the mapped Slack user: acknowledging is recorded as them, via OIDC.
     alert = {"labels": {"alertname": "ToolFailing", "service": "svc-a"}}
-    posted = httpx.post(f"{server.url}/webhooks/generic", json={"alerts": [alert]}, timeout=5)
+    posted = httpx.post(
+        f"{server.url}/webhooks/generic", json={"alerts": [alert]}, headers=POST_ALERTS, timeout=5
+    )
     assert posted.status_code == 200
     wait_until(lambda: get(server.url, **READ).json()["incidents"], 10, "the incident")
     acked = httpx.post(

@@ -73,11 +73,11 @@ def read_table() -> list[Row]:
 ROWS = read_table()
 
 
-def test_the_table_covers_every_api_endpoint(h_schema: dict[str, Any]) -> None:
+def test_the_table_covers_every_endpoint_but_health(h_schema: dict[str, Any]) -> None:
     documented = {(row.method, row.path) for row in ROWS}
     served = {("GET", "/openapi.json")}
     for path, operations in h_schema["paths"].items():
-        if path.startswith("/api/"):
+        if path not in ("/healthz", "/readyz"):
             served |= {
                 (
                     m.upper(),

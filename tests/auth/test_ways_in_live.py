@@ -58,6 +58,36 @@ def test_each_secret_on_a_live_server(make_server: Any) -> None:
     assert METRICS not in server.logs()
 
 
+def test_closed_by_default_on_a_live_server(make_server: Any) -> None:
+    """No token set at all: every endpoint but health answers 401 and stores nothing."""
+    server = make_server()
+    server.env.pop("BALLAST_API_TOKEN", None)
+    server.start()
+    calls = [
+        ("POST", "/webhooks/generic", ALERT),
+        ("POST", "/webhooks/alertmanager", {"alerts": []}),
+        ("POST", "/webhooks/grafana", {"alerts": []}),
+        ("PUT", "/webhooks/grafana", {"alerts": []}),
+        ("POST", "/ofrep/v1/evaluate/flags", {}),
+        ("POST", "/ofrep/v1/evaluate/flags/svc-a.autonomy", {}),
+        ("GET", "/metrics", None),
+        ("GET", "/api/v1/incidents", None),
+        ("GET", "/openapi.json", None),
+    ]
+    for method, path, body in calls:
+        response = httpx.request(method, f"{server.url}{path}", json=body, timeout=5)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.headers["www-authenticate"] == "Bearer"
+    for path in ("/healthz", "/readyz"):
+        assert httpx.get(f"{server.url}{path}", timeout=5).status_code == 200
+    reader = ROSTER["reader"].headers
+    listed = httpx.get(f"{server.url}/api/v1/incidents", headers=reader, timeout=5)
+    assert listed.json()["incidents"] == []  # the anonymous alert was not stored
+    scraped = httpx.get(f"{server.url}/metrics", headers=reader, timeout=5).text
+    assert "ballast_insecure_allow_anonymous 0.0" in scraped
+    assert 'endpoint="/webhooks/generic",reason="missing"} 1.0' in scraped
+
+
 def _serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot", "serve", "--host", "0.0.0.0", "--port", "1", *args],
@@ -112,6 +142,13 @@ def test_insecure_allow_anonymous_says_so(make_server: Any) -> None:
         )
         metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert "ballast_insecure_allow_anonymous 1.0" in metrics
+        # What the flag opens: webhooks and OFREP whose token is unset; never the API.
+        hook = httpx.post(f"http://127.0.0.1:{port}/webhooks/generic", json=ALERT, timeout=5)
+        assert hook.status_code == 200, hook.text
+        flags = httpx.post(f"http://127.0.0.1:{port}/ofrep/v1/evaluate/flags", json={}, timeout=5)
+        assert flags.status_code == 200
+        api = httpx.get(f"http://127.0.0.1:{port}/api/v1/incidents", timeout=5)
+        assert api.status_code == 401
     finally:
         process.terminate()
         out, _ = process.communicate(timeout=30)
@@ -126,4 +163,4 @@ def test_automation_principals_post_alerts(make_server: Any) -> None:
     posted = httpx.post(hook, json=ALERT, headers=ROSTER["automation"].headers, timeout=5)
     assert posted.status_code == 200, posted.text
     reader = httpx.post(hook, json=ALERT, headers=ROSTER["reader"].headers, timeout=5)
-    assert reader.status_code == 401
+    assert reader.status_code == 403  # authenticated, without the automation role

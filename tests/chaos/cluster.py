@@ -239,7 +239,7 @@ class Cluster:
                 alerts.append({"labels": {**labels, "n": str(self._n)}, "status": "firing"})
             self.tally.alerts_sent += len(alerts)
             response = await self.request(
-                client, "POST", "/webhooks/generic", json={"alerts": alerts}
+                client, "POST", "/webhooks/generic", json={"alerts": alerts}, headers=AUTH
             )
             if response is not None and response.is_success:
                 self.tally.alerts_acked.update(a["labels"]["n"] for a in alerts)

@@ -11,6 +11,7 @@ import pytest
 
 from bot.controls import BuiltinControlStore
 from tests.controls.conftest import API_TOKEN, AUTH
+from tests.principals import ROSTER
 
 MakeClient = Callable[..., Awaitable[httpx.AsyncClient]]
 TOOL = "support.tools.web_search.enabled"
@@ -213,10 +214,14 @@ async def test_bearer_token_when_configured(
     make_client: MakeClient, store: BuiltinControlStore
 ) -> None:
     await store.write(TOOL, False, actor="a", reason="")
-    open_client = await make_client()
-    assert (await open_client.post(f"{FLAG}/{TOOL}", json={})).status_code == 200
+    anonymous = await make_client(roster=False)
+    closed = await anonymous.post(f"{FLAG}/{TOOL}", json={})
+    assert closed.status_code == 401  # closed by default
+    assert "BALLAST_OFREP_TOKEN" in closed.json()["detail"]
+    opened = await make_client(roster=False, insecure_allow_anonymous=True)
+    assert (await opened.post(f"{FLAG}/{TOOL}", json={})).status_code == 200
 
-    client = await make_client(ofrep_token="ofrep-secret")
+    client = await make_client(roster=False, ofrep_token="ofrep-secret")
     for url in (f"{FLAG}/{TOOL}", FLAG):
         missing = await client.post(url, json={})
         assert missing.status_code == 401
@@ -227,6 +232,20 @@ async def test_bearer_token_when_configured(
         assert wrong.status_code == 401
         right = await client.post(url, json={}, headers={"authorization": "Bearer ofrep-secret"})
         assert right.status_code == 200
+        key = await client.post(url, json={}, headers={"x-api-key": "ofrep-secret"})
+        assert key.status_code == 200
+
+
+async def test_principals_with_the_reader_role_read(
+    make_client: MakeClient, store: BuiltinControlStore
+) -> None:
+    await store.write(TOOL, False, actor="a", reason="")
+    client = await make_client(ofrep_token="ofrep-secret")
+    reader = await client.post(f"{FLAG}/{TOOL}", json={}, headers=ROSTER["reader"].headers)
+    assert reader.status_code == 200
+    # automation alone has no reader role: authenticated, not allowed.
+    automation = ROSTER["automation"].headers
+    assert (await client.post(FLAG, json={}, headers=automation)).status_code == 403
 
 
 async def test_never_rate_limited(make_client: MakeClient, store: BuiltinControlStore) -> None:

@@ -23,6 +23,9 @@ from openfeature.flag_evaluation import Reason
 from bot.controls import BuiltinControlStore
 from tests.controls.conftest import API_TOKEN, AUTH, LoopbackServer, SyncStore
 from tests.e2e.processes import wait_until
+from tests.principals import ROSTER
+
+READER = ROSTER["reader"]  # OFREP is closed by default: apps read with a named reader token
 
 TOOL = "support.tools.web_search.enabled"
 MODEL = "support.model"
@@ -32,7 +35,7 @@ MODEL = "support.model"
 def connect() -> Iterator[Callable[..., OpenFeatureClient]]:
     """An OpenFeature client on its own domain, so tests never share the global provider."""
 
-    def make(url: str, token: str | None = None) -> OpenFeatureClient:
+    def make(url: str, token: str | None = READER.token) -> OpenFeatureClient:
         domain = f"ballast-{uuid.uuid4().hex[:8]}"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         provider = OFREPProvider(url, headers_factory=lambda: headers, timeout=5.0)
@@ -121,7 +124,25 @@ def test_bearer_token(
 ) -> None:
     server = serve(ofrep_token="ofrep-secret")
     sync_store.run(lambda s: s.write(TOOL, False, actor="a", reason=""))
-    refused = connect(server.url).get_boolean_details(TOOL, True)
-    assert (refused.value, refused.error_code) == (True, ErrorCode.GENERAL)
-    assert refused.error_message == "unauthorized"
+    for token in (None, "nope"):
+        refused = connect(server.url, token=token).get_boolean_details(TOOL, True)
+        assert (refused.value, refused.error_code) == (True, ErrorCode.GENERAL)
+        assert refused.error_message == "unauthorized"
     assert connect(server.url, token="ofrep-secret").get_boolean_value(TOOL, True) is False
+    # A principal with the reader role reads too (its own revocable token, per app).
+    assert connect(server.url).get_boolean_value(TOOL, True) is False
+
+
+def test_closed_by_default(
+    serve: Callable[..., LoopbackServer],
+    sync_store: SyncStore,
+    connect: Callable[..., OpenFeatureClient],
+) -> None:
+    """No BALLAST_OFREP_TOKEN: an anonymous app keeps its defaults; a reader reads."""
+    server = serve()
+    sync_store.run(lambda s: s.write(TOOL, False, actor="a", reason=""))
+    refused = connect(server.url, token=None).get_boolean_details(TOOL, True)
+    assert (refused.value, refused.error_message) == (True, "unauthorized")
+    assert connect(server.url).get_boolean_value(TOOL, True) is False
+    opened = serve(insecure_allow_anonymous=True)  # ballast serve --insecure-allow-anonymous
+    assert connect(opened.url, token=None).get_boolean_value(TOOL, True) is False

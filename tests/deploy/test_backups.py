@@ -51,7 +51,10 @@ def run_documented(name: str, cwd: Path, env: dict[str, str] | None = None) -> s
 
 def open_incident(server: BallastServer, tool: str) -> None:
     response = httpx.post(
-        f"{server.url}/webhooks/alertmanager", json=tool_failure(tool), timeout=10
+        f"{server.url}/webhooks/alertmanager",
+        json=tool_failure(tool),
+        headers={"authorization": "Bearer backup-test-api-token"},  # the service "api"
+        timeout=10,
     )
     assert response.status_code == 200, response.text
     wait_until(lambda: tool in incident_tools(server), 60, f"the {tool} incident")

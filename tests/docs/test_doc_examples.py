@@ -7,7 +7,8 @@ holds copies of ``runbooks/``, ``examples/`` and ``docs/`` (and the ``alert.json
 server and the CLI share ``./data/ballast.db``, as for a user). ``curl`` reaches that server
 for the documented hosts (``localhost:8080``, ``ballast.internal:8080``) through a ``.curlrc``
 that also makes an HTTP error fail the example. ``$BALLAST_API_TOKEN`` and
-``$BALLAST_WEBHOOK_TOKEN`` are set on both sides; ``$ALICE_TOKEN`` is the named token the
+``$BALLAST_WEBHOOK_TOKEN``, ``$BALLAST_OFREP_TOKEN`` and ``$BALLAST_METRICS_TOKEN`` are set on
+both sides; ``$ALICE_TOKEN`` is the named token the
 docs make for U024BE7LH (responder, operator), listed in the server's ``ballast.yaml``.
 """
 
@@ -47,6 +48,8 @@ BLOCKS = all_blocks()
 API_TOKEN = "docs-api-token"
 ALICE_TOKEN = "docs-alice-token"
 WEBHOOK_TOKEN = "docs-webhook-token"
+OFREP_TOKEN = "docs-ofrep-token"
+METRICS_TOKEN = "docs-metrics-token"
 DOC_HOSTS = ("localhost:8080", "127.0.0.1:8080", "ballast.internal:8080")
 COMMAND_TIMEOUT = 120
 
@@ -293,6 +296,8 @@ def cli_env(server_url: str | None, home: Path | None = None) -> dict[str, str]:
     env["BALLAST_API_TOKEN"] = API_TOKEN
     env["ALICE_TOKEN"] = ALICE_TOKEN
     env["BALLAST_WEBHOOK_TOKEN"] = WEBHOOK_TOKEN
+    env["BALLAST_OFREP_TOKEN"] = OFREP_TOKEN
+    env["BALLAST_METRICS_TOKEN"] = METRICS_TOKEN
     env["COLUMNS"] = "200"
     if home is not None:
         env["CURL_HOME"] = str(home)

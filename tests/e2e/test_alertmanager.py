@@ -76,7 +76,7 @@ def test_alertmanager_fires_groups_and_resolves(make_server: Any, tmp_path: Path
         assert all(
             a["generator_url"] == "http://prometheus.example/graph" for a in detail["alerts"]
         )
-        metrics = httpx.get(f"{server.url}/metrics", timeout=2).text
+        metrics = httpx.get(f"{server.url}/metrics", headers=READ, timeout=2).text
         assert 'ballast_webhook_requests_total{code="401"' not in metrics
     finally:
         am.stop()

@@ -38,9 +38,10 @@ def test_one_banner_then_quiet(make_server: Any, tmp_path: Path, server_database
     assert facts["slack"].startswith("console: no SLACK_BOT_TOKEN")
     roster = len(ROSTER)
     assert facts["API"] == f"{roster} named token(s), BALLAST_API_TOKEN (service 'api')"
-    assert facts["unauthenticated"].startswith(
-        "POST /webhooks/* (BALLAST_WEBHOOK_TOKEN unset), OFREP /ofrep/v1/* (BALLAST_OFREP_TOKEN"
-    )
+    # Closed by default: only health answers anyone.
+    assert facts["unauthenticated"] == "/healthz, /readyz"
+    assert facts["webhooks"] == "a principal with the automation role"
+    assert facts["OFREP/metrics"] == "a principal with the reader role"
     assert facts["postmortems"] == str(tmp_path / "postmortems")
     assert facts["config"].endswith("roster.yaml")
 

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from bot.cli import build_cli
 from tests.e2e.processes import free_port, wait_until
-from tests.principals import READ, ROSTER
+from tests.principals import POST_ALERTS, READ, ROSTER
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,9 @@ def cli(url: str, *args: str, token: str | None = TOKEN) -> tuple[int, str]:
 
 
 def open_incident(url: str) -> int:
-    response = httpx.post(f"{url}/webhooks/generic", json={"alerts": [ALERT]}, timeout=5)
+    response = httpx.post(
+        f"{url}/webhooks/generic", json={"alerts": [ALERT]}, headers=POST_ALERTS, timeout=5
+    )
     assert response.status_code == 200, response.text
 
     def opened() -> Any:

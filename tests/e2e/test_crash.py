@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.processes import wait_until
-from tests.principals import READ
+from tests.principals import POST_ALERTS, READ
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +45,7 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(make_server: Any) -> N
     counter = iter(range(1_000_000))
 
     def sender() -> None:
-        with httpx.Client(base_url=server.url, timeout=5) as client:
+        with httpx.Client(base_url=server.url, headers=POST_ALERTS, timeout=5) as client:
             while not stop.is_set():
                 with lock:
                     n = next(counter)
@@ -79,7 +79,7 @@ def test_sigkill_during_ingest_loses_nothing_acknowledged(make_server: Any) -> N
         ]
         if len(found) != 1:
             return None
-        pending = httpx.get(f"{server.url}/metrics", timeout=5).text
+        pending = httpx.get(f"{server.url}/metrics", headers=READ, timeout=5).text
         return found[0] if "ballast_inbox_pending 0.0" in pending else None
 
     summary = wait_until(incident, 60, "the inbox to drain after restart", interval=0.25)

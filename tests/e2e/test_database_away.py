@@ -20,6 +20,8 @@ from tests.conftest import FIXTURES, _admin_sql, fresh_database_url
 from tests.e2e.processes import BallastServer, wait_until
 from tests.principals import READ
 
+WEBHOOK = "webhook-secret-db-away"
+
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 BODY = (FIXTURES / "alertmanager-captured" / "firing-group-2-alerts.json").read_bytes()
@@ -44,7 +46,7 @@ def post(server: BallastServer) -> httpx.Response:
     return httpx.post(
         f"{server.url}/webhooks/alertmanager",
         content=BODY,
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", "authorization": f"Bearer {WEBHOOK}"},
         timeout=30,
     )
 
@@ -61,6 +63,7 @@ def test_webhooks_get_503_while_the_database_is_away_and_are_stored_after(
             "BALLAST_DATABASE_URL": url,
             "BALLAST_RUNBOOKS": str(runbooks),
             "BALLAST_LOG_FORMAT": "json",
+            "BALLAST_WEBHOOK_TOKEN": WEBHOOK,
         },
         tmp_path / "ballast.log",
     )

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 
 TOKEN = "api-token-e2e"
 AUTH = {"authorization": f"Bearer {TOKEN}"}  # the service "api": sets controls, owns nothing
+OFREP_TOKEN = "ofrep-token-e2e"  # what the application sends (OFREP is closed by default)
 
 
 @pytest.fixture
@@ -38,6 +39,7 @@ def server(tmp_path: Path, server_database_url: str) -> Any:
             "BALLAST_RUNBOOKS": str(runbooks),
             "BALLAST_CONFIG": str(config),
             "BALLAST_API_TOKEN": TOKEN,
+            "BALLAST_OFREP_TOKEN": OFREP_TOKEN,
         },
         tmp_path / "ballast.log",
     )
@@ -49,14 +51,17 @@ def server(tmp_path: Path, server_database_url: str) -> Any:
 @pytest.fixture
 def app_flags(server: BallastServer) -> OpenFeatureClient:
     """What the AI application does: an OpenFeature client on Ballast's OFREP endpoint."""
-    api.set_provider(OFREPProvider(base_url=server.url))
+    headers = {"X-API-Key": OFREP_TOKEN}  # OFREP's API-key header
+    api.set_provider(OFREPProvider(base_url=server.url, headers_factory=lambda: headers))
     yield api.get_client("support-assistant")
     api.shutdown()
 
 
 def fire(server: BallastServer, runbook: str, alertname: str, **labels: str) -> int:
     alert = {"labels": {"alertname": alertname, "service": "assistant", **labels}}
-    response = httpx.post(f"{server.url}/webhooks/generic", json={"alerts": [alert]}, timeout=5)
+    response = httpx.post(
+        f"{server.url}/webhooks/generic", json={"alerts": [alert]}, headers=AUTH, timeout=5
+    )
     assert response.status_code == 200
     url = f"{server.url}/api/v1/incidents"
     incidents = wait_until(

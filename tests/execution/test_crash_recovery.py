@@ -168,7 +168,9 @@ def server(tmp_path: Path, server_database_url: str, target: Target) -> Iterator
 
 def open_incident(server: BallastServer) -> int:
     alert = {"labels": {"alertname": "LaneOverload", "service": "svc-a"}}
-    response = httpx.post(f"{server.url}/webhooks/generic", json={"alerts": [alert]}, timeout=5)
+    response = httpx.post(
+        f"{server.url}/webhooks/generic", json={"alerts": [alert]}, headers=AUTH, timeout=5
+    )
     assert response.status_code == 200, response.text
     incidents = wait_until(
         lambda: httpx.get(f"{server.url}/api/v1/incidents", headers=AUTH, timeout=5).json()[

@@ -172,7 +172,9 @@ def test_restart_over_poisoned_rows_starts_and_journals_them(
 ) -> None:
     server.start(timeout=60)
     alert = {"labels": {"alertname": "LaneOverload", "service": "svc-a"}}
-    response = httpx.post(f"{server.url}/webhooks/generic", json={"alerts": [alert]}, timeout=5)
+    response = httpx.post(
+        f"{server.url}/webhooks/generic", json={"alerts": [alert]}, headers=AUTH, timeout=5
+    )
     assert response.status_code == 200, response.text
     wait_until(
         lambda: httpx.get(f"{server.url}/api/v1/incidents", headers=AUTH, timeout=5).json()[
