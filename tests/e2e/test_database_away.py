@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import FIXTURES, _admin_sql, fresh_database_url
 from tests.e2e.processes import BallastServer, wait_until
-from tests.principals import READ
+from tests.principals import READ, roster_yaml
 
 WEBHOOK = "webhook-secret-db-away"
 
@@ -57,6 +57,8 @@ def test_webhooks_get_503_while_the_database_is_away_and_are_stored_after(
     url, name = database
     runbooks = tmp_path / "runbooks"
     runbooks.mkdir()
+    roster = tmp_path / "roster.yaml"
+    roster.write_text(roster_yaml())
     server = BallastServer(
         tmp_path,
         {
@@ -64,6 +66,7 @@ def test_webhooks_get_503_while_the_database_is_away_and_are_stored_after(
             "BALLAST_RUNBOOKS": str(runbooks),
             "BALLAST_LOG_FORMAT": "json",
             "BALLAST_WEBHOOK_TOKEN": WEBHOOK,
+            "BALLAST_CONFIG": str(roster),  # READ is the roster's reader token
         },
         tmp_path / "ballast.log",
     )
