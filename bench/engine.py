@@ -130,8 +130,11 @@ class EngineServer(Server):
     def scrape(self) -> dict[str, float]:
         """processed (all outcomes), inbox lag and pending, from /metrics."""
         out = {"processed": 0.0, "lag": float("nan"), "pending": float("nan")}
-        url = f"http://127.0.0.1:{self.port}/metrics"
-        with urllib.request.urlopen(url, timeout=30) as answer:
+        scrape = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/metrics",
+            headers={"Authorization": f"Bearer {ingest.METRICS_TOKEN}"},  # closed by default
+        )
+        with urllib.request.urlopen(scrape, timeout=30) as answer:
             for line in answer.read().decode().splitlines():
                 if line.startswith("ballast_alerts_processed_total{"):
                     out["processed"] += float(line.rsplit(" ", 1)[1])
