@@ -54,6 +54,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.demo.measure import tool_failure_webhook
+
 REPO = Path(__file__).resolve().parents[1]
 PG_ADMIN_DSN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SERVER_CORE = 0
@@ -155,36 +157,7 @@ async def fresh_postgres(name: str) -> str:
 
 
 def webhook_body(tool: str, fingerprint: str) -> bytes:
-    labels = {
-        "alertname": "ToolCallFailureRate",
-        "service": "support-assistant",
-        "tool": tool,
-        "env": "prod",
-        "severity": "warning",
-    }
-    body = {
-        "version": "4",
-        "status": "firing",
-        "receiver": "ballast",
-        "groupKey": f'{{}}:{{tool="{tool}"}}',
-        "truncatedAlerts": 0,
-        "groupLabels": {"tool": tool},
-        "commonLabels": labels,
-        "commonAnnotations": {},
-        "externalURL": "http://127.0.0.1:9093",
-        "alerts": [
-            {
-                "status": "firing",
-                "labels": labels,
-                "annotations": {"summary": "bench/loop.py"},
-                "startsAt": datetime.now(UTC).isoformat(),
-                "endsAt": "0001-01-01T00:00:00Z",
-                "generatorURL": "http://127.0.0.1:9090/graph",
-                "fingerprint": fingerprint,
-            }
-        ],
-    }
-    return json.dumps(body).encode()
+    return json.dumps(tool_failure_webhook(tool, fingerprint, "bench/loop.py")).encode()
 
 
 class Connection:

@@ -36,7 +36,11 @@ class Share:
         return self.percentile(99)
 
 
-def _webhook(tool: str) -> dict[str, object]:
+def tool_failure_webhook(
+    tool: str, fingerprint: str | None = None, summary: str = "measurement"
+) -> dict[str, object]:
+    """Alertmanager's body for a new ToolCallFailureRate alert on ``tool`` (one incident each:
+    the shipped runbook's auto ``disable_tool`` turns the tool's flag false)."""
     labels = {
         "alertname": "ToolCallFailureRate",
         "service": "support-assistant",
@@ -58,11 +62,11 @@ def _webhook(tool: str) -> dict[str, object]:
             {
                 "status": "firing",
                 "labels": labels,
-                "annotations": {"summary": "measurement"},
+                "annotations": {"summary": summary},
                 "startsAt": datetime.now(UTC).isoformat(),
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "http://127.0.0.1:9090/graph",
-                "fingerprint": uuid.uuid4().hex[:16],
+                "fingerprint": fingerprint or uuid.uuid4().hex[:16],
             }
         ],
     }
@@ -99,7 +103,7 @@ def measure_once(
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     with httpx.Client(timeout=5) as client:
-        body = _webhook(tool)
+        body = tool_failure_webhook(tool)
         # Warm the connection.
         client.post(
             f"{ballast_url}/ofrep/v1/evaluate/flags/{key}", json={}, headers=credentials.ofrep
