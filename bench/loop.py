@@ -54,10 +54,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingest import PG_ADMIN_DSN, reset_postgres  # bench/ is on sys.path when run as a script
+
 from bot.demo.measure import tool_failure_webhook
 
 REPO = Path(__file__).resolve().parents[1]
-PG_ADMIN_DSN = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SERVER_CORE = 0
 CLIENT_CORE = 1
 WEBHOOK_TOKEN = "bench-loop-webhook-" + uuid.uuid4().hex
@@ -142,14 +143,8 @@ class Server:
 
 
 async def fresh_postgres(name: str) -> str:
-    import asyncpg  # type: ignore[import-untyped]
-
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
+    """bench/ingest.py's fresh database for one server, and its URL."""
+    await reset_postgres(name)
     return PG_ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}"
 
 
