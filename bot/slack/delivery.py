@@ -11,8 +11,12 @@ transaction; then record each outcome in its own transaction:
 * any other Slack error (``channel_not_found``, ``invalid_blocks``, ``msg_too_long``...) →
   ``failed`` with the error, and one log line that names the fix.
 
-**Crash safety.** A post that may have reached Slack unanswered is looked up before it is
-sent again (:mod:`bot.slack.already_sent`); updates are idempotent and simply sent again;
+**Crash safety.** One process sends (the sender lease). A row left ``sending`` by a process
+that died is taken over after its claim's ``lease``, or sooner by a process that has since
+become the sender: once the row's call can no longer be in flight (``call_timeout`` plus
+:data:`RECORD_GRACE` after the claim), so a replica crash delays an incident message by about
+half a minute, not the whole lease. A post that may have reached Slack unanswered is looked up
+before it is sent again (:mod:`bot.slack.already_sent`); updates are idempotent and simply sent again;
 ephemeral messages and other calls are at-least-once. Claiming: :mod:`bot.slack.delivery_claims`;
 what Slack's answers mean: :mod:`bot.slack.slack_errors`.
 """
@@ -48,6 +52,10 @@ from bot.store.retry import in_transaction
 log = logging.getLogger(__name__)
 
 ClientFactory = Callable[[], AsyncWebClient]
+
+# How long after its call's timeout a claim may still be recording its outcome (the record
+# transaction, retried on a conflict or a dropped connection).
+RECORD_GRACE = timedelta(seconds=10)
 
 
 def slack_client_factory(settings: Settings, *, timeout: int = 15) -> ClientFactory:
@@ -103,6 +111,7 @@ class SlackDelivery:
         self._clock = clock
         self._budgets = budgets
         self._call_timeout = call_timeout
+        self._held_since: datetime | None = None  # when this process became the sender
         self._backoff = backoff
         self._give_up_after = give_up_after
         self._claimer = Claimer(
@@ -153,8 +162,11 @@ class SlackDelivery:
     async def deliver_once(self) -> DeliveryPass:
         """One pass: claim what may go now, send it concurrently, record each outcome."""
         if not await self._sender.held():
+            self._held_since = None
             return DeliveryPass(0, None)
-        batch = await self._claimer.claim()
+        if self._held_since is None:
+            self._held_since = self._clock()
+        batch = await self._claimer.claim(self._orphaned_before())
         if batch.claims:
             client = self._client_or_new()
             outcomes = await asyncio.gather(
@@ -170,6 +182,14 @@ class SlackDelivery:
                         exc_info=outcome,
                     )
         return DeliveryPass(batch.closed + len(batch.claims), batch.wait)
+
+    def _orphaned_before(self) -> datetime | None:
+        """Claims older than this were made by an earlier sender (before this process held
+        the lease) and their calls have ended: whoever made them died or lost the lease."""
+        if self._held_since is None:
+            return None
+        in_flight = timedelta(seconds=self._call_timeout) + RECORD_GRACE
+        return min(self._held_since, self._clock() - in_flight)
 
     def _client_or_new(self) -> AsyncWebClient:
         if self._client is None:

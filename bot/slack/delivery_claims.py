@@ -89,23 +89,30 @@ class Claimer:
         self._batch_size = batch_size
         self._scan_limit = scan_limit
 
-    async def claim(self) -> ClaimBatch:
-        """Claim what may go now, in one transaction (redone on a conflict)."""
+    async def claim(self, orphaned_before: datetime | None = None) -> ClaimBatch:
+        """Claim what may go now, in one transaction (redone on a conflict); rows left
+        ``sending`` before ``orphaned_before`` are taken over without waiting for the lease."""
         now = self._clock()
         batch = ClaimBatch()
         try:
             return await in_transaction(
-                self._db, lambda session: self._claim_in(session, now, batch)
+                self._db, lambda session: self._claim_in(session, now, batch, orphaned_before)
             )
         except BaseException:
             batch.refund(self._budgets)
             raise
 
     async def _claim_in(
-        self, session: AsyncSession, now: datetime, batch: ClaimBatch
+        self,
+        session: AsyncSession,
+        now: datetime,
+        batch: ClaimBatch,
+        orphaned_before: datetime | None,
     ) -> ClaimBatch:
         batch.refund(self._budgets)  # a transaction redone after a conflict starts over
-        heads = await outbox_rows.due_heads(session, now, self._lease, self._scan_limit)
+        heads = await outbox_rows.due_heads(
+            session, now, self._lease, self._scan_limit, orphaned_before
+        )
         messages = await outbox_rows.incident_messages(session, {r.incident_id for r in heads})
         for row in heads:
             if len(batch.claims) >= self._batch_size:

@@ -20,11 +20,16 @@ from bot.store.upsert import upsert
 
 
 async def due_heads(
-    session: AsyncSession, now: datetime, lease: timedelta, limit: int
+    session: AsyncSession,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    orphaned_before: datetime | None = None,
 ) -> list[SlackOutboxEntry]:
     """Due rows with nothing older still active in their lane, oldest first; claims older
-    than ``lease`` count as due (their process died). Locked with SKIP LOCKED on PostgreSQL,
-    so replicas never take the same row."""
+    than ``lease`` count as due (their process died), and so do claims made before
+    ``orphaned_before`` (by an earlier sender whose call can no longer be in flight). Locked
+    with SKIP LOCKED on PostgreSQL, so replicas never take the same row."""
     row = SlackOutboxEntry
     older = aliased(SlackOutboxEntry)
     ahead = (
@@ -36,6 +41,8 @@ async def due_heads(
         and_(row.state == OutboxState.PENDING, row.not_before <= now),
         and_(row.state == OutboxState.SENDING, row.claimed_at < now - lease),
     )
+    if orphaned_before is not None:
+        due = or_(due, and_(row.state == OutboxState.SENDING, row.claimed_at < orphaned_before))
     query = select(row).where(due, ~ahead).order_by(row.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True, of=row)

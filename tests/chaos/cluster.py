@@ -365,11 +365,20 @@ class Cluster:
         for server in self.servers:
             if server.process is None or server.process.poll() is not None:
                 server.start(timeout=60)
-        from tests.chaos.invariants import pending_work
+        from tests.chaos.invariants import pending_detail, pending_work
 
-        wait_until(
-            lambda: not pending_work(self.database_url), timeout, "the cluster to settle", 0.5
-        )
+        left: dict[str, int] = {}
+
+        def quiet() -> bool:
+            left.clear()
+            left.update(pending_work(self.database_url))
+            return not left
+
+        try:
+            wait_until(quiet, timeout, "the cluster to settle", 0.5)
+        except AssertionError as err:
+            detail = "\n".join(pending_detail(self.database_url))
+            raise AssertionError(f"{err}; still pending: {left}\n{detail}") from None
 
 
 @contextlib.contextmanager

@@ -39,16 +39,44 @@ def fetch(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
     return asyncio.run(_fetch(url, sql, *args))
 
 
-def pending_work(url: str) -> bool:
-    """Whether anything is still to be done: alerts unprocessed, executions in flight,
-    Slack calls unsent."""
+def pending_work(url: str) -> dict[str, int]:
+    """What is still to be done, by kind (empty when nothing): alerts unprocessed, executions
+    in flight, Slack calls unsent. A settle that times out names what was left."""
     [row] = fetch(
         url,
         "SELECT (SELECT count(*) FROM inbox_alerts WHERE processed_at IS NULL) AS inbox, "
         "(SELECT count(*) FROM executions WHERE state IN ('running', 'undoing')) AS running, "
         "(SELECT count(*) FROM slack_outbox WHERE state IN ('pending', 'sending')) AS slack",
     )
-    return any(row[k] for k in ("inbox", "running", "slack"))
+    return {k: row[k] for k in ("inbox", "running", "slack") if row[k]}
+
+
+def pending_detail(url: str, limit: int = 12) -> list[str]:
+    """The rows behind :func:`pending_work`, one line each, for a settle that timed out."""
+    lines = [
+        f"outbox #{r['id']} {r['kind']} {r['idempotency_key']} lane={r['lane']} "
+        f"state={r['state']} attempts={r['attempts']} in_doubt={r['in_doubt']} "
+        f"not_before={r['not_before']} claimed_at={r['claimed_at']} error={r['error']!r} "
+        f"post={r['post']} message={r['message']}"
+        for r in fetch(
+            url,
+            "SELECT o.*, (SELECT p.state FROM slack_outbox p WHERE p.incident_id = o.incident_id "
+            "AND p.kind = 'post' ORDER BY p.id DESC LIMIT 1) AS post, "
+            "(SELECT m.ts FROM slack_messages m WHERE m.incident_id = o.incident_id) AS message "
+            "FROM slack_outbox o WHERE o.state IN ('pending', 'sending') ORDER BY o.id LIMIT $1",
+            limit,
+        )
+    ]
+    lines += [
+        f"execution {r['id']} #{r['incident_id']} {r['mitigation_id']} {r['state']}"
+        for r in fetch(
+            url,
+            "SELECT id, incident_id, mitigation_id, state FROM executions "
+            "WHERE state IN ('running', 'undoing') ORDER BY id LIMIT $1",
+            limit,
+        )
+    ]
+    return lines
 
 
 def violations(

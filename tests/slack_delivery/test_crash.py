@@ -12,6 +12,7 @@ import logging
 
 import pytest
 
+from bot.slack.delivery import RECORD_GRACE
 from bot.slack.outbox import Enqueued, OutboxState
 from tests.slack_delivery.conftest import INCIDENTS, LEASE, Rig, dying, kill, message
 
@@ -63,6 +64,28 @@ async def test_no_duplicate_post_after_a_crash_mid_send(rig: Rig, after_slack: b
     await rig.enqueue(lambda s: rig.outbox.update_incident_message(s, incident, message("v2")))
     await rig.settle()
     assert [m["text"] for m in rig.slack.messages(INCIDENTS.id)] == ["v2"]
+
+
+async def test_a_new_sender_takes_over_once_the_dead_ones_call_has_ended(rig: Rig) -> None:
+    """A restarted (or newly elected) sender does not wait out the whole lease: a claim made
+    before it held the sender lease is orphaned once its call could no longer be in flight
+    (the call timeout plus the grace for recording), so a crash delays the incident message by
+    about that, not the lease."""
+    incident = await posted_incident(rig)
+    await crash_during(rig, "chat.postMessage", after_slack=False)
+    rig.clock.advance(seconds=1)  # the restarted process comes up a moment after the crash
+    in_flight = 5.0 + RECORD_GRACE.total_seconds()  # the rig's call_timeout, plus the grace
+    assert in_flight + 2 < LEASE.total_seconds(), "the test would prove nothing"
+
+    await rig.step()
+    await rig.step(in_flight - 2)
+    assert (await rig.row(f"post:{incident}")).state == OutboxState.SENDING, (
+        "taken over while the dead sender's call might still be in flight"
+    )
+    await rig.step(2)
+    row = await rig.row(f"post:{incident}")
+    assert row.state == OutboxState.SENT
+    assert len(rig.slack.messages(INCIDENTS.id)) == 1
 
 
 async def test_an_update_made_while_the_post_is_in_doubt_still_lands(rig: Rig) -> None:
