@@ -44,7 +44,7 @@ def main() -> int:
     ):
         started = time.monotonic()
         asyncio.run(rig.run(args.seconds, alerts_per_second=args.alerts_per_second))
-        rig.settle(timeout=180)
+        rig.settle()
         found = violations(
             url,
             acked=rig.tally.alerts_acked,

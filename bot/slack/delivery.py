@@ -16,9 +16,9 @@ that died is taken over after its claim's ``lease``, or sooner by a process that
 become the sender: once the row's call can no longer be in flight (``call_timeout`` plus
 :data:`RECORD_GRACE` after the claim), so a replica crash delays an incident message by about
 half a minute, not the whole lease. A post that may have reached Slack unanswered is looked up
-before it is sent again (:mod:`bot.slack.already_sent`); updates are idempotent and simply sent again;
-ephemeral messages and other calls are at-least-once. Claiming: :mod:`bot.slack.delivery_claims`;
-what Slack's answers mean: :mod:`bot.slack.slack_errors`.
+before it is sent again (:mod:`bot.slack.already_sent`); updates are idempotent and simply sent
+again; ephemeral messages and other calls are at-least-once. Claiming:
+:mod:`bot.slack.delivery_claims`; what Slack's answers mean: :mod:`bot.slack.slack_errors`.
 """
 
 from __future__ import annotations
