@@ -12,8 +12,9 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -25,7 +26,7 @@ from actions.backends.unleash import UnleashBackend
 from actions.clients.http_policy import AllowlistHttpPolicy
 from actions.clients.paging import HttpPager
 from actions.context import Messenger
-from actions.registry import default_registry
+from actions.registry import ActionRegistry, default_registry
 from bot.api import (
     controls,
     health,
@@ -46,16 +47,24 @@ from bot.auth.authenticator import Authenticator
 from bot.auth.oidc import OidcVerifier
 from bot.auth.people import PersonDirectory
 from bot.auth.proxy import TrustedProxy
-from bot.config import BallastConfig, FlagdBackendConfig, UnleashBackendConfig, load_config
+from bot.config import (
+    BallastConfig,
+    FlagdBackendConfig,
+    GitSourceConfig,
+    RunbooksConfig,
+    UnleashBackendConfig,
+    load_config,
+)
 from bot.controls.recording import RecordingBackend
 from bot.controls.store import BuiltinControlStore, ControlHistoryLog
-from bot.errors import RunbookError
+from bot.errors import Diagnostic, RunbookError
 from bot.execution.auto import AutoMitigator
 from bot.execution.context import ConsoleMessenger, ContextFactory, NoPager
 from bot.execution.executor import MitigationExecutor
 from bot.execution.leases import LeaseTerms
 from bot.execution.policy import OwnerDirectory, StaticDirectory
 from bot.execution.retrying import RetryPolicy
+from bot.gitsync.syncer import RefusedCommit, RunbookSyncer
 from bot.incidents.actors import SYSTEM
 from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
@@ -65,6 +74,7 @@ from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.loader import load_catalog
+from bot.runbooks.snapshot import Catalog
 from bot.runtime.gc_tuning import freeze_startup_heap
 from bot.runtime.worker import WorkerLoop
 from bot.scheduling.timers import TimerKind, TimerService
@@ -110,17 +120,24 @@ def build_services(
     """Build everything without starting anything (no I/O but reading the runbooks)."""
     config = config or load_config(settings.config)
     environ = os.environ if environ is None else environ
-    if config.runbooks is not None:
-        settings = settings.model_copy(update={"runbooks": config.runbooks})
+    runbooks_config = config.runbooks or RunbooksConfig()
+    if runbooks_config.path is not None:
+        settings = settings.model_copy(update={"runbooks": runbooks_config.path})
     registry = default_registry()
-    load = load_catalog([settings.runbooks], registry)
-    for diagnostic in load.diagnostics:
-        (log.error if diagnostic.severity == "error" else log.warning)("%s", diagnostic)
-    if load.catalog is None:
-        raise RunbookError(load.diagnostics)
-    catalog = LiveCatalog(load.catalog)
-    db = db or Database(settings.async_database_url)
     metrics = Metrics()
+    syncer: RunbookSyncer | None = None
+    if runbooks_config.git is None:
+        catalog = LiveCatalog(_load_folder(settings, registry))
+    else:
+        # The first catalog comes from the last good checkout if there is one (the remote may
+        # be down); otherwise from the first sync, before the server says it is ready.
+        catalog = LiveCatalog()
+        token = settings.git_token.get_secret_value() if settings.git_token else None
+        syncer = RunbookSyncer(
+            runbooks_config.git, catalog, registry, metrics, token=token, clock=clock
+        )
+        syncer.restore()
+    db = db or Database(settings.async_database_url)
     http = httpx.AsyncClient(transport=http_transport, follow_redirects=False)
 
     feed = ChangeFeed(db)
@@ -193,12 +210,15 @@ def build_services(
                 on_enqueued=delivery.wake,
             )
         )
+    if syncer is not None and runbooks_config.git is not None:
+        syncer.on_refused = _refusal_reporter(runbooks_config.git, messenger)
     postmortem = PostmortemService(
         db,
         catalog,
         registry,
         config.postmortem,
-        runbooks_root=settings.runbooks,
+        # From git, the folder changes with each commit: the default template is used.
+        runbooks_root=settings.runbooks if syncer is None else None,
         clock=clock,
         http=http,
         environ=environ,
@@ -258,12 +278,49 @@ def build_services(
         feed=feed,
         postmortems=postmortem,
         slack_config=config.slack,
+        syncer=syncer,
+        runbooks_config=runbooks_config,
     )
     if delivery is not None:
         services.slack_app = build_slack_app(settings, services)
         if settings.slack_app_token is None:
             services.slack_handler = http_handler(services.slack_app)
     return services
+
+
+def _load_folder(settings: Settings, registry: ActionRegistry) -> Catalog:
+    """The catalog from BALLAST_RUNBOOKS (or runbooks.path); refuse to start on errors."""
+    load = load_catalog([settings.runbooks], registry)
+    for diagnostic in load.diagnostics:
+        (log.error if diagnostic.severity == "error" else log.warning)("%s", diagnostic)
+    if load.catalog is None:
+        raise RunbookError(load.diagnostics)
+    return load.catalog
+
+
+def _refusal_reporter(
+    source: GitSourceConfig, messenger: Messenger
+) -> Callable[[RefusedCommit], Awaitable[None]] | None:
+    """Tell runbooks.git.notify_channel about a refused commit, once cluster-wide: the outbox
+    keeps one message per idempotency key, whichever replica queues it first."""
+    channel = source.notify_channel
+    if channel is None:
+        return None
+
+    async def report(refused: RefusedCommit) -> None:
+        stays = refused.live_commit[:12] if refused.live_commit else "no catalog"
+        lines = [
+            f"Runbooks commit {refused.commit[:12]} on {source.ref} was refused; "
+            f"{stays} stays live.",
+            *refused.errors[:20],
+        ]
+        if len(refused.errors) > 20:
+            lines.append(f"... {len(refused.errors) - 20} more: see `ballast runbooks status`")
+        await messenger.notify(
+            [channel], "\n".join(lines), idempotency_key=f"runbooks-refused:{refused.commit}"
+        )
+
+    return report
 
 
 def build_authenticator(
@@ -310,6 +367,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services.syncer is not None:  # first: a server with no catalog stops here
+            await _first_sync(services.syncer, services.catalog)
         await services.db.migrate()
         services.db.start_housekeeping()
         freeze_startup_heap()  # process-wide GC policy: see bot/runtime/gc_tuning.py
@@ -320,6 +379,9 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         if services.feed is not None:
             listener = asyncio.create_task(services.feed.run(), name="change-feed")
         worker = asyncio.create_task(services.engine.run(), name="incident-engine")
+        syncing = None
+        if services.syncer is not None:
+            syncing = asyncio.create_task(services.syncer.loop.run(), name="runbooks-git-sync")
         services.timers.start()
         sender = None
         if services.delivery is not None:
@@ -352,6 +414,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
             services.start_draining()
             await recovery.stop(recoverer)
             services.timers.shutdown()
+            if services.syncer is not None and syncing is not None:
+                await services.syncer.loop.stop(syncing)
             if services.slack_app is not None:
                 await drain_lazy_listeners(services.slack_app)  # Slack answers still going out
             if socket is not None:
@@ -404,6 +468,17 @@ def _recovery_loop(services: Services) -> WorkerLoop:
         failure="execution recovery pass failed; will retry",
         rest_first=True,
     )
+
+
+async def _first_sync(syncer: RunbookSyncer, catalog: LiveCatalog) -> None:
+    """Sync before ready. With no catalog yet (first start, or the last good checkout gone),
+    refuse to start unless the sync brings one: there is nothing to serve."""
+    result = await syncer.sync()
+    if catalog.version == 0:
+        why = result.detail or "\n".join(result.errors) or result.outcome.value
+        raise RunbookError(
+            [Diagnostic(Path(syncer.source.display_url), 1, 1, f"no runbook catalog: {why}")]
+        )
 
 
 async def _hand_back(services: Services) -> None:

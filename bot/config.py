@@ -6,9 +6,12 @@ never silently falls back to a default.
 
 from __future__ import annotations
 
+import re
+import string
 from datetime import timedelta
-from pathlib import Path
-from typing import Annotated, Literal
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -177,10 +180,183 @@ class PostmortemConfig(BaseModel):
     )
 
 
+GIT_SCHEMES = ("https", "http", "ssh", "file", "git")
+WEB_URL_FIELDS = frozenset({"commit", "path", "id"})
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|@\{|//")
+
+
+class GitSourceConfig(BaseModel):
+    """A git remote the runbooks are read from; secrets come from BALLAST_GIT_TOKEN(_FILE)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(
+        min_length=1,
+        description="https://, ssh://, file:// (http:// and git:// for loopback tests). No "
+        "credentials in the URL: the token comes from BALLAST_GIT_TOKEN or BALLAST_GIT_TOKEN_FILE.",
+    )
+    ref: str = Field(default="main", description="Branch name, or a full ref (refs/...).")
+    path: str = Field(default=".", description="The runbook folder inside the repository.")
+    poll_interval: Duration = Field(
+        default=timedelta(seconds=60), description="Fetch this often (a push webhook: at once)."
+    )
+    timeout: Duration = Field(
+        default=timedelta(seconds=60), description="Give up on one git command after this."
+    )
+    workdir: Path = Field(
+        default=Path("data/runbooks-git"),
+        description="Ballast's own working copy: the fetched repository, the checkout of the "
+        "live commit and its state (kept across restarts). One per replica.",
+    )
+    token_username: str = Field(
+        default="x-access-token",
+        min_length=1,
+        description="User name sent with BALLAST_GIT_TOKEN over https (GitHub: x-access-token, "
+        "GitLab: oauth2, Gitea: your user).",
+    )
+    ssh_key: Path | None = Field(default=None, description="Private key file for ssh:// URLs.")
+    known_hosts: Path | None = Field(
+        default=None, description="known_hosts file for ssh:// URLs (host keys checked strictly)."
+    )
+    notify_channel: str | None = Field(
+        default=None,
+        description="Slack channel (id or #name) told once about each refused commit.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in GIT_SCHEMES:
+            raise ValueError(
+                f"runbooks.git.url must start with {', '.join(s + '://' for s in GIT_SCHEMES)}; "
+                f"got {_redact_url(url)!r}"
+            )
+        if parts.password is not None or (parts.username and parts.scheme in ("https", "http")):
+            raise ValueError(
+                "runbooks.git.url must not carry credentials (they would be logged); put the "
+                "token in BALLAST_GIT_TOKEN or BALLAST_GIT_TOKEN_FILE"
+            )
+        if parts.scheme == "file" and not parts.path:
+            raise ValueError("runbooks.git.url: a file:// URL needs a path")
+        if parts.scheme != "file" and not parts.hostname:
+            raise ValueError(f"runbooks.git.url {url!r} names no host")
+        return url
+
+    @field_validator("ref")
+    @classmethod
+    def _ref(cls, ref: str) -> str:
+        if (
+            not ref
+            or ref.startswith(("-", "/"))
+            or ref.endswith(("/", ".", ".lock"))
+            or _REF_FORBIDDEN.search(ref)
+        ):
+            raise ValueError(f"runbooks.git.ref {ref!r} is not a valid branch or ref name")
+        return ref
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, path: str) -> str:
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or ".." in pure.parts or path.startswith("-") or "\\" in path:
+            raise ValueError(
+                f"runbooks.git.path {path!r} must be a folder inside the repository "
+                "(relative, no '..')"
+            )
+        return str(pure)
+
+    @field_validator("poll_interval", "timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(days=1):
+            raise ValueError("must be between 1s and 1d")
+        return value
+
+    @model_validator(mode="after")
+    def _ssh_needs_known_hosts(self) -> GitSourceConfig:
+        ssh = urlsplit(self.url).scheme == "ssh"
+        if ssh and self.known_hosts is None:
+            raise ValueError(
+                "an ssh:// runbooks.git.url needs runbooks.git.known_hosts: host keys are "
+                "checked strictly, never accepted on first use"
+            )
+        if not ssh and (self.ssh_key is not None or self.known_hosts is not None):
+            raise ValueError("runbooks.git.ssh_key and known_hosts are for ssh:// URLs only")
+        return self
+
+    @property
+    def full_ref(self) -> str:
+        """``main`` → ``refs/heads/main``; a ref given in full stays as it is."""
+        return self.ref if self.ref.startswith("refs/") else f"refs/heads/{self.ref}"
+
+    @property
+    def display_url(self) -> str:
+        return _redact_url(self.url)
+
+
+def _redact_url(url: str) -> str:
+    """The URL without any user info, for logs and the API."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return parts._replace(netloc=host).geturl()
+
+
+class RunbooksConfig(BaseModel):
+    """Where runbooks come from: a folder (``runbooks: path``) or a git remote."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: Path | None = Field(default=None, description="A folder; overrides BALLAST_RUNBOOKS.")
+    git: GitSourceConfig | None = Field(default=None, description="Sync from a git remote.")
+    web_url: str | None = Field(
+        default=None,
+        description="Link to a runbook file at a commit, with {commit}, {path} (inside the "
+        "repository) and {id}: https://github.com/org/repo/blob/{commit}/{path}",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _folder_shorthand(cls, value: Any) -> Any:
+        """``runbooks: some/folder`` (the form before git) means ``runbooks: {path: ...}``."""
+        return {"path": value} if isinstance(value, str | Path) else value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RunbooksConfig:
+        if self.path is not None and self.git is not None:
+            raise ValueError("give runbooks.path or runbooks.git, not both")
+        return self
+
+    @field_validator("web_url")
+    @classmethod
+    def _web_url(cls, template: str | None) -> str | None:
+        if template is None:
+            return None
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        except ValueError as err:
+            raise ValueError(f"runbooks.web_url: {err}") from None
+        unknown = fields - WEB_URL_FIELDS
+        if unknown:
+            raise ValueError(
+                f"runbooks.web_url uses {', '.join(sorted(unknown))}; it may use only "
+                f"{{commit}}, {{path}} and {{id}}"
+            )
+        if urlsplit(template).scheme not in ("https", "http"):
+            raise ValueError("runbooks.web_url must be an https:// or http:// URL")
+        return template
+
+
 class BallastConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    runbooks: Path | None = Field(default=None, description="Overrides BALLAST_RUNBOOKS.")
+    runbooks: RunbooksConfig | None = Field(
+        default=None, description="A folder (overrides BALLAST_RUNBOOKS) or a git remote."
+    )
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)

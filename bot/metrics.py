@@ -80,6 +80,28 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.runbooks_git_syncs = Counter(
+            "ballast_runbooks_git_syncs",
+            "Runbook syncs from git, by result (live: a new commit went live, unchanged, "
+            "refused: the ref points at an invalid commit, failed: git or the remote failed).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.runbooks_git_refused_commits = Counter(
+            "ballast_runbooks_git_refused_commits",
+            "Commits of the runbook ref refused as invalid (each counted once).",
+            registry=self.registry,
+        )
+        self.runbooks_git_refused = Gauge(
+            "ballast_runbooks_git_refused",
+            "1 while the runbook ref points at a refused commit (an older one is live).",
+            registry=self.registry,
+        )
+        self.runbooks_git_live_since = Gauge(
+            "ballast_runbooks_git_live_since_seconds",
+            "When the live runbook commit went live (Unix time).",
+            registry=self.registry,
+        )
         self.engine_errors = Counter(
             "ballast_engine_errors",
             "Stored alerts whose processing failed and was set aside.",

@@ -38,6 +38,8 @@ SECRET_ENV: dict[str, tuple[str, ...]] = {
     "slack_bot_token": ("SLACK_BOT_TOKEN", "BALLAST_SLACK_BOT_TOKEN"),
     "slack_signing_secret": ("SLACK_SIGNING_SECRET", "BALLAST_SLACK_SIGNING_SECRET"),
     "slack_app_token": ("SLACK_APP_TOKEN", "BALLAST_SLACK_APP_TOKEN"),
+    "git_token": ("BALLAST_GIT_TOKEN",),
+    "git_webhook_secret": ("BALLAST_GIT_WEBHOOK_SECRET",),
 }
 
 # ``BALLAST_*`` variables that are not settings but are read elsewhere, so that start-up does
@@ -99,6 +101,16 @@ class Settings(BaseSettings):
         default=None,
         description="GET /metrics accepts it as a bearer token (a named token with the reader "
         "role works too).",
+    )
+    git_token: SecretStr | None = Field(
+        default=None,
+        description="Token for an https runbooks.git.url (sent as basic auth with "
+        "runbooks.git.token_username); never logged.",
+    )
+    git_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret of POST /webhooks/git push webhooks (GitHub/Gitea/Forgejo HMAC, "
+        "GitLab token); without it the endpoint refuses every request.",
     )
     insecure_allow_anonymous: bool = Field(
         default=False,

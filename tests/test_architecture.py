@@ -78,6 +78,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "runbooks": RUNTIME | _set("actions", "intake", "matching"),
     # ballast.yaml: action backends' settings and runbook durations.
     "config": RUNTIME | _set("actions", "runbooks", "matching", "auth"),
+    # Runbooks from a git remote: the git CLI, the working copy, the syncer.
+    "gitsync": RUNTIME | _set("actions", "intake", "runbooks", "matching", "config"),
     # Dedup, lifecycle, timeline, escalation, read models.
     "incidents": CORE | _set("intake", "runbooks", "matching", "config"),
     # Plan, policy, executor, journal.
@@ -103,6 +105,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "runbooks",
         "matching",
         "config",
+        "gitsync",
         "controls",
         "incidents",
         "execution",
@@ -129,6 +132,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "runbooks",
         "matching",
         "config",
+        "gitsync",
         "controls",
         "incidents",
         "execution",
@@ -144,6 +148,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "runbooks",
         "matching",
         "config",
+        "gitsync",
         "controls",
         "incidents",
         "execution",

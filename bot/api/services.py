@@ -12,11 +12,12 @@ from fastapi import Request
 
 from actions.registry import ActionRegistry
 from bot.auth.authenticator import Authenticator
-from bot.config import SlackConfig
+from bot.config import RunbooksConfig, SlackConfig
 from bot.controls.store import BuiltinControlStore, ControlHistoryLog
 from bot.execution.auto import AutoMitigator
 from bot.execution.context import ContextFactory
 from bot.execution.executor import MitigationExecutor
+from bot.gitsync.syncer import RunbookSyncer
 from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.incidents.escalation import Escalator
@@ -59,6 +60,8 @@ class Services:
     feed: ChangeFeed | None = None  # notifications from other replicas (PostgreSQL)
     postmortems: PostmortemService | None = None
     slack_config: SlackConfig = field(default_factory=SlackConfig)
+    syncer: RunbookSyncer | None = None  # runbooks.git: keeps the catalog at the ref's commit
+    runbooks_config: RunbooksConfig = field(default_factory=RunbooksConfig)
     slack_app: Any = None  # slack_bolt's AsyncApp, when Slack is configured
     slack_handler: Any = None  # its HTTP handler (None in Socket Mode)
     store_timeout: float = 5.0

@@ -50,7 +50,16 @@ async def _draft(database_url: str | None, incident_id: int) -> Draft:
 
     settings = load_settings(database_url)
     config = load_config(settings.config)
-    runbooks = config.runbooks or settings.runbooks
+    runbooks = settings.runbooks
+    if config.runbooks is not None and config.runbooks.path is not None:
+        runbooks = config.runbooks.path
+    elif config.runbooks is not None and config.runbooks.git is not None:
+        from bot.gitsync.syncer import last_good_folder
+
+        folder = last_good_folder(config.runbooks.git)
+        if folder is None:
+            fail("runbooks.git: no synced checkout here yet; run this beside the server")
+        runbooks = folder
     registry = default_registry()
     load = load_catalog([runbooks], registry)
     if load.catalog is None:

@@ -14,6 +14,7 @@ import typer
 
 from bot.cli.base import SourceOption, command, new_app
 from bot.cli.output import fail
+from bot.cli.remote import DEFAULT_URL, Client, TokenOption, UrlOption
 
 if TYPE_CHECKING:
     from actions import ActionRegistry
@@ -115,6 +116,58 @@ def explain(
         typer.echo("")
         for line in _render_alert(number, alert):
             typer.echo(line)
+
+
+@command(runbooks_app, short_help="Which runbook commit a server runs, and the last refused.")
+def status(
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the server's JSON.")] = False,
+) -> None:
+    """Ask a running server which runbooks are live: the git commit and since when, and the
+    last commit it refused with why. Exit 1 while the ref points at a refused commit."""
+    body = Client(url, token).get("/api/v1/runbooks")
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in body.items() if k != "runbooks"}, indent=2))
+    for line in status_lines(body):
+        if not as_json:
+            typer.echo(line)
+    git = body.get("git") or {}
+    refused = git.get("refused") or {}
+    if refused and refused.get("commit") != git.get("commit") and _refused_is_newest(git):
+        raise typer.Exit(1)
+
+
+def _refused_is_newest(git: dict[str, Any]) -> bool:
+    """True when the refused commit came after the live one went live."""
+    refused = git.get("refused") or {}
+    return bool(refused.get("at")) and (git.get("since") or "") <= refused["at"]
+
+
+def status_lines(body: dict[str, Any]) -> list[str]:
+    """The status as a few lines: source, live commit, since, last refused and why."""
+    count = len(body.get("runbooks", []))
+    git = body.get("git")
+    if not git:
+        return [
+            f"source: folder, catalog version {body.get('version')}, {count} runbooks, "
+            f"loaded at {body.get('loaded_at')}"
+        ]
+    lines = [
+        f"source: git {git['url']} {git['ref']} (folder {git['path']})",
+        f"live:   {git.get('commit') or 'none'} since {git.get('since') or '-'}, {count} runbooks",
+        f"fetched: {git.get('checked_at') or 'not yet'}",
+    ]
+    if git.get("fetch_error"):
+        lines.append(f"fetch error: {git['fetch_error']}")
+    refused = git.get("refused")
+    if refused:
+        newest = " (the ref points at it: fix and push)" if _refused_is_newest(git) else ""
+        lines.append(f"refused: {refused['commit']} at {refused['at']}{newest}")
+        lines.extend(f"  {error}" for error in refused.get("errors", []))
+    else:
+        lines.append("refused: none")
+    return lines
 
 
 @command(runbooks_app, short_help="Print the runbook JSON Schema (for editors).")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from actions import ActionRegistry
 from bot.runbooks.loader import CatalogLoad, load_catalog
-from bot.runbooks.snapshot import Catalog
+from bot.runbooks.snapshot import Catalog, Revision
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +65,22 @@ class LiveCatalog:
         """The most recent load, including one refused for errors; None before the first."""
         return self._state.last_load
 
-    def reload(self, paths: Sequence[Path], registry: ActionRegistry | None = None) -> CatalogLoad:
+    def reload(
+        self,
+        paths: Sequence[Path],
+        registry: ActionRegistry | None = None,
+        revision: Revision | None = None,
+    ) -> CatalogLoad:
         """Load ``paths`` and go live with the result only when it has no errors.
 
-        Blocks while the files are parsed, and while another reload runs: on the event loop,
-        call :meth:`areload` instead.
+        ``revision`` labels the catalog with the git commit its files were read at. Blocks
+        while the files are parsed, and while another reload runs: on the event loop, call
+        :meth:`areload` instead.
         """
         with self._reloading:
             result = load_catalog(paths, registry)
+            if result.catalog is not None and revision is not None:
+                result = replace(result, catalog=result.catalog.at_revision(revision))
             state = self._state
             if result.catalog is None:
                 self._state = replace(state, last_load=result)
@@ -83,8 +91,11 @@ class LiveCatalog:
         return result
 
     async def areload(
-        self, paths: Sequence[Path], registry: ActionRegistry | None = None
+        self,
+        paths: Sequence[Path],
+        registry: ActionRegistry | None = None,
+        revision: Revision | None = None,
     ) -> CatalogLoad:
         """:meth:`reload` in a worker thread, so the event loop is never blocked."""
         async with self._waiting:
-            return await asyncio.to_thread(self.reload, paths, registry)
+            return await asyncio.to_thread(self.reload, paths, registry, revision)

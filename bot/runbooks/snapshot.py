@@ -7,6 +7,7 @@ and swaps it atomically on reload.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -19,10 +20,21 @@ def precedence(runbook: Runbook) -> tuple[int, str]:
     return (-runbook.specificity, runbook.id)
 
 
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """The git commit a catalog was read from, and the checkout it was read in.
+
+    Paths of runbook files relative to ``root`` are their paths in the repository.
+    """
+
+    commit: str
+    root: Path
+
+
 class Catalog:
     """Runbooks by id, matched through an index rather than a scan of every runbook."""
 
-    __slots__ = ("_index", "_paths", "_runbooks")
+    __slots__ = ("_index", "_paths", "_revision", "_runbooks")
 
     def __init__(
         self, runbooks: Iterable[Runbook], paths: Mapping[str, Path] | None = None
@@ -37,6 +49,32 @@ class Catalog:
         self._index: MatcherIndex[str] = MatcherIndex(
             (runbook.id, runbook.matchers) for runbook in by_id.values()
         )
+        self._revision: Revision | None = None
+
+    @property
+    def revision(self) -> Revision | None:
+        """The commit these runbooks were read at; None when read from a plain folder."""
+        return self._revision
+
+    def at_revision(self, revision: Revision) -> Catalog:
+        """The same runbooks and index, labelled with the commit they were read at."""
+        stamped = object.__new__(Catalog)
+        stamped._runbooks = self._runbooks
+        stamped._paths = self._paths
+        stamped._index = self._index
+        stamped._revision = revision
+        return stamped
+
+    def repository_path(self, runbook_id: str) -> str | None:
+        """A runbook's file as a path inside the git repository (``runbooks/x.yaml``); None
+        when the catalog was not read from git or the runbook has no file."""
+        path = self._paths.get(runbook_id)
+        if self._revision is None or path is None:
+            return None
+        try:
+            return path.relative_to(self._revision.root).as_posix()
+        except ValueError:
+            return None
 
     @property
     def runbooks(self) -> Mapping[str, Runbook]:

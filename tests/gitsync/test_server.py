@@ -1,0 +1,97 @@
+"""A server whose runbooks come from git: status in the API, reloads as syncs, replicas, start-up.
+
+On SQLite and PostgreSQL (``make_harness`` runs on ``test_database``); two servers share one
+database as two replicas would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.config import BallastConfig, GitSourceConfig, RunbooksConfig
+from bot.errors import RunbookError
+from tests.gitsync.remote import BROKEN, GitRemote, runbook
+
+
+def git_config(url: str, workdir: Path, **git: Any) -> BallastConfig:
+    return BallastConfig(
+        runbooks=RunbooksConfig(
+            git=GitSourceConfig(url=url, path="runbooks", workdir=workdir, **git)
+        )
+    )
+
+
+async def test_the_api_says_which_commit_is_live_and_which_was_refused(
+    make_harness: Any, remote: GitRemote, tmp_path: Path
+) -> None:
+    good = remote.commit({"runbooks/checkout.yaml": runbook()})
+    h = await make_harness(git_config(remote.file_url, tmp_path / "one"))
+
+    body = (await h.client.get("/api/v1/runbooks")).json()
+    assert body["version"] == 1
+    assert body["source"] == "git"
+    assert body["revision"] == good
+    assert body["git"]["commit"] == good
+    assert body["git"]["refused"] is None
+    assert body["git"]["url"] == remote.file_url
+    assert body["git"]["ref"] == "main"
+    [listed] = body["runbooks"]  # the existing fields are kept
+    assert listed["id"] == "checkout/high-error-rate"
+    assert listed["mitigations"] == ["review-all"]
+    assert listed["path"].endswith(f"checkouts/{good}/runbooks/checkout.yaml")
+
+    bad = remote.commit({"runbooks/checkout.yaml": BROKEN})
+    reload = await h.client.post("/api/v1/runbooks/reload")
+    assert reload.status_code == 422, reload.text
+    assert reload.json()["reloaded"] is False
+    assert any("runbooks/checkout.yaml:" in e and "yolo" in e for e in reload.json()["errors"])
+
+    body = (await h.client.get("/api/v1/runbooks")).json()
+    assert body["revision"] == good
+    assert body["version"] == 1
+    assert body["git"]["refused"]["commit"] == bad
+    assert any("yolo" in e for e in body["git"]["refused"]["errors"])
+    metrics = (await h.client.get("/metrics")).text
+    assert "ballast_runbooks_git_refused 1.0" in metrics
+    assert "ballast_runbooks_git_refused_commits_total 1.0" in metrics
+
+
+async def test_two_replicas_on_one_database_converge(
+    make_harness: Any, remote: GitRemote, tmp_path: Path
+) -> None:
+    remote.commit({"runbooks/checkout.yaml": runbook()})
+    one = await make_harness(git_config(remote.file_url, tmp_path / "one"))
+    two = await make_harness(git_config(remote.file_url, tmp_path / "two"))
+    pushed = remote.commit({"runbooks/checkout.yaml": runbook(title="New")})
+
+    for replica in (one, two):
+        assert (await replica.client.post("/api/v1/runbooks/reload")).status_code == 200
+
+    revisions = [(await r.client.get("/api/v1/runbooks")).json()["revision"] for r in (one, two)]
+    assert revisions == [pushed, pushed]
+
+
+async def test_a_first_start_without_a_reachable_remote_refuses_to_start(
+    make_harness: Any, tmp_path: Path
+) -> None:
+    missing = (tmp_path / "nowhere.git").as_uri()
+    with pytest.raises(RunbookError, match="no runbook catalog"):
+        await make_harness(git_config(missing, tmp_path / "w"))
+
+
+async def test_a_restart_with_the_remote_gone_serves_the_last_good_commit(
+    make_harness: Any, remote: GitRemote, tmp_path: Path
+) -> None:
+    good = remote.commit({"runbooks/checkout.yaml": runbook()})
+    await make_harness(git_config(remote.file_url, tmp_path / "w"))
+    remote.bare.rename(remote.bare.with_name("gone.git"))  # the remote is unreachable
+
+    h = await make_harness(git_config(remote.file_url, tmp_path / "w"))
+
+    body = (await h.client.get("/api/v1/runbooks")).json()
+    assert body["revision"] == good
+    assert body["git"]["fetch_error"] is not None
+    assert [r["id"] for r in body["runbooks"]] == ["checkout/high-error-rate"]
