@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.cli.runbooks import status_lines
 from bot.config import BallastConfig, GitSourceConfig, RunbooksConfig
 from bot.errors import RunbookError
 from tests.gitsync.remote import BROKEN, GitRemote, runbook
@@ -54,6 +55,11 @@ async def test_the_api_says_which_commit_is_live_and_which_was_refused(
     assert body["version"] == 1
     assert body["git"]["refused"]["commit"] == bad
     assert any("yolo" in e for e in body["git"]["refused"]["errors"])
+    lines = status_lines(body)  # what `ballast runbooks status` prints from this JSON
+    assert lines[0] == f"source: git {remote.file_url} main (folder runbooks)"
+    assert lines[1].startswith(f"live:   {good} since ")
+    assert any(line.startswith(f"refused: {bad} at ") and "fix and push" in line for line in lines)
+    assert any("yolo" in line for line in lines)
     metrics = (await h.client.get("/metrics")).text
     assert "ballast_runbooks_git_refused 1.0" in metrics
     assert "ballast_runbooks_git_refused_commits_total 1.0" in metrics
