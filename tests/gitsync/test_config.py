@@ -78,7 +78,7 @@ runbooks:
         ),
         ("runbooks: {git: {url: 'file:///srv/r.git', ref: 'a..b'}}", "not a valid branch"),
         ("runbooks: {git: {url: 'file:///srv/r.git', ref: '-x'}}", "not a valid branch"),
-        ("runbooks: {git: {url: 'file:///srv/r.git', path: '../etc'}}", "inside the repository"),
+        ("runbooks: {git: {url: 'file:///srv/r.git', path: 'a/../../x'}}", "inside the repository"),
         ("runbooks: {git: {url: 'file:///srv/r.git', path: /abs}}", "inside the repository"),
         ("runbooks: {git: {url: 'file:///srv/r.git', poll_interval: 500ms}}", "between 1s and 1d"),
         ("runbooks: {git: {url: 'file:///srv/r.git', pol_interval: 5s}}", "pol_interval"),
