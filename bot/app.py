@@ -446,7 +446,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     install_error_handlers(app)
     install_openapi(app)
     webhooks.install(app)
-    routers = (incidents, mitigations, postmortems, runbooks, controls, ofrep, slack, openapi)
+    ofrep.install(app)
+    routers = (incidents, mitigations, postmortems, runbooks, controls, slack, openapi)
     for module in (*routers, health):
         app.include_router(module.router)
     return app

@@ -15,8 +15,13 @@ Shaped around the PyPI ``openfeature-provider-ofrep`` 0.3 client:
   While the database is unreachable the last values read are served; only a process that
   never read them answers 500 (and applications fall back to their code defaults).
 
-Auth is optional: when ``BALLAST_OFREP_TOKEN`` is set, clients send it as a bearer token or as
-``X-API-Key`` (both listed by the OFREP spec).
+Closed by default (:func:`bot.api.auth.require_access`): clients send ``BALLAST_OFREP_TOKEN``
+as a bearer token or as ``X-API-Key`` (both listed by the OFREP spec), or a named token with the
+reader role.
+
+The endpoints are :class:`~bot.api.direct.DirectRoute` routes on the app's own router: an
+application polls them back to back, and FastAPI's parameter solving and an included router's
+dispatch cost more than the evaluation.
 """
 
 from __future__ import annotations
@@ -24,20 +29,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from actions.control_values import variant_of
 from actions.controls import KEY_PATTERN
 from actions.errors import ActionError
 from bot.api.auth import require_access
+from bot.api.direct import add_direct_route
 from bot.api.services import services_of
 from bot.api.webhooks import BodyTooLarge, read_bounded
 from bot.auth.roles import Role
 from bot.controls.store import BuiltinControlStore, ControlValue
 
-router = APIRouter(prefix="/ofrep/v1", tags=["ofrep"])
-
+PREFIX = "/ofrep/v1"
 MAX_BODY_BYTES = 64 * 1024  # a context is a few attributes; anything bigger is a mistake
 
 
@@ -48,8 +53,7 @@ class _BadRequest(Exception):
         super().__init__(details)
 
 
-@router.post("/evaluate/flags/{key}")
-async def evaluate_flag(key: str, request: Request) -> Response:
+async def evaluate_flag(request: Request, key: str) -> Response:
     """Evaluate one flag: its stored value, whatever the context."""
     await _authorize(request)
     try:
@@ -68,7 +72,6 @@ async def evaluate_flag(key: str, request: Request) -> Response:
     return _json(_evaluation(control), 200)
 
 
-@router.post("/evaluate/flags")
 async def evaluate_flags(request: Request) -> Response:
     """Evaluate every flag; ``If-None-Match`` with the current ETag answers 304, no body."""
     await _authorize(request)
@@ -86,6 +89,15 @@ async def evaluate_flags(request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     body = {"flags": [_evaluation(control) for control in snapshot.values.values()]}
     return _json(body, 200, headers)
+
+
+def install(app: FastAPI) -> None:
+    """Add the OFREP endpoints to ``app``'s own router (before the included routers)."""
+    for path, endpoint in (
+        (f"{PREFIX}/evaluate/flags/{{key}}", evaluate_flag),
+        (f"{PREFIX}/evaluate/flags", evaluate_flags),
+    ):
+        add_direct_route(app, path, endpoint, methods=["POST"], tags=["ofrep"])
 
 
 def _store(request: Request) -> BuiltinControlStore:
