@@ -35,6 +35,7 @@ SECRET_ENV: dict[str, tuple[str, ...]] = {
     "api_token": ("BALLAST_API_TOKEN",),
     "ofrep_token": ("BALLAST_OFREP_TOKEN",),
     "metrics_token": ("BALLAST_METRICS_TOKEN",),
+    "pagerduty_webhook_secret": ("BALLAST_PAGERDUTY_WEBHOOK_SECRET",),
     "slack_bot_token": ("SLACK_BOT_TOKEN", "BALLAST_SLACK_BOT_TOKEN"),
     "slack_signing_secret": ("SLACK_SIGNING_SECRET", "BALLAST_SLACK_SIGNING_SECRET"),
     "slack_app_token": ("SLACK_APP_TOKEN", "BALLAST_SLACK_APP_TOKEN"),
@@ -111,6 +112,11 @@ class Settings(BaseSettings):
         default=None,
         description="Secret of POST /webhooks/git push webhooks (GitHub/Gitea/Forgejo HMAC, "
         "GitLab token); without it the endpoint refuses every request.",
+    )
+    pagerduty_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The PagerDuty webhook subscription's signing secret: when set, "
+        "POST /webhooks/pagerduty also needs a matching X-PagerDuty-Signature (403 without).",
     )
     insecure_allow_anonymous: bool = Field(
         default=False,

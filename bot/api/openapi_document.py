@@ -5,7 +5,7 @@ models, 200 and its own 422. The webhooks read their bodies themselves (``Direct
 errors come from handlers and ``HTTPException``, and tokens are checked in code; so this module
 adds, once, when the document is first asked for:
 
-- the request bodies of the three webhooks, from the intake's own wire models (and the OFREP
+- the request bodies of the webhooks, from the intake's own wire models (and the OFREP
   evaluation context);
 - the security schemes (``webhookToken``, ``webhookBasic``, ``apiToken`` — a principal's
   token, see docs/security.md —, ``ofrepToken``, ``ofrepApiKey``, ``metricsToken``) and which
@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from bot.intake.alertmanager import AlertmanagerWebhook
 from bot.intake.generic import GenericAlert, GenericBatch
 from bot.intake.grafana import GrafanaWebhook
+from bot.intake.pagerduty import PagerDutyWebhook
 
 _ERROR = {"$ref": "#/components/schemas/ErrorBody"}
 _OFREP_ERROR = {"$ref": "#/components/schemas/OfrepError"}
@@ -93,6 +94,7 @@ _MEANING = {
 _WEBHOOKS: dict[str, type[BaseModel]] = {
     "/webhooks/alertmanager": AlertmanagerWebhook,
     "/webhooks/grafana": GrafanaWebhook,
+    "/webhooks/pagerduty": PagerDutyWebhook,
 }
 
 

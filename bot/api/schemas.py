@@ -94,3 +94,6 @@ class WebhookReceipt(BaseModel):
     stored: int
     duplicates: int
     truncated_alerts: int = 0
+    # Only when nothing was taken from the delivery on purpose (a PagerDuty acknowledgement,
+    # an Opsgenie note): why. Left out of the answer otherwise.
+    ignored: str | None = None

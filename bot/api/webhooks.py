@@ -19,12 +19,14 @@ from fastapi.responses import JSONResponse
 
 from bot.api.auth import require_access
 from bot.api.direct import add_direct_route
+from bot.api.principals import count_failure
 from bot.api.schemas import WebhookReceipt
 from bot.api.services import Services, services_of
 from bot.auth.roles import Role
 from bot.errors import PayloadError
 from bot.intake import parse_json_bytes, parse_payload
 from bot.intake.alert import AlertSource
+from bot.intake.pagerduty import SIGNATURE_HEADER, SignatureCheck, check_signature
 from bot.store.transient import is_unavailable
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,9 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
             detail=f"body is larger than {settings.max_body_bytes} bytes "
             "(BALLAST_MAX_BODY_BYTES); lower max_alerts in the sender or raise the limit",
         ) from None
+    refused = _check_signature(request, services, source, body)
+    if refused is not None:
+        return refused
     try:
         data = parse_json_bytes(body)
     except PayloadError as err:
@@ -109,13 +114,41 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
     services.metrics.alerts_received.labels(source.value, "duplicate").inc(result.duplicates)
     if result.stored:
         services.engine.wake()
+    if batch.ignored is not None:
+        services.metrics.alerts_received.labels(source.value, "ignored").inc()
     receipt = WebhookReceipt(
         received=result.received,
         stored=result.stored,
         duplicates=result.duplicates,
         truncated_alerts=batch.truncated_alerts,
+        ignored=batch.ignored,
     )
-    return JSONResponse(receipt.model_dump(), status_code=200)
+    return JSONResponse(receipt.model_dump(exclude_none=True), status_code=200)
+
+
+def _check_signature(
+    request: Request, services: Services, source: AlertSource, body: bytes
+) -> JSONResponse | None:
+    """The sender's own signature, where it has one and its secret is set: a 403 if wrong.
+
+    On top of the webhook token (which the sender sends as a custom header): the token says
+    who may post, the signature that PagerDuty sent this very body.
+    """
+    secret = services.settings.pagerduty_webhook_secret
+    if source is not AlertSource.PAGERDUTY or secret is None:
+        return None
+    check = check_signature(body, request.headers.get(SIGNATURE_HEADER), secret.get_secret_value())
+    if check is SignatureCheck.MATCHED:
+        return None
+    count_failure(request, f"{check.value}_signature")
+    detail = (
+        f"no v1= signature in {SIGNATURE_HEADER}; BALLAST_PAGERDUTY_WEBHOOK_SECRET is set, so "
+        "every delivery must be signed"
+        if check is SignatureCheck.MISSING
+        else f"no {SIGNATURE_HEADER} entry matches the body signed with "
+        "BALLAST_PAGERDUTY_WEBHOOK_SECRET (the subscription's secret)"
+    )
+    return JSONResponse({"detail": detail, "field": ""}, status_code=403)
 
 
 async def _authorize(request: Request, services: Services) -> None:
@@ -146,6 +179,11 @@ async def generic_webhook(request: Request) -> JSONResponse:
     return await _receive(request, AlertSource.GENERIC)
 
 
+async def pagerduty_webhook(request: Request) -> JSONResponse:
+    """PagerDuty V3 webhook subscription (incident events; X-PagerDuty-Signature checked)."""
+    return await _receive(request, AlertSource.PAGERDUTY)
+
+
 def install(app: FastAPI) -> None:
     """Add the webhook endpoints to ``app`` (first, so they are matched first)."""
     for path, endpoint, methods in (
@@ -153,6 +191,7 @@ def install(app: FastAPI) -> None:
         # Grafana's webhook contact point can be set to PUT; it sends the same body.
         ("/webhooks/grafana", grafana_webhook, ["POST", "PUT"]),
         ("/webhooks/generic", generic_webhook, ["POST"]),
+        ("/webhooks/pagerduty", pagerduty_webhook, ["POST"]),
     ):
         for method in methods:  # one route per method: each its own OpenAPI operation
             add_direct_route(

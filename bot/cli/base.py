@@ -84,6 +84,7 @@ class PayloadSource(StrEnum):
     ALERTMANAGER = "alertmanager"
     GRAFANA = "grafana"
     GENERIC = "generic"
+    PAGERDUTY = "pagerduty"
 
 
 SourceOption = Annotated[
@@ -91,6 +92,7 @@ SourceOption = Annotated[
     typer.Option(
         "--source",
         metavar="FORMAT",
-        help="Payload format: alertmanager, grafana or generic; detected when not given.",
+        help="Payload format: alertmanager, grafana, generic or pagerduty; detected when "
+        "not given.",
     ),
 ]

@@ -14,6 +14,7 @@ from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.intake.alertmanager import parse_alertmanager
 from bot.intake.generic import parse_generic
 from bot.intake.grafana import is_legacy_grafana, parse_grafana
+from bot.intake.pagerduty import parse_pagerduty
 from bot.intake.wire import parse_json_bytes
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "parse_generic",
     "parse_grafana",
     "parse_json_bytes",
+    "parse_pagerduty",
     "parse_payload",
 ]
 
@@ -33,6 +35,7 @@ _PARSERS: dict[AlertSource, Callable[..., AlertBatch]] = {
     AlertSource.ALERTMANAGER: parse_alertmanager,
     AlertSource.GRAFANA: parse_grafana,
     AlertSource.GENERIC: parse_generic,
+    AlertSource.PAGERDUTY: parse_pagerduty,
 }
 
 # Group fields only Alertmanager-style payloads have (Grafana's too, so test Grafana first).
@@ -56,10 +59,13 @@ def detect_source(data: object) -> AlertSource:
 
     Grafana is tested first because its payload is Alertmanager's plus ``orgId``, ``state`` and
     per-alert links; a legacy Grafana notification counts as Grafana, so that parsing it gives
-    the error that explains legacy alerting is not supported. Anything unrecognised is generic.
+    the error that explains legacy alerting is not supported. PagerDuty's ``event.event_type``
+    is recognised before either. Anything unrecognised is generic.
     """
     if not isinstance(data, dict):
         return AlertSource.GENERIC
+    if is_pagerduty(data):
+        return AlertSource.PAGERDUTY
     if is_legacy_grafana(data):
         return AlertSource.GRAFANA
     alerts = data.get("alerts")
@@ -72,3 +78,9 @@ def detect_source(data: object) -> AlertSource:
     if data.get("version") == "4" or not _ALERTMANAGER_KEYS.isdisjoint(data):
         return AlertSource.ALERTMANAGER
     return AlertSource.GENERIC
+
+
+def is_pagerduty(data: dict[str, object]) -> bool:
+    """A PagerDuty V3 webhook: ``{"event": {"event_type": ...}}``."""
+    event = data.get("event")
+    return isinstance(event, dict) and "event_type" in event

@@ -1,8 +1,8 @@
 """The canonical alert every source is turned into.
 
-Alertmanager, Grafana and the generic JSON form all end up as :class:`Alert`, so nothing after
-intake needs to know where an alert came from. Alert and AlertBatch are plain value objects:
-each source's wire model has validated every value once, as the sender wrote it (that is where
+Alertmanager, Grafana, PagerDuty and the generic JSON form all end up as :class:`Alert`, so
+nothing after intake needs to know where an alert came from. Alert and AlertBatch are plain
+value objects: each source's wire model has validated every value once, as the sender wrote it (that is where
 a bad field can be named in the sender's terms); validating the canonical object a second time
 was a tenth of a webhook's CPU at the ingest ceiling.
 """
@@ -28,6 +28,7 @@ class AlertSource(StrEnum):
     ALERTMANAGER = "alertmanager"
     GRAFANA = "grafana"
     GENERIC = "generic"
+    PAGERDUTY = "pagerduty"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,9 @@ class AlertBatch:
     truncated_alerts: int = 0
     # Values intake had to change (see bot.intake.limits), for the metrics.
     alterations: tuple[Alteration, ...] = ()
+    # Why nothing was taken from this delivery: an event that is not a change of an alert's
+    # state (a PagerDuty acknowledgement, an Opsgenie note). The sender gets a 2xx saying so.
+    ignored: str | None = None
 
 
 def label_fingerprint(labels: Mapping[str, str]) -> str:

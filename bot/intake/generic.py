@@ -156,7 +156,8 @@ _FOREIGN: tuple[tuple[Callable[[Mapping[str, object]], bool], str], ...] = (
     (is_legacy_grafana, LEGACY_MESSAGE),
     (
         lambda d: isinstance(event := d.get("event"), dict) and "event_type" in event,
-        f"this looks like a PagerDuty V3 webhook (event.event_type){_UNSUPPORTED}{_EXAMPLE}",
+        "this looks like a PagerDuty V3 webhook (event.event_type), not the generic form: "
+        "send it to /webhooks/pagerduty",
     ),
     (
         lambda d: "action" in d and isinstance(d.get("alert"), dict),

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Sequence, Sized
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import orjson
@@ -130,6 +130,66 @@ StartTime = Annotated[datetime | None, PlainValidator(_start_time)]
 EndTime = Annotated[datetime | None, PlainValidator(_end_time)]
 # The canonical Alert allows 1-128 characters; an empty one means "compute it from the labels".
 Fingerprint = Annotated[str, StringConstraints(max_length=128)]
+
+# Epoch numbers are told apart by size: Opsgenie sends createdAt in milliseconds and updatedAt
+# in nanoseconds, Datadog's $DATE is milliseconds. Each unit's range starts in 1973, so any
+# instant from then to the year 5138 reads the same whatever unit the sender chose.
+_EPOCH_UNITS = ((10**11, 1), (10**14, 10**3), (10**17, 10**6), (10**20, 10**9))
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_epoch(value: object) -> datetime:
+    """A Unix time as an integer or a string of digits, in s, ms, µs or ns (by its size)."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        number = int(value)
+    if number is None or number <= 0:
+        raise ValueError(
+            "expected a Unix time in milliseconds (an integer or a string of digits) such as "
+            f"1448435530000, got {describe(value)}"
+        )
+    for below, per_second in _EPOCH_UNITS:
+        if number < below:
+            seconds, rest = divmod(number, per_second)
+            return _EPOCH + timedelta(seconds=seconds, microseconds=rest * 10**6 // per_second)
+    raise ValueError(f"expected a Unix time in milliseconds, got {describe(value)}, too large")
+
+
+# A Unix time as above, aware UTC.
+EpochTime = Annotated[datetime, PlainValidator(parse_epoch)]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # a template variable written without quotes: "id": $ID
+    raise ValueError(f"expected a string, got {describe(value)}")
+
+
+# Text a sender fills in from a template: a string, or an integer written without quotes.
+TemplateText = Annotated[str, PlainValidator(_text)]
+
+# Vendor priorities (P1 highest) as the ``severity`` label Ballast's runbooks use.
+PRIORITY_SEVERITY = {
+    "P1": "critical",
+    "P2": "critical",
+    "P3": "warning",
+    "P4": "info",
+    "P5": "info",
+}
+
+
+def severity_of_priority(priority: str | None) -> str | None:
+    """``P1``/``p2``/``3`` → the severity label; None for anything else."""
+    if not priority:
+        return None
+    key = priority.strip().upper()
+    if key.isdigit():
+        key = f"P{key}"
+    return PRIORITY_SEVERITY.get(key)
 
 
 def describe(value: object) -> str:

@@ -6,6 +6,7 @@ Each test asserts the incidents that result, and that posting the same webhook a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,74 @@ async def test_grafana_legacy_payload_is_refused_and_nothing_stored(make_harness
     assert "legacy" in response.json()["detail"].lower()
     await h.settle()
     assert await incidents(h) == []
+
+
+PD = FIXTURES / "pagerduty"
+
+
+async def test_pagerduty_incident_lifecycle(make_harness: Any, tmp_path: Path) -> None:
+    """Triggered → acknowledged (ignored) → resolved → reopened, each delivered twice.
+
+    The fixtures are three different PagerDuty incidents, so the later events of the
+    triggered one are made from it by changing what PagerDuty changes: type, time, status.
+    """
+    h = await make_harness()
+    await post_twice(h, "pagerduty", PD / "zulip-triggered-v3.json")
+    [incident] = await incidents(h)
+    assert incident["runbook_id"] is None
+    assert incident["status"] == "triggered"
+    assert incident["title"] == "Untriaged alert: Test Incident 3"
+    assert incident["group_labels"] == {"alertname": "Test Incident 3", "service": "pig208"}
+
+    triggered = json.loads((PD / "zulip-triggered-v3.json").read_text())
+
+    def later(event_type: str, at: str, status: str) -> Path:
+        body = json.loads(json.dumps(triggered))
+        body["event"].update(event_type=event_type, occurred_at=at, id=f"{event_type}-{at}")
+        body["event"]["data"]["status"] = status
+        path = tmp_path / f"{event_type}-{at}.json"
+        path.write_text(json.dumps(body))
+        return path
+
+    ack = later("incident.acknowledged", "2021-06-04T13:40:00Z", "acknowledged")
+    answer = await h.post_fixture("pagerduty", ack)
+    assert answer.status_code == 200
+    assert answer.json()["received"] == 0
+    assert answer.json()["ignored"].startswith("incident.acknowledged: ")
+    await post_twice(h, "pagerduty", ack)
+    [incident] = await incidents(h)
+    assert incident["status"] == "triggered"
+
+    await post_twice(h, "pagerduty", later("incident.resolved", "2021-06-04T13:50:00Z", "resolved"))
+    [incident] = await incidents(h)
+    assert incident["status"] == "resolved"
+    assert incident["resolved_by"] == "pagerduty"
+
+    await post_twice(
+        h, "pagerduty", later("incident.reopened", "2021-06-04T14:00:00Z", "triggered")
+    )
+    listed = await incidents(h)
+    assert [i["status"] for i in listed] == ["triggered"]  # the same incident, reopened
+    detail = (await h.client.get(f"/api/v1/incidents/{listed[0]['id']}")).json()
+    assert detail["alerts"][0]["fingerprint"] == "pagerduty:PFQZPSY"
+    assert detail["alerts"][0]["status"] == "firing"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("zulip-triggered-v3.json", [("triggered", "Test Incident 3", 1)]),
+        # An incident Ballast never saw firing: its resolve is stored and changes nothing.
+        ("zulip-resolved-v3.json", []),
+        ("zulip-acknowledged-v3.json", []),
+    ],
+)
+async def test_pagerduty_payloads(
+    make_harness: Any, name: str, expected: list[tuple[str, str, int]]
+) -> None:
+    h = await make_harness()
+    await post_twice(h, "pagerduty", PD / name)
+    got = [
+        (i["status"], i["group_labels"]["alertname"], i["alert_count"]) for i in await incidents(h)
+    ]
+    assert got == expected

@@ -156,7 +156,7 @@ async def test_escaped_backslash_before_u0000_is_plain_text(make_harness: Any) -
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("source", ["alertmanager", "grafana", "generic"])
+@pytest.mark.parametrize("source", ["alertmanager", "grafana", "generic", "pagerduty"])
 async def test_non_object_bodies_are_rejected(make_harness: Any, source: str) -> None:
     h = await make_harness()
     for body in (b"[]", b"42", b'"x"', b"null"):
@@ -201,3 +201,96 @@ async def test_metrics_count_webhooks(make_harness: Any) -> None:
     assert 'ballast_incidents{state="triggered"} 1.0' in text
     assert "ballast_inbox_lag_seconds 0.0" in text
     assert "ballast_webhook_duration_seconds_bucket" in text
+
+
+PD_TRIGGERED = FIXTURES / "pagerduty" / "zulip-triggered-v3.json"
+PD_SECRET = "pd-subscription-secret"
+
+
+async def test_pagerduty_signature_is_required_when_its_secret_is_set(make_harness: Any) -> None:
+    """Unsigned and wrongly signed deliveries get 403 and store nothing; during a rotation
+    (two signatures, one made with the configured secret) the delivery is taken."""
+    from bot.intake.pagerduty import sign
+
+    h = await make_harness(webhook_token="wh-token", pagerduty_webhook_secret=PD_SECRET)
+    body = PD_TRIGGERED.read_bytes()
+    token = {"authorization": "Bearer wh-token", "content-type": "application/json"}
+    other = sign(body, "the-old-secret")
+    for signature in (None, "", other, sign(body + b"\n", PD_SECRET), "sha256=abc"):
+        headers = (
+            dict(token) if signature is None else {**token, "x-pagerduty-signature": signature}
+        )
+        response = await h.anonymous.post("/webhooks/pagerduty", content=body, headers=headers)
+        assert response.status_code == 403, (signature, response.text)
+        assert "X-PagerDuty-Signature" in response.json()["detail"]
+        assert PD_SECRET not in response.text
+    assert await stored_alert_count(h) == 0
+
+    # A right signature does not replace Ballast's own token: 401 without it.
+    signed = {"x-pagerduty-signature": sign(body, PD_SECRET), "content-type": "application/json"}
+    response = await h.anonymous.post("/webhooks/pagerduty", content=body, headers=signed)
+    assert response.status_code == 401
+    assert await stored_alert_count(h) == 0
+
+    rotation = f"{other},{sign(body, PD_SECRET)}"
+    response = await h.anonymous.post(
+        "/webhooks/pagerduty", content=body, headers={**token, "x-pagerduty-signature": rotation}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json() == {"received": 1, "stored": 1, "duplicates": 0, "truncated_alerts": 0}
+    metrics = (await h.client.get("/metrics")).text
+    assert 'reason="wrong_signature"' in metrics
+    assert 'reason="missing_signature"' in metrics
+
+
+async def test_pagerduty_without_a_secret_needs_only_the_token(make_harness: Any) -> None:
+    h = await make_harness(webhook_token="wh-token")
+    body = PD_TRIGGERED.read_bytes()
+    response = await h.anonymous.post("/webhooks/pagerduty", content=body)
+    assert response.status_code == 401
+    response = await h.anonymous.post(
+        "/webhooks/pagerduty", content=body, headers={"authorization": "Bearer wh-token"}
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_pagerduty_bad_field_is_422_naming_it_and_nothing_stored(make_harness: Any) -> None:
+    h = await make_harness()
+    payload = json.loads(PD_TRIGGERED.read_text())
+    del payload["event"]["data"]["id"]
+    response = await h.client.post("/webhooks/pagerduty", json=payload)
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "event.data.id: required field is missing",
+        "field": "event.data.id",
+    }
+    assert (await h.client.post("/webhooks/pagerduty", content=b"{")).status_code == 400
+    assert await stored_alert_count(h) == 0
+
+
+async def test_pagerduty_body_over_limit_is_413(make_harness: Any) -> None:
+    h = await make_harness(max_body_bytes=512)
+    body = PD_TRIGGERED.read_bytes()
+    assert len(body) > 512
+    response = await h.client.post("/webhooks/pagerduty", content=body)
+    assert response.status_code == 413
+    assert await stored_alert_count(h) == 0
+
+
+@pytest.mark.parametrize("source", ["pagerduty"])
+async def test_database_away_is_503_with_retry_after(
+    make_harness: Any, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The new sources share the answer Alertmanager gets: retry later, never a 4xx."""
+    h = await make_harness()
+
+    async def away(*_: Any) -> Any:
+        raise ConnectionRefusedError("database is away")
+
+    monkeypatch.setattr(h.services.inbox_writer, "store", away)
+    response = await h.post_fixture(source, FIXTURES / source / FIRST_FIXTURE[source])
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+
+
+FIRST_FIXTURE = {"pagerduty": "zulip-triggered-v3.json"}

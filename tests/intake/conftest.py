@@ -9,7 +9,8 @@ from .payload_fixtures import fixture_files, fixture_name
 FIXTURE_SETS = {
     "alertmanager_file": ("alertmanager*/*",),
     "grafana_file": ("grafana/*",),
-    "unsupported_file": ("datadog/*", "opsgenie/*", "pagerduty/*"),
+    "unsupported_file": ("datadog/*", "opsgenie/*"),
+    "pagerduty_file": ("pagerduty/*",),
 }
 
 

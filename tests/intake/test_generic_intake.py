@@ -240,7 +240,6 @@ def test_bad_input_names_the_field(body: object, field: str, message: str) -> No
 UNSUPPORTED_PREFIX = {
     "datadog": "this looks like a Datadog webhook",
     "opsgenie": "this looks like an Opsgenie webhook",
-    "pagerduty": "this looks like a PagerDuty V3 webhook",
 }
 
 
@@ -254,6 +253,16 @@ def test_other_products_payloads_are_refused_clearly(unsupported_file: Path) -> 
     assert str(error).startswith(UNSUPPORTED_PREFIX[product])
     assert "it is not an alert source Ballast accepts" in str(error)
     assert '{"labels": {"alertname":' in str(error)
+
+
+def test_pagerduty_sent_to_generic_is_told_its_endpoint(pagerduty_file: Path) -> None:
+    error = _error(load_fixture(fixture_name(pagerduty_file)))
+
+    assert error.field == ""
+    assert str(error) == (
+        "this looks like a PagerDuty V3 webhook (event.event_type), not the generic form: "
+        "send it to /webhooks/pagerduty"
+    )
 
 
 def test_legacy_grafana_sent_to_generic_gets_the_legacy_explanation() -> None:

@@ -55,6 +55,12 @@ KEYS = [
     "alertname",
     "event",
     "event_type",
+    "occurred_at",
+    "data",
+    "id",
+    "service",
+    "summary",
+    "urgency",
     "action",
     "alert",
     "body",
@@ -70,6 +76,10 @@ PLAUSIBLE = (
     "9999-12-31T23:59:59-01:00",
     "2024-02-30T00:00:00Z",
     "",
+    "incident.triggered",
+    "incident.resolved",
+    "incident.reopened",
+    "incident.acknowledged",
 )
 
 scalars = (
@@ -117,7 +127,34 @@ payload_like = st.fixed_dictionaries(
         "groupLabels": string_maps | json_values,
     },
 )
-bodies = json_values | payload_like | alert_like
+pagerduty_like = st.fixed_dictionaries(
+    {
+        "event": st.fixed_dictionaries(
+            {},
+            optional={
+                "event_type": st.sampled_from(PLAUSIBLE) | scalars,
+                "occurred_at": st.sampled_from(PLAUSIBLE) | scalars,
+                "agent": json_values,
+                "data": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "id": scalars,
+                        "title": scalars,
+                        "html_url": scalars,
+                        "number": scalars,
+                        "urgency": st.sampled_from(["high", "low"]) | scalars,
+                        "service": json_values,
+                        "priority": json_values,
+                        "assignees": json_values,
+                    },
+                )
+                | json_values,
+            },
+        )
+        | json_values
+    }
+)
+bodies = json_values | payload_like | alert_like | pagerduty_like
 
 
 def _parse_everywhere(data: object) -> None:

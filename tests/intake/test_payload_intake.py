@@ -88,6 +88,8 @@ def _expected_source(name: str) -> AlertSource:
         return AlertSource.ALERTMANAGER
     if name.startswith("grafana/"):
         return AlertSource.GRAFANA  # the legacy one too, so that it gets the legacy error
+    if name.startswith("pagerduty/"):
+        return AlertSource.PAGERDUTY
     return AlertSource.GENERIC
 
 
@@ -114,6 +116,10 @@ def test_detect_source_of_every_fixture(path: Path) -> None:
             id="grafana-alert-keys",
         ),
         pytest.param({"ruleName": "x", "evalMatches": []}, AlertSource.GRAFANA, id="legacy"),
+        pytest.param(
+            {"event": {"event_type": "pagey.ping"}}, AlertSource.PAGERDUTY, id="pagerduty"
+        ),
+        pytest.param({"event": {"id": "x"}}, AlertSource.GENERIC, id="event-without-type"),
     ],
 )
 def test_detect_source_rules(data: object, source: AlertSource) -> None:
