@@ -2,9 +2,9 @@
 
 Alertmanager, Grafana, PagerDuty and the generic JSON form all end up as :class:`Alert`, so
 nothing after intake needs to know where an alert came from. Alert and AlertBatch are plain
-value objects: each source's wire model has validated every value once, as the sender wrote it (that is where
-a bad field can be named in the sender's terms); validating the canonical object a second time
-was a tenth of a webhook's CPU at the ingest ceiling.
+value objects: each source's wire model has validated every value once, as the sender wrote it
+(that is where a bad field can be named in the sender's terms); validating the canonical object
+a second time was a tenth of a webhook's CPU at the ingest ceiling.
 """
 
 from __future__ import annotations
