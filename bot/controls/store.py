@@ -305,18 +305,21 @@ class BuiltinControlStore(ControlBackend):
         try:
             async with self._db.transaction() as session:
                 revision = await _bump_revision(session)
-                current = select(StoredControlValue.value, StoredControlValue.version).where(
-                    StoredControlValue.key == key
-                )
+                current = select(*_VALUE_COLUMNS).where(StoredControlValue.key == key)
                 if self._db.dialect == "postgresql":
                     current = current.with_for_update()
                 existing = (await session.execute(current)).first()
                 before: FlagValue | None = None if existing is None else existing.value
                 changed = not same_value(before, value)
+                # ``stored``: the row as the database holds it after this write, read back in
+                # this transaction: the locked row itself when unchanged, nothing once deleted,
+                # the upsert's RETURNING otherwise (the row it wrote, through the same types).
+                stored = existing
                 if changed and value is None:
                     await session.execute(
                         delete(StoredControlValue).where(StoredControlValue.key == key)
                     )
+                    stored = None
                 elif changed and value is not None:
                     row = {
                         "key": key,
@@ -326,12 +329,8 @@ class BuiltinControlStore(ControlBackend):
                         "updated_at": now,
                         "updated_by": actor,
                     }
-                    await session.execute(_upsert(self._db.dialect, row))
-                stored = (
-                    await session.execute(
-                        select(*_VALUE_COLUMNS).where(StoredControlValue.key == key)
-                    )
-                ).first()
+                    upserted = _upsert(self._db.dialect, row).returning(*_VALUE_COLUMNS)
+                    stored = (await session.execute(upserted)).first()
                 after: FlagValue | None = None if stored is None else stored.value
                 if not same_value(after, value):
                     raise FinalError(f"{key}: wrote {value!r} but read back {after!r}; rolled back")

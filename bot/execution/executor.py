@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,7 +37,7 @@ from bot.execution.policy import (
     in_progress,
     waiting_for,
 )
-from bot.execution.requests import TAKEN_OVER, TAKEN_OVER_WHY, result_of
+from bot.execution.requests import TAKEN_OVER, TAKEN_OVER_WHY, IncidentRead, result_of
 from bot.execution.results import ExecutionState, Preview, RunResult
 from bot.execution.retrying import guarded, with_retries
 from bot.execution.undo import UndoSteps
@@ -55,6 +55,13 @@ from bot.store.tables import Execution
 AWAITING = ExecutionState.AWAITING_APPROVAL
 
 log = logging.getLogger(__name__)
+
+
+class Held(NamedTuple):
+    """An execution this replica claimed (``running``, under its lease): what applying it needs."""
+
+    execution_id: int
+    idempotency_key: str
 
 
 class MitigationExecutor(UndoSteps):
@@ -77,10 +84,16 @@ class MitigationExecutor(UndoSteps):
         return result
 
     async def _run(
-        self, incident_id: int, mitigation_id: str, actor: Actor, dry_run: bool, reason: str
+        self,
+        incident_id: int,
+        mitigation_id: str,
+        actor: Actor,
+        dry_run: bool,
+        reason: str,
+        read: IncidentRead | None = None,
     ) -> RunResult:
         runbook, mitigation, planned, action, incident = await self._prepare(
-            incident_id, mitigation_id
+            incident_id, mitigation_id, read
         )
         if incident.status == IncidentStatus.RESOLVED.value:
             raise ConflictError(f"incident {incident_id} is resolved; nothing to mitigate")
@@ -98,26 +111,37 @@ class MitigationExecutor(UndoSteps):
         current = await self._current(action, params, key)
         risk = action.risk(params, None if current is None else str(current).lower())
 
-        claimed = await self._claim(incident_id, mitigation, action, planned, risk, actor)
+        claimed, held = await self._claim(incident_id, mitigation, action, planned, risk, actor)
         if claimed.state != ExecutionState.RUNNING or not claimed.changed:
             return claimed
-        return await self._apply(incident_id, mitigation, action, params, actor, reason)
+        return await self._apply(incident_id, mitigation, action, params, actor, reason, held)
 
     async def run_auto(self, incident_id: int) -> list[RunResult]:
-        """Run the runbook's ``auto`` mitigations of a newly opened incident, in order."""
+        """Run the runbook's ``auto`` mitigations of a newly opened incident, in order.
+
+        The first one uses the incident as read here (nothing happened in between); each
+        later one reads it again, after the runs before it changed it."""
         async with self._db.sessions() as session:
             incident = await repo.get(session, incident_id)
-        runbook = self._runbook(incident)
+            runbook = self._runbook(incident)
+            autos = [
+                m for m in (runbook.mitigations if runbook else []) if m.mode is MitigationMode.AUTO
+            ]
+            if not autos:
+                return []
+            first_alert = await repo.first_alert_of(session, incident_id)
+        read: IncidentRead | None = IncidentRead(incident, first_alert)
         results = []
-        for mitigation in runbook.mitigations if runbook else []:
-            if mitigation.mode is not MitigationMode.AUTO:
-                continue
+        for mitigation in autos:
             try:
-                results.append(await self.run(incident_id, mitigation.id, SYSTEM))
+                result = await self._run(incident_id, mitigation.id, SYSTEM, False, "", read)
+                await self._announce(result)
+                results.append(result)
             except (ConflictError, PolicyError) as err:
                 log.warning(
                     "auto mitigation %s of #%d not run: %s", mitigation.id, incident_id, err
                 )
+            read = None
         return results
 
     async def _current(self, action: Action[Any], params: Any, key: str | None) -> Any:
@@ -177,15 +201,16 @@ class MitigationExecutor(UndoSteps):
         planned: PlannedMitigation,
         risk: Risk,
         actor: Actor,
-    ) -> RunResult:
-        """Step 1: record the request or approval; claim the row when it may run."""
+    ) -> tuple[RunResult, Held | None]:
+        """Step 1: record the request or approval; claim the row when it may run. With the
+        result, the execution this request moved to ``running`` (None when it did not)."""
         now = self._clock()
 
-        async def claim(session: AsyncSession) -> RunResult | PolicyError:
+        async def claim(session: AsyncSession) -> tuple[RunResult, Held | None] | PolicyError:
             # The incident's lock serialises requests per incident (lock order: store.locked).
             _, execution = await store.locked(session, incident_id, mitigation.id)
             if execution is not None and in_progress(ExecutionState(execution.state)):
-                return result_of(execution, f"already {execution.state}; nothing done", False)
+                return result_of(execution, f"already {execution.state}; nothing done", False), None
             if execution is None or ExecutionState(execution.state) is not AWAITING:
                 execution = store.new_generation(
                     session,
@@ -207,7 +232,10 @@ class MitigationExecutor(UndoSteps):
                     session, incident_id, now, actor, f"approve {mitigation.id}", str(err)
                 )
                 return err  # journaled: committed, then raised
-            return await self._approved(session, execution, mitigation, decision, actor, now)
+            result = await self._approved(session, execution, mitigation, decision, actor, now)
+            if result.state != ExecutionState.RUNNING:
+                return result, None
+            return result, Held(execution.id, execution.idempotency_key)
 
         claimed = await in_transaction(self._db, claim, what=f"claim of {mitigation.id}")
         if isinstance(claimed, PolicyError):
@@ -251,14 +279,18 @@ class MitigationExecutor(UndoSteps):
         params: Any,
         actor: Actor,
         reason: str,
+        held: Held | None = None,
     ) -> RunResult:
-        """Steps 2 and 3, under this replica's lease of the execution."""
-        async with self._db.sessions() as session:
-            execution = await store.latest(session, incident_id, mitigation.id)
-        assert execution is not None
-        execution_id = execution.id
+        """Steps 2 and 3, under this replica's lease of the execution: ``held``, the one this
+        request's claim just moved to ``running``, or else (a takeover) the latest."""
+        if held is None:
+            async with self._db.sessions() as session:
+                execution = await store.latest(session, incident_id, mitigation.id)
+            assert execution is not None
+            held = Held(execution.id, execution.idempotency_key)
+        execution_id = held.execution_id
         ctx = self._contexts.make(
-            actor=actor.name, idempotency_key=execution.idempotency_key, reason=reason
+            actor=actor.name, idempotency_key=held.idempotency_key, reason=reason
         )
         attempts = 0
 

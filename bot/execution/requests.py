@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from actions.base import Action
 from actions.errors import ActionError
@@ -28,12 +28,17 @@ from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.schema import Mitigation, Runbook
 from bot.store import incidents as repo
 from bot.store.database import Database
-from bot.store.tables import Execution, Incident
+from bot.store.tables import Execution, Incident, IncidentAlert
 
 log = logging.getLogger(__name__)
 
 TAKEN_OVER = "another replica took this execution over; it records the outcome"
 TAKEN_OVER_WHY = "taken over: the replica applying it stopped (its lease expired)"
+
+
+class IncidentRead(NamedTuple):
+    incident: Incident
+    first_alert: IncidentAlert | None
 
 
 class ExecutorBase:
@@ -93,12 +98,18 @@ class ExecutorBase:
             note = f"{result.mitigation_id}: {result.state} — {result.message}"
             await self._bus.changed(result.incident_id, ChangeKind.UPDATED, Note(note))
 
-    async def _prepare(
-        self, incident_id: int, mitigation_id: str
-    ) -> tuple[Runbook, Mitigation, PlannedMitigation, Action[Any], Incident]:
+    async def _read_incident(self, incident_id: int) -> IncidentRead:
+        """The incident and its first alert (what params are rendered from), one session."""
         async with self._db.sessions() as session:
             incident = await repo.get(session, incident_id)
-            alerts = await repo.alerts_of(session, incident_id)
+            first_alert = await repo.first_alert_of(session, incident_id)
+        return IncidentRead(incident, first_alert)
+
+    async def _prepare(
+        self, incident_id: int, mitigation_id: str, read: IncidentRead | None = None
+    ) -> tuple[Runbook, Mitigation, PlannedMitigation, Action[Any], Incident]:
+        """``read``: the incident as just read by the caller (else it is read here)."""
+        incident, first_alert = read or await self._read_incident(incident_id)
         runbook = self._runbook(incident)
         if runbook is None:
             raise ConflictError(
@@ -111,9 +122,9 @@ class ExecutorBase:
             raise NotFoundError(
                 f"runbook {runbook.id} has no mitigation {mitigation_id!r} (it has: {known})"
             )
-        if not alerts:
+        if first_alert is None:
             raise ConflictError(f"incident {incident_id} has no alerts to render params from")
-        context = template_context(alerts[0])
+        context = template_context(first_alert)
         [planned] = [
             p
             for p in plan_mitigations(runbook, self._registry, context)

@@ -106,6 +106,17 @@ async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[Inciden
     ).all()
 
 
+async def first_alert_of(session: AsyncSession, incident_id: int) -> IncidentAlert | None:
+    """The incident's first alert (lowest id), without reading the others: a storm incident may
+    hold thousands."""
+    return await session.scalar(
+        select(IncidentAlert)
+        .where(IncidentAlert.incident_id == incident_id)
+        .order_by(IncidentAlert.id)
+        .limit(1)
+    )
+
+
 async def alert_of(
     session: AsyncSession, incident_id: int, fingerprint: str
 ) -> IncidentAlert | None:
