@@ -29,6 +29,7 @@ from actions.context import Messenger
 from actions.registry import ActionRegistry, default_registry
 from bot.api import (
     controls,
+    git_webhook,
     health,
     incidents,
     mitigations,
@@ -447,6 +448,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     install_openapi(app)
     webhooks.install(app)
     ofrep.install(app)
+    git_webhook.install(app)
     routers = (incidents, mitigations, postmortems, runbooks, controls, slack, openapi)
     for module in (*routers, health):
         app.include_router(module.router)

@@ -91,6 +91,17 @@ _MEANING = {
     "503": "The database or control store is unavailable; retry later",
 }
 
+# A push event as GitHub, GitLab, Gitea and Forgejo send it: only these fields are read.
+_GIT_PUSH: dict[str, Any] = {
+    "type": "object",
+    "required": ["ref"],
+    "properties": {
+        "ref": {"type": "string", "description": "The pushed ref, e.g. refs/heads/main"},
+        "after": {"type": "string", "description": "The commit the ref points at now"},
+    },
+    "additionalProperties": True,
+}
+
 _WEBHOOKS: dict[str, type[BaseModel]] = {
     "/webhooks/alertmanager": AlertmanagerWebhook,
     "/webhooks/grafana": GrafanaWebhook,
@@ -152,6 +163,18 @@ def complete(document: dict[str, Any]) -> dict[str, Any]:
         "name": "X-API-Key",
         "description": "BALLAST_OFREP_TOKEN as an API key, which the OFREP spec lists",
     }
+    for name, header, description in (
+        ("gitHubSignature", "X-Hub-Signature-256", "sha256=<hex HMAC-SHA256 of the raw body>"),
+        ("giteaSignature", "X-Gitea-Signature", "hex HMAC-SHA256 of the raw body"),
+        ("forgejoSignature", "X-Forgejo-Signature", "hex HMAC-SHA256 of the raw body"),
+        ("gitlabToken", "X-Gitlab-Token", "the secret itself"),
+    ):
+        components["securitySchemes"][name] = {
+            "type": "apiKey",
+            "in": "header",
+            "name": header,
+            "description": f"BALLAST_GIT_WEBHOOK_SECRET: {description}; closed without it",
+        }
     components["securitySchemes"]["webhookBasic"] = {
         "type": "http",
         "scheme": "basic",
@@ -169,7 +192,19 @@ def _complete_operation(
 ) -> None:
     codes: set[str] = set()
     has_body = "requestBody" in operation
-    if path.startswith("/webhooks/"):
+    if path == "/webhooks/git":
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _GIT_PUSH}},
+        }
+        operation["security"] = [
+            {"gitHubSignature": []},
+            {"giteaSignature": []},
+            {"forgejoSignature": []},
+            {"gitlabToken": []},
+        ]
+        codes |= {"202", "400", "401", "404", "413", "422"}
+    elif path.startswith("/webhooks/"):
         operation["requestBody"] = _webhook_body(path, schemas)
         operation["security"] = [{"webhookToken": []}, {"webhookBasic": []}, {"apiToken": []}]
         codes |= {"400", "401", "403", "413", "422", "503"}

@@ -45,6 +45,10 @@ def test_security_schemes_and_who_needs_them(document: dict[str, Any]) -> None:
         "metricsToken",
         "webhookBasic",
         "ofrepApiKey",
+        "gitHubSignature",
+        "giteaSignature",
+        "forgejoSignature",
+        "gitlabToken",
     }
     # Closed by default: no operation but health lists the empty (anonymous) requirement.
     for path, operations in document["paths"].items():
@@ -61,6 +65,10 @@ def test_security_schemes_and_who_needs_them(document: dict[str, Any]) -> None:
     assert {"401", "403", "404", "409", "415", "422"} <= ack["responses"].keys()
     put = document["paths"]["/api/v1/controls/{key}"]["put"]
     assert {"401", "409", "422", "503"} <= put["responses"].keys()
+    git = document["paths"]["/webhooks/git"]["post"]
+    assert {"gitlabToken": []} in git["security"]
+    assert {"webhookToken": []} not in git["security"], "only the signature lets a push in"
+    assert {"202", "401", "404"} <= git["responses"].keys()
 
 
 def test_error_bodies_admit_both_shapes_of_422(document: dict[str, Any]) -> None:
