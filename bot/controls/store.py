@@ -132,9 +132,11 @@ class BuiltinControlStore(ControlBackend):
     async def get(self, key: str) -> ControlValue | None:
         """One value with its version, straight from the database (no cache)."""
         try:
-            async with self._db.engine.connect() as conn:
+            async with self._db.reads() as session:
                 row = (
-                    await conn.execute(select(*_VALUE_COLUMNS).where(StoredControlValue.key == key))
+                    await session.execute(
+                        select(*_VALUE_COLUMNS).where(StoredControlValue.key == key)
+                    )
                 ).first()
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             raise store_error(err, f"read {key}") from err

@@ -121,7 +121,7 @@ class MitigationExecutor(UndoSteps):
 
         The first one uses the incident as read here (nothing happened in between); each
         later one reads it again, after the runs before it changed it."""
-        async with self._db.sessions() as session:
+        async with self._db.reads() as session:
             incident = await repo.get(session, incident_id)
             runbook = self._runbook(incident)
             autos = [

@@ -100,7 +100,7 @@ class ExecutorBase:
 
     async def _read_incident(self, incident_id: int) -> IncidentRead:
         """The incident and its first alert (what params are rendered from), one session."""
-        async with self._db.sessions() as session:
+        async with self._db.reads() as session:
             incident = await repo.get(session, incident_id)
             first_alert = await repo.first_alert_of(session, incident_id)
         return IncidentRead(incident, first_alert)

@@ -125,6 +125,14 @@ class Database:
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, info={DATABASE_KEY: self}
         )
+        # Reads outside any transaction on PostgreSQL (see ``reads``); the same pool.
+        self._reads = async_sessionmaker(
+            self.engine
+            if self.is_sqlite
+            else self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False,
+            info={DATABASE_KEY: self},
+        )
         self._checkpointer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         # Names this Database (one per replica) in its PostgreSQL notifications, so that its own
@@ -139,6 +147,15 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
         async with self.sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def reads(self) -> AsyncIterator[AsyncSession]:
+        """A session for SELECTs only, on PostgreSQL in autocommit: no BEGIN and ROLLBACK round
+        trips around them. Under PostgreSQL's READ COMMITTED every statement of a transaction
+        takes its own snapshot anyway, so the rows read are the same; nothing is locked or
+        written (a write would be committed at once: use ``transaction``)."""
+        async with self._reads() as session:
             yield session
 
     @contextlib.asynccontextmanager

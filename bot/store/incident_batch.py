@@ -233,9 +233,13 @@ async def lock_incidents(
     latest = select(func.max(INCIDENTS.c.id)).where(INCIDENTS.c.key.in_(keys))
     newest = {int(i) for (i,) in await connection.execute(latest.group_by(INCIDENTS.c.key))}
     wanted = sorted(newest | set(ids))
-    conditions = [INCIDENTS.c.open_key.in_(keys)]
-    if wanted:
-        conditions.append(INCIDENTS.c.id.in_(wanted))
+    if not wanted:
+        # No key has an incident, so none has an open one (``open_key`` is the incident's key
+        # or NULL): nothing to lock. One that another replica opens meanwhile makes this
+        # batch's INSERT fail on the UNIQUE ``open_key`` and the batch is redone, as when it
+        # commits after the locking SELECT.
+        return []
+    conditions = [INCIDENTS.c.open_key.in_(keys), INCIDENTS.c.id.in_(wanted)]
     columns = [INCIDENTS.c.id, *(INCIDENTS.c[name] for name in _INCIDENT_FIELDS)]
     query = select(*columns).where(or_(*conditions)).order_by(INCIDENTS.c.key, INCIDENTS.c.id)
     if session.get_bind().dialect.name == "postgresql":
