@@ -26,8 +26,10 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from bot.intake.alertmanager import AlertmanagerWebhook
+from bot.intake.datadog import DatadogWebhook
 from bot.intake.generic import GenericAlert, GenericBatch
 from bot.intake.grafana import GrafanaWebhook
+from bot.intake.opsgenie import OpsgenieWebhook
 from bot.intake.pagerduty import PagerDutyWebhook
 
 _ERROR = {"$ref": "#/components/schemas/ErrorBody"}
@@ -106,6 +108,8 @@ _WEBHOOKS: dict[str, type[BaseModel]] = {
     "/webhooks/alertmanager": AlertmanagerWebhook,
     "/webhooks/grafana": GrafanaWebhook,
     "/webhooks/pagerduty": PagerDutyWebhook,
+    "/webhooks/datadog": DatadogWebhook,
+    "/webhooks/opsgenie": OpsgenieWebhook,
 }
 
 

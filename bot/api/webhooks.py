@@ -184,6 +184,16 @@ async def pagerduty_webhook(request: Request) -> JSONResponse:
     return await _receive(request, AlertSource.PAGERDUTY)
 
 
+async def datadog_webhook(request: Request) -> JSONResponse:
+    """Datadog Webhooks integration (the payload template in docs/webhooks.md; tags → labels)."""
+    return await _receive(request, AlertSource.DATADOG)
+
+
+async def opsgenie_webhook(request: Request) -> JSONResponse:
+    """Opsgenie outgoing Webhook integration (Create fires, Close resolves)."""
+    return await _receive(request, AlertSource.OPSGENIE)
+
+
 def install(app: FastAPI) -> None:
     """Add the webhook endpoints to ``app`` (first, so they are matched first)."""
     for path, endpoint, methods in (
@@ -192,6 +202,8 @@ def install(app: FastAPI) -> None:
         ("/webhooks/grafana", grafana_webhook, ["POST", "PUT"]),
         ("/webhooks/generic", generic_webhook, ["POST"]),
         ("/webhooks/pagerduty", pagerduty_webhook, ["POST"]),
+        ("/webhooks/datadog", datadog_webhook, ["POST"]),
+        ("/webhooks/opsgenie", opsgenie_webhook, ["POST"]),
     ):
         for method in methods:  # one route per method: each its own OpenAPI operation
             add_direct_route(

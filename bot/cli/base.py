@@ -85,6 +85,8 @@ class PayloadSource(StrEnum):
     GRAFANA = "grafana"
     GENERIC = "generic"
     PAGERDUTY = "pagerduty"
+    DATADOG = "datadog"
+    OPSGENIE = "opsgenie"
 
 
 SourceOption = Annotated[
@@ -92,7 +94,7 @@ SourceOption = Annotated[
     typer.Option(
         "--source",
         metavar="FORMAT",
-        help="Payload format: alertmanager, grafana, generic or pagerduty; detected when "
-        "not given.",
+        help="Payload format: alertmanager, grafana, generic, pagerduty, datadog or "
+        "opsgenie; detected when not given.",
     ),
 ]

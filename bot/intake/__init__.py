@@ -12,8 +12,10 @@ from datetime import datetime
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.intake.alertmanager import parse_alertmanager
+from bot.intake.datadog import parse_datadog
 from bot.intake.generic import parse_generic
 from bot.intake.grafana import is_legacy_grafana, parse_grafana
+from bot.intake.opsgenie import parse_opsgenie
 from bot.intake.pagerduty import parse_pagerduty
 from bot.intake.wire import parse_json_bytes
 
@@ -24,9 +26,11 @@ __all__ = [
     "AlertStatus",
     "detect_source",
     "parse_alertmanager",
+    "parse_datadog",
     "parse_generic",
     "parse_grafana",
     "parse_json_bytes",
+    "parse_opsgenie",
     "parse_pagerduty",
     "parse_payload",
 ]
@@ -36,6 +40,8 @@ _PARSERS: dict[AlertSource, Callable[..., AlertBatch]] = {
     AlertSource.GRAFANA: parse_grafana,
     AlertSource.GENERIC: parse_generic,
     AlertSource.PAGERDUTY: parse_pagerduty,
+    AlertSource.DATADOG: parse_datadog,
+    AlertSource.OPSGENIE: parse_opsgenie,
 }
 
 # Group fields only Alertmanager-style payloads have (Grafana's too, so test Grafana first).
@@ -59,13 +65,18 @@ def detect_source(data: object) -> AlertSource:
 
     Grafana is tested first because its payload is Alertmanager's plus ``orgId``, ``state`` and
     per-alert links; a legacy Grafana notification counts as Grafana, so that parsing it gives
-    the error that explains legacy alerting is not supported. PagerDuty's ``event.event_type``
-    is recognised before either. Anything unrecognised is generic.
+    the error that explains legacy alerting is not supported. PagerDuty's ``event.event_type``,
+    Opsgenie's ``action`` with an ``alert`` object and Datadog's template fields are recognised
+    before either. Anything unrecognised is generic.
     """
     if not isinstance(data, dict):
         return AlertSource.GENERIC
     if is_pagerduty(data):
         return AlertSource.PAGERDUTY
+    if is_opsgenie(data):
+        return AlertSource.OPSGENIE
+    if is_datadog(data):
+        return AlertSource.DATADOG
     if is_legacy_grafana(data):
         return AlertSource.GRAFANA
     alerts = data.get("alerts")
@@ -84,3 +95,19 @@ def is_pagerduty(data: dict[str, object]) -> bool:
     """A PagerDuty V3 webhook: ``{"event": {"event_type": ...}}``."""
     event = data.get("event")
     return isinstance(event, dict) and "event_type" in event
+
+
+def is_opsgenie(data: dict[str, object]) -> bool:
+    """An Opsgenie webhook: ``{"action": ..., "alert": {...}}``."""
+    return "action" in data and isinstance(data.get("alert"), dict)
+
+
+# Fields only a Datadog template fills in (Ballast's documented one, the default one, others).
+_DATADOG_KEYS = frozenset({"alert_transition", "alert_cycle_key", "aggreg_key", "event_tags"})
+
+
+def is_datadog(data: dict[str, object]) -> bool:
+    """A Datadog webhook: a transition or cycle key, or the default template's fields."""
+    if "alerts" in data:
+        return False
+    return not _DATADOG_KEYS.isdisjoint(data) or {"event_type", "title", "body"} <= data.keys()

@@ -1,10 +1,10 @@
 """The canonical alert every source is turned into.
 
-Alertmanager, Grafana, PagerDuty and the generic JSON form all end up as :class:`Alert`, so
-nothing after intake needs to know where an alert came from. Alert and AlertBatch are plain
-value objects: each source's wire model has validated every value once, as the sender wrote it
-(that is where a bad field can be named in the sender's terms); validating the canonical object
-a second time was a tenth of a webhook's CPU at the ingest ceiling.
+Alertmanager, Grafana, PagerDuty, Datadog, Opsgenie and the generic JSON form all end up as
+:class:`Alert`, so nothing after intake needs to know where an alert came from. Alert and
+AlertBatch are plain value objects: each source's wire model has validated every value once, as
+the sender wrote it (that is where a bad field can be named in the sender's terms); validating
+the canonical object a second time was a tenth of a webhook's CPU at the ingest ceiling.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ class AlertSource(StrEnum):
     GRAFANA = "grafana"
     GENERIC = "generic"
     PAGERDUTY = "pagerduty"
+    DATADOG = "datadog"
+    OPSGENIE = "opsgenie"
 
 
 @dataclass(frozen=True, slots=True)

@@ -144,9 +144,8 @@ def _closest(name: str, choices: tuple[str, ...]) -> str | None:
 
 
 # Formats that people point at a generic endpoint by mistake, recognised only after a body has
-# failed validation, so that the error names the real problem instead of a missing "labels".
-_UNSUPPORTED = "; it is not an alert source Ballast accepts. Send the generic form instead, e.g. "
-_EXAMPLE = '{"labels": {"alertname": "…", "service": "…"}, "status": "firing"}'
+# failed validation, so that the error names the real problem (and the endpoint to use)
+# instead of a missing "labels".
 _FOREIGN: tuple[tuple[Callable[[Mapping[str, object]], bool], str], ...] = (
     (
         lambda d: not {"groupKey", "truncatedAlerts", "commonLabels"}.isdisjoint(d),
@@ -161,11 +160,13 @@ _FOREIGN: tuple[tuple[Callable[[Mapping[str, object]], bool], str], ...] = (
     ),
     (
         lambda d: "action" in d and isinstance(d.get("alert"), dict),
-        f"this looks like an Opsgenie webhook (action, alert){_UNSUPPORTED}{_EXAMPLE}",
+        "this looks like an Opsgenie webhook (action, alert), not the generic form: send it "
+        "to /webhooks/opsgenie",
     ),
     (
         lambda d: "alert_transition" in d or {"event_type", "title", "body"} <= d.keys(),
-        f"this looks like a Datadog webhook (event_type, title, body){_UNSUPPORTED}{_EXAMPLE}",
+        "this looks like a Datadog webhook (event_type, title, body), not the generic form: "
+        "send it to /webhooks/datadog",
     ),
 )
 

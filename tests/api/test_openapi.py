@@ -23,9 +23,12 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return doc
 
 
-def test_the_three_webhooks_document_their_bodies(document: dict[str, Any]) -> None:
+WEBHOOKS = ("alertmanager", "grafana", "generic", "pagerduty", "datadog", "opsgenie")
+
+
+def test_the_webhooks_document_their_bodies(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    for path in ("/webhooks/alertmanager", "/webhooks/grafana", "/webhooks/generic"):
+    for path in (f"/webhooks/{source}" for source in WEBHOOKS):
         for method, operation in document["paths"][path].items():
             body = operation["requestBody"]["content"]["application/json"]["schema"]
             refs = [body.get("$ref")] + [item["$ref"] for item in body.get("anyOf", [])]
@@ -35,6 +38,9 @@ def test_the_three_webhooks_document_their_bodies(document: dict[str, Any]) -> N
     alert = schemas["WireAlert"]
     assert {"status", "labels", "startsAt"} <= set(alert["required"])
     assert "put" in document["paths"]["/webhooks/grafana"]
+    assert {"event_type"} <= set(schemas["Event"]["required"])
+    assert "alert_transition" in schemas["DatadogWebhook"]["properties"]
+    assert {"action"} <= set(schemas["OpsgenieWebhook"]["required"])
 
 
 def test_security_schemes_and_who_needs_them(document: dict[str, Any]) -> None:

@@ -269,3 +269,109 @@ async def test_pagerduty_payloads(
         (i["status"], i["group_labels"]["alertname"], i["alert_count"]) for i in await incidents(h)
     ]
     assert got == expected
+
+
+DD = FIXTURES / "datadog"
+
+
+async def test_datadog_monitor_triggers_and_recovers(make_harness: Any, tmp_path: Path) -> None:
+    """The two real notifications of one monitor group, in the order Datadog sent them: the
+    recovery (07:11:17) ended an earlier cycle, the trigger (07:12:10) started a new one."""
+    h = await make_harness()
+    await post_twice(h, "datadog", DD / "fluffy-metric-alert-recovered.json")
+    assert await incidents(h) == []  # a recovery of nothing Ballast saw firing
+
+    await post_twice(h, "datadog", DD / "fluffy-metric-alert-triggered.json")
+    [incident] = await incidents(h)
+    assert incident["status"] == "triggered"
+    assert incident["group_labels"] == {"alertname": "Dock is almost out of memory..."}
+    detail = (await h.client.get(f"/api/v1/incidents/{incident['id']}")).json()
+    assert detail["alerts"][0]["labels"]["role"] == "dock"
+
+    # Delivered late, the older recovery does not end the newer trigger.
+    await post_twice(h, "datadog", DD / "fluffy-metric-alert-recovered.json")
+    [incident] = await incidents(h)
+    assert incident["status"] == "triggered"
+
+    # This cycle's recovery: the real one, dated after the trigger.
+    recovered = json.loads((DD / "fluffy-metric-alert-recovered.json").read_text())
+    recovered["date"] = "1448435830000"
+    path = tmp_path / "recovered-later.json"
+    path.write_text(json.dumps(recovered))
+    await post_twice(h, "datadog", path)
+    [incident] = await incidents(h)
+    assert incident["status"] == "resolved"
+    assert incident["resolved_by"] == "datadog"
+
+
+async def test_datadog_default_template_opens_triage(make_harness: Any) -> None:
+    h = await make_harness()
+    await post_twice(h, "datadog", DD / "relay-default-payload-test-notification.json")
+    got = [(i["status"], i["title"]) for i in await incidents(h)]
+    assert got == [("triggered", "Untriaged alert: [TEST] Host Cluster Alert")]
+
+
+OG = FIXTURES / "opsgenie"
+
+
+async def test_opsgenie_alert_created_acknowledged_closed(
+    make_harness: Any, tmp_path: Path
+) -> None:
+    """Create opens, Acknowledge and AddNote are answered with the reason they are ignored,
+    Close resolves. The fixtures' Create and Close are of two alerts (2017 and 2015), so the
+    Close of the created one is made from the real Close by giving it the created alert's
+    identity and a time after it."""
+    h = await make_harness()
+    await post_twice(h, "opsgenie", OG / "zulip-create.json")
+    [incident] = await incidents(h)
+    assert incident["status"] == "triggered"
+    assert incident["group_labels"] == {"alertname": "another alert", "service": "Server"}
+
+    for name in ("zulip-acknowledge.json",):
+        answer = await h.post_fixture("opsgenie", OG / name)
+        assert answer.json()["ignored"].startswith("Acknowledge: ")
+        await post_twice(h, "opsgenie", OG / name)
+    note = json.loads((OG / "zulip-acknowledge.json").read_text())
+    note["action"] = "AddNote"
+    answer = await h.client.post("/webhooks/opsgenie", json=note)
+    assert answer.status_code == 200
+    assert answer.json() == {
+        "received": 0,
+        "stored": 0,
+        "duplicates": 0,
+        "truncated_alerts": 0,
+        "ignored": "AddNote: notes made in Opsgenie stay there; add notes to the Ballast "
+        "incident in Slack or the API",
+    }
+
+    create = json.loads((OG / "zulip-create.json").read_text())["alert"]
+    close = json.loads((OG / "zulip-close.json").read_text())
+    close["alert"].update(
+        {key: create[key] for key in ("alertId", "message", "entity", "alias", "tinyId")}
+    )
+    close["alert"]["updatedAt"] = create["updatedAt"] + 60 * 10**9  # a minute after it
+    path = tmp_path / "close-created.json"
+    path.write_text(json.dumps(close))
+    await post_twice(h, "opsgenie", path)
+    [incident] = await incidents(h)
+    assert incident["status"] == "resolved"
+    assert incident["resolved_by"] == "opsgenie"
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("zulip-create.json", [("triggered", "another alert", 1)]),
+        ("zulip-close.json", []),  # never seen firing: nothing to resolve
+        ("zulip-acknowledge.json", []),
+    ],
+)
+async def test_opsgenie_payloads(
+    make_harness: Any, name: str, expected: list[tuple[str, str, int]]
+) -> None:
+    h = await make_harness()
+    await post_twice(h, "opsgenie", OG / name)
+    got = [
+        (i["status"], i["group_labels"]["alertname"], i["alert_count"]) for i in await incidents(h)
+    ]
+    assert got == expected

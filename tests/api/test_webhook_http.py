@@ -156,7 +156,9 @@ async def test_escaped_backslash_before_u0000_is_plain_text(make_harness: Any) -
     assert response.status_code == 200, response.text
 
 
-@pytest.mark.parametrize("source", ["alertmanager", "grafana", "generic", "pagerduty"])
+@pytest.mark.parametrize(
+    "source", ["alertmanager", "grafana", "generic", "pagerduty", "datadog", "opsgenie"]
+)
 async def test_non_object_bodies_are_rejected(make_harness: Any, source: str) -> None:
     h = await make_harness()
     for body in (b"[]", b"42", b'"x"', b"null"):
@@ -277,7 +279,7 @@ async def test_pagerduty_body_over_limit_is_413(make_harness: Any) -> None:
     assert await stored_alert_count(h) == 0
 
 
-@pytest.mark.parametrize("source", ["pagerduty"])
+@pytest.mark.parametrize("source", ["pagerduty", "datadog", "opsgenie"])
 async def test_database_away_is_503_with_retry_after(
     make_harness: Any, source: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -293,4 +295,47 @@ async def test_database_away_is_503_with_retry_after(
     assert response.headers["retry-after"] == "5"
 
 
-FIRST_FIXTURE = {"pagerduty": "zulip-triggered-v3.json"}
+FIRST_FIXTURE = {
+    "pagerduty": "zulip-triggered-v3.json",
+    "datadog": "fluffy-metric-alert-triggered.json",
+    "opsgenie": "zulip-create.json",
+}
+
+
+@pytest.mark.parametrize("source", ["datadog", "opsgenie"])
+async def test_token_required_and_body_bounded_for_unsigned_senders(
+    make_harness: Any, source: str
+) -> None:
+    """Datadog and Opsgenie sign nothing: Ballast's token (a custom header) is the gate."""
+    h = await make_harness(webhook_token="wh-token", max_body_bytes=1500)
+    body = (FIXTURES / source / FIRST_FIXTURE[source]).read_bytes()
+    response = await h.anonymous.post(f"/webhooks/{source}", content=body)
+    assert response.status_code == 401
+    response = await h.anonymous.post(
+        f"/webhooks/{source}", content=body, headers={"authorization": "Bearer wh-token"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] == 1
+    big = json.dumps({**json.loads(body), "padding": "x" * 2000}).encode()
+    response = await h.client.post(f"/webhooks/{source}", content=big)
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("source", "body", "field"),
+    [
+        ("datadog", {"alert_transition": "Triggered", "date": "soon"}, "date"),
+        ("datadog", {"alert_transition": "Exploded", "date": "1"}, "alert_transition"),
+        ("opsgenie", {"action": "Create", "alert": {"alertId": "a"}}, "alert.createdAt"),
+        ("opsgenie", {"action": "Close", "alert": {"updatedAt": 1}}, "alert.alertId"),
+    ],
+)
+async def test_bad_fields_are_422_naming_them(
+    make_harness: Any, source: str, body: dict[str, Any], field: str
+) -> None:
+    h = await make_harness()
+    response = await h.client.post(f"/webhooks/{source}", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == field
+    assert response.json()["detail"].startswith(f"{field}: ")
+    assert await stored_alert_count(h) == 0

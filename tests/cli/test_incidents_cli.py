@@ -83,6 +83,26 @@ def test_show_unknown_incident_fails_cleanly(cli_env: Path) -> None:
     assert "incident 42 does not exist" in out
 
 
+def test_replay_detects_pagerduty_datadog_and_opsgenie(cli_env: Path) -> None:
+    code, out = run(
+        "replay",
+        str(FIXTURES / "pagerduty" / "zulip-triggered-v3.json"),
+        str(FIXTURES / "pagerduty" / "zulip-acknowledged-v3.json"),
+        str(FIXTURES / "datadog" / "fluffy-metric-alert-triggered.json"),
+        str(FIXTURES / "opsgenie" / "zulip-create.json"),
+    )
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].endswith("zulip-triggered-v3.json: 1 alert(s), 1 new, 0 duplicate")
+    assert lines[1].endswith("zulip-acknowledged-v3.json: 0 alert(s), 0 new, 0 duplicate")
+    titles = sorted(line.split(" firing: ", 1)[1] for line in lines[4:])
+    assert titles == [
+        "Untriaged alert: Dock is almost out of memory...",
+        "Untriaged alert: Test Incident 3",
+        "Untriaged alert: another alert",
+    ]
+
+
 def test_replay_rejects_bad_payload_with_its_path(cli_env: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text('{"alerts": [{"labels": {"alertname": 3}}]}')

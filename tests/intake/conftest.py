@@ -9,7 +9,8 @@ from .payload_fixtures import fixture_files, fixture_name
 FIXTURE_SETS = {
     "alertmanager_file": ("alertmanager*/*",),
     "grafana_file": ("grafana/*",),
-    "unsupported_file": ("datadog/*", "opsgenie/*"),
+    "datadog_file": ("datadog/*",),
+    "opsgenie_file": ("opsgenie/*",),
     "pagerduty_file": ("pagerduty/*",),
 }
 

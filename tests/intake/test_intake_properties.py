@@ -64,6 +64,17 @@ KEYS = [
     "action",
     "alert",
     "body",
+    "alertId",
+    "createdAt",
+    "updatedAt",
+    "tags",
+    "entity",
+    "priority",
+    "alert_transition",
+    "alert_cycle_key",
+    "date",
+    "last_updated",
+    "alert_scope",
 ]
 PLAUSIBLE = (
     "firing",
@@ -80,6 +91,15 @@ PLAUSIBLE = (
     "incident.resolved",
     "incident.reopened",
     "incident.acknowledged",
+    "Create",
+    "Close",
+    "AddNote",
+    "Recovered",
+    "Triggered",
+    "[Recovered on {host:a}] x",
+    "1448435530000",
+    "$DATE",
+    "env:prod,monitor,a:b:c",
 )
 
 scalars = (
@@ -154,7 +174,42 @@ pagerduty_like = st.fixed_dictionaries(
         | json_values
     }
 )
-bodies = json_values | payload_like | alert_like | pagerduty_like
+epochs = st.integers(min_value=-1, max_value=2**64) | st.sampled_from(PLAUSIBLE) | scalars
+opsgenie_like = st.fixed_dictionaries(
+    {
+        "action": st.sampled_from(["Create", "Close", "Acknowledge", "AddNote"]) | scalars,
+        "alert": st.fixed_dictionaries(
+            {},
+            optional={
+                "alertId": scalars,
+                "message": scalars,
+                "entity": scalars,
+                "priority": scalars,
+                "tags": json_values,
+                "details": string_maps | json_values,
+                "createdAt": epochs,
+                "updatedAt": epochs,
+            },
+        )
+        | json_values,
+    }
+)
+datadog_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "alert_transition": st.sampled_from(PLAUSIBLE) | scalars,
+        "alert_cycle_key": scalars,
+        "alert_priority": st.sampled_from(["P1", "P3", "3", ""]) | scalars,
+        "alert_type": st.sampled_from(["error", "success"]) | scalars,
+        "title": st.sampled_from(PLAUSIBLE) | scalars,
+        "tags": st.sampled_from(PLAUSIBLE) | scalars,
+        "alert_scope": scalars,
+        "date": epochs,
+        "last_updated": epochs,
+        "org": json_values,
+    },
+)
+bodies = json_values | payload_like | alert_like | pagerduty_like | opsgenie_like | datadog_like
 
 
 def _parse_everywhere(data: object) -> None:

@@ -88,8 +88,9 @@ def _expected_source(name: str) -> AlertSource:
         return AlertSource.ALERTMANAGER
     if name.startswith("grafana/"):
         return AlertSource.GRAFANA  # the legacy one too, so that it gets the legacy error
-    if name.startswith("pagerduty/"):
-        return AlertSource.PAGERDUTY
+    for source in (AlertSource.PAGERDUTY, AlertSource.DATADOG, AlertSource.OPSGENIE):
+        if name.startswith(f"{source.value}/"):
+            return source
     return AlertSource.GENERIC
 
 
@@ -120,6 +121,15 @@ def test_detect_source_of_every_fixture(path: Path) -> None:
             {"event": {"event_type": "pagey.ping"}}, AlertSource.PAGERDUTY, id="pagerduty"
         ),
         pytest.param({"event": {"id": "x"}}, AlertSource.GENERIC, id="event-without-type"),
+        pytest.param({"action": "Close", "alert": {}}, AlertSource.OPSGENIE, id="opsgenie"),
+        pytest.param({"action": "Close"}, AlertSource.GENERIC, id="action-without-alert"),
+        pytest.param({"alert_transition": "Recovered"}, AlertSource.DATADOG, id="datadog"),
+        pytest.param(
+            {"event_type": "metric_alert_monitor", "title": "t", "body": "b"},
+            AlertSource.DATADOG,
+            id="datadog-default-template",
+        ),
+        pytest.param({"alerts": [], "alert_cycle_key": "k"}, AlertSource.GENERIC, id="alerts-win"),
     ],
 )
 def test_detect_source_rules(data: object, source: AlertSource) -> None:

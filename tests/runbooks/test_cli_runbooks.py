@@ -197,6 +197,47 @@ def test_explain_bad_input_exits_1_with_a_message_on_stderr(stdin: str, message:
     assert err.startswith(message)
 
 
+ALERT_FIXTURES = TESTS / "fixtures" / "alerts"
+
+
+@pytest.mark.parametrize(
+    ("fixture", "source", "first_alert"),
+    [
+        (
+            "pagerduty/zulip-triggered-v3.json",
+            "pagerduty",
+            'alert 1: {alertname="Test Incident 3", pagerduty_service_id="PA2P440", '
+            'service="pig208", severity="critical"}',
+        ),
+        (
+            "opsgenie/zulip-create.json",
+            "opsgenie",
+            'alert 1: {alertname="another alert", service="Server"}',
+        ),
+        (
+            "datadog/relay-default-payload-test-notification.json",
+            "datadog",
+            'alert 1: {alertname="[TEST] Host Cluster Alert"}',
+        ),
+    ],
+)
+def test_explain_detects_the_other_senders(fixture: str, source: str, first_alert: str) -> None:
+    code, out, _ = run("explain", str(ALERT_FIXTURES / fixture), "--runbooks", str(EXAMPLE))
+
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0] == f"source: {source}, 1 alert"
+    assert lines[2] == first_alert
+
+
+def test_explain_of_an_ignored_event_says_no_alerts() -> None:
+    fixture = ALERT_FIXTURES / "pagerduty" / "zulip-acknowledged-v3.json"
+    code, out, _ = run("explain", str(fixture), "--runbooks", str(EXAMPLE))
+
+    assert code == 0, out
+    assert out.splitlines()[0] == "source: pagerduty, 0 alerts"
+
+
 def test_explain_refuses_a_catalog_with_errors(tmp_path: Path) -> None:
     body = tmp_path / "alert.json"
     body.write_text(json.dumps(ALERTMANAGER_BODY))
