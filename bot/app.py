@@ -135,7 +135,13 @@ def build_services(
         catalog = LiveCatalog()
         token = settings.git_token.get_secret_value() if settings.git_token else None
         syncer = RunbookSyncer(
-            runbooks_config.git, catalog, registry, metrics, token=token, clock=clock
+            runbooks_config.git,
+            catalog,
+            registry,
+            metrics,
+            token=token,
+            clock=clock,
+            web_url=runbooks_config.web_url,
         )
         syncer.restore()
     db = db or Database(settings.async_database_url)

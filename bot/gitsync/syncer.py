@@ -145,6 +145,7 @@ class RunbookSyncer:
         token: str | None = None,
         clock: Callable[[], datetime] = utc_now,
         on_refused: OnRefused | None = None,
+        web_url: str | None = None,
         executable: str = "git",
     ) -> None:
         self.source = source
@@ -153,6 +154,7 @@ class RunbookSyncer:
         self._metrics = metrics
         self._clock = clock
         self.on_refused = on_refused
+        self._web_url = web_url
         self._workdir = source.workdir
         credentials = GitCredentials(
             token=token,
@@ -195,7 +197,9 @@ class RunbookSyncer:
             log.warning("runbooks: the checkout of live commit %s is gone", live.commit)
             return None
         load = self._live.reload(
-            [checkout / self.source.path], self._registry, Revision(live.commit, checkout)
+            [checkout / self.source.path],
+            self._registry,
+            Revision(live.commit, checkout, self._web_url),
         )
         if load.catalog is None:
             log.error(
@@ -240,7 +244,7 @@ class RunbookSyncer:
         except _MissingFolder as err:
             return await self._refuse(commit, (str(err),))
         load = await self._live.areload(
-            [checkout / self.source.path], self._registry, Revision(commit, checkout)
+            [checkout / self.source.path], self._registry, Revision(commit, checkout, self._web_url)
         )
         warnings = tuple(self._lines(load.warnings, checkout))
         if load.catalog is None:

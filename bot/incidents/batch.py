@@ -210,6 +210,7 @@ class BatchPlan:
             key=routing.key,
             open_key=routing.key,
             runbook_id=runbook.id if runbook else None,
+            runbook_revision=routing.revision,
             status=IncidentStatus.TRIGGERED.value,
             title=title,
             severity=runbook.severity.value if runbook else TRIAGE_SEVERITY,

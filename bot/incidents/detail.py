@@ -34,8 +34,13 @@ async def load_incident_detail(
             row.mitigation_id: row for row in await executions.of_incident(session, incident_id)
         }
     summary = IncidentSummary.model_validate(incident)
+    current = catalog.current
+    url = None
+    if incident.runbook_id and incident.runbook_revision:
+        url = current.web_url(incident.runbook_id, incident.runbook_revision)
     return IncidentDetail(
         **summary.model_dump(),
+        runbook_url=url,
         alerts=[AlertOut.model_validate(alert) for alert in alerts],
         timeline=[TimelineOut.model_validate(entry) for entry in timeline],
         mitigations=_mitigations(catalog, registry, incident.runbook_id, alerts, runs),

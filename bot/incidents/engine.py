@@ -304,12 +304,14 @@ class IncidentEngine:
         return outcome, incident.id
 
     def _route(self, labels: dict[str, Any]) -> Routing:
-        runbook = self._catalog.current.best(labels)
+        catalog = self._catalog.current  # one snapshot: the runbook and its commit agree
+        runbook = catalog.best(labels)
         if runbook is None:
             group = triage_group(labels)
             return Routing(triage_key(group), None, group)
         group = runbook.group_labels(labels)
-        return Routing(runbook_key(runbook.id, group), runbook, group)
+        commit = catalog.revision.commit if catalog.revision is not None else None
+        return Routing(runbook_key(runbook.id, group), runbook, group, commit)
 
     async def _open(
         self,
@@ -355,6 +357,7 @@ class IncidentEngine:
             key=routing.key,
             open_key=routing.key,
             runbook_id=runbook.id if runbook else None,
+            runbook_revision=routing.revision,
             status=IncidentStatus.TRIGGERED.value,
             title=title,
             severity=runbook.severity.value if runbook else TRIAGE_SEVERITY,

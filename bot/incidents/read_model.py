@@ -22,6 +22,7 @@ class IncidentSummary(BaseModel):
 
     id: int
     runbook_id: str | None
+    runbook_revision: str | None = None  # the git commit it was matched under (runbooks.git)
     status: str
     title: str
     severity: str
@@ -104,6 +105,7 @@ class MitigationOut(BaseModel):
 
 
 class IncidentDetail(IncidentSummary):
+    runbook_url: str | None = None  # the runbook file at runbook_revision (runbooks.web_url)
     alerts: list[AlertOut]
     timeline: list[TimelineOut]
     mitigations: list[MitigationOut]

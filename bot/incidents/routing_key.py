@@ -36,6 +36,7 @@ class Routing:
     key: str
     runbook: Runbook | None
     group_labels: dict[str, str]
+    revision: str | None = None  # the commit the runbook was matched under (runbooks.git)
 
 
 def runbook_key(runbook_id: str, group: Mapping[str, str]) -> str:

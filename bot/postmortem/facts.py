@@ -131,6 +131,8 @@ async def collect_facts(
         services_without_history=[c.service for c in controls if not (c.controls or c.tools)],
         runbook=_runbook_facts(runbook) if runbook else None,
         runbook_path=str(path) if path else None,
+        runbook_revision=detail.runbook_revision,
+        runbook_url=detail.runbook_url,
     )
 
 

@@ -50,6 +50,19 @@ def code(value: Any) -> Safe:
     return Safe(f"{fence}{pad}{text}{pad}{fence}")
 
 
+_LINK_TARGET = re.compile(r"https?://[^\s()<>\[\]`\\]+")
+
+
+def url(value: Any) -> Safe:
+    """An http(s) URL as a Markdown link target; anything else as inline code (never a link).
+
+    For links Ballast builds itself (``runbooks.web_url``, values percent-encoded), not for
+    URLs an alert carried.
+    """
+    text = str(value)
+    return Safe(text) if _LINK_TARGET.fullmatch(text) else code(text)
+
+
 def escape_value(value: Any) -> Any:
     """The template environment's ``finalize``: everything but :class:`Safe` is escaped."""
     if isinstance(value, Safe):

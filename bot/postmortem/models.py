@@ -141,6 +141,8 @@ class PostmortemFacts(Fact):
     services_without_history: list[str]
     runbook: RunbookFacts | None
     runbook_path: str | None
+    runbook_revision: str | None = None  # the git commit the incident was matched under
+    runbook_url: str | None = None  # the runbook file at that commit (runbooks.web_url)
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)

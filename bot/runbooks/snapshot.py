@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from urllib.parse import quote
 
 from bot.matching.index import MatcherIndex
 from bot.runbooks.schema import Runbook
@@ -29,6 +30,7 @@ class Revision:
 
     commit: str
     root: Path
+    web_url: str | None = None  # runbooks.web_url: {commit}, {path}, {id}
 
 
 class Catalog:
@@ -86,6 +88,20 @@ class Catalog:
     def path_of(self, runbook_id: str) -> Path:
         """The file a runbook came from; ``KeyError`` for unknown ids or in-memory runbooks."""
         return self._paths[runbook_id]
+
+    def web_url(self, runbook_id: str, commit: str | None = None) -> str | None:
+        """A link to the runbook's file at ``commit`` (default: this catalog's) through
+        ``runbooks.web_url``, each value percent-encoded; None when there is no template, the
+        catalog is not from git, or the runbook has no file."""
+        revision = self._revision
+        path = self.repository_path(runbook_id)
+        if revision is None or revision.web_url is None or path is None:
+            return None
+        return revision.web_url.format(
+            commit=quote(commit or revision.commit, safe=""),
+            path=quote(path, safe="/"),
+            id=quote(runbook_id, safe=""),
+        )
 
     def match(self, labels: Mapping[str, str]) -> list[Runbook]:
         """Every runbook whose matchers all match, the one that handles the alert first."""

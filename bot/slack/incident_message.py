@@ -163,7 +163,12 @@ def _alerts(view: IncidentView) -> str:
 def _footer(view: IncidentView) -> str:
     parts = [f"Incident #{view.incident_id}"]
     if view.runbook_id:
-        parts.append(f"runbook {code(view.runbook_id, 200)}")
+        runbook = f"runbook {code(view.runbook_id, 200)}"
+        if view.runbook_revision:
+            at = code(view.runbook_revision[:12], 12)
+            revision = link(view.runbook_url, at) if view.runbook_url else at
+            runbook += f" at {revision}"
+        parts.append(runbook)
     parts.append(f"`/ballast show {view.incident_id}`")
     if view.url:
         parts.append(link(view.url, "API"))

@@ -121,6 +121,8 @@ class IncidentView:
     actions: tuple[ActionId, ...]  # incident-level buttons (acknowledge, resolve)
     version: str
     url: str | None  # this incident in Ballast's API, when a base URL is configured
+    runbook_revision: str | None = None  # the git commit it was matched under
+    runbook_url: str | None = None  # the runbook file at that commit (runbooks.web_url)
 
     @property
     def is_open(self) -> bool:
@@ -152,6 +154,8 @@ def build_view(
         service=detail.service,
         status=detail.status,
         runbook_id=detail.runbook_id,
+        runbook_revision=detail.runbook_revision,
+        runbook_url=detail.runbook_url,
         opened_at=detail.opened_at,
         acknowledged_at=detail.acknowledged_at,
         acknowledged_by=_actor(detail.acknowledged_by, groups),

@@ -160,6 +160,7 @@ class IncidentState:
     key: str
     open_key: str | None
     runbook_id: str | None
+    runbook_revision: str | None
     status: str
     title: str
     severity: str
@@ -188,6 +189,7 @@ _INCIDENT_FIELDS = (
     "key",
     "open_key",
     "runbook_id",
+    "runbook_revision",
     "status",
     "title",
     "severity",

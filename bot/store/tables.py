@@ -101,6 +101,8 @@ class Incident(Base):
     # The key while open, NULL when resolved: UNIQUE gives one open incident per key.
     open_key: Mapped[str | None] = mapped_column(String(512), unique=True)
     runbook_id: Mapped[str | None] = mapped_column(String(200))
+    # The git commit the runbook was read at when the incident was opened (runbooks.git).
+    runbook_revision: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(Text)
     severity: Mapped[str] = mapped_column(String(16))

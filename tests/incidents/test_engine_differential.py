@@ -28,6 +28,7 @@ from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.metrics import Metrics
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.loader import load_catalog
+from bot.runbooks.snapshot import Revision
 from bot.store import inbox
 from bot.store.database import Database
 from bot.store.tables import InboxAlert, Incident, IncidentAlert, TimelineEntry, Timer
@@ -243,7 +244,9 @@ def test_batched_engine_equals_per_alert_engine(database_kind: str, tmp_path: Pa
     (tmp_path / "runbooks" / "disk-full.yaml").write_text(EXTRA_RUNBOOK)
     load = load_catalog([tmp_path / "runbooks"])
     assert load.catalog is not None, load.diagnostics
-    catalog = LiveCatalog(load.catalog)
+    # Labelled with a git commit (as runbooks.git does), so both paths must record the
+    # incidents' runbook_revision alike.
+    catalog = LiveCatalog(load.catalog.at_revision(Revision("c0ffee" * 6 + "c0de", tmp_path)))
     (tmp_path / "old").mkdir()
     (tmp_path / "new").mkdir()
     with (
