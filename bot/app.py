@@ -28,6 +28,7 @@ from actions.clients.paging import HttpPager
 from actions.context import Messenger
 from actions.registry import ActionRegistry, default_registry
 from bot.api import (
+    changes,
     controls,
     git_webhook,
     health,
@@ -48,6 +49,7 @@ from bot.auth.authenticator import Authenticator
 from bot.auth.oidc import OidcVerifier
 from bot.auth.people import PersonDirectory
 from bot.auth.proxy import TrustedProxy
+from bot.changelog.log import ChangeLog
 from bot.config import (
     BallastConfig,
     FlagdBackendConfig,
@@ -281,6 +283,8 @@ def build_services(
         outbox=outbox,
         responders=Responders(config.slack, directory),
         auth=build_authenticator(settings, config, http),
+        changes=ChangeLog(db, clock),
+        change_window=config.changes.window,
         delivery=delivery,
         feed=feed,
         postmortems=postmortem,
@@ -455,7 +459,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     webhooks.install(app)
     ofrep.install(app)
     git_webhook.install(app)
-    routers = (incidents, mitigations, postmortems, runbooks, controls, slack, openapi)
+    routers = (incidents, mitigations, postmortems, runbooks, controls, changes, slack, openapi)
     for module in (*routers, health):
         app.include_router(module.router)
     return app

@@ -52,6 +52,15 @@ class IncidentsConfig(BaseModel):
     )
 
 
+class ChangesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: Duration = Field(
+        default=timedelta(hours=24),
+        description="How long before an incident's first alert its service's changes are shown.",
+    )
+
+
 class ExecutionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -373,6 +382,9 @@ class BallastConfig(BaseModel):
         description="Members of owner groups (@handle → user ids), for approvals outside Slack.",
     )
     postmortem: PostmortemConfig = Field(default_factory=PostmortemConfig)
+    changes: ChangesConfig = Field(
+        default_factory=ChangesConfig, description="The change log (docs/changes.md)."
+    )
     auth: AuthConfig = Field(
         default_factory=AuthConfig, description="Who may call the API (docs/security.md)."
     )

@@ -48,7 +48,7 @@ RUNTIME = _set("bot", "errors", "settings", "logs", "metrics", "runtime")
 """The shared runtime: the package itself (its version), errors, settings, logging, metrics,
 and ``bot/runtime`` (the worker loop, GC tuning)."""
 
-CORE = RUNTIME | _set("actions", "store", "scheduling", "auth")
+CORE = RUNTIME | _set("actions", "store", "scheduling", "auth", "changelog")
 """Below everything that follows: the runtime, the actions, the store, the timers and the
 principals (bot/auth: roles, tokens, how a caller authenticates)."""
 
@@ -70,8 +70,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "auth": RUNTIME,
     # Timers: rows in the store, fired once cluster-wide.
     "scheduling": RUNTIME | _set("store"),
+    # The change log: what changed in an AI system, from pipelines, people and controls.
+    "changelog": RUNTIME | _set("store"),
     # Ballast's own control store (a control plane the actions can act on).
-    "controls": RUNTIME | _set("actions", "store"),
+    "controls": RUNTIME | _set("actions", "store", "changelog"),
     # Alertmanager matchers (RE2 semantics) and the matcher index: know nothing of runbooks.
     "matching": RUNTIME,
     # Runbook schema, loader, checks, tests, the catalog (matched through the index), explain.

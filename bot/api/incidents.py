@@ -80,4 +80,10 @@ async def resolve_incident(
 
 
 async def incident_detail(services: Services, incident_id: int) -> IncidentDetail:
-    return await load_incident_detail(services.db, services.catalog, services.registry, incident_id)
+    return await load_incident_detail(
+        services.db,
+        services.catalog,
+        services.registry,
+        incident_id,
+        change_window=services.change_window,
+    )

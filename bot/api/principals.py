@@ -71,21 +71,24 @@ async def authenticate(request: Request) -> Principal:
     return principal
 
 
-def require(role: Role) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: the request's principal, which must have ``role`` (else 401/403)."""
+def require(role: Role, *or_roles: Role) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the request's principal, which must have ``role`` or one of
+    ``or_roles`` (else 401/403)."""
+    roles = (role, *or_roles)
 
     async def dependency(request: Request) -> Principal:
         principal = await authenticate(request)
-        if not principal.has(role):
+        if not any(principal.has(each) for each in roles):
             count_failure(request, "forbidden")
+            needed = " or ".join(each.value for each in roles)
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"{principal.name} lacks the {role.value} role for this endpoint",
+                f"{principal.name} lacks the {needed} role for this endpoint",
             )
         request.state.principal = principal
         return principal
 
-    dependency.__name__ = f"require_{role.value}"
+    dependency.__name__ = "require_" + "_or_".join(each.value for each in roles)
     return dependency
 
 

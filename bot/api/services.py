@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +12,8 @@ from fastapi import Request
 
 from actions.registry import ActionRegistry
 from bot.auth.authenticator import Authenticator
+from bot.changelog.log import ChangeLog
+from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.config import RunbooksConfig, SlackConfig
 from bot.controls.store import BuiltinControlStore, ControlHistoryLog
 from bot.execution.auto import AutoMitigator
@@ -56,6 +58,8 @@ class Services:
     outbox: SlackOutbox
     responders: Responders
     auth: Authenticator
+    changes: ChangeLog
+    change_window: timedelta = DEFAULT_WINDOW
     delivery: SlackDelivery | None = None
     feed: ChangeFeed | None = None  # notifications from other replicas (PostgreSQL)
     postmortems: PostmortemService | None = None

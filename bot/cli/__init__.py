@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from bot.cli.base import command, new_app
+from bot.cli.changes import changes_app
 from bot.cli.controls import controls_app
 from bot.cli.db import db_app
 from bot.cli.demo import demo
@@ -70,6 +71,7 @@ def build_cli() -> typer.Typer:
     cli.add_typer(incidents_app, name="incidents")
     cli.add_typer(mitigations_app, name="mitigations")
     cli.add_typer(controls_app, name="controls")
+    cli.add_typer(changes_app, name="changes")
     cli.add_typer(db_app, name="db")
     cli.add_typer(tokens_app, name="tokens")
     return cli

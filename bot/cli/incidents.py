@@ -100,6 +100,19 @@ def show_command(
     typer.echo(f"  alerts {detail.firing_count}/{detail.alert_count} firing")
     for alert in detail.alerts:
         typer.echo(f"    {alert.status:<8} {alert.fingerprint}  {_labels(alert.labels)}")
+    if detail.changes:
+        typer.echo("  recent AI changes (likely causes first)")
+        for change in detail.changes:
+            when = (
+                f"{change.minutes_before:g} min before"
+                if change.minutes_before >= 0
+                else f"{-change.minutes_before:g} min after the first alert"
+            )
+            previous = f"{change.previous} → " if change.previous else ""
+            mark = "*" if change.likely_cause else " "
+            typer.echo(
+                f"   {mark}{change.kind:<15} {previous}{change.version}  by {change.by}, {when}"
+            )
     typer.echo("  timeline (UTC)")
     for entry in detail.timeline:
         typer.echo(f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor:<14} {entry.summary}")
@@ -175,20 +188,27 @@ async def _list(
 
 
 async def _show(database_url: str | None, incident_id: int) -> IncidentDetail:
+    from bot.config import load_config
+    from bot.incidents.detail import load_changes
     from bot.incidents.read_model import AlertOut, IncidentDetail, IncidentSummary, TimelineOut
     from bot.store import incidents as repo
 
-    db = await open_existing(load_settings(database_url))
+    settings = load_settings(database_url)
+    window = load_config(settings.config).changes.window
+    db = await open_existing(settings)
     try:
         async with db.sessions() as session:
             incident = await repo.get(session, incident_id)
             alerts = await repo.alerts_of(session, incident_id)
             timeline = await repo.timeline_of(session, incident_id)
+            # Without the runbooks loaded, changes are ranked by time alone.
+            changes = await load_changes(session, incident, None, window)
         return IncidentDetail(
             **IncidentSummary.model_validate(incident).model_dump(),
             alerts=[AlertOut.model_validate(a) for a in alerts],
             timeline=[TimelineOut.model_validate(t) for t in timeline],
             mitigations=[],
+            changes=changes,
         )
     finally:
         await db.close()

@@ -23,6 +23,7 @@ from actions.control_values import (
     parse_key,
     same_value,
 )
+from bot.changelog.log import append_control_change
 from bot.controls.failures import store_error
 from bot.store.database import Database
 from bot.store.tables import StoredControlChange
@@ -152,11 +153,13 @@ async def append_change(
     source: str,
     at: datetime,
 ) -> ControlChange:
-    """Append one change in the caller's transaction (the built-in store's own writes)."""
+    """Append one change in the caller's transaction (the built-in store's own writes), and
+    its line in the change log (one history of what changed, whoever changed it)."""
     row = StoredControlChange(
         key=key, before=before, after=after, actor=actor, reason=reason, at=at, source=source
     )
     session.add(row)
+    await append_control_change(session, key, before, after, actor=actor, reason=reason, at=at)
     await session.flush()
     return _change_of(row)
 

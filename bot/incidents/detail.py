@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.registry import ActionRegistry
+from bot.changelog.kinds import kinds_named
+from bot.changelog.log import changes_of_service
+from bot.changelog.ranking import DEFAULT_WINDOW, rank, relevant
 from bot.incidents.plan import plan_mitigations
 from bot.incidents.read_model import (
     NOT_RUN,
     AlertOut,
+    ChangeOut,
     IncidentDetail,
     IncidentSummary,
     MitigationOut,
@@ -16,16 +23,23 @@ from bot.incidents.read_model import (
 )
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.schema import Runbook
 from bot.store import executions
 from bot.store import incidents as repo
 from bot.store.database import Database
-from bot.store.tables import Execution, IncidentAlert
+from bot.store.tables import Execution, Incident, IncidentAlert
 
 
 async def load_incident_detail(
-    db: Database, catalog: LiveCatalog, registry: ActionRegistry, incident_id: int
+    db: Database,
+    catalog: LiveCatalog,
+    registry: ActionRegistry,
+    incident_id: int,
+    *,
+    change_window: timedelta = DEFAULT_WINDOW,
 ) -> IncidentDetail:
-    """Raises ``NotFoundError`` for an unknown id."""
+    """Raises ``NotFoundError`` for an unknown id. ``change_window``: how long before the
+    first alert the change log is searched (``changes.window`` in ballast.yaml)."""
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
         alerts = await repo.alerts_of(session, incident_id)
@@ -33,6 +47,8 @@ async def load_incident_detail(
         runs = {
             row.mitigation_id: row for row in await executions.of_incident(session, incident_id)
         }
+        runbook = catalog.current.runbooks.get(incident.runbook_id) if incident.runbook_id else None
+        changes = await load_changes(session, incident, runbook, change_window)
     summary = IncidentSummary.model_validate(incident)
     current = catalog.current
     url = None
@@ -44,7 +60,40 @@ async def load_incident_detail(
         alerts=[AlertOut.model_validate(alert) for alert in alerts],
         timeline=[TimelineOut.model_validate(entry) for entry in timeline],
         mitigations=_mitigations(catalog, registry, incident.runbook_id, alerts, runs),
+        changes=changes,
     )
+
+
+async def load_changes(
+    session: AsyncSession, incident: Incident, runbook: Runbook | None, window: timedelta
+) -> list[ChangeOut]:
+    """The change log's lines for the incident's service from ``window`` before its first
+    alert until it resolved, ranked (kinds its runbook names as likely causes first)."""
+    if not incident.service:
+        return []
+    changes = await changes_of_service(session, incident.service, incident.detected_at - window)
+    ranked = rank(
+        relevant(changes, until=incident.resolved_at),
+        first_alert=incident.detected_at,
+        likely=kinds_named(runbook.likely_causes) if runbook else set(),
+    )
+    return [
+        ChangeOut(
+            id=r.change.id,
+            service=r.change.service,
+            kind=r.change.kind,
+            version=r.change.version,
+            previous=r.change.previous,
+            by=r.change.by,
+            link=r.change.link,
+            note=r.change.note,
+            at=r.change.at,
+            source=r.change.source,
+            likely_cause=r.likely_cause,
+            minutes_before=round(r.before_incident.total_seconds() / 60, 1),
+        )
+        for r in ranked
+    ]
 
 
 def _mitigations(

@@ -104,8 +104,27 @@ class MitigationOut(BaseModel):
     error: str | None = None
 
 
+class ChangeOut(BaseModel):
+    """A change to the incident's service from the change log, ranked: kinds the runbook names
+    as likely causes first, then the closest in time to the first alert."""
+
+    id: int
+    service: str
+    kind: str
+    version: str
+    previous: str | None
+    by: str
+    link: str | None
+    note: str
+    at: datetime
+    source: str
+    likely_cause: bool
+    minutes_before: float  # before the first alert; negative: went live during the incident
+
+
 class IncidentDetail(IncidentSummary):
     runbook_url: str | None = None  # the runbook file at runbook_revision (runbooks.web_url)
     alerts: list[AlertOut]
     timeline: list[TimelineOut]
     mitigations: list[MitigationOut]
+    changes: list[ChangeOut] = []

@@ -260,6 +260,34 @@ class StoredControlChange(Base):
     source: Mapped[str] = mapped_column(String(32))
 
 
+class StoredChange(Base):
+    """Append-only: one change to an AI system — a prompt, model, retrieval index, guardrail,
+    tool schema, model settings or build went live — recorded by a deploy pipeline, a person,
+    a release gate, or Ballast itself when it changes a control (one history for all).
+
+    ``external_id`` is the pipeline's own id: UNIQUE, so a retried record is one row.
+    ``at`` is when the change went live (the pipeline may say; else when it was recorded).
+    """
+
+    __tablename__ = "changes"
+    __table_args__ = (UniqueConstraint("external_id"), Index(None, "service", "at"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    service: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(300))
+    previous: Mapped[str | None] = mapped_column(String(300))
+    by: Mapped[str] = mapped_column(String(200))
+    link: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime]
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32))
+    control_key: Mapped[str | None] = mapped_column(String(200))
+
+
 class ControlRevision(Base):
     """One row: bumped in every write to ``control_values``, under a row lock.
 

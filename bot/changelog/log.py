@@ -1,0 +1,229 @@
+"""The change log's reads and writes.
+
+Pipelines and people record through :meth:`ChangeLog.record` (idempotent on the pipeline's own
+id); Ballast's control writes append through :func:`append_control_change` in the transaction
+of the control history row, so a control change and its change-log line commit together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.changelog.kinds import ChangeKind, kind_of_control, service_of_control
+from bot.store.database import Database
+from bot.store.retry import in_transaction
+from bot.store.tables import StoredChange
+from bot.store.upsert import upsert
+
+Clock = Callable[[], datetime]
+
+# Where a change-log line came from.
+SOURCE_API = "api"  # a pipeline or a person, through POST /api/v1/changes or the CLI
+SOURCE_CONTROL = "control"  # Ballast changed a control (a mitigation, an undo, a person's PUT)
+SOURCE_GATE = "gate"  # a release gate's decision
+
+
+@dataclass(frozen=True, slots=True)
+class NewChange:
+    """A change to record. ``at`` is when it went live (default: now); ``by`` who shipped it
+    (default: whoever records it)."""
+
+    service: str
+    kind: ChangeKind
+    version: str
+    previous: str | None = None
+    by: str | None = None
+    link: str | None = None
+    note: str = ""
+    at: datetime | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: int
+    external_id: str | None
+    service: str
+    kind: str
+    version: str
+    previous: str | None
+    by: str
+    link: str | None
+    note: str
+    at: datetime
+    recorded_at: datetime
+    recorded_by: str
+    source: str
+    control_key: str | None = None
+
+
+class ChangeConflict(Exception):
+    """An ``id`` recorded before with different content: the pipeline reused an id."""
+
+    def __init__(self, external_id: str, fields: Sequence[str]) -> None:
+        self.external_id = external_id
+        self.fields = tuple(fields)
+        super().__init__(
+            f"id {external_id!r} was recorded before with a different "
+            f"{', '.join(self.fields)}; a retried record must send the same change, a new "
+            "change needs a new id"
+        )
+
+
+# Compared when an id comes again (``at`` only when the retry names it).
+_SAME = ("service", "kind", "version", "previous", "link", "note")
+
+
+class ChangeLog:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def record(
+        self, new: NewChange, *, recorded_by: str, source: str = SOURCE_API
+    ) -> tuple[Change, bool]:
+        """Append ``new``; returns it and whether it is new (False: its id was recorded
+        before with the same content). Raises :class:`ChangeConflict` on a reused id."""
+
+        async def work(session: AsyncSession) -> tuple[Change, bool]:
+            now = self._clock()
+            values = {
+                "external_id": new.external_id,
+                "service": new.service,
+                "kind": new.kind.value,
+                "version": new.version,
+                "previous": new.previous,
+                "by": new.by or recorded_by,
+                "link": new.link,
+                "note": new.note,
+                "at": new.at or now,
+                "recorded_at": now,
+                "recorded_by": recorded_by,
+                "source": source,
+            }
+            if new.external_id is None:
+                row = StoredChange(**values)
+                session.add(row)
+                await session.flush()
+                return _change_of(row), True
+            inserted = await session.scalar(
+                upsert(session, StoredChange)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["external_id"])
+                .returning(StoredChange.id)
+            )
+            stored = await session.scalar(
+                select(StoredChange).where(StoredChange.external_id == new.external_id)
+            )
+            assert stored is not None
+            if inserted is not None:
+                return _change_of(stored), True
+            differ = [name for name in _SAME if getattr(stored, name) != values[name]]
+            if new.at is not None and stored.at != new.at:
+                differ.append("at")
+            if differ:
+                raise ChangeConflict(new.external_id, differ)
+            return _change_of(stored), False
+
+        return await in_transaction(self._db, work)
+
+    async def list(
+        self,
+        *,
+        service: str | None = None,
+        kinds: Sequence[str] = (),
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[Change]:
+        """Newest first (by when they went live, then id)."""
+        query = select(StoredChange)
+        if service is not None:
+            query = query.where(StoredChange.service == service)
+        if kinds:
+            query = query.where(StoredChange.kind.in_(list(kinds)))
+        if since is not None:
+            query = query.where(StoredChange.at >= since)
+        if until is not None:
+            query = query.where(StoredChange.at <= until)
+        if before_id is not None:
+            query = query.where(StoredChange.id < before_id)
+        query = query.order_by(StoredChange.at.desc(), StoredChange.id.desc()).limit(limit)
+        async with self._db.sessions() as session:
+            return [_change_of(row) for row in await session.scalars(query)]
+
+
+async def append_control_change(
+    session: AsyncSession,
+    key: str,
+    before: bool | str | None,
+    after: bool | str | None,
+    *,
+    actor: str,
+    reason: str,
+    at: datetime,
+) -> None:
+    """One change-log line for a control write, in the caller's transaction."""
+    session.add(
+        StoredChange(
+            external_id=None,
+            service=service_of_control(key),
+            kind=kind_of_control(key).value,
+            version=_shown(after),
+            previous=None if before is None else _shown(before),
+            by=actor[:200],
+            link=None,
+            note=reason,
+            at=at,
+            recorded_at=at,
+            recorded_by="ballast",
+            source=SOURCE_CONTROL,
+            control_key=key,
+        )
+    )
+
+
+def _shown(value: bool | str | None) -> str:
+    if value is None:
+        return "(removed)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value[:300]
+
+
+def _change_of(row: StoredChange) -> Change:
+    return Change(
+        id=row.id,
+        external_id=row.external_id,
+        service=row.service,
+        kind=row.kind,
+        version=row.version,
+        previous=row.previous,
+        by=row.by,
+        link=row.link,
+        note=row.note,
+        at=row.at,
+        recorded_at=row.recorded_at,
+        recorded_by=row.recorded_by,
+        source=row.source,
+        control_key=row.control_key,
+    )
+
+
+async def changes_of_service(
+    session: AsyncSession, service: str, since: datetime, limit: int = 50
+) -> list[Change]:
+    """``service``'s changes that went live at or after ``since``, newest first."""
+    rows = await session.scalars(
+        select(StoredChange)
+        .where(StoredChange.service == service, StoredChange.at >= since)
+        .order_by(StoredChange.at.desc(), StoredChange.id.desc())
+        .limit(limit)
+    )
+    return [_change_of(row) for row in rows]
