@@ -102,6 +102,8 @@ from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed, Channel
 from bot.store.tables import Timer
+from bot.verification.prometheus import PrometheusClient
+from bot.verification.verifier import ClientFor, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -256,10 +258,20 @@ def build_services(
 
     escalator = Escalator(db, catalog, contexts.messenger, contexts.pager, clock=clock)
     reminder = Reminder(db, bus, clock=clock, every=config.incidents.remind_every)
+    verifier = Verifier(
+        db,
+        catalog,
+        prometheus_clients(config, http, environ),
+        executor,
+        escalator,
+        bus,
+        clock=clock,
+    )
     handlers = {
         TimerKind.AUTO_UNDO: auto_undo,
         TimerKind.ESCALATE: escalator.fire,
         TimerKind.REMIND: reminder.fire,
+        TimerKind.VERIFY: verifier.fire,
     }
     timers = TimerService(db, handlers, clock=clock)
     services = Services(
@@ -332,6 +344,23 @@ def _refusal_reporter(
         )
 
     return report
+
+
+def prometheus_clients(
+    config: BallastConfig, http: httpx.AsyncClient, environ: Mapping[str, str]
+) -> ClientFor:
+    """Each service's Prometheus client (its own, else the top-level one), built once."""
+    built: dict[int, PrometheusClient] = {}
+
+    def client_for(service: str | None) -> PrometheusClient | None:
+        chosen = config.prometheus_for(service)
+        if chosen is None:
+            return None
+        if id(chosen) not in built:
+            built[id(chosen)] = PrometheusClient(chosen, http, environ)
+        return built[id(chosen)]
+
+    return client_for
 
 
 def build_authenticator(

@@ -122,11 +122,47 @@ BackendConfig = Annotated[
 ]
 
 
+class PrometheusBasicAuth(BaseModel):
+    """HTTP basic auth for Prometheus; the password is read from the environment, never here."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    username: str = Field(min_length=1)
+    password_env: str = Field(min_length=1, description="Env variable holding the password.")
+
+
+class PrometheusConfig(BaseModel):
+    """Where mitigations are verified: a Prometheus (or compatible) HTTP API."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL, e.g. http://prometheus:9090 (without /api/v1).",
+    )
+    bearer_token_env: str | None = Field(
+        default=None, description="Env variable holding a bearer token (Authorization header)."
+    )
+    basic_auth: PrometheusBasicAuth | None = Field(default=None)
+    timeout: float = Field(
+        default=5.0, gt=0, le=120, description="Seconds per query; then the result is unknown."
+    )
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> PrometheusConfig:
+        if self.bearer_token_env is not None and self.basic_auth is not None:
+            raise ValueError("prometheus: give bearer_token_env or basic_auth, not both")
+        return self
+
+
 class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     backend: BackendConfig = Field(
         default_factory=BuiltinBackendConfig, description="Where this service's controls live."
+    )
+    prometheus: PrometheusConfig | None = Field(
+        default=None, description="This service's Prometheus, instead of the top-level one."
     )
 
 
@@ -388,6 +424,17 @@ class BallastConfig(BaseModel):
     auth: AuthConfig = Field(
         default_factory=AuthConfig, description="Who may call the API (docs/security.md)."
     )
+    prometheus: PrometheusConfig | None = Field(
+        default=None,
+        description="Where `verify:` queries go (services may name their own); off when absent.",
+    )
+
+    def prometheus_for(self, service: str | None) -> PrometheusConfig | None:
+        """The service's own Prometheus if it names one, else the top-level one."""
+        own = self.services.get(service or "")
+        if own is not None and own.prometheus is not None:
+            return own.prometheus
+        return self.prometheus
 
     @model_validator(mode="after")
     def _responder_groups_resolve(self) -> BallastConfig:

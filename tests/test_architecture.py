@@ -86,6 +86,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "incidents": CORE | _set("intake", "runbooks", "matching", "config"),
     # Plan, policy, executor, journal.
     "execution": CORE | _set("intake", "runbooks", "matching", "config", "incidents"),
+    # Did it work: Prometheus queries, verdicts, mitigation ladders (through the executor).
+    "verification": CORE
+    | _set("intake", "runbooks", "matching", "config", "incidents", "execution"),
     # Drafts from the facts of an incident.
     "postmortem": CORE | _set("intake", "runbooks", "matching", "config", "incidents", "execution"),
     # The front ends translate requests into calls of the core. The API also serves Slack's
@@ -142,6 +145,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "slack",
         "api",
         "web",
+        "verification",
     ),
     # The command line starts the app, runs the demo and prints the API's JSON shapes.
     "cli": CORE

@@ -41,6 +41,7 @@ from bot.execution.requests import TAKEN_OVER, TAKEN_OVER_WHY, IncidentRead, res
 from bot.execution.results import ExecutionState, Preview, RunResult
 from bot.execution.retrying import guarded, with_retries
 from bot.execution.undo import UndoSteps
+from bot.execution.verify_timer import schedule_verification
 from bot.incidents.actors import SYSTEM, Actor, AuthMethod, as_actor
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation
@@ -334,6 +335,8 @@ class MitigationExecutor(UndoSteps):
                         payload={"mitigation_id": mitigation.id, "generation": row.generation},
                         now=now,
                     )
+                if mitigation.verify is not None:
+                    await schedule_verification(session, row, mitigation.verify.interval, now)
                 return result_of(row, outcome.summary, True)
 
             return await in_transaction(self._db, record, what=f"record of {mitigation.id}")

@@ -20,7 +20,9 @@ from bot.incidents.read_model import (
     IncidentSummary,
     MitigationOut,
     TimelineOut,
+    VerificationOut,
 )
+from bot.incidents.timeline import TimelineKind
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.schema import Runbook
@@ -54,13 +56,28 @@ async def load_incident_detail(
     url = None
     if incident.runbook_id and incident.runbook_revision:
         url = current.web_url(incident.runbook_id, incident.runbook_revision)
+    verifications = [
+        (VerificationOut.model_validate(entry.details), entry.summary)
+        for entry in timeline
+        if entry.kind == TimelineKind.MITIGATION_VERIFIED
+    ]
+    mitigations = _mitigations(catalog, registry, incident.runbook_id, alerts, runs)
+    for mitigation in mitigations:
+        run = runs.get(mitigation.id)
+        for verification, text in verifications:
+            if run and (verification.mitigation_id, verification.generation) == (
+                run.mitigation_id,
+                run.generation,
+            ):
+                mitigation.verdict, mitigation.verified = verification.verdict, text
     return IncidentDetail(
         **summary.model_dump(),
         runbook_url=url,
         alerts=[AlertOut.model_validate(alert) for alert in alerts],
         timeline=[TimelineOut.model_validate(entry) for entry in timeline],
-        mitigations=_mitigations(catalog, registry, incident.runbook_id, alerts, runs),
+        mitigations=mitigations,
         changes=changes,
+        verifications=[verification for verification, _ in verifications],
     )
 
 

@@ -102,6 +102,31 @@ class MitigationOut(BaseModel):
     before: Any = None
     after: Any = None
     error: str | None = None
+    verdict: str | None = None  # of its latest run's verification, when it has one
+    verified: str | None = None  # that verification's summary (values before → after)
+
+
+class CheckValueOut(BaseModel):
+    """One verify check: the query as sent, its condition, the values before and after."""
+
+    name: str
+    query: str
+    condition: str
+    before: float | None
+    after: float | None
+    verdict: str
+    reason: str | None = None
+
+
+class VerificationOut(BaseModel):
+    """Did a mitigation work: the verdict of one run's verification (timeline kind
+    ``mitigation_verified``)."""
+
+    mitigation_id: str
+    generation: int
+    verdict: str  # recovered | not_recovered | worse | unknown
+    checked_at: datetime
+    values: list[CheckValueOut]
 
 
 class ChangeOut(BaseModel):
@@ -128,3 +153,4 @@ class IncidentDetail(IncidentSummary):
     timeline: list[TimelineOut]
     mitigations: list[MitigationOut]
     changes: list[ChangeOut] = []
+    verifications: list[VerificationOut] = []

@@ -36,6 +36,10 @@ class TimelineKind(StrEnum):
     MITIGATION_UNDO_FAILED = "mitigation_undo_failed"
     MITIGATION_DONE_MANUALLY = "mitigation_done_manually"
     MITIGATION_SKIPPED = "mitigation_skipped"
+    # Did it work? (bot.verification: the verdict with the values before and after, and the
+    # ladder step it led to.)
+    MITIGATION_VERIFIED = "mitigation_verified"
+    MITIGATION_LADDER = "mitigation_ladder"
 
 
 SYSTEM_ACTOR = "ballast"

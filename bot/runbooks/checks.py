@@ -19,6 +19,7 @@ from bot.errors import Diagnostic, MatcherSyntaxError
 from bot.runbooks.duration import format_duration, parse_duration
 from bot.runbooks.mitigation_checks import check_mitigations
 from bot.runbooks.model_fields import fields_of
+from bot.runbooks.promql import promql_template_problems
 from bot.runbooks.schema import Runbook, parse_match_item
 from bot.runbooks.schema_errors import show, translate, where
 from bot.runbooks.templates import is_template, template_problems
@@ -54,6 +55,10 @@ def check_runbook(
     duplicate_ids = check_mitigations(doc, registry, out)
     for loc, text in _template_fields(data):
         out.extend(doc.diagnostic(loc, f"{where(loc)}: {p}") for p in template_problems(text))
+    for loc, text in _verify_queries(data):
+        out.extend(
+            doc.diagnostic(loc, f"{where(loc)}: {p}") for p in promql_template_problems(text)
+        )
     try:
         return Runbook.model_validate(data)
     except ValidationError as err:
@@ -90,6 +95,17 @@ def _escalation_order(doc: PositionedDocument, steps: Any) -> Iterator[Diagnosti
                 f"{format_duration(previous)}; order escalation steps by increasing `after`",
             )
         previous = after
+
+
+def _verify_queries(data: dict[str, Any]) -> Iterator[tuple[DataPath, str]]:
+    """Every ``mitigations[i].verify.checks[j].query`` that is a string."""
+    items = data.get("mitigations")
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        verify = item.get("verify") if isinstance(item, dict) else None
+        checks = verify.get("checks") if isinstance(verify, dict) else None
+        for j, check in enumerate(checks if isinstance(checks, list) else []):
+            if isinstance(check, dict) and isinstance(check.get("query"), str):
+                yield ("mitigations", i, "verify", "checks", j, "query"), check["query"]
 
 
 def _template_fields(data: dict[str, Any]) -> Iterator[tuple[DataPath, str]]:

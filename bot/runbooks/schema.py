@@ -31,6 +31,7 @@ from pydantic import (
 
 from bot.errors import MatcherSyntaxError
 from bot.matching.matcher import Matcher, parse_matchers
+from bot.runbooks.conditions import Condition, parse_condition
 from bot.runbooks.duration import format_duration, parse_duration
 
 RUNBOOK_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$"
@@ -85,6 +86,68 @@ class Dashboard(StrictModel):
     url: str = Field(min_length=1, description="URL template over labels and annotations.")
 
 
+class LadderStep(StrEnum):
+    """What Ballast does next when a mitigation's verification says it did not help."""
+
+    NEXT = "next"  # run the next mitigation, under its own policy (auto, or ask its owners)
+    UNDO = "undo"  # roll this one back
+    ESCALATE = "escalate"  # fire the next escalation step now
+
+
+class VerifyCheck(StrictModel):
+    name: str | None = Field(
+        default=None, max_length=80, description="What it measures, for people (default: query)."
+    )
+    query: str = Field(
+        min_length=1,
+        max_length=4000,
+        description='PromQL with one value; label values only inside "…", e.g. '
+        'tool="{{ labels.tool }}".',
+    )
+    condition: str = Field(
+        description='"< 0.05", "== 0", "> 0.9", or "lower than before by 50%" / "higher than '
+        'before by 20%".'
+    )
+
+    @field_validator("condition")
+    @classmethod
+    def _condition_parses(cls, value: str) -> str:
+        parse_condition(value)
+        return value
+
+    @property
+    def parsed(self) -> Condition:
+        return parse_condition(self.condition)
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        return self.query if len(self.query) <= 60 else self.query[:59] + "…"
+
+
+class Verify(StrictModel):
+    checks: list[VerifyCheck] = Field(min_length=1, max_length=10)
+    interval: Duration = Field(
+        default=timedelta(seconds=30), description="Check this often after the mitigation."
+    )
+    within: Duration = Field(
+        default=timedelta(minutes=5),
+        description="Recovered by then, or the verdict is not_recovered (or unknown).",
+    )
+
+    @model_validator(mode="after")
+    def _times(self) -> Verify:
+        if self.interval < timedelta(seconds=1):
+            raise ValueError("verify.interval must be at least 1s")
+        if self.within < self.interval:
+            raise ValueError(
+                f"verify.within ({format_duration(self.within)}) must be at least one interval "
+                f"({format_duration(self.interval)})"
+            )
+        return self
+
+
 class Mitigation(StrictModel):
     id: str = Field(pattern=SLUG_PATTERN, max_length=64)
     title: str = Field(min_length=1, max_length=150)
@@ -94,6 +157,29 @@ class Mitigation(StrictModel):
     undo_after: Duration | None = Field(
         default=None, description="Undo automatically this long after it was applied."
     )
+    verify: Verify | None = Field(
+        default=None, description="How Ballast checks, in Prometheus, that it worked."
+    )
+    on_not_recovered: LadderStep | None = Field(
+        default=None, description="What to do when verification says not_recovered."
+    )
+    on_worse: LadderStep | None = Field(
+        default=None,
+        description="What to do when verification says worse (default: undo, for auto).",
+    )
+
+    @model_validator(mode="after")
+    def _ladder_needs_verify(self) -> Mitigation:
+        if self.verify is None and (self.on_not_recovered or self.on_worse):
+            raise ValueError("on_not_recovered and on_worse need `verify:` (what to check)")
+        return self
+
+    @property
+    def worse_step(self) -> LadderStep | None:
+        """A ``worse`` verdict on an auto mitigation undoes it unless the runbook says else."""
+        if self.on_worse is not None:
+            return self.on_worse
+        return LadderStep.UNDO if self.mode is MitigationMode.AUTO else None
 
 
 class EscalationStep(StrictModel):

@@ -30,6 +30,7 @@ class TimerKind(StrEnum):
     ESCALATE = "escalate"  # the next escalation step of an unacknowledged incident
     REMIND = "remind"  # remind the thread of an incident left mitigating or monitoring
     AUTO_UNDO = "auto_undo"  # undo a mitigation whose runbook says "undo after"
+    VERIFY = "verify"  # check in Prometheus whether an applied mitigation worked
 
 
 class TimerService:

@@ -46,6 +46,13 @@ _RAN = frozenset(
 """States in which the approvals given are shown as who ran it."""
 _CHANGED = frozenset({ExecutionState.APPLIED, ExecutionState.UNDOING, ExecutionState.UNDONE})
 """States in which the control's before → after is shown."""
+_VERDICT = {
+    "recovered": ":large_green_circle:",
+    "not_recovered": ":large_yellow_circle:",
+    "worse": ":red_circle:",
+    "unknown": ":grey_question:",
+}
+"""How a verification verdict is marked in the row (the text says it in words too)."""
 
 
 def mitigation_blocks(view: IncidentView, number: int, m: MitigationView) -> list[Block]:
@@ -86,6 +93,9 @@ def _mitigation_text(number: int, m: MitigationView) -> str:
         lines.append(f"Undone by {m.undone_by}")
     if m.error and m.state == ExecutionState.FAILED:
         lines.append(f":warning: {clip_text(m.error, 600)}")
+    if m.verdict:
+        icon = _VERDICT.get(m.verdict, ":grey_question:")
+        lines.append(f"{icon} {clip_text(m.verified or m.verdict, 600)}")
     return fit(lines[0], lines[1:])
 
 

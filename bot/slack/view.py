@@ -88,6 +88,8 @@ class MitigationView:
     error: str | None
     undone_by: str | None  # Slack markup
     actions: tuple[ActionId, ...]  # the buttons this state allows, in display order
+    verdict: str | None  # of its latest run's verification
+    verified: str | None  # plain text: the values before → after
     version: str  # changes whenever what the buttons act on changes
 
     @property
@@ -243,6 +245,8 @@ def _mitigation(m: MitigationOut, groups: Mapping[str, str], is_open: bool) -> M
         error=m.error,
         undone_by=_actor(m.undone_by, groups),
         actions=_mitigation_actions(m.state, mode, m.reversible, is_open),
+        verdict=m.verdict,
+        verified=m.verified,
         version=mitigation_version(m),
     )
 

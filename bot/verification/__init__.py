@@ -1,0 +1,1 @@
+"""Did it work? Recovery verification of applied mitigations against Prometheus, and ladders."""
