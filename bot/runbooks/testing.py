@@ -19,6 +19,7 @@ from actions import ActionRegistry, Risk, default_registry
 from bot.errors import TemplateError
 from bot.intake.alert import Alert, AlertSource, AlertStatus, label_fingerprint, template_context
 from bot.runbooks.mitigation_checks import params_problems
+from bot.runbooks.promql import render_promql
 from bot.runbooks.schema import ExpectOutcome, MitigationMode, Runbook, RunbookTest
 from bot.runbooks.schema_errors import where
 from bot.runbooks.snapshot import Catalog
@@ -124,13 +125,19 @@ def _why_not(runbook: Runbook, labels: dict[str, str], winner: Runbook | None) -
 def _render_everything(
     registry: ActionRegistry, runbook: Runbook, context: dict[str, object]
 ) -> list[str]:
-    """What will be rendered when this alert fires, rendered now; one message per failure."""
+    """What will be rendered when this alert fires (verify queries too), rendered now; one
+    message per failure."""
     failures: list[str] = []
     for i, dashboard in enumerate(runbook.dashboards):
         _render(failures, f"dashboards[{i}].url", dashboard.url, context)
     for i, step in enumerate(runbook.escalation):
         _render(failures, f"escalation[{i}].notify", step.notify, context)
     for i, mitigation in enumerate(runbook.mitigations):
+        for j, check in enumerate(mitigation.verify.checks if mitigation.verify else []):
+            try:
+                render_promql(check.query, context)
+            except TemplateError as err:
+                failures.append(f"mitigations[{i}].verify.checks[{j}].query does not render: {err}")
         base = ("mitigations", i, "params")
         params = _render(failures, where(base), mitigation.params, context)
         action = registry.get(mitigation.action)

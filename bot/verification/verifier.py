@@ -105,7 +105,8 @@ class Verifier:
         verdict = overall(results)
         now = self._clock()
         deadline = applied_at + mitigation.verify.within
-        if not final(verdict) and now < deadline:
+        # Without a Prometheus there is nothing to wait for: unknown at once, with the reason.
+        if not final(verdict) and now < deadline and client is not None:
             due = min(mitigation.verify.interval, deadline - now)
             async with self._db.transaction() as session:
                 await schedule_verification(session, execution, due, now, attempt=attempt + 1)
