@@ -219,6 +219,7 @@ def build_services(
                 config.slack,
                 fallback_channel=settings.slack_channel,
                 on_enqueued=delivery.wake,
+                change_window=config.changes.window,
             )
         )
     if syncer is not None and runbooks_config.git is not None:
@@ -234,6 +235,7 @@ def build_services(
         http=http,
         environ=environ,
         publisher=PostmortemThread(outbox) if delivery is not None else None,
+        change_window=config.changes.window,
     )
     bus.subscribe(postmortem)
     inbox_writer = InboxWriter(db)

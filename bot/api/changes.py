@@ -20,12 +20,16 @@ from actions.control_values import MAX_ACTOR, MAX_REASON
 from bot.api.json_body import JsonBodyRoute
 from bot.api.principals import require
 from bot.api.schemas import PersonText
-from bot.api.services import services_of
+from bot.api.services import Services, services_of
 from bot.auth.principal import Principal
 from bot.auth.roles import Role
 from bot.changelog.kinds import RECORDABLE, ChangeKind
 from bot.changelog.log import Change, ChangeConflict, NewChange
+from bot.incidents.changes import ChangeKind as IncidentChangeKind
+from bot.incidents.changes import Note
+from bot.incidents.lifecycle import IncidentStatus
 from bot.runbooks.schema import SLUG_PATTERN
+from bot.store import incidents as repo
 
 router = APIRouter(prefix="/api/v1", tags=["changes"], route_class=JsonBodyRoute)
 
@@ -154,7 +158,23 @@ async def record_change(
         raise HTTPException(status.HTTP_409_CONFLICT, str(err)) from None
     if not created:
         response.status_code = status.HTTP_200_OK
+    else:
+        await _tell_open_incidents(services, change)
     return _out(change)
+
+
+async def _tell_open_incidents(services: Services, change: Change) -> None:
+    """A change that went live while its service has an open incident goes to the incident's
+    thread (and its message's "Recent AI changes"): it may be the cause, or the fix."""
+    open_statuses = [s.value for s in IncidentStatus if s is not IncidentStatus.RESOLVED]
+    async with services.db.sessions() as session:
+        incidents = await repo.list_incidents(
+            session, statuses=open_statuses, service=change.service, limit=20
+        )
+    previous = f"{change.previous} → " if change.previous else ""
+    note = Note(f"AI change went live: {change.kind} {previous}{change.version} by {change.by}")
+    for incident in incidents:
+        await services.bus.changed(incident.id, IncidentChangeKind.UPDATED, note)
 
 
 @router.get("/changes", response_model=ChangeList, dependencies=Reader)

@@ -13,18 +13,21 @@ episodes (each opening or re-opening to the resolve that followed) are listed se
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
 from actions.registry import ActionRegistry
+from bot.changelog.log import SOURCE_CONTROL
+from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.phases import phase_durations
 from bot.incidents.read_model import IncidentDetail, TimelineOut
 from bot.incidents.timeline import TimelineKind
 from bot.postmortem.models import (
+    ChangeFact,
     ControlChangeFact,
     ControlFact,
     Detection,
@@ -60,10 +63,17 @@ AI_CONTROLS = ("model", "prompt_version", "retrieval_index", "autonomy", "human_
 
 
 async def collect_facts(
-    db: Database, catalog: LiveCatalog, registry: ActionRegistry, incident_id: int
+    db: Database,
+    catalog: LiveCatalog,
+    registry: ActionRegistry,
+    incident_id: int,
+    *,
+    change_window: timedelta = DEFAULT_WINDOW,
 ) -> PostmortemFacts:
     """Read everything the draft may state. Raises ``NotFoundError`` for an unknown id."""
-    detail = await load_incident_detail(db, catalog, registry, incident_id)
+    detail = await load_incident_detail(
+        db, catalog, registry, incident_id, change_window=change_window
+    )
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
         phases = phase_durations(incident)
@@ -133,6 +143,22 @@ async def collect_facts(
         runbook_path=str(path) if path else None,
         runbook_revision=detail.runbook_revision,
         runbook_url=detail.runbook_url,
+        changes=[
+            ChangeFact(
+                kind=c.kind,
+                version=c.version,
+                previous=c.previous,
+                by=c.by,
+                link=c.link,
+                note=c.note,
+                at=c.at,
+                minutes_before=c.minutes_before,
+                likely_cause=c.likely_cause,
+            )
+            for c in detail.changes
+            # Ballast's own control changes during the incident are its mitigations (below).
+            if c.minutes_before > 0 or c.source != SOURCE_CONTROL
+        ],
     )
 
 

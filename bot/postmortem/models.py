@@ -106,6 +106,21 @@ class ServiceControls(Fact):
         return [t.name for t in self.tools if t.at_end is False]
 
 
+class ChangeFact(Fact):
+    """A change to the service from the change log: what went live before the first alert
+    (from pipelines, people or control writes), and what pipelines shipped during it."""
+
+    kind: str
+    version: str
+    previous: str | None
+    by: str
+    link: str | None
+    note: str
+    at: datetime
+    minutes_before: float  # negative: after the first alert
+    likely_cause: bool
+
+
 class RunbookFacts(Fact):
     id: str
     title: str
@@ -141,6 +156,7 @@ class PostmortemFacts(Fact):
     services_without_history: list[str]
     runbook: RunbookFacts | None
     runbook_path: str | None
+    changes: list[ChangeFact] = []  # "What changed": recorded changes, likely causes first
     runbook_revision: str | None = None  # the git commit the incident was matched under
     runbook_url: str | None = None  # the runbook file at that commit (runbooks.web_url)
 

@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.registry import ActionRegistry
+from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.config import PostmortemConfig
 from bot.incidents.changes import ChangeKind, IncidentChange
 from bot.postmortem.draft import Draft, file_name, render_draft
@@ -60,8 +61,10 @@ class PostmortemService:
         http: httpx.AsyncClient,
         environ: Mapping[str, str],
         publisher: DraftPublisher | None = None,
+        change_window: timedelta = DEFAULT_WINDOW,
     ) -> None:
         self._db = db
+        self._change_window = change_window
         self._catalog = catalog
         self._registry = registry
         self._config = config
@@ -77,7 +80,9 @@ class PostmortemService:
         return self._config.folder
 
     async def facts(self, incident_id: int) -> PostmortemFacts:
-        return await collect_facts(self._db, self._catalog, self._registry, incident_id)
+        return await collect_facts(
+            self._db, self._catalog, self._registry, incident_id, change_window=self._change_window
+        )
 
     async def draft(self, incident_id: int, *, polish: bool = False) -> Draft:
         """A fresh draft from the current facts (``polish``: ask the model, if configured)."""

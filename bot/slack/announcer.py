@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from actions.registry import ActionRegistry
+from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.config import SlackConfig
 from bot.errors import NotFoundError
 from bot.incidents.changes import ChangeKind, IncidentChange
@@ -37,8 +39,10 @@ class SlackAnnouncer:
         *,
         fallback_channel: str | None,
         on_enqueued: Callable[[], None] | None = None,
+        change_window: timedelta = DEFAULT_WINDOW,
     ) -> None:
         self._db = db
+        self._change_window = change_window
         self._catalog = catalog
         self._registry = registry
         self._outbox = outbox
@@ -55,7 +59,11 @@ class SlackAnnouncer:
 
     async def _announce(self, change: IncidentChange) -> None:
         detail = await load_incident_detail(
-            self._db, self._catalog, self._registry, change.incident_id
+            self._db,
+            self._catalog,
+            self._registry,
+            change.incident_id,
+            change_window=self._change_window,
         )
         runbook = (
             self._catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None

@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.read_model import ChangeOut
 from bot.slack.buttons import incident_button
 from bot.slack.mitigation_rows import mitigation_blocks
 from bot.slack.mrkdwn import (
@@ -46,6 +47,7 @@ _SEVERITY = {
     "sev3": ":large_yellow_circle:",
 }
 _OTHER_SEVERITY = ":large_blue_circle:"
+MAX_CHANGES = 5  # the rest: `ballast incidents show`, the API's `changes`
 _STATUS: dict[str, str] = {
     IncidentStatus.TRIGGERED: ":rotating_light: Triggered",
     IncidentStatus.ACKNOWLEDGED: ":eyes: Acknowledged",
@@ -77,6 +79,10 @@ def render_incident(view: IncidentView) -> SlackMessage:
     if view.likely_causes:
         causes = [f"{n}. {clip_text(c, 600)}" for n, c in enumerate(view.likely_causes, 1)]
         top.append(section(fit("*Likely causes*", causes)))
+    if view.changes:
+        shown = [_change(c) for c in view.changes[:MAX_CHANGES]]
+        extra = len(view.changes) - len(shown)
+        top.append(section(fit("*Recent AI changes*", shown, extra=extra)))
     top.append(section(_alerts(view)))
     if view.runbook_id is not None and view.symptom is None:
         top.append(section(f":warning: Runbook `{escape(view.runbook_id)}` is not in the catalog."))
@@ -146,6 +152,30 @@ def _dashboard(dashboard: DashboardLink) -> str:
     if dashboard.url is None:
         return f"• {title} — _{clip_text(dashboard.note or 'no link', 400)}_"
     return f"• {link(dashboard.url, title)}"
+
+
+def _change(change: ChangeOut) -> str:
+    """``• retrieval_index kb-11 → kb-12 by release-bot, 24 min before the first alert``."""
+    previous = f"{code(change.previous, 80)} → " if change.previous else ""
+    what = f"{code(change.kind, 40)} {previous}{code(change.version, 80)}"
+    if change.link:
+        what = f"{what} ({link(change.link, 'link')})"
+    minutes = change.minutes_before
+    when = (
+        f"{_ago(minutes)} before the first alert"
+        if minutes > 0
+        else f"{_ago(-minutes)} after the first alert"
+        if minutes < 0
+        else "as the first alert fired"
+    )
+    mark = " — _likely cause_" if change.likely_cause else ""
+    return f"• {what} by {clip_text(change.by, 80)}, {when}{mark}"
+
+
+def _ago(minutes: float) -> str:
+    if minutes < 90:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.1f} h"
 
 
 def _alerts(view: IncidentView) -> str:

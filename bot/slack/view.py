@@ -25,6 +25,7 @@ from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import (
     NOT_RUN,
     AlertOut,
+    ChangeOut,
     IncidentDetail,
     IncidentSummary,
     MitigationOut,
@@ -123,6 +124,7 @@ class IncidentView:
     actions: tuple[ActionId, ...]  # incident-level buttons (acknowledge, resolve)
     version: str
     url: str | None  # this incident in Ballast's API, when a base URL is configured
+    changes: tuple[ChangeOut, ...] = ()  # recent AI changes, likely causes first
     runbook_revision: str | None = None  # the git commit it was matched under
     runbook_url: str | None = None  # the runbook file at that commit (runbooks.web_url)
 
@@ -174,6 +176,7 @@ def build_view(
         actions=_incident_actions(detail.status),
         version=incident_version(detail),
         url=f"{base_url.rstrip('/')}/api/v1/incidents/{detail.id}" if base_url else None,
+        changes=tuple(detail.changes),
     )
 
 

@@ -248,3 +248,33 @@ def test_cli_record_refuses_bad_kind_and_time_before_calling() -> None:
     )  # fmt: skip
     assert naive.exit_code != 0
     assert "needs a timezone" in naive.output
+
+
+async def test_a_change_during_an_open_incident_goes_to_its_thread(
+    make_harness: Any, runbooks: Path, clock: Clock
+) -> None:
+    from bot.incidents.changes import IncidentChange
+
+    h = await make_harness(runbooks=runbooks)
+    posted = await h.as_("automation").post("/webhooks/alertmanager", json=alert(clock, 1))
+    assert posted.status_code == 200
+    await h.settle()
+    [incident] = (await h.as_("reader").get("/api/v1/incidents")).json()["incidents"]
+
+    heard: list[IncidentChange] = []
+
+    class Recorder:
+        async def incidents_changed(self, changes: list[IncidentChange]) -> None:
+            heard.extend(changes)
+
+    h.services.bus.subscribe(Recorder())
+    clock.advance(minutes=2)
+    fix = change(kind="retrieval_index", version="kb-13", previous="kb-12", external_id="b-9")
+    assert (await h.as_("automation").post(URL, json=fix)).status_code == 201
+    assert [(c.incident_id, [n.text for n in c.notes]) for c in heard] == [
+        (incident["id"], ["AI change went live: retrieval_index kb-12 → kb-13 by automation"])
+    ]
+    # A retried record is not news; another service's change is not this incident's.
+    assert (await h.as_("automation").post(URL, json=fix)).status_code == 200
+    assert (await h.as_("automation").post(URL, json=change(service="other"))).status_code == 201
+    assert len(heard) == 1

@@ -44,6 +44,19 @@ async def scripted_incident(h: Any, clock: Clock) -> int:
         ("svc-a.retrieval_index", "kb-2026-11-20"),
     ):
         await controls.write(key, value, actor="U0DEPLOYER", reason="release 2026.11.3")
+    recorded = await h.client.post(
+        "/api/v1/changes",
+        json={
+            "service": "svc",  # the runbook's service (its controls are svc-a's)
+            "kind": "tool_schema",
+            "version": "search|v3 `beta`",  # a pipe and backticks: the table must hold
+            "previous": "search-v2",
+            "by": "release-bot",
+            "link": "https://ci.example.com/builds/77",
+            "external_id": "build-77",
+        },
+    )
+    assert recorded.status_code == 201, recorded.text
     clock.advance(minutes=1)  # 03:01: the alert arrives; disable-tool runs at once (auto)
     await send(h, alert())
     incident = await only_incident(h)

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from bot.controls.store import ControlValue
 from bot.incidents.read_model import (
     AlertOut,
+    ChangeOut,
     IncidentDetail,
     IncidentSummary,
     MitigationOut,
@@ -798,3 +799,48 @@ def test_decode_raises_only_button_value_error(raw: str) -> None:
 def test_decode_of_arbitrary_json_raises_only_button_value_error(data: object) -> None:
     with contextlib.suppress(ButtonValueError):
         ButtonValue.decode(json.dumps(data))
+
+
+def change_out(index: int, **fields: Any) -> ChangeOut:
+    values: dict[str, Any] = {
+        "id": index,
+        "service": "support-assistant",
+        "kind": "prompt",
+        "version": f"v{index}",
+        "previous": f"v{index - 1}",
+        "by": "release-bot",
+        "link": None,
+        "note": "",
+        "at": datetime(2026, 11, 27, 2, 48, tzinfo=UTC),
+        "source": "api",
+        "likely_cause": False,
+        "minutes_before": 12.0,
+        **fields,
+    }
+    return ChangeOut(**values)
+
+
+def test_recent_ai_changes_are_shown_escaped_and_bounded(runbook: Runbook) -> None:
+    changes = [
+        change_out(1, likely_cause=True, link="https://ci.example.com/b/1?a=1&b=|x"),
+        change_out(2, version="<!channel> <https://evil.example|re-auth>", by="<@U05KQ7J2M1P>"),
+        change_out(3, minutes_before=-3.0, kind="model"),
+        *(change_out(n, minutes_before=300.0) for n in range(4, 10)),
+    ]
+    message = render_incident(build_view(detail(changes=changes), runbook))
+    [section_text] = [t for t in texts(message) if t.startswith("*Recent AI changes*")]
+    lines = section_text.split("\n")
+    assert lines[1] == (
+        "• `prompt` `v0` → `v1` (<https://ci.example.com/b/1?a=1&amp;b=%7Cx|link>) by "
+        "release-bot, 12 min before the first alert — _likely cause_"
+    )
+    assert "<!channel>" not in section_text
+    assert "<https://evil.example" not in section_text
+    assert "<@U05KQ7J2M1P>" not in section_text
+    assert "&lt;!channel&gt;" in lines[2]
+    assert lines[3].endswith("3 min after the first alert")
+    assert "5.0 h before the first alert" in lines[4]
+    assert lines[-1] == "…and 4 more"
+    assert "Recent AI changes" not in " ".join(
+        texts(render_incident(build_view(detail(), runbook)))
+    )
