@@ -28,6 +28,7 @@ from actions.clients.paging import HttpPager
 from actions.context import Messenger
 from actions.registry import ActionRegistry, default_registry
 from bot.api import (
+    alerts,
     changes,
     controls,
     git_webhook,
@@ -490,7 +491,17 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     webhooks.install(app)
     ofrep.install(app)
     git_webhook.install(app)
-    routers = (incidents, mitigations, postmortems, runbooks, controls, changes, slack, openapi)
+    routers = (
+        incidents,
+        alerts,
+        mitigations,
+        postmortems,
+        runbooks,
+        controls,
+        changes,
+        slack,
+        openapi,
+    )
     for module in (*routers, health):
         app.include_router(module.router)
     return app

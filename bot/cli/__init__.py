@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from bot.cli.alerts import alerts_app
 from bot.cli.base import command, new_app
 from bot.cli.changes import changes_app
 from bot.cli.controls import controls_app
@@ -68,6 +69,7 @@ def build_cli() -> typer.Typer:
     command(cli, short_help="Draft an incident's postmortem (Markdown).")(postmortem)
     command(cli, short_help="The closed loop with Prometheus and Alertmanager, on loopback.")(demo)
     cli.add_typer(runbooks_app, name="runbooks")
+    cli.add_typer(alerts_app, name="alerts")
     cli.add_typer(incidents_app, name="incidents")
     cli.add_typer(mitigations_app, name="mitigations")
     cli.add_typer(controls_app, name="controls")

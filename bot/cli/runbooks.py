@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from actions import ActionRegistry
     from bot.runbooks.explain import AlertExplanation, RunbookCheck
     from bot.runbooks.loader import CatalogLoad
+    from bot.runbooks.snapshot import Catalog
 
 DEFAULT_PATHS = (Path("runbooks"),)
 SCHEMA_ID = "https://ballast.dev/schemas/runbook.schema.json"
@@ -116,6 +117,98 @@ def explain(
         typer.echo("")
         for line in _render_alert(number, alert):
             typer.echo(line)
+
+
+@command(runbooks_app, short_help="What a runbook change does to real alerts, as Markdown.")
+def diff(
+    old: Annotated[str, typer.Argument(metavar="OLD", help="A folder, or a git revision.")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="A folder, or a git revision.")],
+    alerts: Annotated[
+        Path | None,
+        typer.Option("--alerts", metavar="FILE", help="Alerts to replay (ballast alerts export)."),
+    ] = None,
+    from_server: Annotated[
+        str | None,
+        typer.Option(
+            "--from-server", metavar="URL", help="Replay the alerts this server received."
+        ),
+    ] = None,
+    since: Annotated[
+        str, typer.Option("--since", metavar="DURATION", help="With --from-server: how far back.")
+    ] = "7d",
+    repo: Annotated[
+        Path,
+        typer.Option("--repo", metavar="DIR", help="The git repository of OLD/NEW revisions."),
+    ] = Path("."),
+    folder: Annotated[
+        str,
+        typer.Option("--path", metavar="PATH", help="The runbook folder in that repository."),
+    ] = "runbooks",
+    token: TokenOption = None,
+) -> None:
+    """Replay real alerts through the OLD and NEW catalogs and print, as Markdown for a pull
+    request comment, the alerts whose runbook, match or first move changes. OLD and NEW are
+    folders or git revisions (of --repo, folder --path). Exit 0: no change; 1: changes;
+    2: NEW (or OLD) is invalid."""
+    import tempfile
+
+    from bot.runbooks.routing_diff import diff_routing, render_markdown
+
+    if (alerts is None) == (from_server is None):
+        fail("give the alerts to replay: --alerts FILE or --from-server URL")
+    replayed = _alerts_to_replay(alerts, from_server, since, token)
+    with tempfile.TemporaryDirectory(prefix="ballast-diff-") as scratch:
+        catalogs = [
+            _catalog_at(name, repo, folder, Path(scratch) / side)
+            for name, side in ((old, "old"), (new, "new"))
+        ]
+        old_catalog, new_catalog = catalogs
+        if old_catalog is None or new_catalog is None:
+            raise typer.Exit(2)
+        result = diff_routing(old_catalog, new_catalog, replayed)
+    typer.echo(render_markdown(result, old, new), nl=False)
+    if result.changed:
+        raise typer.Exit(1)
+
+
+def _alerts_to_replay(
+    path: Path | None, server: str | None, since: str, token: str | None
+) -> list[Any]:
+    if server is not None:
+        from urllib.parse import quote
+
+        body = Client(server, token).get(f"/api/v1/alerts?since={quote(since)}")
+    else:
+        assert path is not None
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            fail(f"--alerts {path}: cannot read alerts: {err}")
+    found = body.get("alerts") if isinstance(body, dict) else body
+    if not isinstance(found, list):
+        fail("the alerts must be a JSON list, or an object with an 'alerts' list")
+    return found
+
+
+def _catalog_at(name: str, repo: Path, folder: str, scratch: Path) -> Catalog | None:
+    """The catalog of a folder, or of a revision of ``repo``; None (reported) if invalid."""
+    from bot.gitsync.git import GitError
+    from bot.gitsync.revisions import extract_revision
+    from bot.runbooks.loader import load_catalog
+
+    where = Path(name)
+    if not where.exists():
+        try:
+            where = extract_revision(repo, name, folder, scratch)
+        except GitError as err:
+            fail(f"{name}: neither a folder nor a revision of {repo}: {err}")
+    load = load_catalog([where])
+    if load.catalog is None:
+        typer.echo(f"{name} is invalid:", err=True)
+        for diagnostic in load.errors:
+            shown = str(diagnostic).replace(str(scratch) + "/", "")
+            typer.echo(shown, err=True)
+    return load.catalog
 
 
 @command(runbooks_app, short_help="Which runbook commit a server runs, and the last refused.")

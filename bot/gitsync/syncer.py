@@ -320,7 +320,7 @@ class RunbookSyncer:
             args.append(folder)
         archive = await self._git.run(*args)
         aside = checkout.with_name(f".{commit}.partial")
-        await asyncio.to_thread(_untar, archive.stdout, aside)
+        await asyncio.to_thread(untar, archive.stdout, aside)
         os.replace(aside, checkout)
         return checkout
 
@@ -396,7 +396,7 @@ class _MissingFolder(Exception):
     pass
 
 
-def _untar(data: bytes, into: Path) -> None:
+def untar(data: bytes, into: Path) -> None:
     """Extract a ``git archive`` tar; the ``data`` filter refuses links out of the folder."""
     if into.exists():
         shutil.rmtree(into)

@@ -36,8 +36,8 @@ mitigations:
   - id: {mitigation}
     title: Send every answer to human review
     action: force_human_review
-    params: {{service: "{{{{ labels.service }}}}", level: all}}
-    mode: approve
+    params: {{service: "{{{{ labels.service }}}}", level: {level}}}
+    mode: {mode}
 tests:
   - alert: {{labels: {{alertname: {alertname}, service: checkout}}}}
     expect: match
@@ -50,12 +50,21 @@ def runbook(
     title: str = "Checkout errors high",
     alertname: str = "HighErrorRate",
     mitigation: str = "review-all",
+    level: str = "all",
+    mode: str = "approve",
 ) -> str:
     """A valid runbook file's text."""
-    return RUNBOOK.format(id=runbook_id, title=title, alertname=alertname, mitigation=mitigation)
+    return RUNBOOK.format(
+        id=runbook_id,
+        title=title,
+        alertname=alertname,
+        mitigation=mitigation,
+        level=level,
+        mode=mode,
+    )
 
 
-BROKEN = runbook().replace("level: all", "level: yolo")  # an invalid param: refused on load
+BROKEN = runbook(level="yolo")  # an invalid param: refused on load
 
 
 def git_env(home: Path) -> dict[str, str]:
