@@ -230,8 +230,7 @@ def build_services(
         catalog,
         registry,
         config.postmortem,
-        # From git, the folder changes with each commit: the default template is used.
-        runbooks_root=settings.runbooks if syncer is None else None,
+        runbooks_root=settings.runbooks if syncer is None else _live_folder(catalog, syncer),
         clock=clock,
         http=http,
         environ=environ,
@@ -322,6 +321,16 @@ def _load_folder(settings: Settings, registry: ActionRegistry) -> Catalog:
     if load.catalog is None:
         raise RunbookError(load.diagnostics)
     return load.catalog
+
+
+def _live_folder(catalog: LiveCatalog, syncer: RunbookSyncer) -> Callable[[], Path | None]:
+    """The runbook folder of the live commit's checkout (team postmortem templates live there)."""
+
+    def folder() -> Path | None:
+        revision = catalog.current.revision
+        return None if revision is None else revision.root / syncer.source.path
+
+    return folder
 
 
 def _refusal_reporter(

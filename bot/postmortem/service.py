@@ -56,7 +56,7 @@ class PostmortemService:
         registry: ActionRegistry,
         config: PostmortemConfig,
         *,
-        runbooks_root: Path | None,
+        runbooks_root: Path | Callable[[], Path | None] | None,
         clock: Callable[[], datetime],
         http: httpx.AsyncClient,
         environ: Mapping[str, str],
@@ -89,13 +89,15 @@ class PostmortemService:
         return await self._draft(await self.facts(incident_id), polish=polish)
 
     async def _draft(self, facts: PostmortemFacts, *, polish: bool) -> Draft:
-        draft = render_draft(facts, runbooks_root=self._root)
+        # From git the folder moves with each commit: ask for the live one each time.
+        root = self._root() if callable(self._root) else self._root
+        draft = render_draft(facts, runbooks_root=root)
         if polish and self._config.llm is not None:
             better = await polish_summary(
                 self._http, self._config.llm, draft.summary, self._environ
             )
             if better is not None:
-                draft = render_draft(facts, runbooks_root=self._root, summary=better)
+                draft = render_draft(facts, runbooks_root=root, summary=better)
         return draft
 
     async def publish(self, incident_id: int) -> tuple[Draft, Path]:

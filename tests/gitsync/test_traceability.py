@@ -29,7 +29,10 @@ def alert(name: str) -> dict[str, Any]:
 async def test_incidents_record_and_link_the_commit_they_were_matched_under(
     make_harness: Any, remote: GitRemote, tmp_path: Path
 ) -> None:
-    first = remote.commit({FILE: runbook()})
+    team_template = (
+        "# Team postmortem for #{{ facts.incident_id }} at {{ facts.runbook_revision }}\n"
+    )
+    first = remote.commit({FILE: runbook(), "runbooks/_postmortem.md.j2": team_template})
     source = GitSourceConfig(url=remote.file_url, path="runbooks", workdir=tmp_path / "w")
     config = BallastConfig(runbooks=RunbooksConfig(git=source, web_url=WEB_URL))
     h = await make_harness(config)
@@ -72,6 +75,9 @@ async def test_incidents_record_and_link_the_commit_they_were_matched_under(
     facts = await collect_facts(s.db, s.catalog, s.registry, old_detail["id"])
     draft = render_draft(facts).markdown
     assert f"at commit [`{first[:12]}`]({old_detail['runbook_url']})" in draft
+    # The server drafts with the team template the repository holds at the live commit.
+    served = await s.postmortems.draft(old_detail["id"])
+    assert served.markdown.startswith(f"# Team postmortem for #{old_detail['id']} at {first}")
 
 
 async def test_a_folder_catalog_records_no_revision(make_harness: Any) -> None:
