@@ -227,3 +227,28 @@ async def changes_of_service(
         .limit(limit)
     )
     return [_change_of(row) for row in rows]
+
+
+async def shipped_before(
+    session: AsyncSession, service: str, kind: ChangeKind, current: str | None
+) -> Change | None:
+    """The latest change a pipeline or a person recorded that put ``current`` live for
+    (``service``, ``kind``) and names what was live before it (``current`` None: the latest
+    recorded change of that kind, whatever it shipped). What ``to: previous`` rolls back to
+    when the control's own history does not know."""
+    query = (
+        select(StoredChange)
+        .where(
+            StoredChange.service == service,
+            StoredChange.kind == kind.value,
+            StoredChange.source != SOURCE_CONTROL,
+        )
+        .order_by(StoredChange.at.desc(), StoredChange.id.desc())
+        .limit(1)
+    )
+    if current is not None:
+        query = query.where(StoredChange.version == current)
+    row = await session.scalar(query)
+    if row is None or row.previous is None:
+        return None
+    return _change_of(row)

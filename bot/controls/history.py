@@ -7,6 +7,7 @@ rollbacks and postmortems read one history whatever holds the value.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,12 +24,14 @@ from actions.control_values import (
     parse_key,
     same_value,
 )
-from bot.changelog.log import append_control_change
+from bot.changelog.kinds import ChangeKind, kind_of_control, service_of_control
+from bot.changelog.log import append_control_change, shipped_before
 from bot.controls.failures import store_error
 from bot.store.database import Database
 from bot.store.tables import StoredControlChange
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 _PAGE = 200
 
@@ -98,33 +101,16 @@ class ControlHistoryLog:
 
         The ``before`` of the latest change whose ``after`` is ``current``; changes that set
         a key to the value it already had are skipped (rolling back to them changes nothing).
+        When the key's history does not know (the version was shipped by a deploy, not through
+        a control), the change log's ``previous`` of the change that shipped ``current`` (of
+        the latest change of the key's kind when the key holds nothing).
         """
-        if current is None:
-            return None
-        older_than: int | None = None
         try:
             async with self._db.sessions() as session:
-                while True:
-                    query = (
-                        select(
-                            StoredControlChange.id,
-                            StoredControlChange.before,
-                            StoredControlChange.after,
-                        )
-                        .where(StoredControlChange.key == key)
-                        .order_by(StoredControlChange.id.desc())
-                        .limit(_PAGE)
-                    )
-                    if older_than is not None:
-                        query = query.where(StoredControlChange.id < older_than)
-                    rows = (await session.execute(query)).all()
-                    for change_id, before, after in rows:
-                        if same_value(after, current) and not same_value(before, after):
-                            previous: FlagValue | None = before
-                            return previous
-                        older_than = change_id
-                    if len(rows) < _PAGE:
-                        return None
+                previous = await _previous_in_history(session, key, current)
+                if previous is None:
+                    previous = await _previous_in_change_log(session, key, current)
+                return previous
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             raise store_error(err, f"read the history of {key}") from err
 
@@ -141,6 +127,49 @@ class ControlHistoryLog:
                 return [_change_of(row) for row in rows]
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             raise store_error(err, f"read the history of {key}") from err
+
+
+async def _previous_in_history(
+    session: AsyncSession, key: str, current: FlagValue | None
+) -> FlagValue | None:
+    if current is None:
+        return None
+    older_than: int | None = None
+    while True:
+        query = (
+            select(StoredControlChange.id, StoredControlChange.before, StoredControlChange.after)
+            .where(StoredControlChange.key == key)
+            .order_by(StoredControlChange.id.desc())
+            .limit(_PAGE)
+        )
+        if older_than is not None:
+            query = query.where(StoredControlChange.id < older_than)
+        rows = (await session.execute(query)).all()
+        for change_id, before, after in rows:
+            if same_value(after, current) and not same_value(before, after):
+                previous: FlagValue | None = before
+                return previous
+            older_than = change_id
+        if len(rows) < _PAGE:
+            return None
+
+
+async def _previous_in_change_log(
+    session: AsyncSession, key: str, current: FlagValue | None
+) -> FlagValue | None:
+    """What a pipeline recorded as live before ``current`` (prompt, model and retrieval index
+    keys only): a version shipped by a deploy never passed through Ballast's controls."""
+    kind = kind_of_control(key)
+    if kind is ChangeKind.CONTROL or isinstance(current, bool):
+        return None
+    shipped = await shipped_before(session, service_of_control(key), kind, current)
+    if shipped is None:
+        return None
+    log.info(
+        "to: previous of %s is %s from the change log: %s shipped %s (replacing it) at %s",
+        key, shipped.previous, shipped.by, shipped.version, shipped.at.isoformat(),
+    )  # fmt: skip
+    return shipped.previous
 
 
 async def append_change(

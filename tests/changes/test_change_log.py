@@ -33,6 +33,11 @@ mitigations:
     action: set_autonomy
     params: {service: rag, level: supervised}
     mode: auto
+  - id: index-back
+    title: Roll the retrieval index back
+    action: rollback_retrieval_index
+    params: {service: rag, to: previous}
+    mode: approve
 """
 
 
@@ -278,3 +283,43 @@ async def test_a_change_during_an_open_incident_goes_to_its_thread(
     assert (await h.as_("automation").post(URL, json=fix)).status_code == 200
     assert (await h.as_("automation").post(URL, json=change(service="other"))).status_code == 201
     assert len(heard) == 1
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["app-default", "held-in-store"])
+async def test_to_previous_comes_from_the_change_log(
+    make_harness: Any, runbooks: Path, clock: Clock, held: bool
+) -> None:
+    """The pipeline shipped kb-12 (replacing kb-11) without going through a control: rolling
+    back to 'previous' finds kb-11 in the change log; undo restores what was live."""
+    h = await make_harness(runbooks=runbooks)
+    await h.as_("automation").post(URL, json=change(kind="retrieval_index", version="kb-10"))
+    clock.advance(hours=1)
+    shipped = change(kind="retrieval_index", version="kb-12", previous="kb-11", by="release-bot")
+    assert (await h.as_("automation").post(URL, json=shipped)).status_code == 201
+    if held:  # the store holds kb-12 (set once, with no earlier value in its own history)
+        await h.services.controls.write("rag.retrieval_index", "kb-12", actor="seed", reason="")
+    clock.advance(minutes=5)
+    await h.as_("automation").post("/webhooks/alertmanager", json=alert(clock, 1))
+    await h.settle()
+    [incident] = (await h.as_("reader").get("/api/v1/incidents")).json()["incidents"]
+    run = f"/api/v1/incidents/{incident['id']}/mitigations/index-back"
+    applied = await h.as_("lh").post(f"{run}/run", json={})
+    assert applied.status_code == 200, applied.text
+    assert (await h.services.controls.get("rag.retrieval_index")).value == "kb-11"
+    undone = await h.as_("lh").post(f"{run}/undo", json={})
+    assert undone.status_code == 200, undone.text
+    after_undo = await h.services.controls.get("rag.retrieval_index")
+    assert (after_undo.value if after_undo else None) == ("kb-12" if held else None)
+
+
+async def test_to_previous_without_any_record_says_so(
+    make_harness: Any, runbooks: Path, clock: Clock
+) -> None:
+    h = await make_harness(runbooks=runbooks)
+    await h.as_("automation").post("/webhooks/alertmanager", json=alert(clock, 1))
+    await h.settle()
+    [incident] = (await h.as_("reader").get("/api/v1/incidents")).json()["incidents"]
+    run = f"/api/v1/incidents/{incident['id']}/mitigations/index-back/run"
+    failed = await h.as_("lh").post(run, json={})
+    assert "no earlier value of rag.retrieval_index is recorded" in failed.text
+    assert await h.services.controls.get("rag.retrieval_index") is None
