@@ -104,6 +104,7 @@ from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed, Channel
 from bot.store.tables import Timer
 from bot.verification.prometheus import PrometheusClient
+from bot.verification.scorecard import ScorecardRecorder
 from bot.verification.verifier import ClientFor, Verifier
 
 log = logging.getLogger(__name__)
@@ -225,6 +226,11 @@ def build_services(
         )
     if syncer is not None and runbooks_config.git is not None:
         syncer.on_refused = _refusal_reporter(runbooks_config.git, messenger)
+    prometheus = prometheus_clients(config, http, environ)
+    # After the announcer (its snapshot updates a message already posted), before the
+    # postmortem (whose draft shows the snapshot taken at resolve).
+    scorecard = ScorecardRecorder(db, config, prometheus, bus, clock=clock)
+    bus.subscribe(scorecard)
     postmortem = PostmortemService(
         db,
         catalog,
@@ -261,13 +267,7 @@ def build_services(
     escalator = Escalator(db, catalog, contexts.messenger, contexts.pager, clock=clock)
     reminder = Reminder(db, bus, clock=clock, every=config.incidents.remind_every)
     verifier = Verifier(
-        db,
-        catalog,
-        prometheus_clients(config, http, environ),
-        executor,
-        escalator,
-        bus,
-        clock=clock,
+        db, catalog, prometheus, executor, escalator, bus, clock=clock, scorecard=scorecard
     )
     handlers = {
         TimerKind.AUTO_UNDO: auto_undo,
@@ -302,6 +302,7 @@ def build_services(
         delivery=delivery,
         feed=feed,
         postmortems=postmortem,
+        scorecards=scorecard,
         slack_config=config.slack,
         syncer=syncer,
         runbooks_config=runbooks_config,
@@ -474,6 +475,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
                 await socket.close_async()
             await services.engine.stop(worker)
             await services.auto.drain(grace=services.settings.shutdown_grace)
+            if services.scorecards is not None:
+                await services.scorecards.drain()
             if services.postmortems is not None:
                 await services.postmortems.drain()
             if services.delivery is not None and sender is not None:

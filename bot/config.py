@@ -155,6 +155,21 @@ class PrometheusConfig(BaseModel):
         return self
 
 
+class ScorecardPanel(BaseModel):
+    """One signal of a service's scorecard: a PromQL query with one value, its unit, and which
+    way is good (so a change since the incident opened reads as better or worse)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=60, description="What people read.")
+    query: str = Field(min_length=1, max_length=4000, description="PromQL with one value.")
+    unit: str = Field(default="", max_length=16, description='e.g. "%", "s", "USD", "req/s".')
+    good: Literal["up", "down"] = Field(description="Which way is better: up or down.")
+    scale: float = Field(
+        default=1.0, description="Multiply the value for display (100 for a ratio shown in %)."
+    )
+
+
 class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -164,6 +179,19 @@ class ServiceConfig(BaseModel):
     prometheus: PrometheusConfig | None = Field(
         default=None, description="This service's Prometheus, instead of the top-level one."
     )
+    scorecard: list[ScorecardPanel] = Field(
+        default_factory=list,
+        description="Panels snapshot at open, after each verification and at resolve.",
+    )
+
+    @field_validator("scorecard")
+    @classmethod
+    def _unique_panels(cls, panels: list[ScorecardPanel]) -> list[ScorecardPanel]:
+        names = [panel.name for panel in panels]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"scorecard panel names must be unique: {', '.join(repeated)}")
+        return panels
 
 
 class SlackConfig(BaseModel):
@@ -428,6 +456,10 @@ class BallastConfig(BaseModel):
         default=None,
         description="Where `verify:` queries go (services may name their own); off when absent.",
     )
+
+    def scorecard_for(self, service: str | None) -> list[ScorecardPanel]:
+        own = self.services.get(service or "")
+        return list(own.scorecard) if own is not None else []
 
     def prometheus_for(self, service: str | None) -> PrometheusConfig | None:
         """The service's own Prometheus if it names one, else the top-level one."""

@@ -106,6 +106,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "api": CORE
     | _set(
+        "verification",
         "intake",
         "runbooks",
         "matching",
@@ -119,6 +120,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     "web": CORE
     | _set(
+        "verification",
         "intake",
         "runbooks",
         "matching",
@@ -150,6 +152,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     # The command line starts the app, runs the demo and prints the API's JSON shapes.
     "cli": CORE
     | _set(
+        "verification",
         "intake",
         "runbooks",
         "matching",

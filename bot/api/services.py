@@ -34,6 +34,7 @@ from bot.slack.responders import Responders
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed
+from bot.verification.scorecard import ScorecardRecorder
 
 
 @dataclass(slots=True)
@@ -63,6 +64,7 @@ class Services:
     delivery: SlackDelivery | None = None
     feed: ChangeFeed | None = None  # notifications from other replicas (PostgreSQL)
     postmortems: PostmortemService | None = None
+    scorecards: ScorecardRecorder | None = None  # snapshots at open, verification, resolve
     slack_config: SlackConfig = field(default_factory=SlackConfig)
     syncer: RunbookSyncer | None = None  # runbooks.git: keeps the catalog at the ref's commit
     runbooks_config: RunbooksConfig = field(default_factory=RunbooksConfig)

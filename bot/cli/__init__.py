@@ -23,6 +23,7 @@ from bot.cli.mitigations import mitigations_app
 from bot.cli.postmortem import postmortem
 from bot.cli.replay import replay
 from bot.cli.runbooks import runbooks_app
+from bot.cli.scorecard import scorecard
 from bot.cli.serve import ENVIRONMENT, serve
 from bot.cli.tokens import tokens_app
 from bot.errors import ConfigError
@@ -68,6 +69,7 @@ def build_cli() -> typer.Typer:
     command(cli, short_help="Feed webhook bodies from files through the incident engine.")(replay)
     command(cli, short_help="Draft an incident's postmortem (Markdown).")(postmortem)
     command(cli, short_help="The closed loop with Prometheus and Alertmanager, on loopback.")(demo)
+    command(cli, short_help="A service's scorecard, queried from Prometheus now.")(scorecard)
     cli.add_typer(runbooks_app, name="runbooks")
     cli.add_typer(alerts_app, name="alerts")
     cli.add_typer(incidents_app, name="incidents")

@@ -19,6 +19,7 @@ from bot.incidents.read_model import (
     IncidentDetail,
     IncidentSummary,
     MitigationOut,
+    ScorecardOut,
     TimelineOut,
     VerificationOut,
 )
@@ -78,6 +79,11 @@ async def load_incident_detail(
         mitigations=mitigations,
         changes=changes,
         verifications=[verification for verification, _ in verifications],
+        scorecards=[
+            ScorecardOut.model_validate(entry.details)
+            for entry in timeline
+            if entry.kind == TimelineKind.SCORECARD
+        ],
     )
 
 

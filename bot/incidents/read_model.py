@@ -147,6 +147,48 @@ class ChangeOut(BaseModel):
     minutes_before: float  # before the first alert; negative: went live during the incident
 
 
+class PanelOut(BaseModel):
+    """One panel of a scorecard snapshot; ``value`` is None when Prometheus could not say."""
+
+    name: str
+    value: float | None
+    unit: str
+    good: str  # up | down
+    scale: float = 1.0  # multiplied for display (100: a ratio shown in %)
+    reason: str | None = None
+
+    @property
+    def shown(self) -> str:
+        return panel_value(self.value, self.unit, self.scale)
+
+
+def panel_value(value: float | None, unit: str, scale: float = 1.0) -> str:
+    """A scorecard value for people: ``31%``, ``2.1 s``, ``?`` when unknown."""
+    if value is None:
+        return "?"
+    text = f"{value * scale:.4g}"
+    return f"{text}{unit}" if unit in ("%", "") else f"{text} {unit}"
+
+
+def panel_trend(before: float | None, after: float | None, good: str) -> str:
+    """``better``, ``worse`` or ``same`` since ``before``; ``""`` when either is unknown."""
+    if before is None or after is None:
+        return ""
+    if after == before:
+        return "same"
+    return "better" if (after < before) == (good == "down") else "worse"
+
+
+class ScorecardOut(BaseModel):
+    """A snapshot of the service's scorecard (timeline kind ``scorecard``): at ``open``, after
+    a ``verification``, at ``resolve``."""
+
+    moment: str
+    label: str
+    taken_at: datetime
+    panels: list[PanelOut]
+
+
 class IncidentDetail(IncidentSummary):
     runbook_url: str | None = None  # the runbook file at runbook_revision (runbooks.web_url)
     alerts: list[AlertOut]
@@ -154,3 +196,4 @@ class IncidentDetail(IncidentSummary):
     mitigations: list[MitigationOut]
     changes: list[ChangeOut] = []
     verifications: list[VerificationOut] = []
+    scorecards: list[ScorecardOut] = []

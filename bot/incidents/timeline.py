@@ -40,6 +40,7 @@ class TimelineKind(StrEnum):
     # ladder step it led to.)
     MITIGATION_VERIFIED = "mitigation_verified"
     MITIGATION_LADDER = "mitigation_ladder"
+    SCORECARD = "scorecard"  # a snapshot of the service's scorecard panels
 
 
 SYSTEM_ACTOR = "ballast"

@@ -24,7 +24,7 @@ from bot.changelog.log import SOURCE_CONTROL
 from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.incidents.detail import load_incident_detail
 from bot.incidents.phases import phase_durations
-from bot.incidents.read_model import IncidentDetail, TimelineOut
+from bot.incidents.read_model import IncidentDetail, ScorecardOut, TimelineOut, panel_trend
 from bot.incidents.timeline import TimelineKind
 from bot.postmortem.models import (
     ChangeFact,
@@ -36,6 +36,7 @@ from bot.postmortem.models import (
     Phase,
     PostmortemFacts,
     RunbookFacts,
+    ScorecardRow,
     ServiceControls,
     TimelineLine,
 )
@@ -159,7 +160,41 @@ async def collect_facts(
             # Ballast's own control changes during the incident are its mitigations (below).
             if c.minutes_before > 0 or c.source != SOURCE_CONTROL
         ],
+        scorecard=_scorecard(detail),
     )
+
+
+def _scorecard(detail: IncidentDetail) -> list[ScorecardRow]:
+    """Before (the snapshot at open), during (after the last verification), after (resolve)."""
+    snapshots = detail.scorecards
+
+    def last(moment: str) -> ScorecardOut | None:
+        return next((s for s in reversed(snapshots) if s.moment == moment), None)
+
+    before = next((s for s in snapshots if s.moment == "open"), None)
+    during, after = last("verification"), last("resolve")
+    names = list(dict.fromkeys(p.name for s in snapshots for p in s.panels))
+    rows = []
+    for name in names:
+        cells = [
+            next((p for p in s.panels if p.name == name), None) if s else None
+            for s in (before, during, after)
+        ]
+        known = [c for c in cells if c is not None]
+        first, end = cells[0], cells[2] or cells[1]
+        rows.append(
+            ScorecardRow(
+                name=name,
+                good=known[0].good,
+                before=cells[0].shown if cells[0] else None,
+                during=cells[1].shown if cells[1] else None,
+                after=cells[2].shown if cells[2] else None,
+                trend=panel_trend(
+                    first.value if first else None, end.value if end else None, known[0].good
+                ),
+            )
+        )
+    return rows
 
 
 def _runbook_path(catalog: LiveCatalog, runbook: Runbook | None) -> Path | None:

@@ -92,6 +92,18 @@ class ControlFact(Fact):
     changes_during: int
 
 
+class ScorecardRow(Fact):
+    """One scorecard panel: its value when the incident opened (before), after the last
+    verification (during) and at resolve (after), as shown to people ("31%", "?")."""
+
+    name: str
+    good: str  # up | down
+    before: str | None
+    during: str | None
+    after: str | None
+    trend: str  # better | worse | same | "" (after vs before)
+
+
 class ServiceControls(Fact):
     service: str
     controls: list[ControlFact]
@@ -159,6 +171,7 @@ class PostmortemFacts(Fact):
     changes: list[ChangeFact] = []  # "What changed": recorded changes, likely causes first
     runbook_revision: str | None = None  # the git commit the incident was matched under
     runbook_url: str | None = None  # the runbook file at that commit (runbooks.web_url)
+    scorecard: list[ScorecardRow] = []  # before / during / after, from the scorecard snapshots
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)

@@ -84,6 +84,12 @@ def render_incident(view: IncidentView) -> SlackMessage:
         extra = len(view.changes) - len(shown)
         top.append(section(fit("*Recent AI changes*", shown, extra=extra)))
     top.append(section(_alerts(view)))
+    if view.scorecard:
+        top.append(
+            section(
+                fit("*Scorecard* (since opened)", [clip_text(" · ".join(view.scorecard), 1500)])
+            )
+        )
     if view.runbook_id is not None and view.symptom is None:
         top.append(section(f":warning: Runbook `{escape(view.runbook_id)}` is not in the catalog."))
     top.append(DividerBlock())

@@ -29,6 +29,7 @@ from bot.incidents.read_model import (
     IncidentDetail,
     IncidentSummary,
     MitigationOut,
+    panel_trend,
 )
 from bot.intake.alert import AlertStatus, template_context
 from bot.runbooks.schema import MitigationMode, Runbook
@@ -125,6 +126,7 @@ class IncidentView:
     version: str
     url: str | None  # this incident in Ballast's API, when a base URL is configured
     changes: tuple[ChangeOut, ...] = ()  # recent AI changes, likely causes first
+    scorecard: tuple[str, ...] = ()  # plain text: each panel now, and since the incident opened
     runbook_revision: str | None = None  # the git commit it was matched under
     runbook_url: str | None = None  # the runbook file at that commit (runbooks.web_url)
 
@@ -177,7 +179,26 @@ def build_view(
         version=incident_version(detail),
         url=f"{base_url.rstrip('/')}/api/v1/incidents/{detail.id}" if base_url else None,
         changes=tuple(detail.changes),
+        scorecard=_scorecard(detail),
     )
+
+
+def _scorecard(detail: IncidentDetail) -> tuple[str, ...]:
+    """The latest snapshot, each panel with its value at opening and which way it moved."""
+    if not detail.scorecards:
+        return ()
+    first = next((s for s in detail.scorecards if s.moment == "open"), detail.scorecards[0])
+    latest = detail.scorecards[-1]
+    opened = {panel.name: panel for panel in first.panels}
+    lines = []
+    for panel in latest.panels:
+        was = opened.get(panel.name)
+        if latest is first or was is None:
+            lines.append(f"{panel.name} {panel.shown}")
+            continue
+        trend = panel_trend(was.value, panel.value, panel.good)
+        lines.append(f"{panel.name} {was.shown} → {panel.shown}" + (f" ({trend})" if trend else ""))
+    return tuple(lines)
 
 
 def mitigation_version(mitigation: MitigationOut) -> str:

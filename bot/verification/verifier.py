@@ -40,6 +40,7 @@ from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import Execution, Incident, Timer
 from bot.verification.prometheus import PrometheusClient, Reading
+from bot.verification.scorecard import ScorecardRecorder
 from bot.verification.verdicts import CheckResult, Verdict, describe, final, judge, overall
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ class Verifier:
         bus: ChangeBus,
         *,
         clock: Callable[[], datetime],
+        scorecard: ScorecardRecorder | None = None,
     ) -> None:
+        self._scorecard = scorecard
         self._db = db
         self._catalog = catalog
         self._clients = clients
@@ -200,6 +203,11 @@ class Verifier:
                     },
                 )
         await self._bus.changed(incident.id, ChangeKind.UPDATED, Note(f"Verified {text}"))
+        if self._scorecard is not None:
+            try:
+                await self._scorecard.snapshot(incident.id, "verification", mitigation.id, at=now)
+            except Exception:
+                log.exception("scorecard snapshot after verifying %s failed", mitigation.id)
         if step is None:
             return text
         return f"{text}; {await self._take(incident, mitigation, step, target)}"
