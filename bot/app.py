@@ -162,6 +162,8 @@ def build_services(
     outbox = SlackOutbox(clock=clock, on_commit=delivery.wake if delivery else None)
     if delivery is not None:
         feed.subscribe(Channel.SLACK_OUTBOX, delivery.wake)  # queued by another replica
+    if syncer is not None:
+        feed.subscribe(Channel.RUNBOOKS_PUSHED, syncer.wake)  # a push webhook reached another
     messenger: Messenger = ConsoleMessenger()
     if delivery is not None:
         messenger = SlackMessenger(

@@ -11,12 +11,14 @@ constant time (:func:`hmac.compare_digest`) against the raw body as received:
 
 Closed by default: without the secret every request is refused (``--insecure-allow-anonymous``
 does not open it: anyone could make every replica fetch). A push to the configured ref wakes
-the syncer (202); other events (GitHub's ``ping``, tag pushes) and pushes to other refs are
-answered 200 with the reason they are ignored, so the host shows the delivery as received.
+the syncer (202), and the other replicas' through PostgreSQL ``NOTIFY``; other events
+(GitHub's ``ping``, tag pushes) and pushes to other refs are answered 200 with the reason
+they are ignored, so the host shows the delivery as received.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -31,6 +33,7 @@ from bot.api.direct import add_direct_route
 from bot.api.principals import count_failure
 from bot.api.services import Services, services_of
 from bot.api.webhooks import BodyTooLarge, read_bounded
+from bot.store.notifications import Channel, notify
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +151,20 @@ async def _handle(request: Request, services: Services) -> JSONResponse:
         return _ignored(f"push to {ref}, not to {wanted}", ref=ref, after=after)
     log.info("runbooks: push to %s (%s): syncing now", ref, after or "?")
     syncer.wake()
+    await _tell_other_replicas(services)
     receipt = GitPushReceipt(sync=True, ref=ref, after=after)
     return JSONResponse(receipt.model_dump(), status_code=202)
+
+
+async def _tell_other_replicas(services: Services) -> None:
+    """The host calls one replica; the others sync at once too (PostgreSQL ``NOTIFY``), not at
+    their next poll. Best effort: if the database is away they still converge by polling."""
+    try:
+        async with asyncio.timeout(services.store_timeout):
+            async with services.db.transaction() as session:
+                await notify(session, Channel.RUNBOOKS_PUSHED)
+    except Exception as err:
+        log.warning("runbooks: could not tell the other replicas about the push: %s", err)
 
 
 def _ignored(why: str, *, ref: str | None = None, after: str | None = None) -> JSONResponse:

@@ -50,6 +50,7 @@ class Channel(StrEnum):
 
     CONTROLS = "ballast_controls"  # a control value (bot.controls.store)
     SLACK_OUTBOX = "ballast_slack_outbox"  # a Slack call was queued (bot.slack.outbox)
+    RUNBOOKS_PUSHED = "ballast_runbooks_pushed"  # a push webhook came (bot.api.git_webhook)
 
 
 async def notify(session: AsyncSession, channel: Channel) -> None:

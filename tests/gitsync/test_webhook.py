@@ -186,3 +186,28 @@ async def test_a_folder_server_answers_404_to_a_valid_push(make_harness: Any) ->
     answer = await h.anonymous.post("/webhooks/git", content=body, headers=github(body))
     assert answer.status_code == 404
     assert "runbooks.git" in answer.json()["detail"]
+
+
+async def test_a_push_to_one_replica_syncs_the_others_at_once(
+    make_harness: Any, database_kind: str, remote: GitRemote, tmp_path: Path
+) -> None:
+    """The host calls one replica; on PostgreSQL the others hear of it (NOTIFY) and sync too,
+    though their poll is an hour away. (SQLite has one process: nothing to tell.)"""
+    if database_kind != "postgres":
+        pytest.skip("replicas tell each other through PostgreSQL LISTEN/NOTIFY")
+    remote.commit({"runbooks/checkout.yaml": runbook()})
+    one = await serve(make_harness, remote, tmp_path / "one")
+    two = await serve(make_harness, remote, tmp_path / "two")
+    for _ in range(200):
+        if one.services.feed.listening and two.services.feed.listening:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the syncs the (re)connections started are over
+    pushed = remote.commit({"runbooks/checkout.yaml": runbook(title="Pushed")})
+    body = payload("github-push.json", pushed)
+
+    answer = await one.anonymous.post("/webhooks/git", content=body, headers=github(body))
+
+    assert answer.status_code == 202
+    await live_at(two, pushed)
+    await live_at(one, pushed)
