@@ -540,8 +540,12 @@ def _recovery_loop(services: Services) -> WorkerLoop:
 
 
 async def _first_sync(syncer: RunbookSyncer, catalog: LiveCatalog) -> None:
-    """Sync before ready. With no catalog yet (first start, or the last good checkout gone),
-    refuse to start unless the sync brings one: there is nothing to serve."""
+    """With the last good checkout restored, sync in the background right after start (a hung
+    remote must not hold readiness for its timeout). With no catalog yet (first start, or the
+    checkout gone), sync before ready and refuse to start unless it brings one."""
+    if catalog.version > 0:
+        syncer.wake()  # the loop's first pass runs at once
+        return
     result = await syncer.sync()
     if catalog.version == 0:
         why = result.detail or "\n".join(result.errors) or result.outcome.value

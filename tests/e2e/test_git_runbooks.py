@@ -91,6 +91,10 @@ def test_a_server_follows_its_git_remote(make_server: Any, tmp_path: Path) -> No
         served.stop()  # the remote goes down; the server restarts on its last good checkout
         server.start()
         assert live(server.url) == fixed
-        assert "fetch error: git fetch failed" in status(server.url).stdout
+        wait_until(
+            lambda: "fetch error: git fetch failed" in status(server.url).stdout,
+            20,
+            "the failed fetch to show",
+        )
     finally:
         served.stop()

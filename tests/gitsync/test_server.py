@@ -6,6 +6,10 @@ database as two replicas would.
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,5 +103,30 @@ async def test_a_restart_with_the_remote_gone_serves_the_last_good_commit(
 
     body = (await h.client.get("/api/v1/runbooks")).json()
     assert body["revision"] == good
-    assert body["git"]["fetch_error"] is not None
     assert [r["id"] for r in body["runbooks"]] == ["checkout/high-error-rate"]
+    for _ in range(200):  # the sync right after start fails in the background
+        body = (await h.client.get("/api/v1/runbooks")).json()
+        if body["git"]["fetch_error"] is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert "does not appear to be a git repository" in body["git"]["fetch_error"]
+    assert body["revision"] == good
+
+
+async def test_a_hung_remote_does_not_hold_a_restart(
+    make_harness: Any, remote: GitRemote, tmp_path: Path
+) -> None:
+    """Restarted on its last good checkout, a server is ready at once even when the remote
+    accepts connections and never answers; the sync gives up at its timeout, in the background."""
+    good = remote.commit({"runbooks/checkout.yaml": runbook()})
+    await make_harness(git_config(remote.file_url, tmp_path / "w"))
+    with socket.socket() as hung:  # listens, never accepts: a connection hangs
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(8)
+        url = f"http://127.0.0.1:{hung.getsockname()[1]}/runbooks.git"
+        started = time.monotonic()
+        h = await make_harness(git_config(url, tmp_path / "w", timeout=timedelta(seconds=30)))
+        assert time.monotonic() - started < 10
+        body = (await h.client.get("/api/v1/runbooks")).json()
+        assert body["revision"] == good
+        assert body["git"]["fetch_error"] is None  # still trying
