@@ -22,7 +22,7 @@ import pytest
 
 from tests.e2e.processes import wait_until
 from tests.gitsync.remote import BROKEN, GitRemote, SmartHttpRemote, runbook
-from tests.principals import READ, roster_yaml
+from tests.principals import POST_ALERTS, READ, roster_yaml
 
 pytestmark = pytest.mark.slow
 SECRET = "webhook-secret-for-e2e"
@@ -86,6 +86,7 @@ def test_a_server_follows_its_git_remote(make_server: Any, tmp_path: Path) -> No
         assert answer.status_code == 202, answer.text
         wait_until(lambda: live(server.url) == fixed, 20, "the pushed fix to go live")
         assert status(server.url).returncode == 0
+        check_diff_from_server(server.url, tmp_path)
         server.stop()
 
         served.stop()  # the remote goes down; the server restarts on its last good checkout
@@ -98,3 +99,27 @@ def test_a_server_follows_its_git_remote(make_server: Any, tmp_path: Path) -> No
         )
     finally:
         served.stop()
+
+
+def check_diff_from_server(url: str, tmp_path: Path) -> None:
+    """``ballast runbooks diff --from-server``: the server's alerts, replayed through two
+    folders; the alert moves to the NEW folder's runbook."""
+    alert = {"labels": {"alertname": "HighErrorRate", "service": "checkout"}}
+    posted = httpx.post(f"{url}/webhooks/generic", json=alert, headers=POST_ALERTS, timeout=5)
+    assert posted.status_code == 200, posted.text
+    old, new = tmp_path / "old", tmp_path / "new"
+    for folder, runbook_id in ((old, "checkout/high-error-rate"), (new, "checkout/errors-v2")):
+        folder.mkdir()
+        (folder / "checkout.yaml").write_text(runbook(runbook_id))
+    token = READ["authorization"].removeprefix("Bearer ")
+    command = [sys.executable, "-m", "bot", "runbooks", "diff", "--from-server", url]
+    done = subprocess.run(
+        [*command, "--since", "1h", "--token", token, str(old), str(new)],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("BALLAST_")},
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "checkout/high-error-rate | checkout/errors-v2 |" in done.stdout
