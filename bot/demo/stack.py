@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import yaml
 
 from bot.auth.tokens import config_line, new_token
 from bot.demo.measure import Credentials
@@ -36,6 +37,57 @@ BINARY_ENV = {
     "prometheus": "BALLAST_DEMO_PROMETHEUS",
     "alertmanager": "BALLAST_DEMO_ALERTMANAGER",
 }
+
+
+# The support assistant's scorecard (docs/scorecards.md), over the metrics
+# examples/support-assistant exports, with the demo's 10 s windows: snapshots at open, after
+# each verification and at resolve land in the incident, its Slack message and the postmortem.
+_WINDOW = "[10s]"
+DEMO_SCORECARD_PANELS: list[dict[str, object]] = [
+    {
+        "name": "tool failure rate",
+        "query": f'sum(rate(assistant_tool_calls_total{{outcome="failure"}}{_WINDOW}))'
+        f" / sum(rate(assistant_tool_calls_total{_WINDOW}))",
+        "unit": "%",
+        "scale": 100,
+        "good": "down",
+    },
+    {
+        "name": "error rate",
+        "query": f"sum(rate(assistant_request_errors_total{_WINDOW}))"
+        f" / sum(rate(assistant_requests_total{_WINDOW}))",
+        "unit": "%",
+        "scale": 100,
+        "good": "down",
+    },
+    {
+        "name": "p95 latency",
+        "query": "histogram_quantile(0.95, sum by (le) "
+        f"(rate(assistant_request_duration_seconds_bucket{_WINDOW})))",
+        "unit": "s",
+        "good": "down",
+    },
+    {"name": "groundedness", "query": "avg(assistant_groundedness_score)", "good": "up"},
+    {
+        "name": "refusals/s",
+        "query": f"sum(rate(assistant_refusals_total{_WINDOW}))",
+        "good": "down",
+    },
+    {
+        "name": "safety events/s",
+        "query": f"sum(rate(assistant_safety_events_total{_WINDOW})) or vector(0)",
+        "good": "down",
+    },
+    {
+        "name": "cost per task",
+        "query": "avg(assistant_cost_per_completed_task_usd)",
+        "unit": "USD",
+        "good": "down",
+    },
+]
+DEMO_SCORECARD = yaml.safe_dump(
+    {"services": {"support-assistant": {"scorecard": DEMO_SCORECARD_PANELS}}}, sort_keys=False
+)
 
 
 class MissingBinary(RuntimeError):
@@ -246,7 +298,8 @@ class Stack:
         config = self.workdir / "ballast.yaml"
         reader = config_line("demo-watcher", self.reader_token, ["reader"], None)
         config.write_text(
-            f"postmortem:\n  folder: {self.postmortems}\nauth:\n  tokens:\n    {reader}\n",
+            f"postmortem:\n  folder: {self.postmortems}\nauth:\n  tokens:\n    {reader}\n"
+            f"prometheus:\n  url: {self.prometheus}\n  timeout: 2\n{DEMO_SCORECARD}",
             encoding="utf-8",
         )
         env = {

@@ -50,7 +50,12 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     assert [s.name for s in result.steps][-1] == "postmortem_written"
     kinds = [entry["kind"] for entry in result.timeline]
     assert kinds[0] == "opened"
-    assert kinds[-1] == "resolved"
+    # The scorecard (docs/scorecards.md) is snapshot as of the opening and as of the resolve,
+    # from the demo's Prometheus; the one at resolve is written after the resolve itself.
+    snapshots = [e["details"]["moment"] for e in result.timeline if e["kind"] == "scorecard"]
+    assert snapshots[0] == "open"
+    assert snapshots[-1] == "resolve"
+    assert [k for k in kinds if k != "scorecard"][-1] == "resolved"
     assert applied_action(stack, result.incident_id, chosen.mitigation) == action
     assert result.runbook_id == chosen.runbook
     assert result.mitigation is not None
@@ -184,7 +189,14 @@ def test_ballast_demo_narrates_keeps_its_postmortem_and_times_for_real(tmp_path:
 
     [kept] = cwd.glob("*.md")
     assert f"Postmortem draft: {kept}" in out.replace("\n", "")
-    assert "support-assistant/tool-failure-spike" in kept.read_text(encoding="utf-8")
+    draft = kept.read_text(encoding="utf-8")
+    assert "support-assistant/tool-failure-spike" in draft
+    # The scorecard from the demo's real Prometheus: before (opened) and after (resolved).
+    assert "## Scorecard" in draft
+    [row] = [line for line in draft.splitlines() if line.startswith("| tool failure rate |")]
+    before, after = row.split("|")[2].strip(), row.split("|")[4].strip()
+    assert before.endswith("%"), row
+    assert after != "\u2013", row  # an en dash: no snapshot at resolve
     assert list(temp.iterdir()) == []  # the demo's temp folder is gone
 
 
