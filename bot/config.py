@@ -254,6 +254,7 @@ class PostmortemConfig(BaseModel):
 
 
 GIT_SCHEMES = ("https", "http", "ssh", "file", "git")
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 WEB_URL_FIELDS = frozenset({"commit", "path", "id"})
 _REF_FORBIDDEN = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|@\{|//")
 
@@ -265,7 +266,7 @@ class GitSourceConfig(BaseModel):
 
     url: str = Field(
         min_length=1,
-        description="https://, ssh://, file:// (http:// and git:// for loopback tests). No "
+        description="https://, ssh://, file:// (http:// and git:// on loopback only). No "
         "credentials in the URL: the token comes from BALLAST_GIT_TOKEN or BALLAST_GIT_TOKEN_FILE.",
     )
     ref: str = Field(default="main", description="Branch name, or a full ref (refs/...).")
@@ -314,6 +315,12 @@ class GitSourceConfig(BaseModel):
             raise ValueError("runbooks.git.url: a file:// URL needs a path")
         if parts.scheme != "file" and not parts.hostname:
             raise ValueError(f"runbooks.git.url {url!r} names no host")
+        if parts.scheme in ("http", "git") and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"runbooks.git.url: {parts.scheme}:// is unencrypted (anyone on the path could "
+                "serve runbooks or read the token); it is for loopback only: use https:// or "
+                "ssh://"
+            )
         return url
 
     @field_validator("ref")

@@ -39,6 +39,13 @@ runbooks:
     assert config.runbooks.path is None
 
 
+def test_plain_http_and_git_protocol_on_loopback(tmp_path: Path) -> None:
+    for url in ("http://127.0.0.1:8000/r.git", "git://localhost:9418/r.git", "http://[::1]/r.git"):
+        config = load(tmp_path, f"runbooks: {{git: {{url: '{url}'}}}}\n")
+        assert config.runbooks is not None
+        assert config.runbooks.git is not None
+
+
 def test_a_folder_still_works_as_before(tmp_path: Path) -> None:
     config = load(tmp_path, "runbooks: ops/runbooks\n")
     assert config.runbooks is not None
@@ -86,6 +93,8 @@ runbooks:
         ("runbooks: {web_url: 'https://h/{sha}/{path}'}", "may use only"),
         ("runbooks: {web_url: 'javascript:{path}'}", "https:// or http://"),
         ("runbooks: {git: {url: 'https:///r.git'}}", "names no host"),
+        ("runbooks: {git: {url: 'http://git.example.com/r.git'}}", "unencrypted"),
+        ("runbooks: {git: {url: 'git://git.example.com/r.git'}}", "loopback only"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, yaml_text: str, message: str) -> None:
