@@ -74,6 +74,7 @@ from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.incidents.escalation import Escalator
 from bot.incidents.reminders import Reminder
+from bot.incidents.traces import TraceLinks
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
@@ -209,6 +210,7 @@ def build_services(
         remind_every=config.incidents.remind_every,
         lease=LeaseTerms(length=config.execution.lease),
     )
+    traces = TraceLinks(config.traces)
     auto = AutoMitigator(executor)
     bus.subscribe(auto)
     if delivery is None:
@@ -224,6 +226,8 @@ def build_services(
                 fallback_channel=settings.slack_channel,
                 on_enqueued=delivery.wake,
                 change_window=config.changes.window,
+                traces=traces,
+                clock=clock,
             )
         )
     if syncer is not None and runbooks_config.git is not None:
@@ -244,6 +248,7 @@ def build_services(
         environ=environ,
         publisher=PostmortemThread(outbox) if delivery is not None else None,
         change_window=config.changes.window,
+        traces=traces,
     )
     bus.subscribe(postmortem)
     inbox_writer = InboxWriter(db)
@@ -306,6 +311,7 @@ def build_services(
         postmortems=postmortem,
         scorecards=scorecard,
         slack_config=config.slack,
+        traces=traces,
         syncer=syncer,
         runbooks_config=runbooks_config,
     )

@@ -31,6 +31,7 @@ from actions.clients.paging import PagingTarget
 from bot.auth.config import AuthConfig
 from bot.errors import ConfigError
 from bot.runbooks.schema import Duration
+from bot.runbooks.url_templates import UrlTemplate, parse_url_template
 
 SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,}$")]
 # A user group by handle (``@ai-oncall``, resolved through usergroup_ids or teams) or by id.
@@ -431,6 +432,45 @@ class RunbooksConfig(BaseModel):
         return template
 
 
+class TraceLinkConfig(BaseModel):
+    """A trace search link shown with every incident (or those of ``services``): Tempo in
+    Grafana Explore, Jaeger, Honeycomb, Langfuse… Values are percent-encoded
+    (:mod:`bot.runbooks.url_templates`); docs/configuration.md lists the placeholders."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = Field(min_length=1, max_length=150)
+    url: str = Field(
+        min_length=1,
+        description="URL template: {service}, {labels.<name>}, {start_ms}, {end_ms}… "
+        "({name|json} inside a JSON string).",
+    )
+    services: list[str] = Field(
+        default_factory=list, description="Only incidents of these services; empty: all."
+    )
+    before: Duration = Field(
+        default=timedelta(minutes=15), description="Search from this long before detection."
+    )
+    after: Duration = Field(
+        default=timedelta(minutes=15),
+        description="Search until this long after the resolve (an open incident: until now).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url_is_a_template(cls, url: str) -> str:
+        template = parse_url_template(url)
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https"):
+            raise ValueError(f"expected an https:// or http:// URL, got scheme {scheme!r}")
+        del template
+        return url
+
+    @property
+    def template(self) -> UrlTemplate:
+        return parse_url_template(self.url)
+
+
 class BallastConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -455,6 +495,11 @@ class BallastConfig(BaseModel):
     postmortem: PostmortemConfig = Field(default_factory=PostmortemConfig)
     changes: ChangesConfig = Field(
         default_factory=ChangesConfig, description="The change log (docs/changes.md)."
+    )
+    traces: list[TraceLinkConfig] = Field(
+        default_factory=list,
+        description="Trace search links for each incident (Slack, the API's traces, the "
+        "postmortem).",
     )
     auth: AuthConfig = Field(
         default_factory=AuthConfig, description="Who may call the API (docs/security.md)."

@@ -86,4 +86,6 @@ async def incident_detail(services: Services, incident_id: int) -> IncidentDetai
         services.registry,
         incident_id,
         change_window=services.change_window,
+        traces=services.traces,
+        now=services.clock(),
     )

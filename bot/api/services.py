@@ -23,6 +23,7 @@ from bot.gitsync.syncer import RunbookSyncer
 from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
 from bot.incidents.escalation import Escalator
+from bot.incidents.traces import TraceLinks
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
@@ -66,6 +67,7 @@ class Services:
     postmortems: PostmortemService | None = None
     scorecards: ScorecardRecorder | None = None  # snapshots at open, verification, resolve
     slack_config: SlackConfig = field(default_factory=SlackConfig)
+    traces: TraceLinks = field(default_factory=TraceLinks)  # ballast.yaml traces:
     syncer: RunbookSyncer | None = None  # runbooks.git: keeps the catalog at the ref's commit
     runbooks_config: RunbooksConfig = field(default_factory=RunbooksConfig)
     slack_app: Any = None  # slack_bolt's AsyncApp, when Slack is configured

@@ -129,6 +129,13 @@ def demo(
     console.print(table)
     console.print(f"Runbook matched: [bold]{result.runbook_id}[/]")
     console.print(f"Mitigation applied: [bold]{result.mitigation}[/]")
+    for trace in result.traces:
+        # soft_wrap: a long URL stays on one line, so a terminal can still open it
+        console.print(
+            f"Traces: {trace['title']}: {trace['url'] or trace.get('note')}",
+            soft_wrap=True,
+            markup=False,
+        )
     draft = result.postmortem
     if draft is not None and draft.is_file():
         console.print(f"[dim]{draft.read_text(encoding='utf-8')[:600]}…[/]")

@@ -81,6 +81,7 @@ class LoopResult:
     injected_at: datetime | None = None
     runbook_id: str | None = None  # the runbook Ballast matched, as the incident says
     mitigation: str | None = None  # "<id> (<action>): <title>" of the mitigation it applied
+    traces: list[dict[str, Any]] = field(default_factory=list)  # the incident's trace links
 
     def at(self, name: str) -> float:
         return next(step.elapsed for step in self.steps if step.name == name)
@@ -145,6 +146,7 @@ def run_loop(
             f"{stack.ballast}/api/v1/incidents/{result.incident_id}"
         ).json()
         result.timeline = body["timeline"]
+        result.traces = body.get("traces", [])
         return body
 
     def checks() -> dict[str, Callable[[], str | None]]:

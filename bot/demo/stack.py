@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,6 +19,17 @@ import yaml
 
 from bot.auth.tokens import config_line, new_token
 from bot.demo.measure import Credentials
+
+# The demo's trace search: a Grafana Explore link to Tempo (the demo runs no tracing backend,
+# so the link is only shown: the incident, the Slack message and the postmortem carry it).
+DEMO_TRACES_TITLE = "Tempo: the service's traces around the incident"
+DEMO_TRACES_URL = (
+    "http://localhost:3000/explore?schemaVersion=1&panes="
+    "%7B%22t%22:%7B%22datasource%22:%22tempo%22,%22queries%22:%5B%7B%22refId%22:%22A%22,"
+    "%22queryType%22:%22traceql%22,%22query%22:%22%7Bresource.service.name%3D"
+    "%5C%22{service|json|json}%5C%22%7D%22%7D%5D,%22range%22:%7B%22from%22:%22{start_ms}%22,"
+    "%22to%22:%22{end_ms}%22%7D%7D%7D"
+)
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL_HINT = """Install them, or point Ballast at them:
@@ -299,7 +311,9 @@ class Stack:
         reader = config_line("demo-watcher", self.reader_token, ["reader"], None)
         config.write_text(
             f"postmortem:\n  folder: {self.postmortems}\nauth:\n  tokens:\n    {reader}\n"
-            f"prometheus:\n  url: {self.prometheus}\n  timeout: 2\n{DEMO_SCORECARD}",
+            f"prometheus:\n  url: {self.prometheus}\n  timeout: 2\n{DEMO_SCORECARD}"
+            f"traces:\n  - title: {json.dumps(DEMO_TRACES_TITLE)}\n"
+            f"    url: {json.dumps(DEMO_TRACES_URL)}\n",
             encoding="utf-8",
         )
         env = {

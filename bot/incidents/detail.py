@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from bot.incidents.read_model import (
     VerificationOut,
 )
 from bot.incidents.timeline import TimelineKind
+from bot.incidents.traces import TraceLinks
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.schema import Runbook
@@ -40,9 +41,12 @@ async def load_incident_detail(
     incident_id: int,
     *,
     change_window: timedelta = DEFAULT_WINDOW,
+    traces: TraceLinks | None = None,
+    now: datetime | None = None,
 ) -> IncidentDetail:
     """Raises ``NotFoundError`` for an unknown id. ``change_window``: how long before the
-    first alert the change log is searched (``changes.window`` in ballast.yaml)."""
+    first alert the change log is searched (``changes.window`` in ballast.yaml). ``traces``
+    fills in the trace search links (``now`` ends an open incident's time range)."""
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
         alerts = await repo.alerts_of(session, incident_id)
@@ -71,10 +75,11 @@ async def load_incident_detail(
                 run.generation,
             ):
                 mitigation.verdict, mitigation.verified = verification.verdict, text
+    alerts_out = [AlertOut.model_validate(alert) for alert in alerts]
     return IncidentDetail(
         **summary.model_dump(),
         runbook_url=url,
-        alerts=[AlertOut.model_validate(alert) for alert in alerts],
+        alerts=alerts_out,
         timeline=[TimelineOut.model_validate(entry) for entry in timeline],
         mitigations=mitigations,
         changes=changes,
@@ -84,6 +89,7 @@ async def load_incident_detail(
             for entry in timeline
             if entry.kind == TimelineKind.SCORECARD
         ],
+        traces=traces.for_incident(summary, alerts_out, now) if traces else [],
     )
 
 

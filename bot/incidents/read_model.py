@@ -189,6 +189,15 @@ class ScorecardOut(BaseModel):
     panels: list[PanelOut]
 
 
+class TraceLink(BaseModel):
+    """A trace search for the incident (``traces:`` in ballast.yaml); ``url`` is None when the
+    template needs a value the incident lacks, and ``note`` says which."""
+
+    title: str
+    url: str | None
+    note: str | None = None
+
+
 class IncidentDetail(IncidentSummary):
     runbook_url: str | None = None  # the runbook file at runbook_revision (runbooks.web_url)
     alerts: list[AlertOut]
@@ -197,3 +206,4 @@ class IncidentDetail(IncidentSummary):
     changes: list[ChangeOut] = []
     verifications: list[VerificationOut] = []
     scorecards: list[ScorecardOut] = []
+    traces: list[TraceLink] = []

@@ -21,7 +21,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.errors import TemplateError
-from bot.postmortem.markdown import Safe, code, escape_value, md, url
+from bot.postmortem.markdown import Safe, code, escape_value, link, md, url
 from bot.postmortem.models import PostmortemFacts
 
 log = logging.getLogger(__name__)
@@ -192,7 +192,7 @@ def _environment(folder: Path) -> SandboxedEnvironment:
     env.filters.update(
         utc=utc, duration=duration, value=value, cell=cell, md=md, code=code, url=url
     )
-    env.globals.update(span=span)
+    env.globals.update(span=span, link=link)
     return env
 
 

@@ -26,6 +26,7 @@ from bot.incidents.detail import load_incident_detail
 from bot.incidents.phases import phase_durations
 from bot.incidents.read_model import IncidentDetail, ScorecardOut, TimelineOut, panel_trend
 from bot.incidents.timeline import TimelineKind
+from bot.incidents.traces import TraceLinks
 from bot.postmortem.models import (
     ChangeFact,
     ControlChangeFact,
@@ -39,6 +40,7 @@ from bot.postmortem.models import (
     ScorecardRow,
     ServiceControls,
     TimelineLine,
+    TraceLinkFact,
 )
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.schema import Runbook
@@ -70,10 +72,12 @@ async def collect_facts(
     incident_id: int,
     *,
     change_window: timedelta = DEFAULT_WINDOW,
+    traces: TraceLinks | None = None,
+    now: datetime | None = None,
 ) -> PostmortemFacts:
     """Read everything the draft may state. Raises ``NotFoundError`` for an unknown id."""
     detail = await load_incident_detail(
-        db, catalog, registry, incident_id, change_window=change_window
+        db, catalog, registry, incident_id, change_window=change_window, traces=traces, now=now
     )
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
@@ -161,6 +165,7 @@ async def collect_facts(
             if c.minutes_before > 0 or c.source != SOURCE_CONTROL
         ],
         scorecard=_scorecard(detail),
+        traces=[TraceLinkFact(**t.model_dump()) for t in detail.traces],
     )
 
 

@@ -63,6 +63,16 @@ def url(value: Any) -> Safe:
     return Safe(text) if _LINK_TARGET.fullmatch(text) else code(text)
 
 
+def link(title: Any, url: str) -> Safe:
+    """``[title](<url>)``: the title escaped as text, the URL kept clickable.
+
+    Trace links come from ballast.yaml templates whose values are percent-encoded; what could
+    still end the destination (``<``, ``>``, whitespace) is encoded here too.
+    """
+    target = re.sub(r"[<>\s]", lambda m: f"%{ord(m.group(0)):02X}", url)
+    return Safe(f"[{md(title)}](<{target}>)")
+
+
 def escape_value(value: Any) -> Any:
     """The template environment's ``finalize``: everything but :class:`Safe` is escaped."""
     if isinstance(value, Safe):

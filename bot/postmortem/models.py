@@ -145,6 +145,14 @@ class RunbookFacts(Fact):
     template: str | None
 
 
+class TraceLinkFact(Fact):
+    """A trace search for the incident's time range (``traces:`` in ballast.yaml)."""
+
+    title: str
+    url: str | None
+    note: str | None = None
+
+
 class PostmortemFacts(Fact):
     incident_id: int
     title: str
@@ -172,6 +180,7 @@ class PostmortemFacts(Fact):
     runbook_revision: str | None = None  # the git commit the incident was matched under
     runbook_url: str | None = None  # the runbook file at that commit (runbooks.web_url)
     scorecard: list[ScorecardRow] = []  # before / during / after, from the scorecard snapshots
+    traces: list[TraceLinkFact] = []
 
     def phase(self, name: str) -> Phase:
         return next(p for p in self.phases if p.name == name)

@@ -28,6 +28,7 @@ from actions.registry import ActionRegistry
 from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.config import PostmortemConfig
 from bot.incidents.changes import ChangeKind, IncidentChange
+from bot.incidents.traces import TraceLinks
 from bot.postmortem.draft import Draft, file_name, render_draft
 from bot.postmortem.facts import collect_facts
 from bot.postmortem.models import PostmortemFacts
@@ -62,7 +63,9 @@ class PostmortemService:
         environ: Mapping[str, str],
         publisher: DraftPublisher | None = None,
         change_window: timedelta = DEFAULT_WINDOW,
+        traces: TraceLinks | None = None,
     ) -> None:
+        self._traces = traces
         self._db = db
         self._change_window = change_window
         self._catalog = catalog
@@ -81,7 +84,13 @@ class PostmortemService:
 
     async def facts(self, incident_id: int) -> PostmortemFacts:
         return await collect_facts(
-            self._db, self._catalog, self._registry, incident_id, change_window=self._change_window
+            self._db,
+            self._catalog,
+            self._registry,
+            incident_id,
+            change_window=self._change_window,
+            traces=self._traces,
+            now=self._clock(),
         )
 
     async def draft(self, incident_id: int, *, polish: bool = False) -> Draft:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from actions.registry import ActionRegistry
 from bot.changelog.ranking import DEFAULT_WINDOW
@@ -18,6 +18,7 @@ from bot.config import SlackConfig
 from bot.errors import NotFoundError
 from bot.incidents.changes import ChangeKind, IncidentChange
 from bot.incidents.detail import load_incident_detail
+from bot.incidents.traces import TraceLinks
 from bot.runbooks.catalog import LiveCatalog
 from bot.slack.incident_message import render_incident
 from bot.slack.outbox import Enqueued, SlackOutbox
@@ -40,7 +41,11 @@ class SlackAnnouncer:
         fallback_channel: str | None,
         on_enqueued: Callable[[], None] | None = None,
         change_window: timedelta = DEFAULT_WINDOW,
+        traces: TraceLinks | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        self._traces = traces
+        self._clock = clock
         self._db = db
         self._change_window = change_window
         self._catalog = catalog
@@ -64,6 +69,8 @@ class SlackAnnouncer:
             self._registry,
             change.incident_id,
             change_window=self._change_window,
+            traces=self._traces,
+            now=self._clock() if self._clock else None,
         )
         runbook = (
             self._catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None

@@ -76,6 +76,8 @@ def render_incident(view: IncidentView) -> SlackMessage:
             top.append(section(f"*{label}*\n" + clip_text(body, MAX_SECTION - 100, more_text)))
     if view.dashboards:
         top.append(section(fit("*Dashboards*", [_dashboard(d) for d in view.dashboards])))
+    if view.traces:
+        top.append(section(fit("*Traces*", [_dashboard(t) for t in view.traces])))
     if view.likely_causes:
         causes = [f"{n}. {clip_text(c, 600)}" for n, c in enumerate(view.likely_causes, 1)]
         top.append(section(fit("*Likely causes*", causes)))

@@ -32,6 +32,7 @@ from bot.incidents.escalation import Escalator
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import IncidentSummary
 from bot.incidents.timeline import TimelineKind
+from bot.incidents.traces import TraceLinks
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
 from bot.slack import commands as cmd
@@ -88,6 +89,8 @@ class SlackServices(Protocol):
     def slack_config(self) -> SlackConfig: ...
     @property
     def responders(self) -> Responders: ...
+    @property
+    def traces(self) -> TraceLinks: ...
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
@@ -146,7 +149,9 @@ class SlackHandlers:
                 )
             return render_incident_list([IncidentSummary.model_validate(row) for row in rows])
         if isinstance(command, cmd.Show):
-            detail = await load_incident_detail(s.db, s.catalog, s.registry, command.incident_id)
+            detail = await load_incident_detail(
+                s.db, s.catalog, s.registry, command.incident_id, traces=s.traces, now=s.clock()
+            )
             runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
             return render_incident(build_view(detail, runbook))
         if isinstance(command, cmd.Ack):
@@ -285,7 +290,9 @@ class SlackHandlers:
 
     async def _current_view(self, incident_id: int) -> IncidentView:
         s = self._services
-        detail = await load_incident_detail(s.db, s.catalog, s.registry, incident_id)
+        detail = await load_incident_detail(
+            s.db, s.catalog, s.registry, incident_id, traces=s.traces, now=s.clock()
+        )
         runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
         return build_view(detail, runbook, group_ids=s.slack_config.usergroup_ids)
 

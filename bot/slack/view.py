@@ -118,6 +118,7 @@ class IncidentView:
     symptom: str | None  # None when the runbook is gone from the catalog
     business_impact: str | None
     dashboards: tuple[DashboardLink, ...]
+    traces: tuple[DashboardLink, ...]  # trace searches (ballast.yaml traces:)
     owners: tuple[str, ...]  # Slack markup
     likely_causes: tuple[str, ...]
     alerts: AlertCounts
@@ -171,6 +172,7 @@ def build_view(
         symptom=runbook.symptom if runbook else None,
         business_impact=runbook.business_impact if runbook else None,
         dashboards=_dashboards(runbook, detail.alerts),
+        traces=tuple(DashboardLink(t.title, t.url, t.note) for t in detail.traces),
         owners=tuple(mention(owner, groups) for owner in runbook.owners) if runbook else (),
         likely_causes=tuple(runbook.likely_causes) if runbook else (),
         alerts=_alert_counts(detail, max_alert_examples),

@@ -19,7 +19,8 @@ import pytest
 
 from bot.demo import SCENARIOS, MissingBinary, Stack, run_loop
 from bot.demo.loop import keep_postmortem
-from bot.demo.stack import find_binaries
+from bot.demo.stack import DEMO_TRACES_TITLE, find_binaries
+from bot.postmortem.markdown import link as markdown_link
 from tests.conftest import need_binary
 
 pytestmark = [pytest.mark.alertmanager, pytest.mark.slow]
@@ -75,6 +76,14 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     assert chosen.runbook in markdown
     assert chosen.control_key in markdown
     assert "resolved" in markdown.lower()
+
+    # The demo's ballast.yaml has a traces: template (Tempo in Grafana Explore): the incident
+    # and its postmortem carry the link, filled with the service and the incident's times.
+    [trace] = result.traces
+    assert trace["title"] == DEMO_TRACES_TITLE
+    assert "resource.service.name%3D%5C%22" + "support-assistant" in trace["url"]
+    assert "{" not in trace["url"]
+    assert markdown_link(trace["title"], trace["url"]) in markdown
 
 
 def applied_action(stack: Stack, incident_id: int | None, mitigation: str) -> str:
@@ -181,6 +190,7 @@ def test_ballast_demo_narrates_keeps_its_postmortem_and_times_for_real(tmp_path:
     assert "runbook support-assistant/tool-failure-spike" in out  # narrated as it opens
     assert "Runbook matched: support-assistant/tool-failure-spike" in out
     assert "Mitigation applied: disable-tool (disable_tool): Disable" in out
+    assert f"Traces: {DEMO_TRACES_TITLE}: http://localhost:3000/explore?" in out
 
     took = re.search(r"over 2 runs \(took (\d+\.\d+)s\)", out)
     assert took is not None, out
