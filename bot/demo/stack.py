@@ -80,6 +80,17 @@ DEMO_SCORECARD_PANELS: list[dict[str, object]] = [
         "good": "down",
     },
     {"name": "groundedness", "query": "avg(assistant_groundedness_score)", "good": "up"},
+    {"name": "relevance", "query": "avg(assistant_relevance_score)", "good": "up"},
+    {
+        "name": "user corrections/s",
+        "query": f"sum(rate(assistant_user_corrections_total{_WINDOW})) or vector(0)",
+        "good": "down",
+    },
+    {
+        "name": "tokens/s",
+        "query": f"sum(rate(assistant_tokens_total{_WINDOW}))",
+        "good": "down",
+    },
     {
         "name": "refusals/s",
         "query": f"sum(rate(assistant_refusals_total{_WINDOW}))",

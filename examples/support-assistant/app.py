@@ -44,6 +44,8 @@ INTENTS: dict[str, tuple[float, str | None, bool]] = {
     "refund_request": (0.20, "order_lookup", True),
 }
 MODEL_COST = {"gpt-4o-2024-08-06": 0.031, "gpt-4o-mini": 0.004}
+PROMPT_VERSION = "v12"  # shown in assistant_version_info with the model and the index
+RETRIEVAL_INDEX = "helpcenter-20261201-1"
 REVIEWERS_PER_SECOND = 5.0
 
 
@@ -121,6 +123,30 @@ class Metrics:
             ["service"],
             registry=r,
         ).labels(s)
+        self.corrections = Counter(
+            "assistant_user_corrections_total",
+            "Turns where the user said the answer was wrong.",
+            ["service"],
+            registry=r,
+        ).labels(s)
+        self.relevance = Gauge(
+            "assistant_relevance_score",
+            "Mean judged relevance of the last released answers (0-1).",
+            ["service"],
+            registry=r,
+        ).labels(s)
+        self.tokens = Counter(
+            "assistant_tokens_total",
+            "LLM tokens by kind (prompt, completion).",
+            ["service", "kind"],
+            registry=r,
+        )
+        self.versions = Gauge(
+            "assistant_version_info",
+            "What answered: model, prompt and retrieval index versions (always 1).",
+            ["service", "model", "prompt_version", "index"],
+            registry=r,
+        )
         self.control = Gauge(
             "assistant_control_info",
             "Controls as last read over OFREP (value label, always 1).",
@@ -145,6 +171,7 @@ class Assistant:
         self._random = random.Random(seed)
         self._released: collections.deque[float] = collections.deque(maxlen=60)
         self._costs: collections.deque[float] = collections.deque(maxlen=60)
+        self._relevant: collections.deque[float] = collections.deque(maxlen=60)
         self._queue = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -170,6 +197,10 @@ class Assistant:
         controls["model"] = self.flags.get_string_value(f"{key}.model", "gpt-4o-2024-08-06")
         controls["human_review"] = self.flags.get_string_value(f"{key}.human_review", "off")
         if controls != self.controls:
+            self.metrics.versions.clear()
+            self.metrics.versions.labels(
+                self.service, str(controls["model"]), PROMPT_VERSION, RETRIEVAL_INDEX
+            ).set(1)
             self.metrics.control.clear()
             for name, value in controls.items():
                 self.metrics.control.labels(self.service, name, str(value).lower()).set(1)
@@ -229,8 +260,14 @@ class Assistant:
         cost = MODEL_COST.get(controls["model"], 0.02) * rnd.uniform(0.7, 1.3)
         if faults.cost_spike:
             cost *= 4.0
+        prompt_tokens = rnd.uniform(800, 1600)
         if tool is not None and controls[f"tools.{tool}.enabled"]:
             cost *= 1.3  # tool results make the context longer
+            prompt_tokens *= 1.3
+        m.tokens.labels(self.service, "prompt").inc(round(prompt_tokens))
+        m.tokens.labels(self.service, "completion").inc(round(rnd.uniform(100, 300)))
+        # Relevance follows groundedness loosely: an answer from memory drifts off the question.
+        relevance = min(1.0, max(0.0, rnd.gauss(0.9, 0.03) - max(0.0, 0.85 - grounded) / 2))
         review = controls["human_review"]
         reviewed = review == "all" or (review == "high_risk" and high_risk)
         with self._lock:
@@ -243,12 +280,17 @@ class Assistant:
             else:
                 self._released.append(min(1.0, max(0.0, grounded)))
                 self._costs.append(cost)
+                self._relevant.append(relevance)
+                if grounded < 0.7 and rnd.random() < 0.5:
+                    m.corrections.inc()  # the user pushes back on a wrong answer
             if refused:
                 m.refusals.inc()
             if self._released:
                 m.groundedness.set(sum(self._released) / len(self._released))
             if self._costs:
                 m.cost.set(sum(self._costs) / len(self._costs))
+            if self._relevant:
+                m.relevance.set(sum(self._relevant) / len(self._relevant))
             m.review_queue.set(round(self._queue))
         m.latency.observe(latency)
 
