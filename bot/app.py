@@ -31,6 +31,7 @@ from bot.api import (
     alerts,
     changes,
     controls,
+    gates,
     git_webhook,
     health,
     incidents,
@@ -68,6 +69,7 @@ from bot.execution.executor import MitigationExecutor
 from bot.execution.leases import LeaseTerms
 from bot.execution.policy import OwnerDirectory, StaticDirectory
 from bot.execution.retrying import RetryPolicy
+from bot.gates.check import ReleaseGates
 from bot.gitsync.syncer import RefusedCommit, RunbookSyncer
 from bot.incidents.actors import SYSTEM
 from bot.incidents.changes import ChangeBus
@@ -306,6 +308,7 @@ def build_services(
         auth=build_authenticator(settings, config, http),
         changes=ChangeLog(db, clock),
         change_window=config.changes.window,
+        gates=ReleaseGates(db, catalog, config.gates, directory, clock),
         delivery=delivery,
         feed=feed,
         postmortems=postmortem,
@@ -519,6 +522,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         runbooks,
         controls,
         changes,
+        gates,
         slack,
         openapi,
     )

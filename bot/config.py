@@ -10,7 +10,7 @@ import re
 import string
 from datetime import timedelta
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -30,8 +30,11 @@ from actions.clients.http_policy import normalize_host_pattern
 from actions.clients.paging import PagingTarget
 from bot.auth.config import AuthConfig
 from bot.errors import ConfigError
-from bot.runbooks.schema import Duration
+from bot.runbooks.schema import Duration, Severity
 from bot.runbooks.url_templates import UrlTemplate, parse_url_template
+
+if TYPE_CHECKING:
+    from apscheduler.triggers.cron import CronTrigger
 
 SlackUserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,}$")]
 # A user group by handle (``@ai-oncall``, resolved through usergroup_ids or teams) or by id.
@@ -59,6 +62,89 @@ class ChangesConfig(BaseModel):
     window: Duration = Field(
         default=timedelta(hours=24),
         description="How long before an incident's first alert its service's changes are shown.",
+    )
+
+
+class FreezeWindow(BaseModel):
+    """No release from each time ``cron`` fires (in ``timezone``) for ``duration``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: str = Field(description="Five-field crontab: when the freeze starts, e.g. 0 17 * * 5.")
+    duration: Duration
+    timezone: str = "UTC"
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _parses(self) -> FreezeWindow:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"timezone {self.timezone!r} is not an IANA zone") from None
+        try:
+            self.trigger()
+        except ValueError as err:
+            raise ValueError(f"cron {self.cron!r}: {err}") from None
+        return self
+
+    def trigger(self) -> CronTrigger:
+        """The start times as apscheduler's trigger. Crontab's day of week counts from Sunday
+        (0 and 7), apscheduler's from Monday: numbers are turned into day names first, so
+        ``0 17 * * 5`` is Friday 17:00 as in every crontab."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        fields = self.cron.split()
+        if len(fields) != 5:
+            raise ValueError("needs five fields: minute hour day-of-month month day-of-week")
+        minute, hour, day, month, weekday = fields
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_WEEKDAY_NUMBER.sub(lambda m: _DAY_NAMES[int(m.group())], weekday),
+            timezone=self.timezone,
+        )
+
+
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_WEEKDAY_NUMBER = re.compile(r"(?<![/\d])[0-7](?!\d)")  # not a step (*/2) or a longer number
+
+
+class EvalRule(BaseModel):
+    """A metric of the evaluation report: an absolute bound and no regression against the
+    live version's recorded score beyond ``max_regression`` (in the metric's own units)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: float | None = None
+    max: float | None = None
+    higher_is_better: bool = True
+    max_regression: float | None = Field(default=0.0, ge=0)
+    required: bool = Field(default=True, description="A report without this metric blocks.")
+
+
+class GateRule(BaseModel):
+    """What a release of one kind of change to one service must pass (docs/release-gates.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    block_on_severity: Severity | None = Field(
+        default=Severity.SEV2,
+        description="An open incident of the service this severe or worse blocks (null: never).",
+    )
+    block_on_likely_cause: bool = Field(
+        default=True,
+        description="An open incident whose runbook names this kind as a likely cause blocks.",
+    )
+    freeze: list[FreezeWindow] = Field(default_factory=list)
+    evals: dict[str, EvalRule] = Field(default_factory=dict)
+    approvals: int = Field(default=0, ge=0, le=5, description="Distinct owners who must approve.")
+    owners: list[str] = Field(
+        default_factory=list,
+        description="Who may approve (user ids, @groups); default: the service's runbooks' owners.",
     )
 
 
@@ -500,6 +586,11 @@ class BallastConfig(BaseModel):
         default_factory=list,
         description="Trace search links for each incident (Slack, the API's traces, the "
         "postmortem).",
+    )
+    gates: dict[str, dict[str, GateRule]] = Field(
+        default_factory=dict,
+        description="Release gates per service and change kind ('*': any kind); "
+        "docs/release-gates.md.",
     )
     auth: AuthConfig = Field(
         default_factory=AuthConfig, description="Who may call the API (docs/security.md)."

@@ -89,6 +89,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     # Did it work: Prometheus queries, verdicts, mitigation ladders (through the executor).
     "verification": CORE
     | _set("intake", "runbooks", "matching", "config", "incidents", "execution"),
+    # Release gates: open incidents, freezes, eval scores, owners' approvals.
+    "gates": CORE | _set("intake", "runbooks", "matching", "config", "incidents", "execution"),
     # Drafts from the facts of an incident.
     "postmortem": CORE | _set("intake", "runbooks", "matching", "config", "incidents", "execution"),
     # The front ends translate requests into calls of the core. The API also serves Slack's
@@ -117,6 +119,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "execution",
         "postmortem",
         "slack",
+        "gates",
     ),
     "web": CORE
     | _set(
@@ -148,6 +151,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "api",
         "web",
         "verification",
+        "gates",
     ),
     # The command line starts the app, runs the demo and prints the API's JSON shapes.
     "cli": CORE
@@ -165,6 +169,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "api",
         "app",
         "demo",
+        "gates",
     ),
     "__main__": _set("cli"),
 }

@@ -19,6 +19,7 @@ from bot.controls.store import BuiltinControlStore, ControlHistoryLog
 from bot.execution.auto import AutoMitigator
 from bot.execution.context import ContextFactory
 from bot.execution.executor import MitigationExecutor
+from bot.gates.check import ReleaseGates
 from bot.gitsync.syncer import RunbookSyncer
 from bot.incidents.changes import ChangeBus
 from bot.incidents.engine import IncidentEngine
@@ -62,6 +63,7 @@ class Services:
     auth: Authenticator
     changes: ChangeLog
     change_window: timedelta = DEFAULT_WINDOW
+    gates: ReleaseGates | None = None
     delivery: SlackDelivery | None = None
     feed: ChangeFeed | None = None  # notifications from other replicas (PostgreSQL)
     postmortems: PostmortemService | None = None

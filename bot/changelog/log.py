@@ -222,7 +222,11 @@ async def changes_of_service(
     """``service``'s changes that went live at or after ``since``, newest first."""
     rows = await session.scalars(
         select(StoredChange)
-        .where(StoredChange.service == service, StoredChange.at >= since)
+        .where(
+            StoredChange.service == service,
+            StoredChange.at >= since,
+            StoredChange.source != SOURCE_GATE,  # decisions, not changes that went live
+        )
         .order_by(StoredChange.at.desc(), StoredChange.id.desc())
         .limit(limit)
     )
@@ -241,7 +245,7 @@ async def shipped_before(
         .where(
             StoredChange.service == service,
             StoredChange.kind == kind.value,
-            StoredChange.source != SOURCE_CONTROL,
+            StoredChange.source == SOURCE_API,
         )
         .order_by(StoredChange.at.desc(), StoredChange.id.desc())
         .limit(1)
@@ -252,3 +256,34 @@ async def shipped_before(
     if row is None or row.previous is None:
         return None
     return _change_of(row)
+
+
+async def append_gate_decision(
+    session: AsyncSession,
+    service: str,
+    kind: ChangeKind,
+    version: str,
+    *,
+    by: str,
+    note: str,
+    at: datetime,
+) -> None:
+    """A release gate's decision in the change log (``source: gate``): the history of what
+    was let through or stopped, never shown as a change that went live."""
+    session.add(
+        StoredChange(
+            external_id=None,
+            service=service,
+            kind=kind.value,
+            version=version[:300],
+            previous=None,
+            by=by[:200],
+            link=None,
+            note=note,
+            at=at,
+            recorded_at=at,
+            recorded_by=by[:200],
+            source=SOURCE_GATE,
+            control_key=None,
+        )
+    )

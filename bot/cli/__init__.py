@@ -18,6 +18,7 @@ from bot.cli.changes import changes_app
 from bot.cli.controls import controls_app
 from bot.cli.db import db_app
 from bot.cli.demo import demo
+from bot.cli.gates import gate_app
 from bot.cli.incidents import incidents_app
 from bot.cli.mitigations import mitigations_app
 from bot.cli.postmortem import postmortem
@@ -76,6 +77,7 @@ def build_cli() -> typer.Typer:
     cli.add_typer(mitigations_app, name="mitigations")
     cli.add_typer(controls_app, name="controls")
     cli.add_typer(changes_app, name="changes")
+    cli.add_typer(gate_app, name="gate")
     cli.add_typer(db_app, name="db")
     cli.add_typer(tokens_app, name="tokens")
     return cli

@@ -288,6 +288,39 @@ class StoredChange(Base):
     control_key: Mapped[str | None] = mapped_column(String(200))
 
 
+class GateDecision(Base):
+    """Append-only: each release-gate check, its reasons and the eval scores it was given
+    (the scores of a version that passed are what the next version is compared with)."""
+
+    __tablename__ = "gate_decisions"
+    __table_args__ = (Index(None, "service", "kind", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(300))
+    passed: Mapped[bool]
+    reasons: Mapped[list[str]] = mapped_column(JSON)
+    scores: Mapped[dict[str, Any]] = mapped_column(JSON)
+    at: Mapped[datetime]
+    by: Mapped[str] = mapped_column(String(200))
+
+
+class GateApproval(Base):
+    """One owner's approval of releasing a version; one row per person (UNIQUE), so the
+    same person approving twice counts once."""
+
+    __tablename__ = "gate_approvals"
+    __table_args__ = (UniqueConstraint("service", "kind", "version", "person"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    service: Mapped[str] = mapped_column(String(63))
+    kind: Mapped[str] = mapped_column(String(32))
+    version: Mapped[str] = mapped_column(String(300))
+    person: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime]
+
+
 class ControlRevision(Base):
     """One row: bumped in every write to ``control_values``, under a row lock.
 

@@ -37,6 +37,7 @@ NOT_RUN_REASONS = (
     "needs a Kubernetes cluster",
     "needs systemd",
     "needs GitHub Actions",
+    "needs GitLab CI",
     "needs a Slack workspace",
     "installs packages",
     "diagram",
