@@ -239,6 +239,8 @@ def _complete_operation(
             codes |= {"422", "503"} | ({"409"} if writes else set())
         if path.endswith("/reload"):
             codes.add("422")
+        if path == "/api/v1/alerts":
+            codes.add("422")  # a `since` that is no duration: a message, not a field list
     elif path == "/readyz":
         codes.add("503")
     elif path == "/metrics":  # Prometheus text exposition, not JSON
