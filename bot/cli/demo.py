@@ -129,6 +129,14 @@ def demo(
     console.print(table)
     console.print(f"Runbook matched: [bold]{result.runbook_id}[/]")
     console.print(f"Mitigation applied: [bold]{result.mitigation}[/]")
+    for change in result.changes:
+        previous = f"{change['previous']} → " if change.get("previous") else ""
+        mark = ", likely cause per the runbook" if change["likely_cause"] else ""
+        console.print(
+            f"Recent AI change: {change['kind']} {previous}{change['version']} by {change['by']}, "
+            f"{change['minutes_before']:g} min before the first alert{mark}",
+            markup=False,
+        )
     for trace in result.traces:
         # soft_wrap: a long URL stays on one line, so a terminal can still open it
         console.print(

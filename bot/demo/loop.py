@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,9 @@ class Scenario:
     control_value: Any
     recovery_query: str  # PromQL: true (non-empty) once the signal is healthy again
     recovery_text: str
+    # An AI change a pipeline records just before the fault (POST /api/v1/changes): the
+    # incident and its postmortem show it among the recent changes (docs/changes.md).
+    change: dict[str, str] | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -57,6 +61,14 @@ SCENARIOS: dict[str, Scenario] = {
         control_value="high_risk",
         recovery_query="avg(assistant_groundedness_score) >= 0.8",
         recovery_text="groundedness of released answers back at or above 0.80",
+        change={
+            "service": "support-assistant",
+            "kind": "retrieval_index",
+            "version": "kb-2026-12-03",
+            "previous": "kb-2026-11-28",
+            "by": "index-pipeline",
+            "note": "nightly rebuild with the new chunker",
+        },
     ),
 }
 
@@ -82,6 +94,7 @@ class LoopResult:
     runbook_id: str | None = None  # the runbook Ballast matched, as the incident says
     mitigation: str | None = None  # "<id> (<action>): <title>" of the mitigation it applied
     traces: list[dict[str, Any]] = field(default_factory=list)  # the incident's trace links
+    changes: list[dict[str, Any]] = field(default_factory=list)  # its recent AI changes
 
     def at(self, name: str) -> float:
         return next(step.elapsed for step in self.steps if step.name == name)
@@ -147,6 +160,7 @@ def run_loop(
         ).json()
         result.timeline = body["timeline"]
         result.traces = body.get("traces", [])
+        result.changes = [c for c in body.get("changes", []) if c["source"] != "control"]
         return body
 
     def checks() -> dict[str, Callable[[], str | None]]:
@@ -227,6 +241,12 @@ def run_loop(
 
     try:
         steps = checks()
+        if scenario.change is not None:  # the pipeline ships it, then things go wrong
+            client.post(
+                f"{stack.ballast}/api/v1/changes",
+                json={**scenario.change, "external_id": f"demo-{uuid.uuid4().hex[:12]}"},
+                headers=stack.pipeline_headers,
+            ).raise_for_status()
         result.injected_at = datetime.now().astimezone()
         started = time.monotonic()
         client.post(f"{stack.assistant}{scenario.fault}").raise_for_status()

@@ -214,10 +214,16 @@ class Stack:
     reader_token: str = field(default_factory=new_token, repr=False)
     webhook_token: str = field(default_factory=new_token, repr=False)
     ofrep_token: str = field(default_factory=new_token, repr=False)
+    # The deploy pipeline's token (automation role): records AI changes in the change log.
+    pipeline_token: str = field(default_factory=new_token, repr=False)
 
     @property
     def reader_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.reader_token}"}
+
+    @property
+    def pipeline_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.pipeline_token}"}
 
     @property
     def credentials(self) -> Credentials:
@@ -320,8 +326,10 @@ class Stack:
     def _ballast(self) -> Process:
         config = self.workdir / "ballast.yaml"
         reader = config_line("demo-watcher", self.reader_token, ["reader"], None)
+        pipeline = config_line("demo-pipeline", self.pipeline_token, ["automation"], None)
         config.write_text(
             f"postmortem:\n  folder: {self.postmortems}\nauth:\n  tokens:\n    {reader}\n"
+            f"    {pipeline}\n"
             f"prometheus:\n  url: {self.prometheus}\n  timeout: 2\n{DEMO_SCORECARD}"
             f"traces:\n  - title: {json.dumps(DEMO_TRACES_TITLE)}\n"
             f"    url: {json.dumps(DEMO_TRACES_URL)}\n",

@@ -77,6 +77,19 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     assert chosen.control_key in markdown
     assert "resolved" in markdown.lower()
 
+    # The groundedness scenario's pipeline shipped an index just before the fault: the incident
+    # ranks it as a likely cause (the runbook names index swaps) and the postmortem shows it.
+    if chosen.change is not None:
+        [change] = result.changes
+        assert (change["kind"], change["version"], change["likely_cause"]) == (
+            "retrieval_index", "kb-2026-12-03", True,
+        )  # fmt: skip
+        assert change["minutes_before"] >= 0
+        assert "## What changed" in markdown
+        assert "`kb-2026-11-28` → `kb-2026-12-03`" in markdown
+    else:
+        assert result.changes == []
+
     # The demo's ballast.yaml has a traces: template (Tempo in Grafana Explore): the incident
     # and its postmortem carry the link, filled with the service and the incident's times.
     [trace] = result.traces
