@@ -51,6 +51,7 @@ async def _stored(db: Database) -> tuple[Incident, IncidentAlert, TimelineEntry]
             resolved_by="alertmanager",
             reopen_count=1,
             updated_at=T0 + timedelta(minutes=10),
+            runbook_revision="9fceb02d0ae598e95dc970b74767f19372d61af8",
         )
         session.add(incident)
         await session.flush()
@@ -104,6 +105,7 @@ async def test_read_models_of_stored_rows(db: Database) -> None:
         "resolved_at": "2025-03-04T03:22:00Z",
         "resolved_by": "alertmanager",
         "reopen_count": 1,
+        "runbook_revision": "9fceb02d0ae598e95dc970b74767f19372d61af8",
         "phases_seconds": {
             "detect": 120.0,
             "acknowledge": 180.0,
