@@ -33,7 +33,8 @@ from bot.store.upsert import upsert
 
 Clock = Callable[[], datetime]
 ANY_KIND = "*"
-_RANK = {severity: rank for rank, severity in enumerate(Severity)}  # sev1 is the worst
+# sev1 is the worst; a triage incident ("triage": no runbook matched) has no severity to rank.
+_RANK = {severity.value: rank for rank, severity in enumerate(Severity)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +159,11 @@ class ReleaseGates:
     ) -> None:
         blocking = 0
         for incident in incidents:
+            rank = _RANK.get(incident.severity)
             severe = (
                 rule.block_on_severity is not None
-                and _RANK.get(Severity(incident.severity), 99) <= _RANK[rule.block_on_severity]
+                and rank is not None
+                and rank <= _RANK[rule.block_on_severity.value]
             )
             runbook = (
                 self._catalog.current.runbooks.get(incident.runbook_id)

@@ -95,6 +95,11 @@ async def test_an_open_incident_naming_the_kind_blocks_until_resolved(
     ]
     # Another kind is not named by the runbook, and sev2 is below this gate's bar.
     assert (await ci.post(CHECK, json=ask("build", "b-1"))).json()["passed"] is True
+    # An untriaged alert of the service (no runbook: no severity to rank) does not break it.
+    triage = {"labels": {"alertname": "Unknown", "service": "rag"}, "status": "firing"}
+    assert (await ci.post("/webhooks/generic", json={"alerts": [triage]})).status_code == 200
+    await h.settle()
+    assert (await ci.post(CHECK, json=ask("build", "b-1"))).json()["passed"] is True
 
     resolved = await h.as_("owner1").post("/api/v1/incidents/1/resolve", json={})
     assert resolved.status_code == 200
