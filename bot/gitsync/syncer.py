@@ -241,7 +241,7 @@ class RunbookSyncer:
             return SyncResult(SyncOutcome.REFUSED, commit, refused.errors)
         try:
             checkout = await self._extract(commit)
-        except _MissingFolder as err:
+        except (_MissingFolder, tarfile.TarError) as err:  # TarError: a link out of the folder
             return await self._refuse(commit, (str(err),))
         load = await self._live.areload(
             [checkout / self.source.path], self._registry, Revision(commit, checkout, self._web_url)
@@ -320,7 +320,11 @@ class RunbookSyncer:
             args.append(folder)
         archive = await self._git.run(*args)
         aside = checkout.with_name(f".{commit}.partial")
-        await asyncio.to_thread(untar, archive.stdout, aside)
+        try:
+            await asyncio.to_thread(untar, archive.stdout, aside)
+        except tarfile.TarError:
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
         os.replace(aside, checkout)
         return checkout
 
@@ -397,12 +401,29 @@ class _MissingFolder(Exception):
 
 
 def untar(data: bytes, into: Path) -> None:
-    """Extract a ``git archive`` tar; the ``data`` filter refuses links out of the folder."""
+    """Extract a ``git archive`` tar; the ``data`` filter refuses links out of the folder.
+
+    Python 3.11.0-3.11.3 have no extraction filters: there only plain files and folders with
+    relative paths inside ``into`` are extracted, and anything else (a link, a device, ``..``)
+    refuses the commit.
+    """
     if into.exists():
         shutil.rmtree(into)
     into.mkdir(parents=True)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as archive:
-        archive.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(into, filter="data")
+            return
+        root = into.resolve()
+        members = archive.getmembers()
+        for member in members:
+            target = (into / member.name).resolve()
+            if not (member.isfile() or member.isdir()) or not target.is_relative_to(root):
+                raise tarfile.TarError(
+                    f"{member.name!r}: only plain files and folders inside the runbook folder "
+                    "can be extracted on this Python (3.11.4 or newer extracts links safely)"
+                )
+        archive.extractall(into, members=members)  # noqa: S202 (each member checked above)
 
 
 def last_good_folder(source: GitSourceConfig) -> Path | None:

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-_THRESHOLD = re.compile(r"^\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
-_RELATIVE = re.compile(r"^\s*(lower|higher) than before by\s+(\d+(?:\.\d+)?)\s*%\s*$")
+# fullmatch: "$" would also accept a trailing newline.
+_THRESHOLD = re.compile(r"\s*(<=|>=|==|!=|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*")
+_RELATIVE = re.compile(r"\s*(lower|higher) than before by\s+(\d+(?:\.\d+)?)\s*%\s*")
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<": operator.lt,
     "<=": operator.le,
@@ -82,10 +83,10 @@ class Condition:
 
 def parse_condition(text: str) -> Condition:
     """Raises ``ValueError`` naming the forms that are accepted."""
-    found = _THRESHOLD.match(text)
+    found = _THRESHOLD.fullmatch(text)
     if found:
         return Condition(text.strip(), found.group(1), float(found.group(2)))
-    found = _RELATIVE.match(text)
+    found = _RELATIVE.fullmatch(text)
     if found:
         percent = float(found.group(2))
         if not 0 < percent <= 100 and found.group(1) == "lower":
