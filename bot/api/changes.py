@@ -166,7 +166,7 @@ async def record_change(
 async def _tell_open_incidents(services: Services, change: Change) -> None:
     """A change that went live while its service has an open incident goes to the incident's
     thread (and its message's "Recent AI changes"): it may be the cause, or the fix."""
-    open_statuses = [s.value for s in IncidentStatus if s is not IncidentStatus.RESOLVED]
+    open_statuses = [s.value for s in IncidentStatus if s.is_open]
     async with services.db.sessions() as session:
         incidents = await repo.list_incidents(
             session, statuses=open_statuses, service=change.service, limit=20

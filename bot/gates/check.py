@@ -120,9 +120,7 @@ class ReleaseGates:
             checked.append(f"no gate is configured for {service} {kind.value} changes")
         else:
             async with self._db.sessions() as session:
-                open_statuses = [
-                    s.value for s in IncidentStatus if s is not IncidentStatus.RESOLVED
-                ]
+                open_statuses = [s.value for s in IncidentStatus if s.is_open]
                 incidents = await repo.list_incidents(
                     session, statuses=open_statuses, service=service, limit=200
                 )
@@ -132,17 +130,16 @@ class ReleaseGates:
             _freeze(rule.freeze, now, reasons, checked)
             _evals(rule, scores, live_scores, reasons, checked)
             if rule.approvals:
-                owners = approvers
-                if len(owners) < rule.approvals:
+                if len(approvers) < rule.approvals:
                     reasons.append(
                         f"needs {rule.approvals} approval(s) from owners of {service} "
-                        f"({', '.join(self.owners(service, rule))}), has {len(owners)}"
-                        + (f": {', '.join(owners)}" if owners else "")
+                        f"({', '.join(self.owners(service, rule))}), has {len(approvers)}"
+                        + (f": {', '.join(approvers)}" if approvers else "")
                         + f"; `ballast gate approve --service {service} --kind {kind.value} "
                         f"--version {version}`"
                     )
                 else:
-                    checked.append(f"approved by {', '.join(owners)}")
+                    checked.append(f"approved by {', '.join(approvers)}")
         passed = not reasons
         decision_id = await self._record(
             service, kind, version, passed, reasons, dict(scores or {}), by, now
