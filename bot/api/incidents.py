@@ -1,14 +1,21 @@
-"""The incidents JSON API: list, show, acknowledge, resolve."""
+"""The incidents JSON API: list, show, acknowledge, resolve, comment, escalate."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 
 from bot.api.json_body import JsonBodyRoute
 from bot.api.principals import acting, require
-from bot.api.schemas import ActorBody, BeforeIdQuery, IncidentIdPath, IncidentList
+from bot.api.schemas import (
+    ActorBody,
+    BeforeIdQuery,
+    CommentBody,
+    EscalationOut,
+    IncidentIdPath,
+    IncidentList,
+)
 from bot.api.services import Services, services_of
 from bot.auth.principal import Principal
 from bot.auth.roles import Role
@@ -77,6 +84,37 @@ async def resolve_incident(
     if changed:
         await services.bus.changed(incident_id, ChangeKind.RESOLVED, Note("Resolved", actor.name))
     return await incident_detail(services, incident_id)
+
+
+@router.post(
+    "/incidents/{incident_id}/comments",
+    response_model=IncidentDetail,
+    status_code=status.HTTP_201_CREATED,
+)
+async def comment_on_incident(
+    incident_id: IncidentIdPath, body: CommentBody, services: ServicesDep, principal: ResponderDep
+) -> IncidentDetail:
+    """A note in the timeline (and the Slack thread), kept for the postmortem."""
+    actor = acting(principal, body.actor)
+    async with services.db.transaction() as session:
+        await operations.comment(session, incident_id, actor, services.clock(), body.text)
+    await services.bus.changed(incident_id, ChangeKind.UPDATED, Note(body.text, actor.name))
+    return await incident_detail(services, incident_id)
+
+
+@router.post("/incidents/{incident_id}/escalate", response_model=EscalationOut)
+async def escalate_incident(
+    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep, principal: ResponderDep
+) -> EscalationOut:
+    """Fire the runbook's next escalation step now; 409 when none is left to fire."""
+    actor = acting(principal, body.actor)
+    result = await services.escalator.escalate_next(incident_id, actor)
+    if result.step is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, result.summary)
+    await services.bus.changed(
+        incident_id, ChangeKind.UPDATED, Note(f"Escalated: {result.summary}", actor.name)
+    )
+    return EscalationOut(incident_id=incident_id, step=result.step, summary=result.summary)
 
 
 async def incident_detail(services: Services, incident_id: int) -> IncidentDetail:

@@ -85,6 +85,29 @@ class ActorBody(BaseModel):
     reason: ReasonText | None = None
 
 
+CommentText = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_REASON, json_schema_extra={"pattern": _PERSON_PATTERN}),
+    PersonText,
+]
+
+
+class CommentBody(BaseModel):
+    """A note for the incident's record, by the principal (or the claimed actor)."""
+
+    model_config = ConfigDict(extra="forbid")
+    actor: ActorText | None = Field(default=None, description=ACTOR_DESCRIPTION)
+    text: CommentText
+
+
+class EscalationOut(BaseModel):
+    """What ``POST .../escalate`` fired: the step (1-based) and what it did."""
+
+    incident_id: int
+    step: int
+    summary: str
+
+
 class IncidentList(BaseModel):
     incidents: list[IncidentSummary]
 

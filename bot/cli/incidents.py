@@ -1,7 +1,9 @@
-"""``ballast incidents``: list and show from the store; acknowledge and resolve via the server.
+"""``ballast incidents``: list and show from the store; acknowledge, resolve, comment and
+escalate via the server.
 
 ``list`` and ``show`` read the database directly (they work while the server is down);
-``ack`` and ``resolve`` change state, so they go through a running server's API.
+``ack``, ``resolve``, ``comment`` and ``escalate`` change state, so they go through a running
+server's API.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ if TYPE_CHECKING:
     from bot.incidents.read_model import IncidentDetail, IncidentSummary
 
 incidents_app = new_app(
-    help="List and show incidents (from the store); acknowledge and resolve them (via the server).",
-    short_help="List and show incidents; acknowledge and resolve them.",
+    help=(
+        "List and show incidents (from the store); acknowledge, resolve, comment on and "
+        "escalate them (via the server)."
+    ),
+    short_help="List and show incidents; acknowledge, resolve, comment, escalate.",
 )
 
 IncidentId = Annotated[
@@ -145,6 +150,35 @@ def resolve_command(
         payload["reason"] = reason
     body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/resolve", payload)
     _print_state(body)
+
+
+@command(incidents_app, "comment")
+def comment_command(
+    incident_id: IncidentId,
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="The note (one line).")],
+    actor: ActorOption = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Add a note to an incident's timeline (through the server's API)."""
+    payload: dict[str, Any] = {"text": text}
+    if actor:
+        payload["actor"] = actor
+    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/comments", payload)
+    typer.echo(f"#{body['id']}: comment added ({len(body['timeline'])} timeline entries)")
+
+
+@command(incidents_app, "escalate")
+def escalate_command(
+    incident_id: IncidentId,
+    actor: ActorOption = None,
+    url: UrlOption = DEFAULT_URL,
+    token: TokenOption = None,
+) -> None:
+    """Fire the runbook's next escalation step now (through the server's API)."""
+    payload = {"actor": actor} if actor else {}
+    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/escalate", payload)
+    typer.echo(f"#{body['incident_id']} escalation step {body['step']}: {body['summary']}")
 
 
 def _print_state(body: dict[str, Any]) -> None:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.context import Messenger, Pager
 from actions.errors import ActionError
+from bot.incidents.actors import Actor, as_actor
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.runbooks.catalog import LiveCatalog
@@ -48,6 +50,21 @@ def escalation_key(incident_id: int, reopen_count: int, step: int) -> str:
     """The timer's dedup key: one per incident, opening and step (the batched engine builds
     the same rows as :func:`schedule_escalations`, once the incident has its id)."""
     return f"{TimerKind.ESCALATE}:{incident_id}:{reopen_count}:{step}"
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationResult:
+    """What an early escalation did: ``step`` (1-based) is None when nothing fired."""
+
+    incident_id: int
+    step: int | None
+    summary: str
+
+    @property
+    def text(self) -> str:
+        if self.step is None:
+            return self.summary
+        return f"#{self.incident_id} escalation step {self.step}: {self.summary}"
 
 
 class Escalator:
@@ -86,8 +103,9 @@ class Escalator:
         return await self.escalate(incident, runbook, step_index, actor=SYSTEM_ACTOR)
 
     async def escalate(
-        self, incident: Incident, runbook: Runbook, step_index: int, *, actor: str
+        self, incident: Incident, runbook: Runbook, step_index: int, *, actor: Actor | str
     ) -> str:
+        who = as_actor(actor)
         step = runbook.escalation[step_index]
         minutes = int((self._clock() - incident.opened_at).total_seconds() // 60)
         text = (
@@ -116,7 +134,7 @@ class Escalator:
                 session,
                 incident.id,
                 at=self._clock(),
-                actor=actor,
+                actor=who.name,
                 kind=TimelineKind.ESCALATED,
                 summary=f"Escalation step {step_index + 1}: {summary}",
                 details={
@@ -127,14 +145,19 @@ class Escalator:
                     "notify": step.notify,
                     "page": step.page,
                     "problems": problems,
+                    **({} if who.is_system else {"auth": who.audit()}),
                 },
             )
         if problems:
             log.error("escalation of #%d step %d: %s", incident.id, step_index + 1, problems)
         return summary
 
-    async def escalate_now(self, incident_id: int, actor: str) -> str:
+    async def escalate_now(self, incident_id: int, actor: Actor | str) -> str:
         """``/ballast escalate``: fire the next step now (and not again when its time comes)."""
+        return (await self.escalate_next(incident_id, actor)).text
+
+    async def escalate_next(self, incident_id: int, actor: Actor | str) -> EscalationResult:
+        """Fire the next step of the current opening now; ``step`` is None when none is left."""
         async with self._db.sessions() as session:
             incident = await repo.get(session, incident_id)
             fired = sum(
@@ -143,15 +166,28 @@ class Escalator:
                 if entry.kind == TimelineKind.ESCALATED
                 and entry.details.get("reopen_count", 0) == incident.reopen_count
             )
+        if incident.status == IncidentStatus.RESOLVED.value:
+            return EscalationResult(
+                incident_id, None, f"#{incident_id} is resolved: not escalated."
+            )
         runbook = (
             self._catalog.current.runbooks.get(incident.runbook_id) if incident.runbook_id else None
         )
         if runbook is None or not runbook.escalation:
-            return f"#{incident_id} has no escalation path (its runbook defines none)."
+            return EscalationResult(
+                incident_id,
+                None,
+                f"#{incident_id} has no escalation path (its runbook defines none).",
+            )
         if fired >= len(runbook.escalation):
-            return f"All {len(runbook.escalation)} escalation steps of #{incident_id} have fired."
+            return EscalationResult(
+                incident_id,
+                None,
+                f"All {len(runbook.escalation)} escalation steps of #{incident_id} have fired.",
+            )
         key = f"{TimerKind.ESCALATE}:{incident.id}:{incident.reopen_count}:{fired}"
+        name = as_actor(actor).name
         async with self._db.transaction() as session:
-            await timers.cancel_timer(session, key, self._clock(), f"escalated early by {actor}")
+            await timers.cancel_timer(session, key, self._clock(), f"escalated early by {name}")
         summary = await self.escalate(incident, runbook, fired, actor=actor)
-        return f"#{incident_id} escalation step {fired + 1}: {summary}"
+        return EscalationResult(incident_id, fired + 1, summary)

@@ -68,6 +68,24 @@ async def resolve(
     return True
 
 
+async def comment(
+    session: AsyncSession, incident_id: int, who: Actor | str, now: datetime, text: str
+) -> None:
+    """Add a person's note to the incident's record (also once it is resolved: the
+    postmortem reads it)."""
+    actor = as_actor(who)
+    incident = await repo.get(session, incident_id)
+    repo.append_timeline(
+        session,
+        incident.id,
+        at=now,
+        actor=actor.name,
+        kind=TimelineKind.COMMENT,
+        summary=text,
+        details={"auth": actor.audit()},
+    )
+
+
 def mark_resolved(
     session: AsyncSession,
     incident: Incident,

@@ -24,6 +24,7 @@ class TimelineKind(StrEnum):
     TITLE_FALLBACK = "title_fallback"
     ESCALATED = "escalated"
     REMINDER = "reminder"
+    COMMENT = "comment"  # a person's note in the record (API, CLI, console)
     REFUSED = "refused"  # someone not allowed to ack, resolve, escalate or skip (Slack)
     # Its mitigations (bot.execution.journal; skipped: a Slack button).
     MITIGATION_DRY_RUN = "mitigation_dry_run"

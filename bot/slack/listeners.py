@@ -170,7 +170,8 @@ class SlackHandlers:
             return _text(_result(command.mitigation_id, result))
         if isinstance(command, cmd.Escalate):
             await self._require_responder(command.incident_id, actor, "escalate")
-            return _text(escape(await s.escalator.escalate_now(command.incident_id, actor)))
+            escalated = await s.escalator.escalate_now(command.incident_id, Actor.slack(actor))
+            return _text(escape(escalated))
         if isinstance(command, cmd.Runbooks):
             query = (command.query or "").lower()
             runbooks = [

@@ -93,6 +93,14 @@ def test_ack_run_undo_resolve_through_the_server(make_server: Any) -> None:
     assert code == 1
     assert out.startswith("ballast: server answered 403: stranger may not act as 'U024BE7LH'")
 
+    code, out = cli(url, "incidents", "comment", str(incident), "vendor status page is red")
+    assert code == 0, out
+    assert out.startswith(f"#{incident}: comment added")
+    code, out = cli(url, "incidents", "escalate", str(incident))
+    assert code == 1, out  # this runbook defines no escalation path
+    assert out.startswith("ballast: server answered 409: ")
+    assert "has no escalation path" in out
+
     code, out = cli(url, "incidents", "resolve", str(incident), "--reason", "ok")
     assert (code, out.split(":")[0]) == (0, f"#{incident} resolved")
 
@@ -101,6 +109,7 @@ def test_ack_run_undo_resolve_through_the_server(make_server: Any) -> None:
     summaries = [t["summary"] for t in detail["timeline"] if t["actor"] == OWNER]
     assert any("acknowledged" in s.lower() for s in summaries), summaries
     assert any("resolved" in s.lower() for s in summaries), summaries
+    assert "vendor status page is red" in summaries
 
     # Errors carry the server's message.
     code, out = cli(url, "incidents", "ack", "999")
