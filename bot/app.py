@@ -137,11 +137,11 @@ def build_services(
     metrics = Metrics()
     syncer: RunbookSyncer | None = None
     if runbooks_config.git is None:
-        catalog = LiveCatalog(_load_folder(settings, registry))
+        catalog = LiveCatalog(_load_folder(settings, registry, config), config.panel_names())
     else:
         # The first catalog comes from the last good checkout if there is one (the remote may
         # be down); otherwise from the first sync, before the server says it is ready.
-        catalog = LiveCatalog()
+        catalog = LiveCatalog(panels=config.panel_names())
         token = settings.git_token.get_secret_value() if settings.git_token else None
         syncer = RunbookSyncer(
             runbooks_config.git,
@@ -237,7 +237,7 @@ def build_services(
     prometheus = prometheus_clients(config, http, environ)
     # After the announcer (its snapshot updates a message already posted), before the
     # postmortem (whose draft shows the snapshot taken at resolve).
-    scorecard = ScorecardRecorder(db, config, prometheus, bus, clock=clock)
+    scorecard = ScorecardRecorder(db, config, prometheus, bus, clock=clock, catalog=catalog)
     bus.subscribe(scorecard)
     postmortem = PostmortemService(
         db,
@@ -325,9 +325,11 @@ def build_services(
     return services
 
 
-def _load_folder(settings: Settings, registry: ActionRegistry) -> Catalog:
+def _load_folder(settings: Settings, registry: ActionRegistry, config: BallastConfig) -> Catalog:
     """The catalog from BALLAST_RUNBOOKS (or runbooks.path); refuse to start on errors."""
-    load = load_catalog([settings.runbooks], registry)
+    load = load_catalog(
+        [settings.runbooks], registry, config.panel_names(), panel_severity="warning"
+    )
     for diagnostic in load.diagnostics:
         (log.error if diagnostic.severity == "error" else log.warning)("%s", diagnostic)
     if load.catalog is None:

@@ -30,7 +30,7 @@ from actions.clients.http_policy import normalize_host_pattern
 from actions.clients.paging import PagingTarget
 from bot.auth.config import AuthConfig
 from bot.errors import ConfigError
-from bot.runbooks.schema import Duration, Severity
+from bot.runbooks.schema import Duration, Runbook, ScorecardPanel, Severity
 from bot.runbooks.url_templates import UrlTemplate, parse_url_template
 
 if TYPE_CHECKING:
@@ -240,21 +240,6 @@ class PrometheusConfig(BaseModel):
         if self.bearer_token_env is not None and self.basic_auth is not None:
             raise ValueError("prometheus: give bearer_token_env or basic_auth, not both")
         return self
-
-
-class ScorecardPanel(BaseModel):
-    """One signal of a service's scorecard: a PromQL query with one value, its unit, and which
-    way is good (so a change since the incident opened reads as better or worse)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(min_length=1, max_length=60, description="What people read.")
-    query: str = Field(min_length=1, max_length=4000, description="PromQL with one value.")
-    unit: str = Field(default="", max_length=16, description='e.g. "%", "s", "USD", "req/s".')
-    good: Literal["up", "down"] = Field(description="Which way is better: up or down.")
-    scale: float = Field(
-        default=1.0, description="Multiply the value for display (100 for a ratio shown in %)."
-    )
 
 
 class ServiceConfig(BaseModel):
@@ -603,6 +588,22 @@ class BallastConfig(BaseModel):
     def scorecard_for(self, service: str | None) -> list[ScorecardPanel]:
         own = self.services.get(service or "")
         return list(own.scorecard) if own is not None else []
+
+    def panel_names(self) -> dict[str, list[str]]:
+        """Each service's scorecard panel names, for checking the names runbooks show."""
+        return {
+            name: [p.name for p in service.scorecard] for name, service in self.services.items()
+        }
+
+    def panels_for(self, service: str | None, runbook: Runbook | None) -> list[ScorecardPanel]:
+        """The panels an incident shows: its runbook's choice (the service's panels it names,
+        then its own), or the service's whole scorecard when the runbook makes none.
+        A name the service does not have is skipped (validation reports it)."""
+        if runbook is None or runbook.scorecard.empty:
+            return self.scorecard_for(service)
+        by_name = {panel.name: panel for panel in self.scorecard_for(service)}
+        named = [by_name[name] for name in runbook.scorecard.show if name in by_name]
+        return [*named, *runbook.scorecard.panels]
 
     def prometheus_for(self, service: str | None) -> PrometheusConfig | None:
         """The service's own Prometheus if it names one, else the top-level one."""

@@ -18,8 +18,10 @@ from bot.cli.remote import DEFAULT_URL, Client, TokenOption, UrlOption
 
 if TYPE_CHECKING:
     from actions import ActionRegistry
+    from bot.errors import Diagnostic
     from bot.runbooks.explain import AlertExplanation, RunbookCheck
     from bot.runbooks.loader import CatalogLoad
+    from bot.runbooks.promql_syntax import QuerySite
     from bot.runbooks.snapshot import Catalog
 
 DEFAULT_PATHS = (Path("runbooks"),)
@@ -36,17 +38,83 @@ PathsArgument = Annotated[
 ]
 
 
-@command(runbooks_app, short_help="Check runbooks; print each problem as path:line:col.")
-def validate(paths: PathsArgument = None) -> None:
-    """Print every problem as path:line:col: message; exit 1 if any is an error."""
-    from bot.runbooks.loader import load_catalog
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        metavar="FILE",
+        envvar="BALLAST_CONFIG",
+        show_default=False,
+        help="A ballast.yaml: check the scorecard panels runbooks name, and its panels' PromQL.",
+    ),
+]
 
-    load = load_catalog(paths or DEFAULT_PATHS)
-    for diagnostic in load.diagnostics:
+
+@command(runbooks_app, short_help="Check runbooks; print each problem as path:line:col.")
+def validate(paths: PathsArgument = None, config: ConfigOption = None) -> None:
+    """Print every problem as path:line:col: message; exit 1 if any is an error.
+
+    PromQL (verify queries, scorecard panels) is parsed by promtool when it is installed,
+    in one run for the whole catalog."""
+    from bot.runbooks.loader import load_catalog
+    from bot.runbooks.promql_syntax import check_syntax
+
+    panels: dict[str, list[str]] | None = None
+    sites: list[QuerySite] = []
+    problems: list[Diagnostic] = []
+    if config is not None:
+        panels = _config_scorecards(config, sites, problems)
+    load = load_catalog(paths or DEFAULT_PATHS, panels=panels, config_name=str(config))
+    syntax = check_syntax([*load.queries, *sites])
+    diagnostics = sorted({*load.diagnostics, *problems, *syntax.diagnostics})
+    for diagnostic in diagnostics:
         typer.echo(str(diagnostic))
-    typer.echo(_summary(load))
-    if load.catalog is None:
-        raise typer.Exit(1)
+    if syntax.note:
+        typer.echo(f"note: {syntax.note}")
+    if load.unchecked_panels:
+        typer.echo(
+            f"note: {_plural(load.unchecked_panels, 'scorecard panel name')} not checked: "
+            "give the ballast.yaml with --config (or BALLAST_CONFIG)"
+        )
+    errors = [d for d in diagnostics if d.severity == "error"]
+    warnings = len(diagnostics) - len(errors)
+    tail = f", {_plural(warnings, 'warning')}" if warnings else ""
+    if load.catalog is not None and not errors:
+        typer.echo(f"{_plural(len(load.catalog), 'runbook')} valid{tail}")
+        return
+    files = len({d.path for d in errors})
+    typer.echo(f"{_plural(len(errors), 'error')} in {_plural(files, 'file')}{tail}")
+    raise typer.Exit(1)
+
+
+def _config_scorecards(
+    path: Path, sites: list[QuerySite], problems: list[Diagnostic]
+) -> dict[str, list[str]]:
+    """Each service's panel names in ballast.yaml, and each panel's query to parse.
+
+    Read with positions (not through bot.config, which the server validates at start): only
+    the scorecards matter here, and this command stays light.
+    """
+    from bot.runbooks.promql_syntax import query_site
+    from bot.runbooks.yaml_positions import read_document
+
+    doc = read_document(path, problems)
+    services = doc.data.get("services") if doc is not None and isinstance(doc.data, dict) else None
+    found: dict[str, list[str]] = {}
+    if doc is None or not isinstance(services, dict):
+        return found
+    for service, settings in services.items():
+        panels = settings.get("scorecard") if isinstance(settings, dict) else None
+        names = found.setdefault(str(service), [])
+        for i, panel in enumerate(panels if isinstance(panels, list) else []):
+            if not isinstance(panel, dict):
+                continue
+            if isinstance(panel.get("name"), str):
+                names.append(panel["name"])
+            if isinstance(panel.get("query"), str):
+                loc = ("services", service, "scorecard", i, "query")
+                sites.append(query_site(doc, loc, panel["query"]))
+    return found
 
 
 @command(runbooks_app, "test", short_help="Run the runbooks' example alerts against the catalog.")

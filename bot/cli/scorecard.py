@@ -16,13 +16,19 @@ from bot.cli.output import fail, run_async
 
 if TYPE_CHECKING:
     from bot.config import BallastConfig
+    from bot.runbooks.schema import ScorecardPanel
 
 
 def scorecard(
     service: Annotated[str, typer.Argument(metavar="SERVICE", help="A service in ballast.yaml.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--panel", metavar="NAME", help="Only this panel (repeatable), in order."),
+    ] = None,
 ) -> None:
     """Print the service's scorecard panels, queried now."""
+    import difflib
     import json
 
     from bot.cli.store import load_settings
@@ -36,7 +42,17 @@ def scorecard(
             f"no scorecard for service {service!r} in ballast.yaml "
             f"(services with one: {', '.join(known) or 'none'})"
         )
-    rows = run_async(_read(config, service))
+    if only:
+        by_name = {panel.name: panel for panel in panels}
+        for name in only:
+            if name not in by_name:
+                close = difflib.get_close_matches(name, list(by_name), n=1, cutoff=0.5)
+                fix = (
+                    f"did you mean {close[0]!r}?" if close else f"its panels: {', '.join(by_name)}"
+                )
+                fail(f"unknown panel {name!r} in {service}'s scorecard (ballast.yaml); {fix}")
+        panels = [by_name[name] for name in dict.fromkeys(only)]
+    rows = run_async(_read(config, service, panels))
     if as_json:
         typer.echo(json.dumps({"service": service, "panels": rows}, indent=2))
     else:
@@ -52,14 +68,15 @@ def scorecard(
         raise typer.Exit(1)
 
 
-async def _read(config: BallastConfig, service: str) -> list[dict[str, Any]]:
+async def _read(
+    config: BallastConfig, service: str, panels: list[ScorecardPanel]
+) -> list[dict[str, Any]]:
     import httpx
 
     from bot.incidents.read_model import panel_value
     from bot.verification.prometheus import PrometheusClient
     from bot.verification.scorecard import read_panels
 
-    panels = config.scorecard_for(service)
     chosen = config.prometheus_for(service)
     async with httpx.AsyncClient(follow_redirects=False) as http:
         client = PrometheusClient(chosen, http, os.environ) if chosen else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,7 +41,10 @@ class LiveCatalog:
     ``areload`` that is cancelled still finishes its load in the background and publishes it.
     """
 
-    def __init__(self, catalog: Catalog | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog | None = None, panels: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
+        self._panels = panels  # each service's scorecard panel names, checked on every reload
         initial = catalog if catalog is not None else Catalog(())
         self._state = _Snapshot(initial, 1 if catalog is not None else 0, datetime.now(UTC), None)
         self._reloading = threading.Lock()  # one load-and-publish at a time, from any thread
@@ -78,7 +81,7 @@ class LiveCatalog:
         :meth:`areload` instead.
         """
         with self._reloading:
-            result = load_catalog(paths, registry)
+            result = load_catalog(paths, registry, self._panels, panel_severity="warning")
             if result.catalog is not None and revision is not None:
                 result = replace(result, catalog=result.catalog.at_revision(revision))
             state = self._state

@@ -8,7 +8,8 @@ the order of escalation steps, and the mitigations (:mod:`bot.runbooks.mitigatio
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import difflib
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from bot.runbooks.duration import format_duration, parse_duration
 from bot.runbooks.mitigation_checks import check_mitigations
 from bot.runbooks.model_fields import fields_of
 from bot.runbooks.promql import promql_template_problems
+from bot.runbooks.promql_syntax import QuerySite, query_site
 from bot.runbooks.schema import Runbook, parse_match_item
 from bot.runbooks.schema_errors import show, translate, where
 from bot.runbooks.templates import is_template, template_problems
@@ -59,6 +61,15 @@ def check_runbook(
         out.extend(
             doc.diagnostic(loc, f"{where(loc)}: {p}") for p in promql_template_problems(text)
         )
+    for loc, text in _panel_queries(data):
+        if "{{" in text or "{%" in text:
+            out.append(
+                doc.diagnostic(
+                    loc,
+                    f"{where(loc)}: scorecard panels are not templated (the same panel is read "
+                    "for every incident); write the PromQL as is",
+                )
+            )
     try:
         return Runbook.model_validate(data)
     except ValidationError as err:
@@ -106,6 +117,57 @@ def _verify_queries(data: dict[str, Any]) -> Iterator[tuple[DataPath, str]]:
         for j, check in enumerate(checks if isinstance(checks, list) else []):
             if isinstance(check, dict) and isinstance(check.get("query"), str):
                 yield ("mitigations", i, "verify", "checks", j, "query"), check["query"]
+
+
+def query_sites(doc: PositionedDocument) -> list[QuerySite]:
+    """Every PromQL query of the runbook that is fit to parse: verify queries whose templates
+    are well placed, and its own scorecard panels."""
+    data = doc.data
+    sites = [
+        query_site(doc, loc, text)
+        for loc, text in _verify_queries(data)
+        if not promql_template_problems(text)
+    ]
+    sites.extend(
+        query_site(doc, loc, text)
+        for loc, text in _panel_queries(data)
+        if "{{" not in text and "{%" not in text
+    )
+    return sites
+
+
+def check_panel_names(
+    doc: PositionedDocument,
+    runbook: Runbook,
+    panels: Mapping[str, Sequence[str]],
+    config: str,
+    out: list[Diagnostic],
+    severity: str = "error",
+) -> None:
+    """Each name in ``scorecard.show`` must be a panel of the service's scorecard in ``config``."""
+    known = list(panels.get(runbook.service, []))
+    for i, name in enumerate(runbook.scorecard.show):
+        if name in known:
+            continue
+        loc = ("scorecard", "show", i)
+        if not known:
+            why = f"service {runbook.service!r} has no scorecard in {config}"
+            fix = f"define services.{runbook.service}.scorecard there, or remove it"
+        else:
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
+            why = f"{runbook.service}'s scorecard in {config} has no such panel"
+            fix = f"did you mean {close[0]!r}?" if close else f"its panels: {', '.join(known)}"
+        message = f"{where(loc)}: unknown panel {name!r}: {why}; {fix}"
+        out.append(doc.diagnostic(loc, message, severity=severity))
+
+
+def _panel_queries(data: dict[str, Any]) -> Iterator[tuple[DataPath, str]]:
+    """Every ``scorecard.panels[i].query`` that is a string."""
+    scorecard = data.get("scorecard")
+    panels = scorecard.get("panels") if isinstance(scorecard, dict) else None
+    for i, panel in enumerate(panels if isinstance(panels, list) else []):
+        if isinstance(panel, dict) and isinstance(panel.get("query"), str):
+            yield ("scorecard", "panels", i, "query"), panel["query"]
 
 
 def _template_fields(data: dict[str, Any]) -> Iterator[tuple[DataPath, str]]:

@@ -17,14 +17,15 @@ One bad file fails the whole catalog; every diagnostic of every file is still re
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from actions import ActionRegistry, default_registry
 from bot.errors import Diagnostic
-from bot.runbooks.checks import check_runbook, check_shape
+from bot.runbooks.checks import check_panel_names, check_runbook, check_shape, query_sites
 from bot.runbooks.mitigation_checks import params_problems
+from bot.runbooks.promql_syntax import QuerySite
 from bot.runbooks.schema import ExpectOutcome, Runbook
 from bot.runbooks.schema_errors import where
 from bot.runbooks.snapshot import Catalog
@@ -41,6 +42,8 @@ class CatalogLoad:
 
     catalog: Catalog | None
     diagnostics: list[Diagnostic]
+    queries: tuple[QuerySite, ...] = ()  # every PromQL query, for the syntax check
+    unchecked_panels: int = 0  # names in scorecard.show not checked: no panels were given
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -51,12 +54,26 @@ class CatalogLoad:
         return [d for d in self.diagnostics if d.severity == "warning"]
 
 
-def load_catalog(paths: Sequence[Path], registry: ActionRegistry | None = None) -> CatalogLoad:
-    """Load and validate every runbook under ``paths``; one bad file fails the whole catalog."""
+def load_catalog(
+    paths: Sequence[Path],
+    registry: ActionRegistry | None = None,
+    panels: Mapping[str, Sequence[str]] | None = None,
+    config_name: str = "ballast.yaml",
+    panel_severity: str = "error",
+) -> CatalogLoad:
+    """Load and validate every runbook under ``paths``; one bad file fails the whole catalog.
+
+    ``panels`` (service → scorecard panel names, from ``config_name``) checks the names
+    runbooks pick in ``scorecard.show``; without it they are counted as unchecked. A running
+    server passes ``panel_severity="warning"``: a missing panel is only not shown, and
+    ballast.yaml and the runbooks change apart, so it does not refuse a catalog for it.
+    """
     registry = registry if registry is not None else default_registry()
     files, diagnostics = runbook_files(paths)
     loaded: list[_Loaded] = []
     first_id: dict[str, str] = {}
+    queries: list[QuerySite] = []
+    unchecked = 0
     for path in files:
         # Node trees are dropped file by file: keeping 1,000 of them alive makes the garbage
         # collector rescan them all and triples the load time.
@@ -64,6 +81,12 @@ def load_catalog(paths: Sequence[Path], registry: ActionRegistry | None = None) 
         if doc is None or not check_shape(doc, diagnostics):
             continue
         runbook = check_runbook(doc, registry, diagnostics)
+        queries.extend(query_sites(doc))
+        if runbook is not None and runbook.scorecard.show:
+            if panels is None:
+                unchecked += len(runbook.scorecard.show)
+            else:
+                check_panel_names(doc, runbook, panels, config_name, diagnostics, panel_severity)
         runbook_id = doc.data.get("id")
         if isinstance(runbook_id, str):
             if runbook_id in first_id:
@@ -83,7 +106,9 @@ def load_catalog(paths: Sequence[Path], registry: ActionRegistry | None = None) 
     catalog = Catalog((item.runbook for item in loaded), {i.runbook.id: i.path for i in loaded})
     diagnostics.extend(_overlaps(catalog, loaded))
     failed = any(d.severity == "error" for d in diagnostics)
-    return CatalogLoad(None if failed else catalog, sorted(set(diagnostics)))
+    return CatalogLoad(
+        None if failed else catalog, sorted(set(diagnostics)), tuple(queries), unchecked
+    )
 
 
 @dataclass(frozen=True, slots=True)

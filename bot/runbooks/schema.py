@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -182,6 +182,45 @@ class Mitigation(StrictModel):
         return LadderStep.UNDO if self.mode is MitigationMode.AUTO else None
 
 
+class ScorecardPanel(StrictModel):
+    """One signal of a scorecard: a PromQL query with one value, its unit, and which way is
+    good (so a change since the incident opened reads as better or worse). Services define
+    panels in ballast.yaml; a runbook may add its own."""
+
+    name: str = Field(min_length=1, max_length=60, description="What people read.")
+    query: str = Field(min_length=1, max_length=4000, description="PromQL with one value.")
+    unit: str = Field(default="", max_length=16, description='e.g. "%", "s", "USD", "req/s".')
+    good: Literal["up", "down"] = Field(description="Which way is better: up or down.")
+    scale: float = Field(
+        default=1.0, description="Multiply the value for display (100 for a ratio shown in %)."
+    )
+
+
+class RunbookScorecard(StrictModel):
+    """Which panels this runbook's incidents show: some of the service's (by name, from
+    ballast.yaml), then its own. Empty: the service's whole scorecard."""
+
+    show: list[Annotated[str, Field(min_length=1, max_length=60)]] = Field(
+        default_factory=list,
+        description="Names of panels of the service's scorecard in ballast.yaml, in this order.",
+    )
+    panels: list[ScorecardPanel] = Field(
+        default_factory=list, description="Panels of this runbook's own, shown after those."
+    )
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> RunbookScorecard:
+        names = [*self.show, *(panel.name for panel in self.panels)]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"scorecard panel names must be unique: {', '.join(repeated)}")
+        return self
+
+    @property
+    def empty(self) -> bool:
+        return not self.show and not self.panels
+
+
 class EscalationStep(StrictModel):
     after: Duration = Field(description="Time since the incident opened, while unacknowledged.")
     notify: list[str] = Field(default_factory=list)
@@ -237,6 +276,10 @@ class Runbook(StrictModel):
     rollback: str | None = None
     escalation: list[EscalationStep] = Field(default_factory=list)
     postmortem: PostmortemSpec = Field(default_factory=PostmortemSpec)
+    scorecard: RunbookScorecard = Field(
+        default_factory=RunbookScorecard,
+        description="Panels its incidents show instead of the service's whole scorecard.",
+    )
     tests: list[RunbookTest] = Field(default_factory=list)
 
     _matchers: tuple[Matcher, ...] = PrivateAttr(default=())

@@ -58,14 +58,23 @@ class PositionedDocument:
     def at_column(self, loc: DataPath, column: int, message: str) -> Diagnostic:
         """A diagnostic at ``column`` (1-based) inside a one-line string scalar, when exact."""
         line, col = self.position(loc)
-        found = self.nodes.get(loc)
-        if found is not None and isinstance(found[1], yaml.ScalarNode):
-            node = found[1]
-            quote = 1 if node.style in ("'", '"') else 0
-            width = node.end_mark.column - node.start_mark.column
-            if node.start_mark.line == node.end_mark.line and width == len(node.value) + 2 * quote:
-                col += quote + column - 1
+        first = self.content_column(loc)
+        if first is not None:
+            col = first + column - 1
         return Diagnostic(self.path, line, col, message)
+
+    def content_column(self, loc: DataPath) -> int | None:
+        """The 1-based column of a string scalar's first character, when the scalar is on one
+        line and written as is (no escapes, no folding), so its columns map one to one."""
+        found = self.nodes.get(loc)
+        if found is None or not isinstance(found[1], yaml.ScalarNode):
+            return None
+        node = found[1]
+        quote = 1 if node.style in ("'", '"') else 0
+        width = node.end_mark.column - node.start_mark.column
+        if node.start_mark.line == node.end_mark.line and width == len(node.value) + 2 * quote:
+            return int(node.start_mark.column) + 1 + quote
+        return None
 
 
 def read_document(path: Path, diagnostics: list[Diagnostic]) -> PositionedDocument | None:

@@ -16,10 +16,12 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from bot.config import BallastConfig, ScorecardPanel
+from bot.config import BallastConfig
 from bot.incidents.changes import ChangeBus, ChangeKind, IncidentChange
 from bot.incidents.read_model import panel_value
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.schema import ScorecardPanel
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.verification.prometheus import PrometheusClient, Reading
@@ -54,16 +56,22 @@ class ScorecardRecorder:
         bus: ChangeBus,
         *,
         clock: Callable[[], datetime],
+        catalog: LiveCatalog | None = None,
     ) -> None:
         self._db = db
+        self._catalog = catalog
         self._config = config
         self._clients = clients
         self._bus = bus
         self._clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def panels(self, service: str | None) -> list[ScorecardPanel]:
-        return self._config.scorecard_for(service)
+    def panels(self, service: str | None, runbook_id: str | None = None) -> list[ScorecardPanel]:
+        """The runbook's choice of panels if it makes one, else the service's scorecard."""
+        runbook = None
+        if runbook_id is not None and self._catalog is not None:
+            runbook = self._catalog.current.runbooks.get(runbook_id)
+        return self._config.panels_for(service, runbook)
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         for change in changes:
@@ -88,7 +96,7 @@ class ScorecardRecorder:
         """Record one snapshot; False when the service has no scorecard or it was recorded."""
         async with self._db.sessions() as session:
             incident = await repo.get(session, incident_id)
-        panels = self.panels(incident.service)
+        panels = self.panels(incident.service, incident.runbook_id)
         if not panels:
             return False
         if at is None:

@@ -134,3 +134,56 @@ async def test_snapshots_in_api_slack_postmortem_and_cli(
     unknown = await asyncio.to_thread(cli, "scorecard", "nope")
     assert unknown.exit_code != 0
     assert "services with one: svc" in unknown.output
+
+
+async def test_a_runbook_picks_panels_by_name_and_adds_its_own(
+    make_harness: Any,
+    prometheus: PrometheusUnderTest,
+    exporter: Exporter,
+    runbooks_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """``scorecard: {show, panels}`` in a runbook: its incidents show the service's panels it
+    names, in its order, then its own; ``ballast scorecard --panel`` picks by name too."""
+    tool = f"t{uuid.uuid4().hex[:8]}"
+    exporter.set(METRIC, 0.31, tool=tool)
+    exporter.set("test_groundedness", 0.62, tool=tool)
+    prometheus.wait_for(f'test_groundedness{{tool="{tool}"}}', 0.62)
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    runbook = yaml.safe_load((runbooks_dir / "svc-tool-failure.yaml").read_text())
+    runbook["scorecard"] = {
+        "show": ["groundedness", "tool failure rate"],
+        "panels": [
+            {"name": "own ratio", "query": f'max({METRIC}{{tool="{tool}"}}) * 2', "good": "down"}
+        ],
+    }
+    (folder / "svc.yaml").write_text(yaml.safe_dump(runbook), encoding="utf-8")
+    raw = config_of(prometheus.url, tool)
+    h = await make_harness(config=BallastConfig.model_validate(raw), runbooks=folder)
+    alert = {"labels": {"alertname": "ToolFailing", "service": "svc", "tool": tool}}
+    assert (await h.client.post("/webhooks/generic", json={"alerts": [alert]})).status_code == 200
+    await h.settle()
+    await h.services.scorecards.drain()
+    body = (await h.client.get("/api/v1/incidents/1")).json()
+    panels = body["scorecards"][0]["panels"]
+    assert [(p["name"], p["value"]) for p in panels] == [
+        ("groundedness", 0.62),
+        ("tool failure rate", 0.31),
+        ("own ratio", 0.62),
+    ]
+
+    path = tmp_path / "ballast.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+
+    def cli(*args: str) -> Any:
+        return CliRunner().invoke(build_cli(), list(args), env={"BALLAST_CONFIG": str(path)})
+
+    picked = await asyncio.to_thread(cli, "scorecard", "svc", "--panel", "groundedness")
+    assert picked.exit_code == 0, picked.output
+    assert picked.output.splitlines()[1:] == ["  groundedness          0.62   (higher is better)"]
+    wrong = await asyncio.to_thread(cli, "scorecard", "svc", "--panel", "groundednes")
+    assert wrong.exit_code != 0
+    assert "unknown panel 'groundednes' in svc's scorecard (ballast.yaml); did you mean " in (
+        " ".join(wrong.output.split())
+    )
