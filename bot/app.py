@@ -109,6 +109,7 @@ from bot.store.tables import Timer
 from bot.verification.prometheus import PrometheusClient
 from bot.verification.scorecard import ScorecardRecorder
 from bot.verification.verifier import ClientFor, Verifier
+from bot.web.install import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -530,6 +531,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     )
     for module in (*routers, health):
         app.include_router(module.router)
+    secret = services.settings.web_session_secret
+    install_web(app, secret.get_secret_value() if secret else None)
     return app
 
 

@@ -41,6 +41,8 @@ SECRET_ENV: dict[str, tuple[str, ...]] = {
     "slack_app_token": ("SLACK_APP_TOKEN", "BALLAST_SLACK_APP_TOKEN"),
     "git_token": ("BALLAST_GIT_TOKEN",),
     "git_webhook_secret": ("BALLAST_GIT_WEBHOOK_SECRET",),
+    "web_session_secret": ("BALLAST_WEB_SESSION_SECRET",),
+    "oidc_client_secret": ("BALLAST_OIDC_CLIENT_SECRET",),
 }
 
 # ``BALLAST_*`` variables that are not settings but are read elsewhere, so that start-up does
@@ -123,6 +125,22 @@ class Settings(BaseSettings):
         description="Webhooks, OFREP and /metrics whose token is unset answer anyone (the API "
         "never does). Off: they need credentials. For throwaway demos only; `ballast serve "
         "--insecure-allow-anonymous` sets it.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Where people reach this server (https://ballast.example.com): the web "
+        "console's deep links and OIDC redirect use it; else the request's own URL.",
+    )
+    web_session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the web console's session cookies. Set the same value on "
+        "every replica; unset, each process makes a random one (sessions end at restart).",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="The web console's OIDC client secret, for providers that want one on top "
+        "of PKCE (auth.oidc.client_id); public clients leave it unset.",
     )
     max_body_bytes: int = Field(default=ONE_MIB, gt=0)
     log_format: LogFormat = LogFormat.TEXT

@@ -47,6 +47,25 @@ class OidcConfig(BaseModel):
         description="Claim value (e.g. email) → Slack user id; others via users.lookupByEmail.",
     )
     leeway_seconds: int = Field(default=30, ge=0, le=300)
+    client_id: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The web console's client id: with it, /ui/ signs people in through the "
+        "provider (authorization code with PKCE). Its ID tokens must carry `audience`.",
+    )
+    authorization_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="The provider's authorization endpoint."
+    )
+    token_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="The provider's token endpoint."
+    )
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "email"])
+
+    @model_validator(mode="after")
+    def _login_endpoints(self) -> OidcConfig:
+        if self.client_id is not None and (self.authorization_url is None or not self.token_url):
+            raise ValueError("auth.oidc.client_id needs authorization_url and token_url")
+        return self
 
     @field_validator("algorithms")
     @classmethod

@@ -16,7 +16,8 @@ BALLAST_OFREP_TOKEN, BALLAST_METRICS_TOKEN, SLACK_BOT_TOKEN, SLACK_SIGNING_SECRE
 SLACK_APP_TOKEN (each also as NAME_FILE=/path: the file's contents), BALLAST_SLACK_CHANNEL,
 BALLAST_SLACK_API_URL, BALLAST_MAX_BODY_BYTES, BALLAST_LOG_FORMAT (text|json),
 BALLAST_LOG_LEVEL, BALLAST_DRY_RUN, BALLAST_SHUTDOWN_DELAY (seconds serving unready after
-SIGTERM, 2), BALLAST_SHUTDOWN_GRACE (seconds for work in flight, 20).
+SIGTERM, 2), BALLAST_SHUTDOWN_GRACE (seconds for work in flight, 20), BALLAST_PUBLIC_URL
+(deep links of the web console at /ui/), BALLAST_WEB_SESSION_SECRET (signs its sessions).
 An unknown BALLAST_* variable stops the start, naming the closest known one."""
 
 
@@ -54,7 +55,7 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Run Ballast: webhooks, JSON API, Slack and metrics."""
+    """Run Ballast: webhooks, JSON API, web console (/ui/), Slack and metrics."""
     import logging
 
     from bot.app import build_services, create_app

@@ -1,0 +1,134 @@
+"""Charts drawn on the server as inline SVG, each with a text alternative (a title, a
+description and a table the page shows beside it): alerts per minute over an incident, and each
+scorecard panel across the snapshots taken during its life. No script, no chart library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from markupsafe import Markup, escape
+
+from bot.incidents.read_model import IncidentDetail, panel_value
+
+WIDTH, HEIGHT, PAD = 640, 160, 28
+MAX_BARS = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """An SVG and the rows of its text alternative (label, value as people read it)."""
+
+    title: str
+    svg: Markup
+    rows: list[tuple[str, str]]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _frame(title: str, description: str, body: str) -> Markup:
+    return Markup(  # noqa: S704 - numbers, fixed markup and escaped text only
+        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-labelledby="{_id(title)}-t {_id(title)}-d" xmlns="http://www.w3.org/2000/svg">'
+        f'<title id="{_id(title)}-t">{escape(title)}</title>'
+        f'<desc id="{_id(title)}-d">{escape(description)}</desc>'
+        f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - 4}" '
+        f'y2="{HEIGHT - PAD}"/>{body}</svg>'
+    )
+
+
+def _id(title: str) -> str:
+    return "c-" + "".join(ch if ch.isalnum() else "-" for ch in title.lower())[:40]
+
+
+def alerts_per_minute(detail: IncidentDetail, now: datetime) -> Chart | None:
+    """Alerts that started in each minute (or wider step on a long incident)."""
+    starts = sorted(_utc(alert.starts_at) for alert in detail.alerts)
+    if not starts:
+        return None
+    first = starts[0].replace(second=0, microsecond=0)
+    end = _utc(detail.resolved_at) if detail.resolved_at else max(_utc(now), starts[-1])
+    minutes = max(1, int((end - first).total_seconds() // 60) + 1)
+    step = max(1, -(-minutes // MAX_BARS))  # minutes per bar
+    bars = -(-minutes // step)
+    counts = [0] * bars
+    for start in starts:
+        counts[min(bars - 1, int((start - first).total_seconds() // 60) // step)] += 1
+    top = max(counts)
+    width = (WIDTH - PAD - 4) / bars
+    body = []
+    for i, count in enumerate(counts):
+        height = (HEIGHT - 2 * PAD) * count / top
+        at = first + timedelta(minutes=i * step)
+        body.append(
+            f'<rect class="bar" x="{PAD + i * width:.1f}" y="{HEIGHT - PAD - height:.1f}" '
+            f'width="{max(width - 1, 1):.1f}" height="{height:.1f}">'
+            f"<title>{at:%H:%M} UTC: {count}</title></rect>"
+        )
+    body.append(f'<text x="{PAD}" y="{HEIGHT - 8}">{first:%H:%M} UTC</text>')
+    body.append(f'<text x="{WIDTH - 4}" y="{HEIGHT - 8}" text-anchor="end">{end:%H:%M} UTC</text>')
+    body.append(f'<text x="{PAD - 4}" y="{PAD}" text-anchor="end">{top}</text>')
+    unit = "minute" if step == 1 else f"{step} minutes"
+    title = f"Alerts per {unit}"
+    rows = [
+        (f"{first + timedelta(minutes=i * step):%Y-%m-%d %H:%M} UTC", str(count))
+        for i, count in enumerate(counts)
+        if count
+    ]
+    description = (
+        f"{len(starts)} alerts from {first:%H:%M} to {end:%H:%M} UTC, at most {top} per {unit}."
+    )
+    return Chart(title, _frame(title, description, "".join(body)), rows)
+
+
+def scorecard_panels(detail: IncidentDetail) -> list[Chart]:
+    """One line per scorecard panel through the snapshots (open, verifications, resolve)."""
+    snapshots = sorted(detail.scorecards, key=lambda s: _utc(s.taken_at))
+    names: list[str] = []
+    for snapshot in snapshots:
+        names += [p.name for p in snapshot.panels if p.name not in names]
+    charts = []
+    for name in names:
+        points = []
+        for snapshot in snapshots:
+            for panel in snapshot.panels:
+                if panel.name == name:
+                    points.append((snapshot, panel))
+        known = [p.value * p.scale for _, p in points if p.value is not None]
+        low, high = (min(known), max(known)) if known else (0.0, 1.0)
+        span = (high - low) or 1.0
+        step = (WIDTH - 2 * PAD) / max(1, len(points) - 1)
+        body, line = [], []
+        for i, (snapshot, panel) in enumerate(points):
+            x = PAD + i * step if len(points) > 1 else WIDTH / 2
+            label = escape(f"{snapshot.label}: {panel.shown}")
+            if panel.value is None:
+                body.append(f'<text x="{x:.1f}" y="{HEIGHT / 2:.0f}" text-anchor="middle">?</text>')
+            else:
+                y = HEIGHT - PAD - (HEIGHT - 2 * PAD) * ((panel.value * panel.scale) - low) / span
+                line.append(f"{x:.1f},{y:.1f}")
+                body.append(
+                    f'<circle class="point" cx="{x:.1f}" cy="{y:.1f}" r="5">'
+                    f"<title>{label}</title></circle>"
+                )
+                body.append(
+                    f'<text x="{x:.1f}" y="{y - 9:.1f}" text-anchor="middle">'
+                    f"{escape(panel.shown)}</text>"
+                )
+            body.append(
+                f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
+                f"{escape(snapshot.moment)}</text>"
+            )
+        if len(line) > 1:
+            body.insert(0, f'<polyline class="line" points="{" ".join(line)}"/>')
+        good = points[0][1].good if points else "down"
+        title = f"{name} ({'lower' if good == 'down' else 'higher'} is better)"
+        rows = [(f"{s.label} ({_utc(s.taken_at):%Y-%m-%d %H:%M} UTC)", p.shown) for s, p in points]
+        description = ", ".join(f"{label}: {value}" for label, value in rows)
+        charts.append(Chart(title, _frame(title, description, "".join(body)), rows))
+    return charts
+
+
+__all__ = ["Chart", "alerts_per_minute", "panel_value", "scorecard_panels"]
