@@ -14,7 +14,6 @@ from bot.web import controls, incidents, login, runbooks
 from bot.web.pages import HERE, PREFIX, Forbidden, LoginRequired, render
 from bot.web.sessions import SessionCodec
 
-
 ROUTERS = (login.router, incidents.router, runbooks.router, controls.router)
 
 
