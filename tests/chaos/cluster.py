@@ -17,6 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -229,14 +230,24 @@ class Cluster:
         return None
 
     async def storm(self, client: httpx.AsyncClient, until: float, per_second: float) -> None:
-        """Alerts, five per webhook, over every service."""
+        """Alerts, five per webhook, over every service.
+
+        A webhook whose answer is lost (its replica killed after the commit) is sent again to
+        the next replica, as senders do; each alert carries its ``starts_at`` like
+        Alertmanager's, which is what makes the resend a duplicate (docs/webhooks.md).
+        """
         while time.monotonic() < until:
             alerts = []
+            starts_at = datetime.now(UTC).isoformat()
             for _ in range(5):
                 self._n += 1
                 service = self.rng.randrange(SERVICES)
-                labels = {"alertname": "ChaosOverload", "service": f"svc-{service}"}
-                alerts.append({"labels": {**labels, "n": str(self._n)}, "status": "firing"})
+                labels = {
+                    "alertname": "ChaosOverload",
+                    "service": f"svc-{service}",
+                    "n": str(self._n),
+                }
+                alerts.append({"labels": labels, "status": "firing", "starts_at": starts_at})
             self.tally.alerts_sent += len(alerts)
             response = await self.request(
                 client, "POST", "/webhooks/generic", json={"alerts": alerts}, headers=AUTH
