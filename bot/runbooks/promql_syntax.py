@@ -34,7 +34,7 @@ _RECORD = "ballast_query_"
 # /tmp/x.yaml: 7:11: group "g", rule 2, "ballast_query_1": could not parse expression: 1:17: …
 _FAILURE = re.compile(
     rf'"{_RECORD}(?P<index>\d+)": (?:could not parse expression: )?'
-    r"(?:(?P<line>\d+):(?P<col>\d+): )?(?P<message>.*)$"
+    r"(?:(?P<line>\d+):(?P<col>\d+): )?(?P<message>.*)\Z"
 )
 
 
