@@ -54,6 +54,7 @@ TOOL_ENV = frozenset(
         "BALLAST_TEST_POSTGRES_URL",  # tests: run the PostgreSQL variants against this server
         "BALLAST_TEST_REQUIRE_ALL",  # tests/CI: a missing service fails instead of skipping
         "BALLAST_UPDATE_GOLDEN",  # tests/postmortem: rewrite the golden file
+        "BALLAST_UPDATE_SCREENSHOTS",  # tests/web/test_browser.py: rewrite docs/images/console-*
         "BALLAST_UNLEASH_DIR",  # scripts/unleash-server, .ci/run: cache folder
         "BALLAST_DEMO_ALERTMANAGER",  # ballast demo: path of the alertmanager binary
         "BALLAST_DEMO_PROMETHEUS",  # ballast demo: path of the prometheus binary

@@ -67,8 +67,11 @@ def alerts_per_minute(detail: IncidentDetail, now: datetime) -> Chart | None:
             f'width="{max(width - 1, 1):.1f}" height="{height:.1f}">'
             f"<title>{at:%H:%M} UTC: {count}</title></rect>"
         )
-    body.append(f'<text x="{PAD}" y="{HEIGHT - 8}">{first:%H:%M} UTC</text>')
-    body.append(f'<text x="{WIDTH - 4}" y="{HEIGHT - 8}" text-anchor="end">{end:%H:%M} UTC</text>')
+    shown = "%H:%M" if end - first < timedelta(days=1) else "%m-%d %H:%M"
+    body.append(f'<text x="{PAD}" y="{HEIGHT - 8}">{first:{shown}} UTC</text>')
+    body.append(
+        f'<text x="{WIDTH - 4}" y="{HEIGHT - 8}" text-anchor="end">{end:{shown}} UTC</text>'
+    )
     body.append(f'<text x="{PAD - 4}" y="{PAD}" text-anchor="end">{top}</text>')
     unit = "minute" if step == 1 else f"{step} minutes"
     title = f"Alerts per {unit}"
