@@ -24,8 +24,7 @@ from bot.slack.outbox import Enqueued, OutboxState, SlackOutbox
 from bot.store.database import Database
 from bot.store.tables import Incident, SlackIncidentMessage, SlackOutboxEntry
 from tests.conftest import Clock, DatabaseUnderTest
-from tests.slack_delivery.lookup_emulator import LookupEmulator
-from tests.slack_emulator import DEFAULT_LIMITS, Call, SlackChannel
+from tests.slack_emulator import DEFAULT_LIMITS, Call, SlackChannel, SlackEmulator
 
 TOKEN = "xoxb-ballast-test"
 INCIDENTS = SlackChannel("C0INCIDENT", "incidents")
@@ -35,13 +34,13 @@ NO_LIMITS = dict.fromkeys(DEFAULT_LIMITS)
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[LookupEmulator]:
-    with LookupEmulator(channels=[INCIDENTS, OTHER, *STORM], limits=NO_LIMITS) as running:
+def emulator() -> Iterator[SlackEmulator]:
+    with SlackEmulator(channels=[INCIDENTS, OTHER, *STORM], limits=NO_LIMITS) as running:
         yield running
 
 
 @pytest.fixture
-def slack(emulator: LookupEmulator) -> LookupEmulator:
+def slack(emulator: SlackEmulator) -> SlackEmulator:
     emulator.reset()
     return emulator
 
@@ -64,7 +63,7 @@ async def db(test_database: DatabaseUnderTest) -> AsyncIterator[Database]:
 class Rig:
     """Enqueue in transactions, deliver in steps of test time, and ask what Slack saw."""
 
-    def __init__(self, db: Database, slack: LookupEmulator, clock: Clock) -> None:
+    def __init__(self, db: Database, slack: SlackEmulator, clock: Clock) -> None:
         self.db = db
         self.slack = slack
         self.clock = clock
@@ -183,7 +182,7 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(db: Database, slack: LookupEmulator, clock: Clock) -> AsyncIterator[Rig]:
+async def rig(db: Database, slack: SlackEmulator, clock: Clock) -> AsyncIterator[Rig]:
     made = Rig(db, slack, clock)
     yield made
     await made.close()

@@ -11,14 +11,14 @@ from bot.slack.delivery import SlackDelivery
 from bot.store.database import Database
 from tests.conftest import Clock, DatabaseUnderTest
 from tests.slack_delivery.conftest import INCIDENTS, LEASE, Rig, message
-from tests.slack_delivery.lookup_emulator import LookupEmulator
+from tests.slack_emulator import SlackEmulator
 
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
 async def replicas(
-    postgres_database: DatabaseUnderTest, slack: LookupEmulator, clock: Clock
+    postgres_database: DatabaseUnderTest, slack: SlackEmulator, clock: Clock
 ) -> AsyncIterator[tuple[Rig, Rig]]:
     databases: list[Database] = []
     rigs = []

@@ -14,7 +14,7 @@ import pytest
 from bot.slack.budgets import BudgetLimits
 from bot.slack.outbox import Enqueued
 from tests.slack_delivery.conftest import INCIDENTS, STORM, Rig, message, until
-from tests.slack_delivery.lookup_emulator import LookupEmulator
+from tests.slack_emulator import SlackEmulator
 
 
 async def test_a_hundred_updates_cost_at_most_two_calls_per_window(rig: Rig) -> None:
@@ -118,14 +118,14 @@ async def test_chat_update_stays_under_forty_a_minute_workspace_wide(rig: Rig) -
 
 
 @pytest.fixture
-async def strict_slack() -> AsyncIterator[LookupEmulator]:
+async def strict_slack() -> AsyncIterator[SlackEmulator]:
     """Slack's limits enforced in real time, 20 times faster (1 post per 50 ms per channel)."""
-    with LookupEmulator(channels=[INCIDENTS], time_scale=20) as running:
+    with SlackEmulator(channels=[INCIDENTS], time_scale=20) as running:
         yield running
 
 
 async def test_real_time_run_loop_stays_inside_slacks_limits(
-    rig: Rig, strict_slack: LookupEmulator
+    rig: Rig, strict_slack: SlackEmulator
 ) -> None:
     rig.slack = strict_slack
     rig.clock = lambda: datetime.now(UTC)  # type: ignore[assignment]

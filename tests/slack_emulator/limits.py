@@ -87,6 +87,11 @@ DEFAULT_LIMITS: Mapping[str, Limit | None] = MappingProxyType(
         "chat.update": TIER_3,
         "conversations.create": TIER_2,
         "conversations.invite": TIER_3,
+        # Tier 3 for a workspace's own (internal) app, which is how Ballast is installed. Apps
+        # distributed outside the Marketplace get Tier 1 and 15 messages a page since 2025
+        # (api.slack.com/changelog/2025-05-terms-rate-limit-update-and-faq).
+        "conversations.history": TIER_3,
+        "conversations.replies": TIER_3,
         "usergroups.users.list": TIER_2,
         "users.info": TIER_4,
         "files.getUploadURLExternal": TIER_4,

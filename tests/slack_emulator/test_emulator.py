@@ -452,3 +452,59 @@ async def test_response_url_is_good_for_five_posts(slack: SlackEmulator) -> None
     assert statuses == [200] * 5 + [404]
     assert slack.response_posts(url)[-1].status == 404
     assert unknown.json() == {"ok": False, "error": "invalid_url"}
+
+
+async def test_history_and_replies_page_and_show_metadata_only_when_asked(
+    slack: SlackEmulator,
+) -> None:
+    client = client_for(slack)
+    metadata = {"event_type": "ballast_outbox", "event_payload": {"key": "k1"}}
+    first = await client.chat_postMessage(channel="C0INCIDENT", text="one", metadata=metadata)
+    second = await client.chat_postMessage(channel="C0INCIDENT", text="two")
+    reply = await client.chat_postMessage(
+        channel="C0INCIDENT", text="in thread", thread_ts=first["ts"]
+    )
+
+    history = await client.conversations_history(channel="C0INCIDENT")
+    # Newest first; a thread reply is not in the channel's history.
+    assert [m["text"] for m in history["messages"]] == ["two", "one"]
+    assert all("metadata" not in m for m in history["messages"])
+    shown = await client.conversations_history(channel="C0INCIDENT", include_all_metadata=True)
+    assert shown["messages"][1]["metadata"] == metadata
+
+    # oldest excludes its own ts unless inclusive; paging hands out an opaque cursor.
+    after = await client.conversations_history(channel="C0INCIDENT", oldest=first["ts"])
+    assert [m["ts"] for m in after["messages"]] == [second["ts"]]
+    both = await client.conversations_history(
+        channel="C0INCIDENT", oldest=first["ts"], inclusive=True
+    )
+    assert len(both["messages"]) == 2
+    page = await client.conversations_history(channel="C0INCIDENT", limit=1)
+    assert page["has_more"] is True
+    cursor = page["response_metadata"]["next_cursor"]
+    rest = await client.conversations_history(channel="C0INCIDENT", limit=1, cursor=cursor)
+    assert [m["text"] for m in rest["messages"]] == ["one"]
+    assert rest["has_more"] is False
+    assert rest["response_metadata"]["next_cursor"] == ""
+
+    replies = await client.conversations_replies(
+        channel="C0INCIDENT", ts=first["ts"], include_all_metadata=True
+    )
+    assert [m["ts"] for m in replies["messages"]] == [first["ts"], reply["ts"]]
+    assert replies["messages"][0]["metadata"] == metadata
+
+
+async def test_history_errors_are_slacks(slack: SlackEmulator) -> None:
+    client = client_for(slack)
+    posted = await client.chat_postMessage(channel="C0INCIDENT", text="one")
+    missing = await slack_error(client.conversations_replies(channel="C0INCIDENT", ts="1.000001"))
+    assert missing.response["error"] == "thread_not_found"
+    bad = await slack_error(client.conversations_history(channel="C0INCIDENT", cursor="nope"))
+    assert bad.response["error"] == "invalid_cursor"
+    nowhere = await slack_error(client.conversations_history(channel="C0NOWHERE"))
+    assert nowhere.response["error"] == "channel_not_found"
+    schema = await slack_error(
+        client.chat_postMessage(channel="C0INCIDENT", text="x", metadata={"event_payload": {}})
+    )
+    assert schema.response["error"] == "invalid_metadata_schema"
+    assert posted["ok"]

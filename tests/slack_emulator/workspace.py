@@ -4,12 +4,19 @@ Success and error shapes come from each method's page (docs.slack.dev/reference/
 errors are HTTP 200 ``{"ok": false, "error": "<code>"}`` with the documented codes
 (``channel_not_found``, ``message_not_found``, ``cant_update_message``, ``msg_too_long``,
 ``no_text``, ``invalid_blocks``, ``invalid_blocks_format``, ``name_taken``, ``user_not_found``,
-``no_such_subteam``, ``already_in_channel``, ``user_not_in_channel``, ``file_not_found`` …).
+``no_such_subteam``, ``already_in_channel``, ``user_not_in_channel``, ``file_not_found``,
+``thread_not_found``, ``not_in_channel``, ``invalid_cursor`` …).
+
+Message metadata (docs.slack.dev/messaging/message-metadata) is kept with each post and shown
+by ``conversations.history`` / ``conversations.replies`` only with ``include_all_metadata``:
+what Ballast's delivery reads to tell whether a post whose answer was lost reached Slack.
 Not thread-safe by itself: the server calls it under one lock.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import hashlib
 import itertools
@@ -58,6 +65,7 @@ class StoredMessage:
     files: list[dict[str, Any]] = field(default_factory=list)
     parent_missing: bool = False
     edits: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] | None = None
 
     def message_object(self) -> Body:
         """The ``message`` Slack returns for it (chat.postMessage sample response)."""
@@ -253,6 +261,7 @@ class Workspace:
             team=self.team.id,
             thread_ts=thread_ts,
             parent_missing=bool(thread_ts) and thread_ts not in self.messages[channel.id],
+            metadata=_metadata(args.get("metadata")),
         )
         self.messages[channel.id][stored.ts] = stored
         return {"channel": channel.id, "ts": stored.ts, "message": stored.message_object()}
@@ -404,6 +413,57 @@ class Workspace:
             self.messages[channel.id][stored_message.ts] = stored_message
         return {"files": done}
 
+    def conversations_history(self, args: Args) -> Body:
+        """Top-level messages (and thread parents), newest first."""
+        channel = self._readable(args.get("channel"))
+        found = [
+            message
+            for message in self.messages[channel.id].values()
+            if message.thread_ts in (None, message.ts) and _in_window(message.ts, args)
+        ]
+        found.sort(key=lambda m: float(m.ts), reverse=True)
+        return self._page(found, args, default_limit=100)
+
+    def conversations_replies(self, args: Args) -> Body:
+        """The thread's parent first, then its replies oldest first."""
+        channel = self._readable(args.get("channel"))
+        thread = str(args.get("ts") or "")
+        parent = self.messages[channel.id].get(thread)
+        if parent is None or parent.thread_ts not in (None, thread):
+            raise SlackError("thread_not_found")
+        replies = [
+            message
+            for message in self.messages[channel.id].values()
+            if message.thread_ts == thread and message.ts != thread and _in_window(message.ts, args)
+        ]
+        replies.sort(key=lambda m: float(m.ts))
+        return self._page([parent, *replies], args, default_limit=1000)
+
+    def _readable(self, ref: object) -> _Channel:
+        channel = self._channel(ref)
+        if channel.members is not None and self.team.bot_user_id not in channel.members:
+            raise SlackError("not_in_channel")
+        return channel
+
+    def _page(self, found: list[StoredMessage], args: Args, *, default_limit: int) -> Body:
+        start = _cursor_offset(args.get("cursor"))
+        limit = max(1, min(int(args.get("limit") or default_limit), 999))
+        page = found[start : start + limit]
+        more = start + limit < len(found)
+        shown = []
+        for message in page:
+            body = message.message_object()
+            if message.metadata is not None and _truthy(args.get("include_all_metadata")):
+                body["metadata"] = copy.deepcopy(message.metadata)
+            shown.append(body)
+        cursor = base64.b64encode(f"next:{start + limit}".encode()).decode() if more else ""
+        return {
+            "messages": shown,
+            "has_more": more,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": cursor},
+        }
+
     HANDLERS: Mapping[str, Callable[[Workspace, Args], Body]] = {
         "auth.test": auth_test,
         "chat.postMessage": chat_post_message,
@@ -411,6 +471,8 @@ class Workspace:
         "chat.postEphemeral": chat_post_ephemeral,
         "conversations.create": conversations_create,
         "conversations.invite": conversations_invite,
+        "conversations.history": conversations_history,
+        "conversations.replies": conversations_replies,
         "usergroups.users.list": usergroups_users_list,
         "users.info": users_info,
         "files.getUploadURLExternal": files_get_upload_url_external,
@@ -440,6 +502,48 @@ class Workspace:
 
 def _truthy(value: object) -> bool:
     return value is True or str(value).lower() in ("1", "true")
+
+
+def _metadata(value: object) -> dict[str, Any] | None:
+    """``metadata`` as sent (a JSON string or an object): ``event_type`` and ``event_payload``."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise SlackError("invalid_metadata_format") from None
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("event_type"), str):
+        raise SlackError("invalid_metadata_schema")
+    return {"event_type": value["event_type"], "event_payload": value.get("event_payload") or {}}
+
+
+def _in_window(ts: str, args: Args) -> bool:
+    """``oldest``/``latest`` bound the messages; ``inclusive`` keeps those exactly at a bound."""
+    value = float(ts)
+    inclusive = _truthy(args.get("inclusive"))
+    oldest, latest = args.get("oldest"), args.get("latest")
+    if oldest not in (None, ""):
+        bound = float(str(oldest))
+        if value < bound or (value == bound and not inclusive):
+            return False
+    if latest not in (None, ""):
+        bound = float(str(latest))
+        if value > bound or (value == bound and not inclusive):
+            return False
+    return True
+
+
+def _cursor_offset(cursor: object) -> int:
+    if not cursor:
+        return 0
+    try:
+        kind, _, offset = base64.b64decode(str(cursor), validate=True).decode().partition(":")
+        if kind == "next" and offset.isdigit():
+            return int(offset)
+    except (binascii.Error, UnicodeDecodeError):
+        pass
+    raise SlackError("invalid_cursor")
 
 
 def _json_list(value: object) -> list[Any]:
