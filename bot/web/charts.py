@@ -4,12 +4,13 @@ scorecard panel across the snapshots taken during its life. No script, no chart 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from markupsafe import Markup, escape
 
-from bot.incidents.read_model import IncidentDetail, panel_value
+from bot.incidents.read_model import IncidentDetail
 
 WIDTH, HEIGHT, PAD = 640, 160, 28
 MAX_BARS = 120
@@ -40,7 +41,8 @@ def _frame(title: str, description: str, body: str) -> Markup:
 
 
 def _id(title: str) -> str:
-    return "c-" + "".join(ch if ch.isalnum() else "-" for ch in title.lower())[:40]
+    """A stable element id for a chart's title (unique per title on a page)."""
+    return "chart-" + hashlib.sha256(title.encode()).hexdigest()[:12]
 
 
 def alerts_per_minute(detail: IncidentDetail, now: datetime) -> Chart | None:
@@ -81,7 +83,8 @@ def alerts_per_minute(detail: IncidentDetail, now: datetime) -> Chart | None:
         if count
     ]
     description = (
-        f"{len(starts)} alerts from {first:%H:%M} to {end:%H:%M} UTC, at most {top} per {unit}."
+        f"{len(starts)} alerts from {first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, "
+        f"at most {top} per {unit}."
     )
     return Chart(title, _frame(title, description, "".join(body)), rows)
 
@@ -132,6 +135,3 @@ def scorecard_panels(detail: IncidentDetail) -> list[Chart]:
         description = ", ".join(f"{label}: {value}" for label, value in rows)
         charts.append(Chart(title, _frame(title, description, "".join(body)), rows))
     return charts
-
-
-__all__ = ["Chart", "alerts_per_minute", "panel_value", "scorecard_panels"]

@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 import bot
-from bot.api.services import Services, services_of
+from bot.api.services import services_of
 from bot.auth.principal import Principal
 from bot.auth.roles import Role
 from bot.web.identity import principal_of_proxy, principal_of_session
@@ -201,7 +201,3 @@ def back_to(request: Request, path: str, message: str) -> RedirectResponse:
     response = RedirectResponse(PREFIX + path, status_code=303)
     set_session(request, response, session)
     return response
-
-
-def services(request: Request) -> Services:
-    return services_of(request)

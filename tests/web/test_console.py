@@ -59,6 +59,12 @@ async def test_a_signed_in_reader_reads_every_page_but_cannot_act(make_harness: 
     listing = await browser.get("/ui/incidents")
     assert listing.status_code == 200
     assert "search failing on svc-a" in listing.text
+    none = await browser.get("/ui/incidents?severity=sev1&status=triggered&status=mitigating")
+    assert "No incident matches." in none.text
+    recent = await browser.get("/ui/incidents?severity=sev2&since=1h&runbook=svc/tool-failure")
+    assert "search failing on svc-a" in recent.text
+    h.services.clock.advance(hours=2)
+    assert "No incident matches." in (await browser.get("/ui/incidents?since=1h")).text
     detail = await browser.get("/ui/incidents/1")
     assert detail.status_code == 200
     assert "&lt;script&gt;alert(&#39;label&#39;)&lt;/script&gt;" in detail.text
