@@ -118,10 +118,11 @@ def accessible(page: Any, name: str, *, shot: bool = True) -> None:
         page.screenshot(path=str(IMAGES / f"console-{name}.png"), full_page=True)
 
 
-def sign_in(browser: Any, base: str, who: str, path: str = "/ui/incidents") -> Any:
+def sign_in(browser: Any, base: str, who: str, path: str = "/ui/incidents", **options: Any) -> Any:
     # bypass_csp: only so axe-core can be injected; the console itself allows no inline script.
     context = browser.new_context(
-        viewport={"width": 1280, "height": 900}, color_scheme="light", bypass_csp=True
+        **{"viewport": {"width": 1280, "height": 900}, "color_scheme": "light", "bypass_csp": True}
+        | options
     )
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
@@ -203,3 +204,40 @@ def test_the_console_scenario(server: Any, browser: Any) -> None:
     second.wait_for_url("**/ui/runbooks/svc/tool-failure")
     assert second.get_by_role("heading", name="Mitigations").is_visible()
     accessible(second, "runbook")
+
+
+def test_reading_without_javascript_in_the_dark_and_by_keyboard(server: Any, browser: Any) -> None:
+    """No script: pages still read (times in UTC); dark scheme: still no serious axe finding
+    (contrast included); the keyboard reaches the skip link first and the filters after it;
+    with script, times show in the viewer's zone with UTC kept in the title."""
+    base = server.url
+    plain = sign_in(browser, base, "reader", java_script_enabled=False, color_scheme="dark")
+    plain.get_by_role("link", name="search failing on svc-a").click()
+    plain.wait_for_url("**/ui/incidents/*")
+    assert "UTC" in plain.locator("time").first.inner_text()
+    assert plain.get_by_role("heading", name="Timeline").is_visible()
+    assert plain.get_by_role("button", name="Approve", exact=False).count() == 0  # a reader
+    dark = sign_in(browser, base, "reader", color_scheme="dark", timezone_id="Asia/Tokyo")
+    accessible(dark, "incidents-dark", shot=False)
+    dark.keyboard.press("Tab")
+    assert dark.evaluate("document.activeElement.textContent") == "Skip to content"
+    dark.keyboard.press("Enter")
+    assert dark.evaluate("document.activeElement.id") == "main"
+    shown = dark.locator("time").first
+    assert "UTC" not in shown.inner_text()  # Tokyo time, by the browser's own zone
+    assert shown.get_attribute("title").endswith(" UTC")
+    assert shown.get_attribute("datetime").endswith("Z")
+    dark.get_by_role("link", name="search failing on svc-a").click()
+    dark.wait_for_url("**/ui/incidents/*")
+    accessible(dark, "incident-dark")
+    # Live refresh: a new incident appears in the list without reloading the page.
+    dark.goto(base + "/ui/incidents")
+    dark.evaluate("window.__stayed = true")
+    fresh = copy.deepcopy(TOOL_ALERT)
+    fresh["labels"]["tool"] = "summarize"
+    fresh["starts_at"] = datetime.now(UTC).isoformat()
+    with httpx.Client(base_url=base, timeout=10) as client:
+        posted = client.post("/webhooks/generic", json={"alerts": [fresh]}, headers=POST_ALERTS)
+        assert posted.status_code == 200
+    dark.get_by_role("link", name="summarize failing on svc-a").wait_for(timeout=30_000)
+    assert dark.evaluate("window.__stayed") is True
