@@ -16,7 +16,11 @@ from rich.table import Table
 
 def demo(
     scenario: Annotated[
-        str, typer.Option(help="Fault to inject: tool-failure or groundedness.")
+        str,
+        typer.Option(
+            help="Fault to inject: tool-failure, groundedness, or ladder (the first mitigation "
+            "does not help and the ladder moves on)."
+        ),
     ] = "tool-failure",
     timeout: Annotated[float, typer.Option(help="Seconds the loop may take.")] = 90.0,
     measure_runs: Annotated[
@@ -129,6 +133,11 @@ def demo(
     console.print(table)
     console.print(f"Runbook matched: [bold]{result.runbook_id}[/]")
     console.print(f"Mitigation applied: [bold]{result.mitigation}[/]")
+    for line in result.narration:  # did it work: each verdict and ladder step, in order
+        if line.startswith("ladder: "):
+            console.print(f"Ladder: {line.removeprefix('ladder: ')}", markup=False)
+        else:
+            console.print(f"Verified: {line}", markup=False)
     for change in result.changes:
         previous = f"{change['previous']} → " if change.get("previous") else ""
         mark = ", likely cause per the runbook" if change["likely_cause"] else ""

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from bot.demo.stack import Stack
+from bot.demo.stack import DEMO_ONCALL, Stack
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,12 @@ class Scenario:
     # An AI change a pipeline records just before the fault (POST /api/v1/changes): the
     # incident and its postmortem show it among the recent changes (docs/changes.md).
     change: dict[str, str] | None = None
+    # Verdicts the loop waits for, in order: (mitigation id, verdict) from the runbook's
+    # verify: checks against the demo's Prometheus (docs/scorecards.md).
+    verdicts: tuple[tuple[str, str], ...] = ()
+    # The rung the mitigation ladder moves to when ``mitigation`` does not help; the demo's
+    # on-call approves it if it waits for an owner, as they would in Slack.
+    ladder_to: str | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -49,6 +55,7 @@ SCENARIOS: dict[str, Scenario] = {
             'sum(rate(assistant_tool_calls_total{tool="web_search",outcome="failure"}[3s])) == 0'
         ),
         recovery_text="web_search failures stopped (0/s over 3s)",
+        verdicts=(("disable-tool", "recovered"),),
     ),
     "groundedness": Scenario(
         name="groundedness",
@@ -69,6 +76,23 @@ SCENARIOS: dict[str, Scenario] = {
             "by": "index-pipeline",
             "note": "nightly rebuild with the new chunker",
         },
+    ),
+    # The first move does not help: review holds the high-risk answers, but order_lookup
+    # feeds wrong order states into every order answer. The verdict is not_recovered, the
+    # ladder asks for the next rung (turn order_lookup off), the on-call approves, recovered.
+    "ladder": Scenario(
+        name="ladder",
+        fault="/faults/bad-tool-data?tool=order_lookup",
+        alertname="GroundednessLow",
+        alert_labels={},
+        runbook="support-assistant/groundedness-drop",
+        mitigation="review-high-risk",
+        control_key="support-assistant.tools.order_lookup.enabled",
+        control_value=False,
+        recovery_query="avg(assistant_groundedness_score) >= 0.8",
+        recovery_text="groundedness of released answers back at or above 0.80",
+        verdicts=(("review-high-risk", "not_recovered"), ("disable-order-lookup", "recovered")),
+        ladder_to="disable-order-lookup",
     ),
 }
 
@@ -95,6 +119,7 @@ class LoopResult:
     mitigation: str | None = None  # "<id> (<action>): <title>" of the mitigation it applied
     traces: list[dict[str, Any]] = field(default_factory=list)  # the incident's trace links
     changes: list[dict[str, Any]] = field(default_factory=list)  # its recent AI changes
+    narration: list[str] = field(default_factory=list)  # verdicts and ladder steps, in order
 
     def at(self, name: str) -> float:
         return next(step.elapsed for step in self.steps if step.name == name)
@@ -120,11 +145,34 @@ STEPS: list[tuple[str, str]] = [
     ("postmortem_written", "Postmortem written"),
 ]
 
+
+def steps_of(scenario: Scenario) -> list[tuple[str, str]]:
+    """The steps to wait for: the fixed loop, plus the scenario's verdicts and ladder."""
+    steps = STEPS[:3]
+    if scenario.ladder_to is not None:
+        first = scenario.mitigation
+        steps += [
+            (f"verified:{first}", f"Verdict on {first} (Prometheus)"),
+            ("ladder_moved", "Ladder moved on (the runbook's on_not_recovered)"),
+            ("ladder_applied", f"Next rung applied: {scenario.ladder_to}"),
+        ]
+    steps.append(STEPS[3])
+    waited = {name for name, _ in steps}
+    for mitigation, _ in scenario.verdicts:
+        if f"verified:{mitigation}" not in waited:
+            steps.append((f"verified:{mitigation}", f"Verdict on {mitigation} (Prometheus)"))
+    return steps + STEPS[4:]
+
+
 StepCallback = Callable[[str, str], None]
 
 
 class LoopTimeout(AssertionError):
     """A step did not happen in time."""
+
+
+class LoopFailed(LoopTimeout):
+    """A step happened, but not as the scenario expects (another verdict, another rung)."""
 
 
 def run_loop(
@@ -228,7 +276,53 @@ def run_loop(
             result.postmortem = Path(latest["path"])
             return str(result.postmortem)
 
+        def verified(mitigation: str) -> Callable[[], str | None]:
+            def check() -> str | None:
+                entry = _entry(detail()["timeline"], "mitigation_verified", mitigation)
+                if entry is None:
+                    return None
+                expected = dict(scenario.verdicts).get(mitigation)
+                if expected is not None and entry["details"]["verdict"] != expected:
+                    raise LoopFailed(f"{mitigation}: {entry['summary']}; expected {expected}")
+                return narrate_verdict(result.timeline, entry)
+
+            return check
+
+        def ladder_moved() -> str | None:
+            entry = _entry(detail()["timeline"], "mitigation_ladder", scenario.mitigation)
+            if entry is None:
+                return None
+            if entry["details"]["target"] != scenario.ladder_to:
+                raise LoopFailed(f"the ladder went elsewhere: {entry['summary']}")
+            return f"ladder: {entry['summary']}"
+
+        def ladder_applied() -> str | None:
+            body = detail()
+            target = str(scenario.ladder_to)
+            if _entry(body["timeline"], "mitigation_applied", target) is not None:
+                approved = f", approved by {state['approved']}" if "approved" in state else ""
+                return f"{describe_mitigation(body, target)}{approved}"
+            waiting = [
+                m
+                for m in body["mitigations"]
+                if m["id"] == target and m["state"] == "awaiting_approval"
+            ]
+            if waiting and "approved" not in state:
+                state["approved"] = DEMO_ONCALL  # once: a refusal is a failure, not a retry
+                response = client.post(
+                    f"{stack.ballast}/api/v1/incidents/{result.incident_id}/mitigations/"
+                    f"{target}/run",
+                    json={"reason": "the ladder asked for it; the demo's on-call approves"},
+                    headers=stack.oncall_headers,
+                )
+                if response.status_code >= 300:
+                    raise LoopFailed(f"approving {target}: {response.status_code} {response.text}")
+            return None
+
         return {
+            **{f"verified:{m}": verified(m) for m, _ in scenario.verdicts},
+            "ladder_moved": ladder_moved,
+            "ladder_applied": ladder_applied,
             "alert_fired": alert_fired,
             "incident_opened": incident_opened,
             "mitigation_applied": mitigation_applied,
@@ -250,7 +344,7 @@ def run_loop(
         result.injected_at = datetime.now().astimezone()
         started = time.monotonic()
         client.post(f"{stack.assistant}{scenario.fault}").raise_for_status()
-        for name, title in STEPS:
+        for name, title in steps_of(scenario):
             if on_wait is not None:
                 on_wait(name, title)
             while True:
@@ -274,9 +368,71 @@ def run_loop(
                 time.sleep(0.1)
         if result.incident_id is not None:
             detail()
+            result.narration = narration(result.timeline)
         return result
     finally:
         client.close()
+
+
+def _entry(timeline: list[dict[str, Any]], kind: str, mitigation: str) -> dict[str, Any] | None:
+    """The first timeline entry of ``kind`` about ``mitigation``."""
+    return next(
+        (
+            e
+            for e in timeline
+            if e["kind"] == kind and e["details"].get("mitigation_id") == mitigation
+        ),
+        None,
+    )
+
+
+def narration(timeline: list[dict[str, Any]]) -> list[str]:
+    """Every verdict and ladder step of the incident, one line each, in order."""
+    lines = []
+    for entry in timeline:
+        if entry["kind"] == "mitigation_verified":
+            lines.append(narrate_verdict(timeline, entry))
+        elif entry["kind"] == "mitigation_ladder":
+            lines.append(f"ladder: {entry['summary']}")
+    return lines
+
+
+def narrate_verdict(timeline: list[dict[str, Any]], verified: dict[str, Any]) -> str:
+    """``web_search disabled → failed calls/s 6.2 → 0 in 4 s: recovered``: what the
+    mitigation did, each check's value before and after, how long it took, the verdict."""
+    details = verified["details"]
+    mitigation = details["mitigation_id"]
+    applied = [  # the application this verdict is about: the last one before it
+        entry
+        for entry in timeline
+        if entry["kind"] == "mitigation_applied"
+        and entry["details"].get("mitigation_id") == mitigation
+        and entry["at"] <= verified["at"]
+    ]
+    did = what_it_did(applied[-1]["details"]) if applied else mitigation
+    values = "; ".join(
+        f"{check['name']} {_number(check['before'])} → {_number(check['after'])}"
+        for check in details["values"]
+    )
+    took = datetime.fromisoformat(details["checked_at"]) - datetime.fromisoformat(
+        details["applied_at"]
+    )
+    return f"{did} → {values} in {took.total_seconds():.0f} s: {details['verdict']}"
+
+
+def what_it_did(applied: dict[str, Any]) -> str:
+    """``web_search disabled``, ``human_review → high_risk``: the control it changed."""
+    key, after = applied.get("key"), applied.get("after")
+    if not key:
+        return str(applied.get("mitigation_id"))
+    parts = str(key).split(".")
+    if len(parts) >= 3 and parts[-3] == "tools" and parts[-1] == "enabled":
+        return f"{parts[-2]} {'enabled' if after else 'disabled'}"
+    return f"{parts[-1]} → {after}"
+
+
+def _number(value: float | None) -> str:
+    return "?" if value is None else f"{value:.3g}"
 
 
 def _is_ours(labels: dict[str, str], scenario: Scenario) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -113,6 +114,34 @@ DEMO_SCORECARD = yaml.safe_dump(
 )
 
 
+DEMO_ONCALL = "demo-oncall"
+DEMO_ONCALL_USER = "U0DEMOONCALL"  # the person behind the token (its Slack user id)
+# Demo time: the runbooks' verify checks every second and concludes within 20 s, over 3 s
+# windows (the example's Prometheus scrapes every second), like the 10 s alert windows of
+# examples/prometheus/rules.yml. Production timings stay as written in runbooks/.
+DEMO_VERIFY = {"interval": "1s", "within": "20s"}
+DEMO_WINDOW = "[3s]"
+_RANGE = re.compile(r"\[[0-9]+[smhdwy]\]")
+
+
+def demo_runbooks(source: Path, target: Path) -> Path:
+    """A copy of the runbooks with every ``verify:`` on demo time (:data:`DEMO_VERIFY`,
+    range windows :data:`DEMO_WINDOW`): a verdict in seconds, not minutes."""
+    shutil.copytree(source, target, dirs_exist_ok=True)
+    for path in sorted(target.rglob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        mitigations = data.get("mitigations", []) if isinstance(data, dict) else []
+        timed = [m for m in mitigations if isinstance(m, dict) and m.get("verify")]
+        for mitigation in timed:
+            verify = mitigation["verify"]
+            verify.update(DEMO_VERIFY)
+            for check in verify.get("checks", []):
+                check["query"] = _RANGE.sub(DEMO_WINDOW, check["query"])
+        if timed:
+            path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return target
+
+
 class MissingBinary(RuntimeError):
     """A binary the demo needs is not on PATH nor where its variable points."""
 
@@ -216,6 +245,13 @@ class Stack:
     ofrep_token: str = field(default_factory=new_token, repr=False)
     # The deploy pipeline's token (automation role): records AI changes in the change log.
     pipeline_token: str = field(default_factory=new_token, repr=False)
+    # The on-call's token (responder role, in the runbooks' owner team @support-ai-oncall):
+    # approves the rung a mitigation ladder asks for, as they would with Slack's button.
+    oncall_token: str = field(default_factory=new_token, repr=False)
+
+    @property
+    def oncall_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.oncall_token}"}
 
     @property
     def reader_headers(self) -> dict[str, str]:
@@ -327,9 +363,11 @@ class Stack:
         config = self.workdir / "ballast.yaml"
         reader = config_line("demo-watcher", self.reader_token, ["reader"], None)
         pipeline = config_line("demo-pipeline", self.pipeline_token, ["automation"], None)
+        oncall = config_line(DEMO_ONCALL, self.oncall_token, ["responder"], DEMO_ONCALL_USER)
         config.write_text(
             f"postmortem:\n  folder: {self.postmortems}\nauth:\n  tokens:\n    {reader}\n"
-            f"    {pipeline}\n"
+            f"    {pipeline}\n    {oncall}\n"
+            f'teams:\n  "@support-ai-oncall": [{DEMO_ONCALL_USER}]\n'
             f"prometheus:\n  url: {self.prometheus}\n  timeout: 2\n{DEMO_SCORECARD}"
             f"traces:\n  - title: {json.dumps(DEMO_TRACES_TITLE)}\n"
             f"    url: {json.dumps(DEMO_TRACES_URL)}\n",
@@ -338,7 +376,7 @@ class Stack:
         env = {
             **os.environ,
             "BALLAST_DATABASE_URL": f"sqlite:///{self.workdir / 'data' / 'ballast.db'}",
-            "BALLAST_RUNBOOKS": str(self.runbooks),
+            "BALLAST_RUNBOOKS": str(demo_runbooks(self.runbooks, self.workdir / "runbooks")),
             "BALLAST_CONFIG": str(config),
         }
         for name in ("BALLAST_API_TOKEN", "SLACK_BOT_TOKEN", "BALLAST_METRICS_TOKEN"):

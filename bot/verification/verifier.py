@@ -86,8 +86,10 @@ class Verifier:
                 return "skipped: the incident is gone"
             execution = await executions.latest(session, incident_id, mitigation_id)
             alerts = await repo.alerts_of(session, incident_id)
-        if incident.status == IncidentStatus.RESOLVED.value:
-            return "skipped: resolved"
+        # Resolved already (the mitigation worked faster than the alert's resolve arrived, or
+        # someone resolved it): checks go on until `within`, and a final verdict (recovered,
+        # worse) is still recorded, but no ladder step is taken.
+        resolved = incident.status == IncidentStatus.RESOLVED.value
         if execution is None or execution.generation != generation:
             return "skipped: the mitigation ran again since"
         if execution.state != ExecutionState.APPLIED.value or execution.applied_at is None:
@@ -114,7 +116,11 @@ class Verifier:
             async with self._db.transaction() as session:
                 await schedule_verification(session, execution, due, now, attempt=attempt + 1)
             return f"check {attempt}: {verdict} so far ({describe(results)}); next in {due}"
-        return await self._conclude(incident, runbook, mitigation, execution, verdict, results)
+        if resolved and not final(verdict):
+            return f"skipped: resolved ({verdict}: {describe(results)})"
+        return await self._conclude(
+            incident, runbook, mitigation, execution, verdict, results, ladder=not resolved
+        )
 
     async def _check(
         self,
@@ -153,12 +159,14 @@ class Verifier:
         execution: Execution,
         verdict: Verdict,
         results: Sequence[CheckResult],
+        *,
+        ladder: bool = True,
     ) -> str:
         now = self._clock()
         assert execution.applied_at is not None
         seconds = (now - execution.applied_at).total_seconds()
         text = f"{mitigation.id}: {describe(results)} in {seconds:.0f} s: {verdict}"
-        step = _ladder_step(mitigation, verdict)
+        step = _ladder_step(mitigation, verdict) if ladder else None
         target = await self._next_target(incident, runbook, mitigation) if step else None
 
         async with self._db.transaction() as session:
@@ -203,7 +211,7 @@ class Verifier:
                     },
                 )
         await self._bus.changed(incident.id, ChangeKind.UPDATED, Note(f"Verified {text}"))
-        if self._scorecard is not None:
+        if self._scorecard is not None and ladder:  # once resolved, the resolve's is the last
             try:
                 await self._scorecard.snapshot(incident.id, "verification", mitigation.id, at=now)
             except Exception:

@@ -54,12 +54,14 @@ class Faults:
     """What is currently broken."""
 
     failing_tools: set[str] = field(default_factory=set)
+    bad_data_tools: set[str] = field(default_factory=set)  # calls succeed, data is wrong
     groundedness_drop: bool = False
     cost_spike: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "failing_tools": sorted(self.failing_tools),
+            "bad_data_tools": sorted(self.bad_data_tools),
             "groundedness_drop": self.groundedness_drop,
             "cost_spike": self.cost_spike,
         }
@@ -169,7 +171,9 @@ class Assistant:
         self.metrics = Metrics(service)
         self.controls: dict[str, Any] = {}
         self._random = random.Random(seed)
-        self._released: collections.deque[float] = collections.deque(maxlen=60)
+        # Scores over the last 120 released answers (6 s at 20 turns/s): steady enough that
+        # a shift of a few points is a shift, not noise, against the alert's 0.80.
+        self._released: collections.deque[float] = collections.deque(maxlen=120)
         self._costs: collections.deque[float] = collections.deque(maxlen=60)
         self._relevant: collections.deque[float] = collections.deque(maxlen=60)
         self._queue = 0.0
@@ -229,6 +233,7 @@ class Assistant:
         with self._lock:
             faults = Faults(
                 set(self.faults.failing_tools),
+                set(self.faults.bad_data_tools),
                 self.faults.groundedness_drop,
                 self.faults.cost_spike,
             )
@@ -249,6 +254,8 @@ class Assistant:
                 grounded = rnd.gauss(0.62, 0.08)  # answered from memory after a failed call
             else:
                 m.tool_calls.labels(self.service, tool, "success").inc()
+                if tool in faults.bad_data_tools:
+                    grounded = rnd.gauss(0.2, 0.08)  # cites data the sources contradict
         elif tool is not None:
             # Answer without the tool: hand off more often, a little less grounded.
             refused = rnd.random() < 0.3
@@ -343,6 +350,15 @@ def build_app(service: str, ballast_url: str, rate: float, seed: int = 7) -> Fas
             raise HTTPException(422, f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
         with assistant._lock:
             assistant.faults.failing_tools.add(tool)
+        return assistant.faults.as_dict()
+
+    @app.post("/faults/bad-tool-data")
+    def bad_tool_data(tool: str = "order_lookup") -> dict[str, Any]:
+        """The tool answers, with wrong data: no tool error, only worse answers."""
+        if tool not in TOOLS:
+            raise HTTPException(422, f"unknown tool {tool!r}; one of {', '.join(TOOLS)}")
+        with assistant._lock:
+            assistant.faults.bad_data_tools.add(tool)
         return assistant.faults.as_dict()
 
     @app.post("/faults/groundedness-drop")

@@ -14,12 +14,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.demo import SCENARIOS, MissingBinary, Stack, run_loop
 from bot.demo.loop import keep_postmortem
-from bot.demo.stack import DEMO_TRACES_TITLE, find_binaries
+from bot.demo.stack import DEMO_ONCALL, DEMO_ONCALL_USER, DEMO_TRACES_TITLE, find_binaries
 from bot.postmortem.markdown import link as markdown_link
 from tests.conftest import need_binary
 
@@ -90,6 +91,22 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     else:
         assert result.changes == []
 
+    # Did it work: the runbook's verify: check against the demo's Prometheus, narrated in one
+    # line from the stored verdict (what changed, the value before and after, how long).
+    if chosen.verdicts:
+        [line] = result.narration
+        told = re.fullmatch(
+            r"web_search disabled → failed calls/s ([0-9.e+]+) → ([0-9.e+-]+) in [0-9]+ s: "
+            r"recovered",
+            line,
+        )
+        assert told is not None, line
+        assert float(told[2]) <= float(told[1]) / 10  # the runbook's "lower by 90%"
+        [verification] = verifications(stack, result.incident_id)
+        assert (verification["mitigation_id"], verification["verdict"]) == (
+            "disable-tool", "recovered",
+        )  # fmt: skip
+
     # The demo's ballast.yaml has a traces: template (Tempo in Grafana Explore): the incident
     # and its postmortem carry the link, filled with the service and the incident's times.
     [trace] = result.traces
@@ -97,6 +114,82 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     assert "resource.service.name%3D%5C%22" + "support-assistant" in trace["url"]
     assert "{" not in trace["url"]
     assert markdown_link(trace["title"], trace["url"]) in markdown
+
+
+@pytest.fixture
+def own_stack(tmp_path: Path) -> Iterator[Stack]:
+    """A fresh stack: the module's shared one carries the controls earlier scenarios set."""
+    need_binary("prometheus")
+    need_binary("prometheus-alertmanager")
+    stack = Stack(tmp_path / "stack")
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def test_the_ladder_moves_on_when_the_first_mitigation_does_not_help(own_stack: Stack) -> None:
+    """order_lookup feeds wrong data: review of high-risk answers (the first, auto rung) does
+    not bring groundedness back, the verdict is not_recovered, the ladder asks for the next
+    rung, the on-call approves, order_lookup goes off, recovered; all narrated."""
+    chosen = SCENARIOS["ladder"]
+    result = run_loop(own_stack, chosen, timeout=LOOP_TIMEOUT)
+
+    timeline = result.timeline
+
+    def index(kind: str, mitigation: str) -> int:
+        return next(
+            i
+            for i, e in enumerate(timeline)
+            if e["kind"] == kind and e["details"].get("mitigation_id") == mitigation
+        )
+
+    first, second = "review-high-risk", "disable-order-lookup"
+    not_recovered = index("mitigation_verified", first)
+    ladder = index("mitigation_ladder", first)
+    applied = index("mitigation_applied", second)
+    recovered = index("mitigation_verified", second)
+    assert index("mitigation_applied", first) < not_recovered < ladder < applied < recovered
+    assert timeline[not_recovered]["details"]["verdict"] == "not_recovered"
+    assert (timeline[ladder]["details"]["step"], timeline[ladder]["details"]["target"]) == (
+        "next", second,
+    )  # fmt: skip
+    assert timeline[recovered]["details"]["verdict"] == "recovered"
+    assert [e["kind"] for e in timeline].count("reopened") == 0  # no flapping in between
+    assert timeline[applied]["details"]["approvals"] == [DEMO_ONCALL_USER]
+    assert [
+        (v["mitigation_id"], v["verdict"]) for v in verifications(own_stack, result.incident_id)
+    ] == [
+        (first, "not_recovered"),
+        (second, "recovered"),
+    ]
+
+    before, ladder_line, after = result.narration
+    assert re.fullmatch(
+        r"human_review → high_risk → groundedness 0\.[0-9]+ → 0\.[0-9]+ in [0-9]+ s: "
+        r"not_recovered",
+        before,
+    ), before
+    assert ladder_line == f"ladder: {first} not_recovered → next: {second} (approve)"
+    assert re.fullmatch(
+        r"order_lookup disabled → groundedness 0\.[0-9]+ → 0\.[0-9]+ in [0-9]+ s: recovered", after
+    ), after
+    assert f"approved by {DEMO_ONCALL}" in next(
+        step.detail for step in result.steps if step.name == "ladder_applied"
+    )
+    assert applied_action(own_stack, result.incident_id, second) == "disable_tool"
+    assert result.postmortem is not None
+
+
+def verifications(stack: Stack, incident_id: int | None) -> list[dict[str, Any]]:
+    import httpx
+
+    body = httpx.get(
+        f"{stack.ballast}/api/v1/incidents/{incident_id}", headers=stack.reader_headers, timeout=5
+    ).json()
+    found: list[dict[str, Any]] = body["verifications"]
+    return found
 
 
 def applied_action(stack: Stack, incident_id: int | None, mitigation: str) -> str:
@@ -203,6 +296,11 @@ def test_ballast_demo_narrates_keeps_its_postmortem_and_times_for_real(tmp_path:
     assert "runbook support-assistant/tool-failure-spike" in out  # narrated as it opens
     assert "Runbook matched: support-assistant/tool-failure-spike" in out
     assert "Mitigation applied: disable-tool (disable_tool): Disable" in out
+    assert re.search(
+        r"Verified: web_search disabled → failed calls/s [0-9.e+]+ → [0-9.e+-]+ in [0-9]+ s: "
+        r"recovered",
+        out,
+    ), out
     assert f"Traces: {DEMO_TRACES_TITLE}: http://localhost:3000/explore?" in out
 
     took = re.search(r"over 2 runs \(took (\d+\.\d+)s\)", out)

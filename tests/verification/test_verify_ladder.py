@@ -196,3 +196,41 @@ async def test_prometheus_stopped_mid_incident_is_unknown_and_the_incident_carri
     assert body["status"] == "mitigating"
     resolved = await h.client.post(f"/api/v1/incidents/{incident}/resolve", json={})
     assert resolved.status_code == 200, resolved.text
+
+
+async def test_a_verdict_after_the_resolve_is_recorded_without_a_ladder_step(
+    make_harness: Any, prometheus: PrometheusUnderTest, exporter: Exporter, clock: LiveClock
+) -> None:
+    """The mitigation worked faster than the alert's resolve arrived: the check that fires
+    after the resolve still says recovered; one never final by `within` says nothing."""
+    tool = unique_tool()
+    query = f'{METRIC}{{tool="{tool}"}}'
+    exporter.set(METRIC, 0.4, tool=tool)
+    prometheus.wait_for(query, 0.4)
+    h, _ = await start(make_harness, prometheus.url)
+    incident = await open_incident(h, tool)
+    resolved = await h.client.post(f"/api/v1/incidents/{incident}/resolve", json={})
+    assert resolved.status_code == 200, resolved.text
+
+    clock.advance(seconds=1.2)  # still failing: not final, checked again until `within`
+    assert await h.services.timers.tick() == 1
+    clock.advance(seconds=4)
+    assert await h.services.timers.tick() == 1  # past `within`: no verdict, no ladder
+    assert (await detail(h, incident))["verifications"] == []
+    clock.advance(seconds=30)
+    assert await h.services.timers.tick() == 0
+
+    second = unique_tool()
+    exporter.set(METRIC, 0.4, tool=second)
+    prometheus.wait_for(f'{METRIC}{{tool="{second}"}}', 0.4)
+    other = await open_incident(h, second)
+    resolved = await h.client.post(f"/api/v1/incidents/{other}/resolve", json={})
+    assert resolved.status_code == 200, resolved.text
+    exporter.set(METRIC, 0.0, tool=second)
+    prometheus.wait_for(f'{METRIC}{{tool="{second}"}}', 0.0)
+    clock.advance(seconds=1.5)
+    assert await h.services.timers.tick() == 1
+    body = await detail(h, other)
+    [verification] = body["verifications"]
+    assert verification["verdict"] == "recovered"
+    assert not [e for e in body["timeline"] if e["kind"] == "mitigation_ladder"]
