@@ -30,6 +30,12 @@ def demo(
         bool,
         typer.Option(help="Keep the temp dir (logs, data, postmortem) instead of removing it."),
     ] = False,
+    stay: Annotated[
+        bool,
+        typer.Option(
+            help="After the loop, keep everything running (the web console too) until Ctrl-C."
+        ),
+    ] = False,
 ) -> None:
     """Start Ballast, a simulated AI service, Prometheus and Alertmanager on loopback, break the
     service, and watch the loop close: alert, incident, mitigation, recovery, postmortem.
@@ -55,6 +61,7 @@ def demo(
     workdir = Path(tempfile.mkdtemp(prefix="ballast-demo-"))
     stack = Stack(workdir)
     code = 0
+    closed = False  # the loop closed (a Ctrl-C while --stay keeps it running is then no error)
     with Progress(
         SpinnerColumn(finished_text="[green]✓[/]"),
         TextColumn("{task.description}"),
@@ -93,8 +100,13 @@ def demo(
                 f"  [dim]binaries: {stack.binaries['prometheus']}, "
                 f"{stack.binaries['alertmanager']}[/]"
             )
+            progress.console.print(
+                f"  Web console [bold]{stack.ballast}/ui/[/] (sign in with this demo's "
+                f"reader token: {stack.reader_token})"
+            )
             progress.console.print(f"[bold red]Injecting fault:[/] POST {chosen.fault}")
             result = run_loop(stack, chosen, timeout=timeout, on_wait=waiting, on_done=done)
+            closed = True
             if measure_runs:
                 from bot.demo.measure import measure
 
@@ -113,9 +125,16 @@ def demo(
                     ),
                 )
                 progress.stop_task(task)
+            if stay:
+                progress.console.print(
+                    f"Still running: the web console is at {stack.ballast}/ui/. "
+                    "Ctrl-C stops everything."
+                )
+                while True:
+                    time.sleep(3600)
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: stopping everything[/]")
-            code = 130
+            code = 0 if stay and closed else 130
         except (LoopTimeout, StackError) as err:
             console.print(f"[red]the loop did not close:[/] {err}")
             keep, code = True, 1

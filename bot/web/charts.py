@@ -13,6 +13,7 @@ from markupsafe import Markup, escape
 from bot.incidents.read_model import IncidentDetail
 
 WIDTH, HEIGHT, PAD = 640, 160, 28
+PANEL_WIDTH = 400  # scorecard panels sit three to a row: a narrower frame keeps text readable
 MAX_BARS = 120
 
 
@@ -29,13 +30,13 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _frame(title: str, description: str, body: str) -> Markup:
+def _frame(title: str, description: str, body: str, width: int = WIDTH) -> Markup:
     return Markup(  # noqa: S704 - numbers, fixed markup and escaped text only
-        f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'<svg class="chart" viewBox="0 0 {width} {HEIGHT}" role="img" '
         f'aria-labelledby="{_id(title)}-t {_id(title)}-d" xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{_id(title)}-t">{escape(title)}</title>'
         f'<desc id="{_id(title)}-d">{escape(description)}</desc>'
-        f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{WIDTH - 4}" '
+        f'<line class="axis" x1="{PAD}" y1="{HEIGHT - PAD}" x2="{width - 4}" '
         f'y2="{HEIGHT - PAD}"/>{body}</svg>'
     )
 
@@ -105,10 +106,13 @@ def scorecard_panels(detail: IncidentDetail) -> list[Chart]:
         known = [p.value * p.scale for _, p in points if p.value is not None]
         low, high = (min(known), max(known)) if known else (0.0, 1.0)
         span = (high - low) or 1.0
-        step = (WIDTH - 2 * PAD) / max(1, len(points) - 1)
+        step = (PANEL_WIDTH - 2 * PAD) / max(1, len(points) - 1)
         body, line = [], []
         for i, (snapshot, panel) in enumerate(points):
-            x = PAD + i * step if len(points) > 1 else WIDTH / 2
+            x = PAD + i * step if len(points) > 1 else PANEL_WIDTH / 2
+            anchor = "middle"  # the end points' labels stay inside the frame
+            if len(points) > 1 and i in (0, len(points) - 1):
+                anchor = "start" if i == 0 else "end"
             label = escape(f"{snapshot.label}: {panel.shown}")
             if panel.value is None:
                 body.append(f'<text x="{x:.1f}" y="{HEIGHT / 2:.0f}" text-anchor="middle">?</text>')
@@ -120,11 +124,11 @@ def scorecard_panels(detail: IncidentDetail) -> list[Chart]:
                     f"<title>{label}</title></circle>"
                 )
                 body.append(
-                    f'<text x="{x:.1f}" y="{y - 9:.1f}" text-anchor="middle">'
+                    f'<text x="{x:.1f}" y="{y - 9:.1f}" text-anchor="{anchor}">'
                     f"{escape(panel.shown)}</text>"
                 )
             body.append(
-                f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
+                f'<text x="{x:.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
                 f"{escape(snapshot.moment)}</text>"
             )
         if len(line) > 1:
@@ -133,5 +137,6 @@ def scorecard_panels(detail: IncidentDetail) -> list[Chart]:
         title = f"{name} ({'lower' if good == 'down' else 'higher'} is better)"
         rows = [(f"{s.label} ({_utc(s.taken_at):%Y-%m-%d %H:%M} UTC)", p.shown) for s, p in points]
         description = ", ".join(f"{label}: {value}" for label, value in rows)
-        charts.append(Chart(title, _frame(title, description, "".join(body)), rows))
+        svg = _frame(title, description, "".join(body), PANEL_WIDTH)
+        charts.append(Chart(title, svg, rows))
     return charts

@@ -142,7 +142,7 @@ def _timeline(detail: IncidentDetail) -> list[dict[str, object]]:
             {
                 "entry": entry,
                 "key": details.get("key"),
-                "has_values": "before" in details or "after" in details,
+                "has_values": details.get("before") is not None or details.get("after") is not None,
                 "before": details.get("before"),
                 "after": details.get("after"),
             }
