@@ -12,9 +12,10 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -27,6 +28,7 @@ from actions.clients.http_policy import AllowlistHttpPolicy
 from actions.clients.paging import HttpPager
 from actions.context import Messenger
 from actions.registry import ActionRegistry, default_registry
+from bot import telemetry
 from bot.api import (
     alerts,
     changes,
@@ -106,12 +108,20 @@ from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed, Channel
 from bot.store.tables import Timer
+from bot.telemetry.http import TracingTransport
 from bot.verification.prometheus import PrometheusClient
 from bot.verification.scorecard import ScorecardRecorder
 from bot.verification.verifier import ClientFor, Verifier
 from bot.web.install import install as install_web
 
 log = logging.getLogger(__name__)
+
+UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _untraced(scope: MutableMapping[str, Any]) -> bool:
+    """Requests FastAPI makes no span for: health probes and metric scrapes."""
+    return scope.get("path") in UNTRACED_PATHS
 
 
 def utc_now() -> datetime:
@@ -155,6 +165,10 @@ def build_services(
         )
         syncer.restore()
     db = db or Database(settings.async_database_url)
+    if telemetry.enabled():
+        # Every outgoing call (actions, backends, paging, Prometheus) in a CLIENT span that
+        # sends its traceparent on.
+        http_transport = TracingTransport(http_transport or httpx.AsyncHTTPTransport())
     http = httpx.AsyncClient(transport=http_transport, follow_redirects=False)
 
     feed = ChangeFeed(db)
@@ -510,6 +524,16 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         openapi_url=None,  # served to readers by bot.api.openapi
         docs_url=None,
         redoc_url=None,
+        # FastAPI's own OpenTelemetry: a SERVER span per request (continuing the caller's
+        # traceparent), on only when an SDK is installed (bot.telemetry.setup). Not its
+        # metrics (Prometheus has them) nor its logs (they would carry alert content), nor
+        # spans for probes and scrapes.
+        telemetry={
+            "operation_spans": False,
+            "metrics": False,
+            "logs": False,
+            "exclude": _untraced,
+        },
     )
     app.state.services = services
     install_error_handlers(app)

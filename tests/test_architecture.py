@@ -44,9 +44,9 @@ def _set(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-RUNTIME = _set("bot", "errors", "settings", "logs", "metrics", "runtime")
+RUNTIME = _set("bot", "errors", "settings", "logs", "metrics", "runtime", "telemetry")
 """The shared runtime: the package itself (its version), errors, settings, logging, metrics,
-and ``bot/runtime`` (the worker loop, GC tuning)."""
+``bot/runtime`` (the worker loop, GC tuning) and ``bot/telemetry`` (Ballast's own spans)."""
 
 CORE = RUNTIME | _set("actions", "store", "scheduling", "auth", "changelog")
 """Below everything that follows: the runtime, the actions, the store, the timers and the
@@ -59,6 +59,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "settings": _set("errors"),
     "metrics": _set(),
     "runtime": _set(),
+    # OpenTelemetry spans and the SDK's set-up: the version (the resource) and nothing else.
+    "telemetry": _set("bot"),
     "logs": _set("settings"),
     # The actions and their control planes never import bot/.
     "actions": _set(),

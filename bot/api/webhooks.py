@@ -16,7 +16,9 @@ import time
 
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.responses import JSONResponse
+from opentelemetry.trace import StatusCode
 
+from bot import telemetry
 from bot.api.auth import require_access
 from bot.api.direct import add_direct_route
 from bot.api.principals import count_failure
@@ -25,9 +27,11 @@ from bot.api.services import Services, services_of
 from bot.auth.roles import Role
 from bot.errors import PayloadError
 from bot.intake import parse_json_bytes, parse_payload
-from bot.intake.alert import AlertSource
+from bot.intake.alert import AlertBatch, AlertSource
 from bot.intake.pagerduty import SIGNATURE_HEADER, SignatureCheck, check_signature
+from bot.store.inbox import StoreResult
 from bot.store.transient import is_unavailable
+from bot.telemetry import names
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,10 @@ async def _receive(request: Request, source: AlertSource) -> JSONResponse:
     started = time.perf_counter()
     code = 500
     try:
-        response = await _handle(request, services, source)
+        if telemetry.enabled():
+            response = await _traced(request, services, source)
+        else:
+            response = await _handle(request, services, source)
         code = response.status_code
         return response
     except HTTPException as err:
@@ -67,6 +74,37 @@ async def _receive(request: Request, source: AlertSource) -> JSONResponse:
     finally:
         services.metrics.webhook_requests.labels(source.value, str(code)).inc()
         services.metrics.webhook_latency.labels(source.value).observe(time.perf_counter() - started)
+
+
+async def _traced(request: Request, services: Services, source: AlertSource) -> JSONResponse:
+    """The webhook's work in a span, under FastAPI's SERVER span of the request (which
+    continues the sender's ``traceparent``, if it sent one); the context of its store is kept
+    with the inbox rows, for the engine's batch span to link."""
+    with telemetry.span(
+        f"{names.WEBHOOK} {source.value}", {names.ALERT_SOURCE: source.value}
+    ) as current:
+        try:
+            response = await _handle(request, services, source)
+        except HTTPException as err:
+            current.set_attribute("http.response.status_code", err.status_code)
+            raise
+        current.set_attribute("http.response.status_code", response.status_code)
+        if response.status_code >= 500:
+            current.set_status(StatusCode.ERROR)
+        return response
+
+
+async def _store(services: Services, batch: AlertBatch) -> StoreResult:
+    """Group commit (shared with the webhooks arriving at the same moment), bounded in time."""
+    async with asyncio.timeout(services.store_timeout):
+        if not telemetry.enabled():
+            return await services.inbox_writer.store(batch, services.clock())
+        with telemetry.span(names.INBOX_STORE, {names.ALERTS_RECEIVED: len(batch.alerts)}) as span:
+            result = await services.inbox_writer.store(
+                batch, services.clock(), traceparent=telemetry.traceparent()
+            )
+            span.set_attribute(names.ALERTS_STORED, result.stored)
+            return result
 
 
 async def _handle(request: Request, services: Services, source: AlertSource) -> JSONResponse:
@@ -97,9 +135,7 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
         services.metrics.alert_values_altered.labels(change.reason.value).inc()
 
     try:
-        # Group commit: shares one transaction with the webhooks arriving at the same moment.
-        async with asyncio.timeout(services.store_timeout):
-            result = await services.inbox_writer.store(batch, services.clock())
+        result = await _store(services, batch)
     except Exception as err:
         if not is_unavailable(err):
             raise

@@ -7,12 +7,14 @@ which database (never a password), which runbooks, is Slack real, what is open t
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
 import bot
 from bot.api.services import Services
 from bot.settings import Settings
+from bot.telemetry.setup import Tracing
 
 
 def describe_database(url: str) -> str:
@@ -68,9 +70,15 @@ def _ways(secret: str | None, role: str, services: Services) -> str:
 
 
 def banner_lines(
-    services: Services, host: str, port: int, *, insecure: list[str] | None = None
+    services: Services,
+    host: str,
+    port: int,
+    *,
+    insecure: list[str] | None = None,
+    tracing: Tracing | None = None,
 ) -> list[str]:
-    """The banner, one fact per line; ``insecure``: what --insecure-allow-anonymous let by."""
+    """The banner, one fact per line; ``insecure``: what --insecure-allow-anonymous let by;
+    ``tracing``: the OpenTelemetry SDK, when the OTEL_* environment turned it on."""
     settings = services.settings
     listen = f"http://{host}:{port}"
     if host in ("127.0.0.1", "localhost", "::1"):
@@ -111,9 +119,21 @@ def banner_lines(
         f"  unauthenticated  {', '.join(open_to_all)}",
         f"  postmortems      {postmortems}",
         f"  config           {config}",
+        f"  traces           {describe_tracing(tracing)}",
     ]
     for problem in insecure or []:
         lines.append(f"  INSECURE         --insecure-allow-anonymous: {problem}")
     if settings.dry_run:
         lines.append("  dry run          on (BALLAST_DRY_RUN): mitigations change nothing")
     return lines
+
+
+def describe_tracing(tracing: Tracing | None) -> str:
+    """Where Ballast's spans go, without any credentials the endpoint URL may carry."""
+    if tracing is None:
+        return "off (OTEL_EXPORTER_OTLP_ENDPOINT unset)"
+    parts = urlsplit(tracing.endpoint)
+    where = f"{parts.scheme}://{parts.hostname or ''}"
+    if parts.port:
+        where += f":{parts.port}"
+    return f"OTLP/HTTP to {where}{parts.path} as service {tracing.service_name!r}"

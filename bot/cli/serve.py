@@ -18,6 +18,9 @@ BALLAST_SLACK_API_URL, BALLAST_MAX_BODY_BYTES, BALLAST_LOG_FORMAT (text|json),
 BALLAST_LOG_LEVEL, BALLAST_DRY_RUN, BALLAST_SHUTDOWN_DELAY (seconds serving unready after
 SIGTERM, 2), BALLAST_SHUTDOWN_GRACE (seconds for work in flight, 20), BALLAST_PUBLIC_URL
 (deep links of the web console at /ui/), BALLAST_WEB_SESSION_SECRET (signs its sessions).
+Traces: OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) exports Ballast's
+spans over OTLP/HTTP, with OTEL_SERVICE_NAME (ballast), OTEL_RESOURCE_ATTRIBUTES and the other
+standard OTEL_* variables; unset, nothing is traced (docs/observability.md).
 An unknown BALLAST_* variable stops the start, naming the closest known one."""
 
 
@@ -57,6 +60,7 @@ def serve(
 ) -> None:
     """Run Ballast: webhooks, JSON API, web console (/ui/), Slack and metrics."""
     import logging
+    import os
 
     from bot.app import build_services, create_app
     from bot.auth.exposure import anonymous_endpoints, exposure_problems
@@ -65,6 +69,7 @@ def serve(
     from bot.logs import configure_logging
     from bot.runtime import graceful
     from bot.runtime.graceful import ShutdownTimes
+    from bot.telemetry.setup import configure as configure_tracing
 
     try:
         settings = load_settings(
@@ -76,6 +81,9 @@ def serve(
     except ConfigError as err:
         fail(f"not starting: {err}", code=2)
     configure_logging(settings.log_format, settings.log_level)
+    # OpenTelemetry: on only when OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT is set (the SDK's own
+    # variables), before anything is built: the HTTP client is traced only then.
+    tracing = configure_tracing(os.environ)
     serve_lock = None
     if settings.is_sqlite:
         from bot.store.database import sqlite_path
@@ -105,10 +113,14 @@ def serve(
         )
     insecure = problems + anonymous_endpoints(settings)
     services.metrics.insecure_allow_anonymous.set(1 if insecure else 0)
-    lines = banner_lines(services, host, port, insecure=insecure)
+    lines = banner_lines(services, host, port, insecure=insecure, tracing=tracing)
     logging.getLogger("bot.serve").info("%s", "\n".join(lines))
     app = create_app(services, handle_sighup=True)
     times = ShutdownTimes(settings.shutdown_delay, settings.shutdown_grace)
-    graceful.run(app, host, port, times, services.start_draining)
+    try:
+        graceful.run(app, host, port, times, services.start_draining)
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # exports the spans still queued
     if serve_lock is not None:
         serve_lock.release()

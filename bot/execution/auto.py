@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from bot import telemetry
 from bot.execution.executor import MitigationExecutor
 from bot.incidents.changes import ChangeKind, IncidentChange
+from bot.telemetry import names
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +25,20 @@ class AutoMitigator:
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         for change in changes:
             if change.kinds & {ChangeKind.OPENED, ChangeKind.REOPENED}:
-                task = asyncio.create_task(self._run(change.incident_id))
+                task = asyncio.create_task(self._run(change))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, incident_id: int) -> None:
+    async def _run(self, change: IncidentChange) -> None:
+        incident_id = change.incident_id
         try:
-            await self._executor.run_auto(incident_id)
+            # Continues the engine's span of the change (bot.telemetry): alert → mitigation.
+            with telemetry.span(
+                names.AUTO_MITIGATIONS,
+                {names.INCIDENT_ID: incident_id, names.RUNBOOK_ID: change.runbook_id},
+                parent=change.traceparent,
+            ):
+                await self._executor.run_auto(incident_id)
         except Exception:
             log.exception("auto mitigations of incident #%d failed", incident_id)
 

@@ -23,11 +23,13 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.base import Action, Risk
 from actions.context import ActionOutcome
 from actions.errors import ActionError, FinalError
+from bot import telemetry
 from bot.errors import ConflictError, NotFoundError, PolicyError
 from bot.execution import journal
 from bot.execution.leases import LeaseKeeper
@@ -52,6 +54,7 @@ from bot.store import executions as store
 from bot.store import incidents as repo
 from bot.store.retry import in_transaction
 from bot.store.tables import Execution
+from bot.telemetry import names
 
 AWAITING = ExecutionState.AWAITING_APPROVAL
 
@@ -93,6 +96,28 @@ class MitigationExecutor(UndoSteps):
         reason: str,
         read: IncidentRead | None = None,
     ) -> RunResult:
+        """One request to run a mitigation, in its span (``bot.telemetry``)."""
+        with telemetry.span(
+            names.MITIGATION,
+            {
+                names.INCIDENT_ID: incident_id,
+                names.MITIGATION_ID: mitigation_id,
+                names.ACTOR: actor.name,
+            },
+        ) as span:
+            result = await self._run_once(incident_id, mitigation_id, actor, dry_run, reason, read)
+            span.set_attribute(names.EXECUTION_STATE, str(result.state))
+            return result
+
+    async def _run_once(
+        self,
+        incident_id: int,
+        mitigation_id: str,
+        actor: Actor,
+        dry_run: bool,
+        reason: str,
+        read: IncidentRead | None = None,
+    ) -> RunResult:
         runbook, mitigation, planned, action, incident = await self._prepare(
             incident_id, mitigation_id, read
         )
@@ -101,6 +126,9 @@ class MitigationExecutor(UndoSteps):
         if planned.problem is not None or planned.params is None:
             raise ConflictError(f"mitigation {mitigation_id!r} cannot run: {planned.problem}")
         params = action.parse(planned.params)
+        trace.get_current_span().set_attributes(
+            {names.RUNBOOK_ID: runbook.id, names.ACTION: action.name}
+        )
         if not actor.is_system:
             await self._authorize(incident_id, actor, runbook, f"run {mitigation_id}")
         if dry_run or self._dry_run:
@@ -109,6 +137,8 @@ class MitigationExecutor(UndoSteps):
             return await self._mark_manual(incident_id, mitigation, actor)
 
         key = action.control_key(params)
+        if key is not None:
+            trace.get_current_span().set_attribute(names.CONTROL_KEY, key)
         current = await self._current(action, params, key)
         risk = action.risk(params, None if current is None else str(current).lower())
 
@@ -238,9 +268,22 @@ class MitigationExecutor(UndoSteps):
                 return result, None
             return result, Held(execution.id, execution.idempotency_key)
 
-        claimed = await in_transaction(self._db, claim, what=f"claim of {mitigation.id}")
-        if isinstance(claimed, PolicyError):
-            raise claimed
+        with telemetry.span(
+            names.POLICY,
+            {names.MITIGATION_ID: mitigation.id, names.INCIDENT_ID: incident_id},
+        ) as span:
+            claimed = await in_transaction(self._db, claim, what=f"claim of {mitigation.id}")
+            if isinstance(claimed, PolicyError):
+                span.set_attribute(names.POLICY_EXECUTE, False)
+                raise claimed
+            result = claimed[0]
+            span.set_attributes(
+                {
+                    names.POLICY_EXECUTE: result.state == ExecutionState.RUNNING,
+                    names.POLICY_APPROVALS_NEEDED: result.approvals_needed or 0,
+                    names.EXECUTION_STATE: str(result.state),
+                }
+            )
         return claimed
 
     async def _approved(
@@ -302,7 +345,17 @@ class MitigationExecutor(UndoSteps):
 
         async with LeaseKeeper(self._db, execution_id, self._lease, self._clock):
             try:
-                outcome = await with_retries(self._retry, once)
+                with telemetry.span(
+                    f"{names.ACTION_APPLY} {action.name}",
+                    {
+                        names.INCIDENT_ID: incident_id,
+                        names.MITIGATION_ID: mitigation.id,
+                        names.ACTION: action.name,
+                        names.CONTROL_KEY: action.control_key(params),
+                    },
+                ) as span:
+                    outcome = await with_retries(self._retry, once)
+                    span.set_attribute("ballast.action.attempts", attempts)
             except ActionError as err:
                 return await self._record_failure(
                     incident_id, mitigation, execution_id, attempts, err

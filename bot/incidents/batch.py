@@ -70,6 +70,8 @@ class PassResult:
     errors: int = 0
     # When the batch took SQLite's write lock (time.monotonic()); None on PostgreSQL.
     locked_at: float | None = None
+    # The trace context the webhooks stored with the rows (bot.telemetry): the batch's links.
+    traceparents: set[str] = field(default_factory=set)
 
 
 Title = Callable[[Routing, ClaimedAlert], tuple[str, str | None]]
@@ -154,7 +156,7 @@ class BatchPlan:
     def _change(self, incident: IncidentState) -> IncidentChange:
         change = self._changes.get(incident)
         if change is None:
-            change = self._changes[incident] = IncidentChange(0)
+            change = self._changes[incident] = IncidentChange(0, runbook_id=incident.runbook_id)
         return change
 
     def _touch(self, incident: IncidentState) -> None:
@@ -420,6 +422,7 @@ async def run_batch(
     done = PassResult()
     if not rows:
         return done
+    done.traceparents = {row.traceparent for row in rows if row.traceparent}
     # Key order, arrival order within a key: as the per-alert path (and its lock order).
     routed = sorted(((route(row.labels), row) for row in rows), key=lambda p: p[0].key)
     firing = [row for _, row in routed if row.status == AlertStatus.FIRING]

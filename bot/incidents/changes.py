@@ -40,6 +40,10 @@ class IncidentChange:
     incident_id: int
     kinds: set[ChangeKind] = field(default_factory=set)
     notes: list[Note] = field(default_factory=list)
+    runbook_id: str | None = None
+    # The engine's span for this change (bot.telemetry), continued by the listeners' work:
+    # auto mitigations and the Slack message. None while tracing is off.
+    traceparent: str | None = None
 
 
 class ChangeListener(Protocol):

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import telemetry
 from bot.errors import TemplateError
 from bot.incidents.batch import TRIAGE_SEVERITY, PassResult, run_batch, service_label
 from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange, Note
@@ -48,6 +49,7 @@ from bot.store.database import Database
 from bot.store.ingest_pacing import IngestPacing
 from bot.store.retry import in_transaction
 from bot.store.tables import InboxAlert, Incident
+from bot.telemetry import names
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,16 @@ INITIAL_ROW_SECONDS = 0.0005
 _Pass = PassResult
 
 BATCH_SIZE = 500
+# The change a batch's incident span is named after ("incident opened"), most telling first.
+_SPAN_KINDS = (
+    ChangeKind.OPENED,
+    ChangeKind.REOPENED,
+    ChangeKind.RESOLVED,
+    ChangeKind.STATUS,
+    ChangeKind.UPDATED,
+)
+# Span links per batch span at most (the SDK's default limit): one per webhook it processed.
+MAX_LINKS = 128
 PER_ALERT_BATCH_SIZE = 200
 
 
@@ -156,11 +168,11 @@ class IncidentEngine:
         budget = self._sqlite_budget if self._db.is_sqlite else None
         # Another replica opened the same incident at the same moment, or a lock cycle was
         # broken: nothing was committed, so the whole batch is redone.
+        started = time.time_ns()
         done, claimed = await in_transaction(
             self._db, lambda session: self._batch_in(session, budget), what="batch"
         )
-        self._account(done)
-        await self._publish(done.changes)
+        await self._committed(done, started)
         processed = len(done.processed)
         return processed, processed < claimed or claimed == self._batch_size
 
@@ -179,7 +191,7 @@ class IncidentEngine:
             limit = min(self._batch_size, self._sized)
         else:
             limit = self._batch_size
-        started, cpu = time.monotonic(), time.thread_time()
+        started, cpu, started_ns = time.monotonic(), time.thread_time(), time.time_ns()
         done, more = await in_transaction(
             self._db, lambda session: self._set_based_in(session, limit), what="batch"
         )
@@ -196,8 +208,7 @@ class IncidentEngine:
             self._sized = max(1, limit // 2, min(wanted, 2 * limit, self._batch_size))
             if budget == 0:
                 self._sized = 1
-        self._account(done)
-        await self._publish(done.changes)
+        await self._committed(done, started_ns)
         # What the webhooks waited for: the loop's CPU (this thread's, webhooks interleaved
         # during the awaits included: an overestimate), or SQLite's write lock if longer.
         self._worked = time.thread_time() - cpu
@@ -229,6 +240,7 @@ class IncidentEngine:
         """The batch's work in ``session``: what it did, and how many rows it claimed."""
         done = _Pass()
         rows = await inbox.claim(session, self._batch_size, self._pacing)
+        done.traceparents = {row.traceparent for row in rows if row.traceparent}
         # Key order: replicas then take incident locks in the same order, which keeps them
         # from deadlocking; rows of one key keep their arrival order.
         routed = sorted(((self._route(row.labels), row) for row in rows), key=lambda p: p[0].key)
@@ -239,6 +251,39 @@ class IncidentEngine:
             await self._process_row(session, routing, row, done)
         await inbox.mark_processed(session, done.processed)
         return done, len(rows)
+
+    async def _committed(self, done: _Pass, started_ns: int) -> None:
+        """After a batch committed: count it, then tell the listeners, in the batch's span.
+
+        The span is made after the commit, with the batch's start time, so that the engine's
+        empty polls make none; it links to the webhooks whose rows it processed (their
+        ``traceparent``s), and each incident change gets a child span whose context the
+        listeners continue (auto mitigations, the Slack message).
+        """
+        self._account(done)
+        if not (telemetry.enabled() and done.processed):
+            await self._publish(done.changes)
+            return
+        links = [link for link in map(telemetry.link, sorted(done.traceparents)) if link]
+        with telemetry.span(
+            names.ENGINE_BATCH,
+            {names.ALERTS_PROCESSED: len(done.processed)},
+            links=links[:MAX_LINKS],
+            start_time=started_ns,
+        ):
+            for change in done.changes.values():
+                kinds = ",".join(sorted(change.kinds)) or ChangeKind.UPDATED.value
+                main = next((k for k in _SPAN_KINDS if k in change.kinds), ChangeKind.UPDATED)
+                with telemetry.span(
+                    f"{names.INCIDENT} {main.value}",
+                    {
+                        names.INCIDENT_ID: change.incident_id,
+                        names.RUNBOOK_ID: change.runbook_id,
+                        names.INCIDENT_CHANGE: kinds,
+                    },
+                ):
+                    change.traceparent = telemetry.traceparent()
+            await self._publish(done.changes)
 
     def _account(self, done: _Pass) -> None:
         """Count what a committed pass did (never what a rolled-back attempt did)."""
@@ -287,7 +332,9 @@ class IncidentEngine:
                 return AlertOutcome.RESOLVED_WITHOUT_INCIDENT, None
         elif incident is None:
             incident = await self._open(session, routing, row, now, changes)
-        change = changes.setdefault(incident.id, IncidentChange(incident.id))
+        change = changes.setdefault(
+            incident.id, IncidentChange(incident.id, runbook_id=incident.runbook_id)
+        )
         outcome = await merge_alert(session, incident, row, now, change)
         if row.truncated_alerts:
             change.notes.append(
@@ -344,9 +391,9 @@ class IncidentEngine:
                 f"within {self._reopen_window} of the resolve",
                 details={"fingerprint": row.fingerprint, "reopen_count": previous.reopen_count},
             )
-            changes.setdefault(previous.id, IncidentChange(previous.id)).kinds.add(
-                ChangeKind.REOPENED
-            )
+            changes.setdefault(
+                previous.id, IncidentChange(previous.id, runbook_id=previous.runbook_id)
+            ).kinds.add(ChangeKind.REOPENED)
             if routing.runbook is not None:
                 await schedule_escalations(session, previous, routing.runbook, now)
             return previous
@@ -393,7 +440,9 @@ class IncidentEngine:
                 kind=TimelineKind.TITLE_FALLBACK,
                 summary=f"Runbook title did not render ({title_problem}); used a plain title",
             )
-        changes.setdefault(incident.id, IncidentChange(incident.id)).kinds.add(ChangeKind.OPENED)
+        changes.setdefault(
+            incident.id, IncidentChange(incident.id, runbook_id=incident.runbook_id)
+        ).kinds.add(ChangeKind.OPENED)
         if runbook is not None:
             await schedule_escalations(session, incident, runbook, now)
         return incident

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from actions.registry import ActionRegistry
+from bot import telemetry
 from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.config import SlackConfig
 from bot.errors import NotFoundError
@@ -25,6 +26,7 @@ from bot.slack.outbox import Enqueued, SlackOutbox
 from bot.slack.text import note_text
 from bot.slack.view import build_view
 from bot.store.database import Database
+from bot.telemetry import names
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +60,12 @@ class SlackAnnouncer:
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         for change in changes:
             try:
-                await self._announce(change)
+                with telemetry.span(
+                    names.SLACK_ANNOUNCE,
+                    {names.INCIDENT_ID: change.incident_id, names.RUNBOOK_ID: change.runbook_id},
+                    parent=change.traceparent,
+                ):
+                    await self._announce(change)
             except NotFoundError:
                 log.warning("incident #%d vanished before it was announced", change.incident_id)
 

@@ -32,10 +32,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
+from opentelemetry.trace import SpanKind, StatusCode
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import telemetry
 from bot.errors import ConfigError
 from bot.runtime.worker import WorkerLoop
 from bot.settings import Settings
@@ -48,6 +50,7 @@ from bot.slack.slack_errors import FIXES, CallResult, Verdict, classify, describ
 from bot.store.database import Database
 from bot.store.leases import AdvisoryLease
 from bot.store.retry import in_transaction
+from bot.telemetry import names
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +202,19 @@ class SlackDelivery:
     # -- sending ------------------------------------------------------------------------------
 
     async def _send_and_record(self, client: AsyncWebClient, claim: Claim) -> None:
-        result = await self._send(client, claim)
+        if not telemetry.enabled():
+            result = await self._send(client, claim)
+        else:
+            with telemetry.span(
+                f"{names.SLACK_DELIVERY} {claim.method}",
+                {names.SLACK_METHOD: claim.method, names.INCIDENT_ID: claim.incident_id},
+                parent=claim.traceparent,
+                kind=SpanKind.CLIENT,
+            ) as span:
+                result = await self._send(client, claim)
+                span.set_attribute("ballast.slack.verdict", result.verdict.value)
+                if result.verdict is not Verdict.SENT:
+                    span.set_status(StatusCode.ERROR, result.error or result.verdict.value)
         await in_transaction(self._db, lambda session: self._record(session, claim, result))
 
     async def _send(self, client: AsyncWebClient, claim: Claim) -> CallResult:

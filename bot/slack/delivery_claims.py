@@ -50,6 +50,7 @@ class Claim:
     keys: tuple[BucketKey, ...]
     ts: str | None = None  # the incident message, for updates and replies
     lookup_keys: tuple[BucketKey, ...] = ()
+    traceparent: str | None = None  # of the change that queued it (bot.telemetry)
 
 
 @dataclass(slots=True)
@@ -201,5 +202,6 @@ class Claimer:
                 keys=keys,
                 ts=ts,
                 lookup_keys=lookup_keys,
+                traceparent=row.traceparent,
             )
         )

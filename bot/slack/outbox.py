@@ -32,6 +32,7 @@ from sqlalchemy import and_, event, select, text, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from bot import telemetry
 from bot.store.notifications import Channel, notify
 from bot.store.tables import SlackIncidentMessage, SlackOutboxEntry
 from bot.store.upsert import upsert
@@ -300,6 +301,9 @@ class SlackOutbox:
             "in_doubt": False,
             "not_before": now,
             "created_at": now,
+            # The span that queued the call (the incident change, the mitigation run): the
+            # delivery's span continues it.
+            "traceparent": telemetry.traceparent(),
         }
 
     async def _wake_after_commit(self, session: AsyncSession) -> None:

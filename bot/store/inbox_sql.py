@@ -72,9 +72,11 @@ class InsertPlan:
             plan = cls._plans[dialect.name] = cls(dialect)
         return plan
 
-    def rows(self, batch: AlertBatch, now: datetime) -> Iterator[list[Any]]:
+    def rows(
+        self, batch: AlertBatch, now: datetime, traceparent: str | None = None
+    ) -> Iterator[list[Any]]:
         """The converted values of each alert of ``batch``, in ``columns`` order."""
-        shared = converted(self.webhook_processors, webhook_row(batch, now))
+        shared = converted(self.webhook_processors, webhook_row(batch, now, traceparent))
         for alert in batch.alerts:
             yield converted(self.alert_processors, alert_row(alert)) + shared
 
@@ -103,8 +105,10 @@ class InsertPlan:
         return sql
 
 
-def row_of(alert: Alert, batch: AlertBatch, now: datetime) -> dict[str, Any]:
-    return alert_row(alert) | webhook_row(batch, now)
+def row_of(
+    alert: Alert, batch: AlertBatch, now: datetime, traceparent: str | None = None
+) -> dict[str, Any]:
+    return alert_row(alert) | webhook_row(batch, now, traceparent)
 
 
 def alert_row(alert: Alert) -> dict[str, Any]:
@@ -128,10 +132,11 @@ PER_WEBHOOK = (
     "processed_at",
     "incident_id",
     "outcome",
+    "traceparent",
 )
 
 
-def webhook_row(batch: AlertBatch, now: datetime) -> dict[str, Any]:
+def webhook_row(batch: AlertBatch, now: datetime, traceparent: str | None = None) -> dict[str, Any]:
     return {
         "group_key": batch.group_key,
         "truncated_alerts": batch.truncated_alerts,
@@ -139,6 +144,7 @@ def webhook_row(batch: AlertBatch, now: datetime) -> dict[str, Any]:
         "processed_at": None,
         "incident_id": None,
         "outcome": None,
+        "traceparent": traceparent,
     }
 
 

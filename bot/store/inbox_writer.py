@@ -41,6 +41,7 @@ class _Waiting:
     batch: AlertBatch
     now: datetime
     answer: asyncio.Future[StoreResult]
+    traceparent: str | None
 
 
 class InboxWriter:
@@ -62,8 +63,13 @@ class InboxWriter:
         self._writing = 0
         self.pacing = IngestPacing(lambda: bool(self._queue or self._writing))
 
-    async def store(self, batch: AlertBatch, now: datetime) -> StoreResult:
-        """Store ``batch``; returns once it is committed (raises what the commit raised)."""
+    async def store(
+        self, batch: AlertBatch, now: datetime, *, traceparent: str | None = None
+    ) -> StoreResult:
+        """Store ``batch``; returns once it is committed (raises what the commit raised).
+
+        ``traceparent``: the webhook's trace context, kept with each row (``bot.telemetry``).
+        """
         if not batch.alerts:
             return StoreResult(0, 0)
         loop = asyncio.get_running_loop()
@@ -71,7 +77,7 @@ class InboxWriter:
             self._start(loop)
         assert self._kick is not None
         answer: asyncio.Future[StoreResult] = loop.create_future()
-        self._queue.append(_Waiting(batch, now, answer))
+        self._queue.append(_Waiting(batch, now, answer, traceparent))
         self._kick.set()
         return await answer
 
@@ -155,7 +161,7 @@ class InboxWriter:
         owner: dict[tuple[Any, ...], int] = {}
         keyed: list[tuple[tuple[Any, ...], list[Any]]] = []
         for index, waiting in enumerate(group):
-            for values in plan.rows(waiting.batch, waiting.now):
+            for values in plan.rows(waiting.batch, waiting.now, waiting.traceparent):
                 key = plan.key(values)
                 if key not in owner:
                     owner[key] = index

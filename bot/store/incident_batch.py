@@ -70,6 +70,7 @@ class ClaimedAlert:
     generator_url: str | None
     truncated_alerts: int
     received_at: datetime
+    traceparent: str | None = None  # the webhook's trace context (bot.telemetry)
 
 
 _CLAIM_COLUMNS = (
@@ -84,6 +85,7 @@ _CLAIM_COLUMNS = (
     INBOX.c.generator_url,
     INBOX.c.truncated_alerts,
     INBOX.c.received_at,
+    INBOX.c.traceparent,
 )
 
 

@@ -90,6 +90,9 @@ class InboxAlert(Base):
     processed_at: Mapped[datetime | None]
     incident_id: Mapped[int | None] = mapped_column(BigId)
     outcome: Mapped[str | None] = mapped_column(String(32))
+    # The webhook's W3C trace context (bot.telemetry), for the engine's span to link; NULL
+    # while tracing is off.
+    traceparent: Mapped[str | None] = mapped_column(String(64))
 
 
 class Incident(Base):
@@ -374,6 +377,9 @@ class SlackOutboxEntry(Base):
     sent_at: Mapped[datetime | None]
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     error: Mapped[str | None] = mapped_column(Text)
+    # The trace context of the change that queued the call (bot.telemetry): the delivery's
+    # span continues it. NULL while tracing is off.
+    traceparent: Mapped[str | None] = mapped_column(String(64))
 
 
 # At most one pending row per coalesce key: the UPSERT target that coalesces updates.

@@ -44,6 +44,7 @@ def test_one_banner_then_quiet(make_server: Any, tmp_path: Path, server_database
     assert facts["OFREP/metrics"] == "a principal with the reader role"
     assert facts["postmortems"] == str(tmp_path / "postmortems")
     assert facts["config"].endswith("roster.yaml")
+    assert facts["traces"] == "off (OTEL_EXPORTER_OTLP_ENDPOINT unset)"
 
     assert [r["msg"] for r in logs if r["logger"].startswith("apscheduler")] == []
     assert all("color_message" not in r for r in logs)
