@@ -109,6 +109,7 @@ from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed, Channel
 from bot.store.tables import Timer
 from bot.telemetry.http import TracingTransport
+from bot.verification.exemplars import ExemplarRecorder
 from bot.verification.prometheus import PrometheusClient
 from bot.verification.scorecard import ScorecardRecorder
 from bot.verification.verifier import ClientFor, Verifier
@@ -254,6 +255,10 @@ def build_services(
     # postmortem (whose draft shows the snapshot taken at resolve).
     scorecard = ScorecardRecorder(db, config, prometheus, bus, clock=clock, catalog=catalog)
     bus.subscribe(scorecard)
+    # Example traces (exemplars of the alert's PromQL), for services whose traces: want them.
+    exemplars = ExemplarRecorder(db, traces, prometheus, bus, clock=clock) if traces else None
+    if exemplars is not None:
+        bus.subscribe(exemplars)
     postmortem = PostmortemService(
         db,
         catalog,
@@ -328,6 +333,7 @@ def build_services(
         feed=feed,
         postmortems=postmortem,
         scorecards=scorecard,
+        exemplars=exemplars,
         slack_config=config.slack,
         traces=traces,
         syncer=syncer,
@@ -505,6 +511,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
             await services.auto.drain(grace=services.settings.shutdown_grace)
             if services.scorecards is not None:
                 await services.scorecards.drain()
+            if services.exemplars is not None:
+                await services.exemplars.drain()
             if services.postmortems is not None:
                 await services.postmortems.drain()
             if services.delivery is not None and sender is not None:

@@ -526,6 +526,17 @@ class TraceLinkConfig(BaseModel):
         default=timedelta(minutes=15),
         description="Search until this long after the resolve (an open incident: until now).",
     )
+    trace_url: str | None = Field(
+        default=None,
+        description="URL template of one trace, with {trace_id}: links for the exemplars of "
+        "the alert's PromQL (Prometheus /api/v1/query_exemplars).",
+    )
+    exemplars: int = Field(
+        default=5,
+        ge=0,
+        le=20,
+        description="Exemplar traces to show at most (0: do not ask Prometheus for them).",
+    )
 
     @field_validator("url")
     @classmethod
@@ -537,9 +548,24 @@ class TraceLinkConfig(BaseModel):
         del template
         return url
 
+    @field_validator("trace_url")
+    @classmethod
+    def _trace_url_names_the_trace(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        cls._url_is_a_template(url)
+        names = {p.name for p in parse_url_template(url).parts if not isinstance(p, str)}
+        if "trace_id" not in names:
+            raise ValueError("trace_url must contain {trace_id}")
+        return url
+
     @property
     def template(self) -> UrlTemplate:
         return parse_url_template(self.url)
+
+    @property
+    def trace_template(self) -> UrlTemplate | None:
+        return parse_url_template(self.trace_url) if self.trace_url else None
 
 
 class BallastConfig(BaseModel):

@@ -36,6 +36,7 @@ from bot.slack.responders import Responders
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed
+from bot.verification.exemplars import ExemplarRecorder
 from bot.verification.scorecard import ScorecardRecorder
 
 
@@ -68,6 +69,7 @@ class Services:
     feed: ChangeFeed | None = None  # notifications from other replicas (PostgreSQL)
     postmortems: PostmortemService | None = None
     scorecards: ScorecardRecorder | None = None  # snapshots at open, verification, resolve
+    exemplars: ExemplarRecorder | None = None  # example traces of the alert's PromQL
     slack_config: SlackConfig = field(default_factory=SlackConfig)
     traces: TraceLinks = field(default_factory=TraceLinks)  # ballast.yaml traces:
     syncer: RunbookSyncer | None = None  # runbooks.git: keeps the catalog at the ref's commit

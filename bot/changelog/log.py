@@ -233,6 +233,36 @@ async def changes_of_service(
     return [_change_of(row) for row in rows]
 
 
+LIVE_KINDS = {
+    ChangeKind.MODEL: "model",
+    ChangeKind.PROMPT: "prompt_version",
+    ChangeKind.RETRIEVAL_INDEX: "retrieval_index",
+}
+"""The kinds whose live version trace links show, by the placeholder that shows it."""
+
+
+async def live_versions(session: AsyncSession, service: str, at: datetime) -> dict[str, str]:
+    """What was live for ``service`` at ``at``: the version of its latest model, prompt and
+    retrieval index change by then (pipelines, people and Ballast's own control writes), by
+    placeholder name (``model``, ``prompt_version``, ``retrieval_index``)."""
+    out = {}
+    for kind, name in LIVE_KINDS.items():
+        version = await session.scalar(
+            select(StoredChange.version)
+            .where(
+                StoredChange.service == service,
+                StoredChange.kind == kind.value,
+                StoredChange.at <= at,
+                StoredChange.source != SOURCE_GATE,
+            )
+            .order_by(StoredChange.at.desc(), StoredChange.id.desc())
+            .limit(1)
+        )
+        if version is not None:
+            out[name] = version
+    return out
+
+
 async def shipped_before(
     session: AsyncSession, service: str, kind: ChangeKind, current: str | None
 ) -> Change | None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.registry import ActionRegistry
 from bot.changelog.kinds import kinds_named
-from bot.changelog.log import changes_of_service
+from bot.changelog.log import changes_of_service, live_versions
 from bot.changelog.ranking import DEFAULT_WINDOW, rank, relevant
 from bot.incidents.plan import plan_mitigations
 from bot.incidents.read_model import (
@@ -24,14 +24,14 @@ from bot.incidents.read_model import (
     VerificationOut,
 )
 from bot.incidents.timeline import TimelineKind
-from bot.incidents.traces import TraceLinks
+from bot.incidents.traces import ExemplarTrace, TraceLinks
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.schema import Runbook
 from bot.store import executions
 from bot.store import incidents as repo
 from bot.store.database import Database
-from bot.store.tables import Execution, Incident, IncidentAlert
+from bot.store.tables import Execution, Incident, IncidentAlert, TimelineEntry
 
 
 async def load_incident_detail(
@@ -56,6 +56,11 @@ async def load_incident_detail(
         }
         runbook = catalog.current.runbooks.get(incident.runbook_id) if incident.runbook_id else None
         changes = await load_changes(session, incident, runbook, change_window)
+        versions = (
+            await live_versions(session, incident.service, incident.resolved_at or _now(now))
+            if traces and incident.service
+            else {}
+        )
     summary = IncidentSummary.model_validate(incident)
     current = catalog.current
     url = None
@@ -89,8 +94,34 @@ async def load_incident_detail(
             for entry in timeline
             if entry.kind == TimelineKind.SCORECARD
         ],
-        traces=traces.for_incident(summary, alerts_out, now) if traces else [],
+        traces=traces.for_incident(
+            summary, alerts_out, now, versions=versions, exemplars=exemplars_of(timeline)
+        )
+        if traces
+        else [],
     )
+
+
+def exemplars_of(timeline: Sequence[TimelineEntry]) -> list[ExemplarTrace]:
+    """The exemplar traces recorded in the timeline (``exemplars`` entries), newest first,
+    each trace once."""
+    seen: dict[str, ExemplarTrace] = {}
+    for entry in timeline:
+        if entry.kind != TimelineKind.EXEMPLARS:
+            continue
+        for item in entry.details.get("exemplars", []):
+            try:
+                trace = ExemplarTrace(
+                    str(item["trace_id"]), datetime.fromisoformat(item["at"]), str(item["metric"])
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+            seen.setdefault(trace.trace_id, trace)
+    return sorted(seen.values(), key=lambda t: t.at, reverse=True)
+
+
+def _now(now: datetime | None) -> datetime:
+    return now or datetime.now(UTC)
 
 
 async def load_changes(

@@ -191,11 +191,14 @@ class ScorecardOut(BaseModel):
 
 class TraceLink(BaseModel):
     """A trace search for the incident (``traces:`` in ballast.yaml); ``url`` is None when the
-    template needs a value the incident lacks, and ``note`` says which."""
+    template needs a value the incident lacks, and ``note`` says which. ``trace_id``: an
+    example trace of the failing requests (an exemplar of the alert's PromQL), linked through
+    the ``trace_url`` template when there is one."""
 
     title: str
     url: str | None
     note: str | None = None
+    trace_id: str | None = None
 
 
 class IncidentDetail(IncidentSummary):

@@ -42,6 +42,9 @@ class TimelineKind(StrEnum):
     MITIGATION_VERIFIED = "mitigation_verified"
     MITIGATION_LADDER = "mitigation_ladder"
     SCORECARD = "scorecard"  # a snapshot of the service's scorecard panels
+    EXEMPLARS = (
+        "exemplars"  # trace ids of exemplars of the alert's PromQL (traces: in ballast.yaml)
+    )
 
 
 SYSTEM_ACTOR = "ballast"

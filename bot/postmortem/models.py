@@ -151,6 +151,7 @@ class TraceLinkFact(Fact):
     title: str
     url: str | None
     note: str | None = None
+    trace_id: str | None = None  # an exemplar of the alert's PromQL
 
 
 class PostmortemFacts(Fact):

@@ -40,8 +40,14 @@ NAMES = (
     "end_ms",
     "start_us",
     "end_us",
+    # What was live for the service (the change log's latest model, prompt and index).
+    "model",
+    "prompt_version",
+    "retrieval_index",
+    # One trace (an exemplar's), in a ``trace_url`` template.
+    "trace_id",
 )
-"""The placeholders besides ``labels.<name>``; docs/configuration lists what each holds."""
+"""The placeholders besides ``labels.<name>``; the README's Configuration lists what each holds."""
 
 _PART = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _PLACEHOLDER = re.compile(r"(?P<name>labels\.[^|{}]+|[a-z_]+)(?P<filters>(?:\|json)*)")

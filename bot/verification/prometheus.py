@@ -1,4 +1,5 @@
-"""A small client of the Prometheus HTTP API (``/api/v1/query``, ``/api/v1/query_range``).
+"""A small client of the Prometheus HTTP API (``/api/v1/query``, ``/api/v1/query_range``,
+``/api/v1/query_exemplars``).
 
 It never raises into an incident: a Prometheus that is down, slow or answers an error gives a
 :class:`Reading` with no value and the reason, and the caller records ``unknown``. Values are
@@ -9,9 +10,10 @@ arrive intact and are reported as unknown, with why).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -44,6 +46,30 @@ class Series:
 @dataclass(frozen=True, slots=True)
 class RangeReading:
     series: list[Series]
+    reason: str | None = None
+
+
+# The exemplar label that holds a trace id: OpenTelemetry's and the Prometheus client
+# libraries' ``trace_id``, and the spellings Grafana and others use.
+TRACE_ID_LABELS = ("trace_id", "traceID", "traceId", "trace-id")
+# A trace id as the tracing systems write them: 16 or 32 hex digits (W3C: 32). Anything else
+# in an exemplar label is not shown: it came from the application's metrics, not from us.
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{16}(?:[0-9a-fA-F]{16})?")
+
+
+@dataclass(frozen=True, slots=True)
+class Exemplar:
+    """One exemplar with a trace id: which series it belongs to, when, and its value."""
+
+    trace_id: str
+    at: datetime
+    value: float | None
+    series: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ExemplarReading:
+    exemplars: list[Exemplar]
     reason: str | None = None
 
 
@@ -106,7 +132,32 @@ class PrometheusClient:
         except PrometheusError as err:
             return RangeReading([], _short(str(err)))
 
+    async def query_exemplars(self, expr: str, start: datetime, end: datetime) -> ExemplarReading:
+        """The exemplars of ``expr``'s series between ``start`` and ``end`` that carry a trace
+        id, newest first; none, with the reason, when Prometheus cannot answer (exemplar
+        storage off answers an empty list, which is no error)."""
+        params = {
+            "query": expr,
+            "start": f"{start.timestamp():.3f}",
+            "end": f"{end.timestamp():.3f}",
+        }
+        try:
+            data = await self._data("/api/v1/query_exemplars", params)
+            if not isinstance(data, list):
+                raise PrometheusError(f"expected a list of exemplars, got {type(data).__name__}")
+            found = [exemplar for item in data for exemplar in _exemplars(item)]
+        except PrometheusError as err:
+            return ExemplarReading([], _short(str(err)))
+        found.sort(key=lambda e: e.at, reverse=True)
+        return ExemplarReading(found)
+
     async def _call(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        data = await self._data(path, params)
+        if not isinstance(data, dict):
+            raise PrometheusError("Prometheus answered success without data")
+        return data
+
+    async def _data(self, path: str, params: dict[str, str]) -> Any:
         try:
             response = await self._http.post(
                 self._base + path,
@@ -136,10 +187,7 @@ class PrometheusClient:
             raise PrometheusError(
                 f"Prometheus answered HTTP {response.status_code} {kind}: {body.get('error', '')}"
             )
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise PrometheusError("Prometheus answered success without data")
-        return data
+        return body.get("data")
 
 
 def _single_value(data: dict[str, Any]) -> Reading:
@@ -189,6 +237,32 @@ def _series(item: Any) -> Series:
             points.append((stamp, value))
     labels = item.get("metric") or {}
     return Series({str(k): str(v) for k, v in labels.items()}, points)
+
+
+def _exemplars(item: Any) -> list[Exemplar]:
+    """The exemplars of one series of ``query_exemplars`` that name a well-formed trace id."""
+    if not isinstance(item, dict) or not isinstance(item.get("exemplars"), list):
+        raise PrometheusError("an exemplar series without exemplars")
+    raw_series = item.get("seriesLabels") or {}
+    series = {str(k): str(v) for k, v in raw_series.items()} if isinstance(raw_series, dict) else {}
+    out = []
+    for exemplar in item["exemplars"]:
+        if not isinstance(exemplar, dict) or not isinstance(exemplar.get("labels"), dict):
+            continue
+        labels = exemplar["labels"]
+        trace_id = next((str(labels[n]) for n in TRACE_ID_LABELS if n in labels), None)
+        if trace_id is None or not _TRACE_ID.fullmatch(trace_id):
+            continue
+        try:
+            at = datetime.fromtimestamp(float(exemplar["timestamp"]), UTC)
+        except (KeyError, TypeError, ValueError, OverflowError, OSError):
+            continue
+        try:
+            value: float | None = float(exemplar["value"])
+        except (KeyError, TypeError, ValueError):
+            value = None
+        out.append(Exemplar(trace_id.lower(), at, value, series))
+    return out
 
 
 def _short(text: str) -> str:

@@ -6,7 +6,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.config import BallastConfig
+import pytest
+from pydantic import ValidationError
+
+from bot.config import BallastConfig, TraceLinkConfig
 from bot.incidents.read_model import IncidentDetail, TraceLink
 from bot.slack.incident_message import render_incident
 from bot.slack.view import build_view
@@ -59,6 +62,7 @@ async def test_traces_in_the_api_and_the_postmortem(
         "title": "Langfuse",
         "url": None,
         "note": "no link: the incident has no label 'model' for {labels.model}",
+        "trace_id": None,
     }
     assert jaeger["title"] == "Jaeger"
     parts = urlsplit(jaeger["url"])
@@ -109,3 +113,55 @@ def test_the_slack_message_shows_the_traces() -> None:
         "*Traces*\n• <https://jaeger.example/search?service=a%20b|Jaeger>\n"
         "• Langfuse — _no link: the incident has no label_"
     )
+
+
+def test_a_trace_url_must_name_the_trace() -> None:
+    base = {"title": "Tempo", "url": "https://tempo.example/search?service={service}"}
+    with pytest.raises(ValidationError, match=r"trace_url must contain \{trace_id\}"):
+        TraceLinkConfig.model_validate(base | {"trace_url": "https://tempo.example/trace/"})
+    with pytest.raises(ValidationError, match="scheme 'ftp'"):
+        TraceLinkConfig.model_validate(base | {"trace_url": "ftp://tempo.example/{trace_id}"})
+    config = TraceLinkConfig.model_validate(
+        base | {"trace_url": "https://tempo.example/trace/{trace_id}"}
+    )
+    assert config.trace_template is not None
+    assert (
+        config.trace_template.render({"trace_id": "ab/c"}) == "https://tempo.example/trace/ab%2Fc"
+    )
+
+
+def test_exemplar_links_without_a_trace_url_or_with_a_value_missing() -> None:
+    from datetime import UTC, datetime
+
+    from bot.incidents.traces import ExemplarTrace, TraceLinks
+    from tests.slack.test_blocks import detail
+
+    at = datetime(2026, 11, 27, 3, 1, tzinfo=UTC)
+    example = ExemplarTrace("4bf92f3577b34da6a3ce929d0e0e4736", at, "errors_total")
+    incident = detail()
+    plain = TraceLinks(
+        [TraceLinkConfig(title="Tempo", url="https://tempo.example/?s={service}", exemplars=1)]
+    )
+    links = plain.for_incident(incident, [], at, exemplars=[example, example])
+    assert links[1:] == [
+        TraceLink(
+            title="Trace 4bf92f3577b34da6a3ce929d0e0e4736",
+            url=None,
+            note="exemplar of errors_total at 2026-11-27 03:01:00 UTC",
+            trace_id=example.trace_id,
+        )
+    ]
+    needs_label = TraceLinks(
+        [
+            TraceLinkConfig(
+                title="Tempo",
+                url="https://tempo.example/?s={service}",
+                trace_url="https://tempo.example/{labels.region}/{trace_id}",
+            )
+        ]
+    )
+    [_, link] = needs_label.for_incident(incident, [], at, exemplars=[example])
+    assert link.url is None
+    assert link.note is not None
+    assert link.note.endswith("no link: the incident has no label 'region' for {labels.region}")
+    assert TraceLinks().exemplars_wanted("svc") == 0
