@@ -7,6 +7,7 @@ violation). With ``BALLAST_UPDATE_SCREENSHOTS=1`` it also saves each page to doc
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import os
@@ -67,7 +68,47 @@ def server(make_server: Any, tmp_path: Path) -> Any:
             return len(found) == 2 and all(i["status"] == "mitigating" for i in found)
 
         wait_until(mitigated, 30, "the incident and its auto mitigation")
+        listed = client.get("/api/v1/incidents", headers=ROSTER["reader"].headers).json()
+    search = next(i["id"] for i in listed["incidents"] if i["title"] == "search failing on svc-a")
+    asyncio.run(seed_scorecards(served.env["BALLAST_DATABASE_URL"], search))
     return served
+
+
+async def seed_scorecards(url: str, incident: int) -> None:
+    """Scorecard snapshots at open, after a verification and at resolve, as the recorder
+    writes them (timeline entries of kind ``scorecard``): no Prometheus in this test."""
+    from bot.incidents.read_model import PanelOut, ScorecardOut
+    from bot.incidents.timeline import TimelineKind
+    from bot.settings import Settings
+    from bot.store import incidents as repo
+    from bot.store.database import Database
+
+    db = Database(Settings(database_url=url).async_database_url)
+    start = datetime.now(UTC) - timedelta(minutes=6)
+    moments = (("open", "Opened", 0, 0.42, 2.8), ("verification", "Verified", 3, 0.08, 1.9))
+    moments += (("resolve", "Resolved", 6, 0.01, 1.4),)
+    try:
+        async with db.transaction() as session:
+            for moment, label, minutes, failures, latency in moments:
+                at = start + timedelta(minutes=minutes)
+                panels = [
+                    PanelOut(
+                        name="tool failure rate", value=failures, unit="%", good="down", scale=100
+                    ),
+                    PanelOut(name="p95 latency", value=latency, unit="s", good="down"),
+                ]
+                snapshot = ScorecardOut(moment=moment, label=label, taken_at=at, panels=panels)
+                repo.append_timeline(
+                    session,
+                    incident,
+                    at=at,
+                    actor="ballast",
+                    kind=TimelineKind.SCORECARD,
+                    summary=f"Scorecard ({moment})",
+                    details=snapshot.model_dump(mode="json"),
+                )
+    finally:
+        await db.close()
 
 
 def alerts() -> list[dict[str, Any]]:
@@ -180,6 +221,9 @@ def test_the_console_scenario(server: Any, browser: Any) -> None:
     second.wait_for_load_state()
     assert "undone" in second.locator("#mitigation-full-autonomy").inner_text()
     assert second.get_by_role("img", name="Alerts per minute").is_visible()
+    panel = second.get_by_role("img", name="tool failure rate (lower is better)")
+    assert panel.is_visible()
+    assert "Opened: 42%" in panel.inner_html()
     accessible(second, "incident")
     # The control's history, from the timeline's link, and back to the incident.
     second.locator("#timeline").get_by_role("link", name="svc-a.autonomy").first.click()
