@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from actions.base import Action
 from actions.context import ActionOutcome
 from actions.errors import ActionError
+from bot import telemetry
 from bot.errors import ConflictError
 from bot.execution import journal
 from bot.execution.leases import LeaseKeeper
@@ -29,6 +30,7 @@ from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store.retry import in_transaction
 from bot.store.tables import Execution
+from bot.telemetry import names
 
 
 class UndoSteps(ExecutorBase):
@@ -42,8 +44,18 @@ class UndoSteps(ExecutorBase):
         reason: str = "",
     ) -> RunResult:
         """Restore what the mitigation changed."""
-        result = await self._undo(incident_id, mitigation_id, as_actor(actor), dry_run, reason)
-        await self._announce(result)
+        who = as_actor(actor)
+        with telemetry.span(
+            names.MITIGATION_UNDO,
+            {
+                names.INCIDENT_ID: incident_id,
+                names.MITIGATION_ID: mitigation_id,
+                names.ACTOR: who.name,
+            },
+        ) as span:
+            result = await self._undo(incident_id, mitigation_id, who, dry_run, reason)
+            span.set_attribute(names.EXECUTION_STATE, str(result.state))
+            await self._announce(result)
         return result
 
     async def _undo(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 
+from bot import telemetry
 from bot.incidents.changes import ChangeKind, IncidentChange, Note
 from bot.store import incidents as repo
 from bot.store.database import Database
+from bot.telemetry import names
 
 log = logging.getLogger("ballast.console")
 
@@ -30,20 +32,26 @@ class ConsoleAnnouncer:
                     continue  # deleted since (a test's cleanup): nothing to show
                 kinds = ",".join(sorted(kind.value for kind in change.kinds)) or "updated"
                 verb = "post" if ChangeKind.OPENED in change.kinds else "update"
-                log.info(
-                    "[slack: would %s] #%d %s [%s] %s — %s, %d/%d alerts firing%s",
-                    verb,
-                    incident.id,
-                    incident.severity.upper(),
-                    incident.status,
-                    incident.title,
-                    kinds,
-                    incident.firing_count,
-                    incident.alert_count,
-                    ("; " + "; ".join(dict.fromkeys(_plain(n) for n in change.notes)))
-                    if change.notes
-                    else "",
-                )
+                # Where Slack would have been told: a span under the change's, as a delivery.
+                with telemetry.span(
+                    names.SLACK_CONSOLE,
+                    {names.INCIDENT_ID: incident.id, names.RUNBOOK_ID: change.runbook_id},
+                    parent=change.traceparent,
+                ):
+                    log.info(
+                        "[slack: would %s] #%d %s [%s] %s — %s, %d/%d alerts firing%s",
+                        verb,
+                        incident.id,
+                        incident.severity.upper(),
+                        incident.status,
+                        incident.title,
+                        kinds,
+                        incident.firing_count,
+                        incident.alert_count,
+                        ("; " + "; ".join(dict.fromkeys(_plain(n) for n in change.notes)))
+                        if change.notes
+                        else "",
+                    )
 
 
 def _plain(note: Note) -> str:

@@ -55,6 +55,7 @@ mitigations:
     params:
       method: POST
       url: "{target}/lanes/{{{{ labels.tool }}}}/pause"
+      undo: {{method: POST, url: "{target}/lanes/{{{{ labels.tool }}}}/resume"}}
       risk: low
     mode: auto
 """

@@ -162,7 +162,9 @@ async def test_one_alert_in_process(
     runbooks.mkdir()
     (runbooks / "assistant.yaml").write_text(RUNBOOK.format(target="http://gateway.test"))
     harness = await make_harness(
-        BallastConfig(http=HttpConfig(allowed_hosts=["gateway.test"])),
+        BallastConfig(
+            http=HttpConfig(allowed_hosts=["gateway.test"]), teams={"@oncall": ["U0OWNER1"]}
+        ),
         http_transport=httpx.MockTransport(gateway),
         runbooks=runbooks,
     )
@@ -203,3 +205,27 @@ async def test_one_alert_in_process(
     assert request.headers["traceparent"].startswith(
         f"00-{context.trace_id:032x}-{context.span_id:016x}-"
     )
+
+    # Without Slack credentials the console line stands for the delivery, under the change.
+    consoles = [s for s in finished if s.name == "slack.console"]
+    parents = [s.parent.span_id for s in consoles if s.parent is not None]
+    assert len(parents) == len(consoles) == 3  # the opening, then a line per mitigation run
+    assert parents.count(opened.get_span_context().span_id) == 1
+
+    # An undo asked over the API: under FastAPI's request span (none here: no SDK installed
+    # process-wide), its own span, and the undo's call carries its trace on.
+    spans.clear()
+    undo = await harness.client.post(
+        "/api/v1/incidents/1/mitigations/pause-lane/undo", json={"actor": "U0OWNER1"}
+    )
+    assert undo.status_code == 200, undo.text
+    undone = {s.name: s for s in spans.get_finished_spans()}
+    assert undone["mitigation.undo"].attributes == {
+        "ballast.incident.id": 1,
+        "ballast.mitigation.id": "pause-lane",
+        "ballast.actor": "U0OWNER1",
+        "ballast.execution.state": "undone",
+    }
+    resume = undone["POST"]
+    assert received[-1].url.path == "/lanes/search/resume"
+    assert received[-1].headers["traceparent"].split("-")[1] == f"{resume.context.trace_id:032x}"
