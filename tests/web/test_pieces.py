@@ -212,13 +212,16 @@ async def test_the_trusted_proxy_signs_people_in_and_links_use_the_public_url(
 ) -> None:
     config = BallastConfig.model_validate(
         {
+            "traces": [
+                {"title": "Tempo", "url": "https://grafana.example/explore?service={service}"},
+            ],
             "auth": {
                 "proxy": {
                     "enabled": True,
                     "trusted_addresses": ["127.0.0.1/32"],
                     "users": {"bob@example.test": "U0OWNER1"},
                 }
-            }
+            },
         }
     )
     h = await make_harness(config=config, public_url="https://ballast.example.com")
@@ -230,6 +233,7 @@ async def test_the_trusted_proxy_signs_people_in_and_links_use_the_public_url(
     assert page.status_code == 200
     assert "Signed in as <strong>bob@example.test</strong>" in page.text
     assert "https://ballast.example.com/ui/incidents/1" in page.text
+    assert 'href="https://grafana.example/explore?service=svc' in page.text
     cookie = page.headers["set-cookie"]
     assert "secure" in cookie.lower()  # the public URL is https
     # httpx keeps a Secure cookie from plain http, as a browser would: send it by hand.
@@ -260,3 +264,31 @@ async def test_a_session_ends_when_its_token_is_gone(make_harness: Any) -> None:
     assert (await browser.get("/ui/incidents/999/postmortem")).status_code == 404
     assert (await browser.get("/ui/runbooks/no/such")).status_code == 404
     assert (await browser.get("/ui/controls/not-a-key")).status_code == 404
+
+
+async def test_controls_held_elsewhere_show_their_backend_and_refuse_a_builtin_write(
+    make_harness: Any, tmp_path: Any
+) -> None:
+    broken = tmp_path / "flags.json"
+    broken.write_text("{not json", encoding="utf-8")
+    config = BallastConfig.model_validate(
+        {"services": {"svc-b": {"backend": {"type": "flagd", "path": str(broken)}}}}
+    )
+    h = await make_harness(config=config)
+    await h.services.history.record_change(
+        "svc-b.autonomy", None, "supervised", actor="seed", reason="by hand", source="flagd"
+    )
+    operator = h.anonymous
+    await sign_in(operator, ROSTER["operator"].token)
+    listing = await operator.get("/ui/controls")
+    assert "svc-b.autonomy" in listing.text
+    assert "unavailable" in listing.text  # the flag file cannot be read
+    page = await operator.get("/ui/controls/svc-b.autonomy")
+    assert "flagd" in page.text
+    assert "by hand" in page.text
+    assert 'name="value"' not in page.text  # no form: its applications read flagd
+    refused = await operator.post(
+        "/ui/controls/svc-b.autonomy", data={"csrf": csrf_of(page), "value": "full"}
+    )
+    assert refused.status_code == 409
+    assert "live in flagd" in refused.text
