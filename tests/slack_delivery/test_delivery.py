@@ -246,3 +246,41 @@ async def test_notifications_and_other_calls(rig: Rig) -> None:
     created = await rig.row("call:channel:7")
     assert created.response is not None
     assert created.response["channel"]["name"] == "inc-7-groundedness"
+
+
+async def test_a_delivery_continues_the_span_that_queued_it(rig: Rig) -> None:
+    """With tracing on, the outbox row keeps the queuing span's traceparent and the call is a
+    CLIENT span under it, whichever process sends it; a failed call is an error span."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import SpanKind, StatusCode
+
+    from bot import telemetry
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    telemetry.set_tracer(provider.get_tracer("ballast"))
+    try:
+        incident = await rig.incident()
+        with telemetry.span("queued") as queued:
+            await post(rig, incident)
+        [row] = await rig.rows()
+        context = queued.get_span_context()
+        assert row.traceparent is not None
+        assert row.traceparent.startswith(f"00-{context.trace_id:032x}-{context.span_id:016x}-")
+        rig.slack.fail_next("chat.postMessage", "channel_not_found")
+        await rig.step()
+        [call] = [s for s in exporter.get_finished_spans() if s.name.startswith("slack.deliver")]
+        assert call.name == "slack.deliver chat.postMessage"
+        assert call.kind is SpanKind.CLIENT
+        assert call.parent is not None
+        assert (call.context.trace_id, call.parent.span_id) == (context.trace_id, context.span_id)
+        assert call.attributes is not None
+        assert call.attributes["ballast.incident.id"] == incident
+        assert call.attributes["ballast.slack.verdict"] == "failed"
+        assert call.status.status_code is StatusCode.ERROR
+    finally:
+        telemetry.set_tracer(None)
+        provider.shutdown()

@@ -168,6 +168,13 @@ async def test_one_alert_in_process(
         http_transport=httpx.MockTransport(gateway),
         runbooks=runbooks,
     )
+    refused = await harness.anonymous.post("/webhooks/alertmanager", json=alertmanager_body())
+    assert refused.status_code == 401
+    [span] = spans.get_finished_spans()
+    assert span.name == "webhook alertmanager"
+    assert span.attributes is not None
+    assert span.attributes["http.response.status_code"] == 401
+    spans.clear()
     # The HTTP client was built traced: tracing was on when the services were built.
     response = await harness.client.post(
         "/webhooks/alertmanager", json=alertmanager_body(), headers={"traceparent": "junk"}
