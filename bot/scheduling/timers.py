@@ -14,10 +14,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from opentelemetry.trace import StatusCode
 
+from bot import telemetry
 from bot.store import executions as store
 from bot.store.database import Database
 from bot.store.tables import Timer
+from bot.telemetry import names
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +81,22 @@ class TimerService:
                 if not await store.claim_timer(session, timer, now, self._lease):
                     continue
             handler = self._handlers.get(timer.kind)
-            try:
-                if handler is None:
-                    outcome = f"no handler for timer kind {timer.kind!r}"
-                    log.error("%s (timer %d)", outcome, timer.id)
-                else:
-                    outcome = await handler(timer)
-            except Exception as err:
-                log.exception("timer %d (%s) failed", timer.id, timer.kind)
-                outcome = f"failed: {type(err).__name__}: {err}"
+            # Each firing its own trace (a timer outlives any request): escalations, reminders,
+            # auto undos and verifications, with their actions' spans under them.
+            with telemetry.span(
+                f"{names.TIMER} {timer.kind}",
+                {names.INCIDENT_ID: timer.incident_id, names.TIMER_KIND: timer.kind},
+            ) as span:
+                try:
+                    if handler is None:
+                        outcome = f"no handler for timer kind {timer.kind!r}"
+                        log.error("%s (timer %d)", outcome, timer.id)
+                    else:
+                        outcome = await handler(timer)
+                except Exception as err:
+                    log.exception("timer %d (%s) failed", timer.id, timer.kind)
+                    outcome = f"failed: {type(err).__name__}: {err}"
+                    span.set_status(StatusCode.ERROR, type(err).__name__)
             async with self._db.transaction() as session:
                 await store.finish_timer(session, timer.id, self._clock(), outcome)
             fired += 1

@@ -25,6 +25,7 @@ POLICY_APPROVALS_NEEDED = "ballast.policy.approvals_needed"
 EXECUTION_STATE = "ballast.execution.state"
 ACTOR = "ballast.actor"
 SLACK_METHOD = "ballast.slack.method"
+TIMER_KIND = "ballast.timer.kind"
 
 # Spans, in the order an alert meets them.
 WEBHOOK = "webhook"  # "webhook alertmanager": the request, parent of the store
@@ -38,4 +39,5 @@ POLICY = "policy.decide"
 ACTION_APPLY = "action.apply"
 SLACK_ANNOUNCE = "slack.announce"
 SLACK_CONSOLE = "slack.console"  # without Slack credentials: the line printed instead
+TIMER = "timer"  # "timer verify": one fired timer (escalate, remind, auto_undo, verify)
 SLACK_DELIVERY = "slack.deliver"  # child of the span that queued the outbox row

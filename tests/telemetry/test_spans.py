@@ -236,3 +236,15 @@ async def test_one_alert_in_process(
     resume = undone["POST"]
     assert received[-1].url.path == "/lanes/search/resume"
     assert received[-1].headers["traceparent"].split("-")[1] == f"{resume.context.trace_id:032x}"
+
+    # A fired timer is its own trace, with the incident.
+    from bot.incidents.reminders import schedule_reminder
+
+    spans.clear()
+    now = harness.services.clock()
+    async with harness.services.db.transaction() as session:
+        await schedule_reminder(session, 1, 1, now, now)
+    assert await harness.services.timers.tick() == 1
+    [timer] = [s for s in spans.get_finished_spans() if s.name == "timer remind"]
+    assert timer.parent is None
+    assert timer.attributes == {"ballast.incident.id": 1, "ballast.timer.kind": "remind"}
