@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actions.context import ActionContext, ActionOutcome
+from actions.context import ActionContext, ActionOutcome, ControlPlan
 from actions.errors import FinalError
 
 
@@ -83,6 +83,14 @@ class Action(ABC, Generic[P]):
 
     def control_key(self, params: P) -> str | None:
         """The flag key this action changes, if it changes one (for risk and audit)."""
+        return None
+
+    async def plan(self, params: P, ctx: ActionContext) -> ControlPlan | None:
+        """The exact change :meth:`apply` would make now (None: not a control change).
+
+        Resolved when the mitigation is requested, shown to approvers and stored with the
+        request; the apply is then given it (``ctx.plan``) and makes that change or refuses.
+        """
         return None
 
     @abstractmethod

@@ -100,6 +100,7 @@ from bot.slack.console import ConsoleAnnouncer
 from bot.slack.delivery import SlackDelivery, slack_client_factory
 from bot.slack.directory import SlackDirectory
 from bot.slack.email_lookup import slack_email_lookup
+from bot.slack.gate_requests import SlackGateRequests
 from bot.slack.messenger import SlackMessenger
 from bot.slack.outbox import SlackOutbox
 from bot.slack.postmortem_thread import PostmortemThread
@@ -246,6 +247,7 @@ def build_services(
                 change_window=config.changes.window,
                 traces=traces,
                 clock=clock,
+                planner=executor.plan_now,
             )
         )
     if syncer is not None and runbooks_config.git is not None:
@@ -328,7 +330,16 @@ def build_services(
         auth=build_authenticator(settings, config, http),
         changes=ChangeLog(db, clock),
         change_window=config.changes.window,
-        gates=ReleaseGates(db, catalog, config.gates, directory, clock),
+        gates=ReleaseGates(
+            db,
+            catalog,
+            config.gates,
+            directory,
+            clock,
+            requests=None
+            if delivery is None
+            else SlackGateRequests(outbox, config.slack, fallback_channel=settings.slack_channel),
+        ),
         delivery=delivery,
         feed=feed,
         postmortems=postmortem,

@@ -107,6 +107,7 @@ ALLOWED: dict[str, frozenset[str]] = {
         "incidents",
         "execution",
         "postmortem",
+        "gates",
     ),
     "api": CORE
     | _set(

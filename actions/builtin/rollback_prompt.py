@@ -9,7 +9,7 @@ from pydantic import Field
 from actions.backends.base import FlagValue
 from actions.base import ActionParams, Risk, service_field
 from actions.builtin.control_action import ControlAction
-from actions.context import ActionContext
+from actions.context import ActionContext, ControlPlan
 from actions.controls import prompt_version_key
 from actions.errors import FinalError
 
@@ -29,19 +29,22 @@ class RollbackParams(ActionParams):
         return "the previous version" if self.to == PREVIOUS else repr(self.to)
 
 
-async def resolve_version(params: RollbackParams, key: str, ctx: ActionContext) -> FlagValue:
-    """``to: previous`` is the value the key had before its current one, from its history."""
-    if params.to != PREVIOUS:
-        return params.to
-    backend = ctx.backend_for(params.service)
-    current = await backend.read(key)
-    previous = await ctx.history.previous_value(key, current)
+async def plan_version(service: str, key: str, to: str, ctx: ActionContext) -> ControlPlan:
+    """The change that sets ``key`` to version ``to``: ``previous`` is the value the key had
+    before its live one, from its history or the change log, with who shipped what, when.
+    The one resolution of ``to: previous``, whether planned for approvers or applied."""
+    current = await ctx.backend_for(service).read(key)
+    if to != PREVIOUS:
+        return ControlPlan(key=key, before=current, after=to)
+    previous = await ctx.history.previous(key, current)
     if previous is None:
         raise FinalError(
             f"no earlier value of {key} is recorded (now {current!r}), so 'previous' means "
             "nothing; name the version to return to with `to:`"
         )
-    return previous
+    return ControlPlan(
+        key=key, before=current, after=previous.value, resolved=previous.explain(current)
+    )
 
 
 class RollbackPrompt(ControlAction[RollbackParams]):
@@ -59,6 +62,11 @@ class RollbackPrompt(ControlAction[RollbackParams]):
     def control_key(self, params: RollbackParams) -> str:
         return prompt_version_key(params.service)
 
+    async def plan(self, params: RollbackParams, ctx: ActionContext) -> ControlPlan:
+        return await plan_version(
+            params.service, prompt_version_key(params.service), params.to, ctx
+        )
+
     async def target(self, params: RollbackParams, ctx: ActionContext) -> tuple[str, FlagValue]:
-        key = prompt_version_key(params.service)
-        return key, await resolve_version(params, key, ctx)
+        plan = await self.plan(params, ctx)
+        return plan.key, plan.after

@@ -7,8 +7,8 @@ from typing import ClassVar
 from actions.backends.base import FlagValue
 from actions.base import ActionParams, Risk
 from actions.builtin.control_action import ControlAction
-from actions.builtin.rollback_prompt import RollbackParams, resolve_version
-from actions.context import ActionContext
+from actions.builtin.rollback_prompt import RollbackParams, plan_version
+from actions.context import ActionContext, ControlPlan
 from actions.controls import retrieval_index_key
 
 
@@ -29,6 +29,10 @@ class RollbackRetrievalIndex(ControlAction[RollbackParams]):
     def control_key(self, params: RollbackParams) -> str:
         return retrieval_index_key(params.service)
 
-    async def target(self, params: RollbackParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+    async def plan(self, params: RollbackParams, ctx: ActionContext) -> ControlPlan:
         key = retrieval_index_key(params.service)
-        return key, await resolve_version(params, key, ctx)
+        return await plan_version(params.service, key, params.to, ctx)
+
+    async def target(self, params: RollbackParams, ctx: ActionContext) -> tuple[str, FlagValue]:
+        plan = await self.plan(params, ctx)
+        return plan.key, plan.after

@@ -1,21 +1,41 @@
-"""Point a service at another model version, e.g. off a degraded provider or a bad release."""
+"""Point a service at another model version, e.g. off a degraded provider or a bad release.
+
+``model:`` names the model; ``to: previous`` (instead) returns to the model before the live one,
+from the control history or the change log, like the prompt and index rollbacks.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from actions.backends.base import FlagValue
 from actions.base import ActionParams, Risk, service_field
 from actions.builtin.control_action import ControlAction
-from actions.context import ActionContext
+from actions.builtin.rollback_prompt import PREVIOUS, plan_version
+from actions.context import ActionContext, ControlPlan
 from actions.controls import model_key
 
 
 class SwitchModelParams(ActionParams):
     service: str = service_field()
-    model: str = Field(min_length=1, max_length=200, description="Model id the app will use.")
+    model: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Model id the app will use."
+    )
+    to: Literal["previous"] | None = Field(
+        default=None,
+        description="'previous': the model before the live one (instead of naming `model`).",
+    )
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SwitchModelParams:
+        if (self.model is None) == (self.to is None):
+            raise ValueError("name exactly one of `model` (a model id) or `to: previous`")
+        return self
+
+    def target_version(self) -> str:
+        return self.model if self.model is not None else PREVIOUS
 
 
 class SwitchModel(ControlAction[SwitchModelParams]):
@@ -28,10 +48,16 @@ class SwitchModel(ControlAction[SwitchModelParams]):
         return Risk.MEDIUM
 
     def describe(self, params: SwitchModelParams) -> str:
-        return f"Switch {params.service} to model {params.model!r} ({model_key(params.service)})"
+        target = "the previous model" if params.model is None else f"model {params.model!r}"
+        return f"Switch {params.service} to {target} ({model_key(params.service)})"
 
     def control_key(self, params: SwitchModelParams) -> str:
         return model_key(params.service)
 
+    async def plan(self, params: SwitchModelParams, ctx: ActionContext) -> ControlPlan:
+        key = model_key(params.service)
+        return await plan_version(params.service, key, params.target_version(), ctx)
+
     async def target(self, params: SwitchModelParams, ctx: ActionContext) -> tuple[str, FlagValue]:
-        return model_key(params.service), params.model
+        plan = await self.plan(params, ctx)
+        return plan.key, plan.after

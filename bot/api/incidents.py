@@ -126,4 +126,5 @@ async def incident_detail(services: Services, incident_id: int) -> IncidentDetai
         change_window=services.change_window,
         traces=services.traces,
         now=services.clock(),
+        planner=services.executor.plan_now,
     )

@@ -46,6 +46,13 @@ class MitigationResponse(BaseModel):
     attempts: int
     changed: bool
     outcome: dict[str, Any] | None
+    plan: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "The exact control change requested (key, before, after, and for `to: previous` "
+            "where the target was found, who shipped what and when): what approvers approve."
+        ),
+    )
 
 
 def _respond(result: RunResult) -> JSONResponse:

@@ -288,6 +288,31 @@ async def shipped_before(
     return _change_of(row)
 
 
+async def shipped_version(
+    session: AsyncSession, service: str, kind: ChangeKind, version: str, until: datetime
+) -> Change | None:
+    """The latest line (a pipeline's, a person's or a control change) that made ``version``
+    live for (``service``, ``kind``) at or before ``until``: who shipped a rollback's target."""
+    return _change_or_none(
+        await session.scalar(
+            select(StoredChange)
+            .where(
+                StoredChange.service == service,
+                StoredChange.kind == kind.value,
+                StoredChange.version == version,
+                StoredChange.source != SOURCE_GATE,
+                StoredChange.at <= until,
+            )
+            .order_by(StoredChange.at.desc(), StoredChange.id.desc())
+            .limit(1)
+        )
+    )
+
+
+def _change_or_none(row: StoredChange | None) -> Change | None:
+    return None if row is None else _change_of(row)
+
+
 async def append_gate_decision(
     session: AsyncSession,
     service: str,

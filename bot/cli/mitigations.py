@@ -58,6 +58,12 @@ def list_command(
             state += f" (approved by {', '.join(m['approvals'])})"
         table.append((m["id"], state, m["mode"], m.get("risk") or "-", m["action"], m["title"]))
     print_table(table)
+    for m in mitigations:  # the exact change an approval or a run would make now
+        if m.get("plan"):
+            verb = "approving sets" if m["state"] == "awaiting_approval" else "sets"
+            typer.echo(f"{m['id']}: {verb} {m['plan']['text']}")
+        elif m.get("plan_error"):
+            typer.echo(f"{m['id']}: cannot tell what it would set: {m['plan_error']}")
 
 
 @command(mitigations_app, "run")

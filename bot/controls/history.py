@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.backends.base import FlagValue
+from actions.context import PreviousValue
 from actions.control_values import (
     ControlValueError,
     check_audit,
@@ -25,7 +26,7 @@ from actions.control_values import (
     same_value,
 )
 from bot.changelog.kinds import ChangeKind, kind_of_control, service_of_control
-from bot.changelog.log import append_control_change, shipped_before
+from bot.changelog.log import append_control_change, shipped_before, shipped_version
 from bot.controls.failures import store_error
 from bot.store.database import Database
 from bot.store.tables import StoredControlChange
@@ -97,7 +98,13 @@ class ControlHistoryLog:
             raise store_error(err, f"record a change of {key}") from err
 
     async def previous_value(self, key: str, current: FlagValue | None) -> FlagValue | None:
-        """The value ``key`` had before it became ``current``; None if unknown or new then.
+        """The value ``key`` had before it became ``current``; None if unknown or new then."""
+        previous = await self.previous(key, current)
+        return None if previous is None else previous.value
+
+    async def previous(self, key: str, current: FlagValue | None) -> PreviousValue | None:
+        """The value ``key`` had before it became ``current``, who replaced it and when (and
+        who shipped it, when recorded); None if unknown or new then.
 
         The ``before`` of the latest change whose ``after`` is ``current``; changes that set
         a key to the value it already had are skipped (rolling back to them changes nothing).
@@ -110,7 +117,9 @@ class ControlHistoryLog:
                 previous = await _previous_in_history(session, key, current)
                 if previous is None:
                     previous = await _previous_in_change_log(session, key, current)
-                return previous
+                if previous is None:
+                    return None
+                return await _with_shipper(session, key, previous)
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             raise store_error(err, f"read the history of {key}") from err
 
@@ -131,13 +140,19 @@ class ControlHistoryLog:
 
 async def _previous_in_history(
     session: AsyncSession, key: str, current: FlagValue | None
-) -> FlagValue | None:
+) -> PreviousValue | None:
     if current is None:
         return None
     older_than: int | None = None
     while True:
         query = (
-            select(StoredControlChange.id, StoredControlChange.before, StoredControlChange.after)
+            select(
+                StoredControlChange.id,
+                StoredControlChange.before,
+                StoredControlChange.after,
+                StoredControlChange.actor,
+                StoredControlChange.at,
+            )
             .where(StoredControlChange.key == key)
             .order_by(StoredControlChange.id.desc())
             .limit(_PAGE)
@@ -145,10 +160,11 @@ async def _previous_in_history(
         if older_than is not None:
             query = query.where(StoredControlChange.id < older_than)
         rows = (await session.execute(query)).all()
-        for change_id, before, after in rows:
+        for change_id, before, after, actor, at in rows:
             if same_value(after, current) and not same_value(before, after):
-                previous: FlagValue | None = before
-                return previous
+                if before is None:
+                    return None  # the key was new then: nothing to return to
+                return PreviousValue(before, "control history", actor, at)
             older_than = change_id
         if len(rows) < _PAGE:
             return None
@@ -156,20 +172,41 @@ async def _previous_in_history(
 
 async def _previous_in_change_log(
     session: AsyncSession, key: str, current: FlagValue | None
-) -> FlagValue | None:
+) -> PreviousValue | None:
     """What a pipeline recorded as live before ``current`` (prompt, model and retrieval index
     keys only): a version shipped by a deploy never passed through Ballast's controls."""
     kind = kind_of_control(key)
     if kind is ChangeKind.CONTROL or isinstance(current, bool):
         return None
     shipped = await shipped_before(session, service_of_control(key), kind, current)
-    if shipped is None:
+    if shipped is None or shipped.previous is None:
         return None
     log.info(
         "to: previous of %s is %s from the change log: %s shipped %s (replacing it) at %s",
         key, shipped.previous, shipped.by, shipped.version, shipped.at.isoformat(),
     )  # fmt: skip
-    return shipped.previous
+    return PreviousValue(shipped.previous, "change log", shipped.by, shipped.at)
+
+
+async def _with_shipper(session: AsyncSession, key: str, previous: PreviousValue) -> PreviousValue:
+    """``previous`` with who shipped its value and when, if the change log recorded it (prompt,
+    model and retrieval index keys: the kinds a pipeline ships)."""
+    kind = kind_of_control(key)
+    if kind is ChangeKind.CONTROL or isinstance(previous.value, bool):
+        return previous
+    shipped = await shipped_version(
+        session, service_of_control(key), kind, previous.value, previous.replaced_at
+    )
+    if shipped is None:
+        return previous
+    return PreviousValue(
+        previous.value,
+        previous.source,
+        previous.replaced_by,
+        previous.replaced_at,
+        shipped_by=shipped.by,
+        shipped_at=shipped.at,
+    )
 
 
 async def append_change(

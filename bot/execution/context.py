@@ -10,7 +10,14 @@ from typing import Any
 import httpx
 
 from actions.backends.base import ControlBackend
-from actions.context import ActionContext, ControlHistory, HttpPolicy, Messenger, Pager
+from actions.context import (
+    ActionContext,
+    ControlHistory,
+    ControlPlan,
+    HttpPolicy,
+    Messenger,
+    Pager,
+)
 from actions.errors import FinalError
 
 log = logging.getLogger("ballast.console")
@@ -55,7 +62,13 @@ class ContextFactory:
         return backend
 
     def make(
-        self, *, actor: str, idempotency_key: str, reason: str = "", dry_run: bool = False
+        self,
+        *,
+        actor: str,
+        idempotency_key: str,
+        reason: str = "",
+        dry_run: bool = False,
+        plan: ControlPlan | None = None,
     ) -> ActionContext:
         return ActionContext(
             backend_for=self.backend_for,
@@ -68,4 +81,5 @@ class ContextFactory:
             idempotency_key=idempotency_key,
             reason=reason,
             dry_run=dry_run,
+            plan=plan,
         )

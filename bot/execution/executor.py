@@ -27,7 +27,7 @@ from opentelemetry import trace
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from actions.base import Action, Risk
-from actions.context import ActionOutcome
+from actions.context import ActionOutcome, ControlPlan
 from actions.errors import ActionError, FinalError
 from bot import telemetry
 from bot.errors import ConflictError, NotFoundError, PolicyError
@@ -66,6 +66,11 @@ class Held(NamedTuple):
 
     execution_id: int
     idempotency_key: str
+    plan: ControlPlan | None = None
+
+
+def plan_of(row: Execution) -> ControlPlan | None:
+    return None if row.plan is None else ControlPlan.from_dict(row.plan)
 
 
 class MitigationExecutor(UndoSteps):
@@ -139,10 +144,18 @@ class MitigationExecutor(UndoSteps):
         key = action.control_key(params)
         if key is not None:
             trace.get_current_span().set_attribute(names.CONTROL_KEY, key)
-        current = await self._current(action, params, key)
-        risk = action.risk(params, None if current is None else str(current).lower())
+        plan = await self._plan(incident_id, action, params, actor)
+        if plan is not None:
+            current = plan.before
+        else:
+            current = await self._current(action, params, key)
+        risk = mitigation.rated(
+            action.risk(params, None if current is None else str(current).lower())
+        )
 
-        claimed, held = await self._claim(incident_id, mitigation, action, planned, risk, actor)
+        claimed, held = await self._claim(
+            incident_id, mitigation, action, planned, risk, actor, plan
+        )
         if claimed.state != ExecutionState.RUNNING or not claimed.changed:
             return claimed
         return await self._apply(incident_id, mitigation, action, params, actor, reason, held)
@@ -174,6 +187,34 @@ class MitigationExecutor(UndoSteps):
                 )
             read = None
         return results
+
+    async def plan_now(self, action_name: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """What running ``action_name`` with ``params`` would change now (a ``Planner`` for
+        the incident's views): the same resolution a request stores and its apply uses.
+        Raises ``ActionError`` when that cannot be told."""
+        action = self._registry[action_name]
+
+        async def plan() -> ControlPlan | None:
+            ctx = self._contexts.make(actor=SYSTEM.name, idempotency_key="plan", dry_run=True)
+            return await action.plan(action.parse(params), ctx)
+
+        planned = await guarded(plan)
+        return None if planned is None else planned.as_dict()
+
+    async def _plan(
+        self, incident_id: int, action: Action[Any], params: Any, actor: Actor
+    ) -> ControlPlan | None:
+        """The exact change the apply would make now (the action's own resolution, the one
+        its apply uses), stored with the request. None when it cannot be planned now: the
+        apply then resolves it itself and fails, journaled, if it still cannot."""
+        ctx = self._contexts.make(
+            actor=actor.name, idempotency_key=f"plan:{incident_id}", dry_run=True
+        )
+        try:
+            return await guarded(lambda: action.plan(params, ctx))
+        except ActionError as err:
+            log.warning("could not plan %s for #%d: %s", action.name, incident_id, err)
+            return None
 
     async def _current(self, action: Action[Any], params: Any, key: str | None) -> Any:
         if key is None:
@@ -232,6 +273,7 @@ class MitigationExecutor(UndoSteps):
         planned: PlannedMitigation,
         risk: Risk,
         actor: Actor,
+        plan: ControlPlan | None = None,
     ) -> tuple[RunResult, Held | None]:
         """Step 1: record the request or approval; claim the row when it may run. With the
         result, the execution this request moved to ``running`` (None when it did not)."""
@@ -254,6 +296,7 @@ class MitigationExecutor(UndoSteps):
                     state=AWAITING.value,
                     requested_by=actor.name,
                     now=now,
+                    plan=None if plan is None else plan.as_dict(),
                 )
             previous = list(execution.approvals.get("actors", []))
             try:
@@ -266,7 +309,7 @@ class MitigationExecutor(UndoSteps):
             result = await self._approved(session, execution, mitigation, decision, actor, now)
             if result.state != ExecutionState.RUNNING:
                 return result, None
-            return result, Held(execution.id, execution.idempotency_key)
+            return result, Held(execution.id, execution.idempotency_key, plan_of(execution))
 
         with telemetry.span(
             names.POLICY,
@@ -305,14 +348,19 @@ class MitigationExecutor(UndoSteps):
             session, execution.incident_id, now, actor, mitigation, execution, decision.execute
         )
         await session.flush()
+        plan = plan_of(execution)
+        message = "applying" if decision.execute else waiting_for(decision)
+        if plan is not None and not decision.execute:
+            message += f"; it will set {plan.text()}"
         return RunResult(
             execution.incident_id,
             mitigation.id,
             ExecutionState(execution.state),
-            "applying" if decision.execute else waiting_for(decision),
+            message,
             risk=execution.risk,
             approvals=approvals,
             approvals_needed=decision.needed,
+            plan=execution.plan,
         )
 
     async def _apply(
@@ -331,10 +379,10 @@ class MitigationExecutor(UndoSteps):
             async with self._db.sessions() as session:
                 execution = await store.latest(session, incident_id, mitigation.id)
             assert execution is not None
-            held = Held(execution.id, execution.idempotency_key)
+            held = Held(execution.id, execution.idempotency_key, plan_of(execution))
         execution_id = held.execution_id
         ctx = self._contexts.make(
-            actor=actor.name, idempotency_key=held.idempotency_key, reason=reason
+            actor=actor.name, idempotency_key=held.idempotency_key, reason=reason, plan=held.plan
         )
         attempts = 0
 

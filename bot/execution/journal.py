@@ -106,14 +106,17 @@ def approved(
     )
     verb = "requested" if kind is TimelineKind.MITIGATION_REQUESTED else "approved"
     then = "; applying" if final else "; waiting for another approval"
+    # What was approved, exactly: the change planned when it was requested.
+    what = f": {execution.plan['text']}" if execution.plan else ""
     _entry(
         session,
         incident_id,
         at,
         actor,
         kind,
-        f"{mitigation.title} {verb} by {actor.name} ({execution.risk} risk){then}",
+        f"{mitigation.title} {verb} by {actor.name} ({execution.risk} risk){then}{what}",
         {
+            "plan": execution.plan,
             "mitigation_id": mitigation.id,
             "action": execution.action,
             "params": execution.params,

@@ -174,4 +174,5 @@ def result_of(row: Execution, message: str, changed: bool) -> RunResult:
         outcome=row.outcome or None,
         attempts=row.attempts,
         changed=changed,
+        plan=row.plan,
     )

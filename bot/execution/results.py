@@ -42,6 +42,8 @@ class RunResult:
     outcome: dict[str, Any] | None = None
     attempts: int = 0
     changed: bool = True
+    # The exact control change requested (``ControlPlan.as_dict``): shown before approval.
+    plan: dict[str, Any] | None = None
 
     @property
     def dry_run(self) -> bool:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -64,7 +65,10 @@ async def with_retries(
     return outcome
 
 
-async def guarded(attempt: Callable[[], Awaitable[ActionOutcome]]) -> ActionOutcome:
+T = TypeVar("T")
+
+
+async def guarded(attempt: Callable[[], Awaitable[T]]) -> T:
     """One attempt; an exception that is not an ``ActionError`` becomes a ``FinalError``.
 
     The message names only the exception's type: its text may quote a header or a secret.

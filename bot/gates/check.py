@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -47,6 +48,33 @@ class GateResult:
     decision_id: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class GateRequest:
+    """A version waiting for owners' approvals: what a gate request message shows."""
+
+    service: str
+    kind: ChangeKind
+    version: str
+    needed: int
+    approvers: list[str]  # distinct people, in order of approval
+    owners: list[str]  # who may approve (user ids, @groups)
+
+    @property
+    def complete(self) -> bool:
+        return len(self.approvers) >= self.needed
+
+
+class GateRequests(Protocol):
+    """Where owners are asked (a Slack message with an Approve button): told in the
+    transaction that records the check or the approval, so the message commits with it."""
+
+    async def requested(self, session: AsyncSession, request: GateRequest) -> None:
+        """A check was blocked (also) by missing approvals: ask the owners, once per version."""
+
+    async def approved(self, session: AsyncSession, request: GateRequest) -> None:
+        """An owner approved: show the approvals given and still needed."""
+
+
 class ReleaseGates:
     def __init__(
         self,
@@ -55,12 +83,23 @@ class ReleaseGates:
         rules: Mapping[str, Mapping[str, GateRule]],
         directory: OwnerDirectory,
         clock: Clock,
+        requests: GateRequests | None = None,
     ) -> None:
         self._db = db
         self._catalog = catalog
         self._rules = rules
         self._directory = directory
         self._clock = clock
+        self.requests = requests  # set by bot.app once Slack is wired
+
+    async def approvals(self, service: str, kind: ChangeKind, version: str) -> GateRequest:
+        """The approvals ``version`` has and needs now (what a gate request message shows)."""
+        rule = self.rule_for(service, kind)
+        async with self._db.sessions() as session:
+            approvers = await _approvers(session, service, kind, version)
+        needed = rule.approvals if rule else 0
+        owners = self.owners(service, rule) if rule else []
+        return GateRequest(service, kind, version, needed, approvers, owners)
 
     def rule_for(self, service: str, kind: ChangeKind) -> GateRule | None:
         by_kind = self._rules.get(service, {})
@@ -85,12 +124,14 @@ class ReleaseGates:
                 f"(gates.{service} in ballast.yaml)"
             )
         owners = self.owners(service, rule)
+        now = self._clock()
         if not await is_owner(person, owners, self._directory):
-            raise PolicyError(
+            refusal = PolicyError(
                 f"{person} is not an owner of {service} (owners: {', '.join(owners) or 'none'}); "
                 "ask one of them"
             )
-        now = self._clock()
+            await self._journal_refusal(service, kind, version, person, str(refusal), now)
+            raise refusal
 
         async def work(session: AsyncSession) -> list[str]:
             await session.execute(
@@ -98,9 +139,26 @@ class ReleaseGates:
                 .values(service=service, kind=kind.value, version=version, person=person, at=now)
                 .on_conflict_do_nothing(index_elements=["service", "kind", "version", "person"])
             )
-            return await _approvers(session, service, kind, version)
+            approvers = await _approvers(session, service, kind, version)
+            if self.requests is not None:
+                request = GateRequest(service, kind, version, rule.approvals, approvers, owners)
+                await self.requests.approved(session, request)
+            return approvers
 
         return await in_transaction(self._db, work)
+
+    async def _journal_refusal(
+        self, service: str, kind: ChangeKind, version: str, person: str, why: str, now: datetime
+    ) -> None:
+        """A refused approval is on the record: a gate line in the change log."""
+
+        async def work(session: AsyncSession) -> None:
+            note = f"approval refused: {why}"
+            await append_gate_decision(
+                session, service, kind, version, by=person, note=note, at=now
+            )
+
+        await in_transaction(self._db, work)
 
     async def check(
         self,
@@ -141,8 +199,12 @@ class ReleaseGates:
                 else:
                     checked.append(f"approved by {', '.join(approvers)}")
         passed = not reasons
+        request = None
+        if rule is not None and rule.approvals and len(approvers) < rule.approvals:
+            owners = self.owners(service, rule)
+            request = GateRequest(service, kind, version, rule.approvals, approvers, owners)
         decision_id = await self._record(
-            service, kind, version, passed, reasons, dict(scores or {}), by, now
+            service, kind, version, passed, reasons, dict(scores or {}), by, now, request
         )
         return GateResult(passed, reasons, checked, dict(scores or {}), approvers, decision_id)
 
@@ -195,7 +257,11 @@ class ReleaseGates:
         scores: dict[str, float],
         by: str,
         now: datetime,
+        request: GateRequest | None = None,
     ) -> int:
+        """The decision, and (blocked for want of approvals) the owners asked, in one
+        transaction."""
+
         async def work(session: AsyncSession) -> int:
             row = GateDecision(
                 service=service, kind=kind.value, version=version, passed=passed,
@@ -204,6 +270,8 @@ class ReleaseGates:
             session.add(row)
             note = "gate passed" if passed else "gate blocked: " + "; ".join(reasons)
             await append_gate_decision(session, service, kind, version, by=by, note=note, at=now)
+            if request is not None and self.requests is not None:
+                await self.requests.requested(session, request)
             await session.flush()
             return row.id
 
@@ -322,4 +390,4 @@ def _human(duration: timedelta) -> str:
     return f"{hours:g} h"
 
 
-__all__ = ["ANY_KIND", "SOURCE_GATE", "GateResult", "ReleaseGates"]
+__all__ = ["ANY_KIND", "SOURCE_GATE", "GateRequest", "GateRequests", "GateResult", "ReleaseGates"]

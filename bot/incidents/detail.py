@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from actions.errors import ActionError
 from actions.registry import ActionRegistry
 from bot.changelog.kinds import kinds_named
 from bot.changelog.log import changes_of_service, live_versions
 from bot.changelog.ranking import DEFAULT_WINDOW, rank, relevant
-from bot.incidents.plan import plan_mitigations
+from bot.incidents.lifecycle import IncidentStatus
+from bot.incidents.plan import PlannedMitigation, plan_mitigations
 from bot.incidents.read_model import (
     NOT_RUN,
     AlertOut,
@@ -27,11 +30,20 @@ from bot.incidents.timeline import TimelineKind
 from bot.incidents.traces import ExemplarTrace, TraceLinks
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
-from bot.runbooks.schema import Runbook
+from bot.runbooks.schema import MitigationMode, Runbook
 from bot.store import executions
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import Execution, Incident, IncidentAlert, TimelineEntry
+
+# States after which a click or a run starts a new execution: it would plan afresh.
+_RUNNABLE = frozenset({NOT_RUN, "undone", "failed"})
+
+
+Planner = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+"""The exact control change running an action with params would make now (a
+``ControlPlan.as_dict``; None: not a control change). Raises ``ActionError`` when it cannot
+tell (no earlier value recorded, the control plane cannot be read)."""
 
 
 async def load_incident_detail(
@@ -43,10 +55,13 @@ async def load_incident_detail(
     change_window: timedelta = DEFAULT_WINDOW,
     traces: TraceLinks | None = None,
     now: datetime | None = None,
+    planner: Planner | None = None,
 ) -> IncidentDetail:
     """Raises ``NotFoundError`` for an unknown id. ``change_window``: how long before the
     first alert the change log is searched (``changes.window`` in ballast.yaml). ``traces``
-    fills in the trace search links (``now`` ends an open incident's time range)."""
+    fills in the trace search links (``now`` ends an open incident's time range).
+    ``planner``: fills in, for the open incident's mitigations a click would run now, the exact
+    change it would make (a requested one shows the change stored with the request)."""
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
         alerts = await repo.alerts_of(session, incident_id)
@@ -71,7 +86,10 @@ async def load_incident_detail(
         for entry in timeline
         if entry.kind == TimelineKind.MITIGATION_VERIFIED
     ]
-    mitigations = _mitigations(catalog, registry, incident.runbook_id, alerts, runs)
+    planned = _planned(catalog, registry, incident.runbook_id, alerts)
+    mitigations = _mitigations(planned, runs)
+    if planner is not None and IncidentStatus(incident.status).is_open:
+        await _plan_runnable(planner, planned, mitigations)
     for mitigation in mitigations:
         run = runs.get(mitigation.id)
         for verification, text in verifications:
@@ -156,19 +174,42 @@ async def load_changes(
     ]
 
 
-def _mitigations(
+def _planned(
     catalog: LiveCatalog,
     registry: ActionRegistry,
     runbook_id: str | None,
     alerts: Sequence[IncidentAlert],
-    runs: Mapping[str, Execution],
-) -> list[MitigationOut]:
-    """The runbook's mitigations, previewed for this incident, with their execution state."""
+) -> list[PlannedMitigation]:
     runbook = catalog.current.runbooks.get(runbook_id) if runbook_id else None
     if runbook is None or not alerts:
         return []
+    return plan_mitigations(runbook, registry, template_context(alerts[0]))
+
+
+async def _plan_runnable(
+    planner: Planner, planned: Sequence[PlannedMitigation], mitigations: Sequence[MitigationOut]
+) -> None:
+    """What a click would change now, for each mitigation whose next run starts afresh."""
+    for plan, out in zip(planned, mitigations, strict=True):
+        if (
+            out.state not in _RUNNABLE
+            or plan.params is None
+            or plan.problem is not None
+            or plan.mitigation.mode is MitigationMode.MANUAL
+        ):
+            continue
+        try:
+            out.plan = await planner(plan.mitigation.action, plan.params)
+        except ActionError as err:
+            out.plan_error = str(err)
+
+
+def _mitigations(
+    planned_mitigations: Sequence[PlannedMitigation], runs: Mapping[str, Execution]
+) -> list[MitigationOut]:
+    """The runbook's mitigations, previewed for this incident, with their execution state."""
     out = []
-    for planned in plan_mitigations(runbook, registry, template_context(alerts[0])):
+    for planned in planned_mitigations:
         run = runs.get(planned.mitigation.id)
         outcome = run.outcome if run else {}
         out.append(
@@ -189,6 +230,7 @@ def _mitigations(
                 before=outcome.get("before"),
                 after=outcome.get("after"),
                 error=run.error if run else None,
+                plan=run.plan if run and run.state == "awaiting_approval" else None,
             )
         )
     return out

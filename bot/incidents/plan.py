@@ -54,7 +54,7 @@ def _plan_one(
     return PlannedMitigation(
         mitigation,
         rendered,
-        action.risk(params).value,
+        mitigation.rated(action.risk(params)).value,
         action.describe(params),
         action.reversible(params),
         None,

@@ -104,6 +104,10 @@ class MitigationOut(BaseModel):
     error: str | None = None
     verdict: str | None = None  # of its latest run's verification, when it has one
     verified: str | None = None  # that verification's summary (values before → after)
+    # The exact control change an approval (stored with the request) or a run now would make
+    # (a ControlPlan: key, before, after, and where a `to: previous` target was found).
+    plan: dict[str, Any] | None = None
+    plan_error: str | None = None  # why that change cannot be told now
 
 
 class CheckValueOut(BaseModel):

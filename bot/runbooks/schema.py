@@ -29,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from actions.base import Risk
 from bot.errors import MatcherSyntaxError
 from bot.matching.matcher import Matcher, parse_matchers
 from bot.runbooks.conditions import Condition, parse_condition
@@ -154,6 +155,13 @@ class Mitigation(StrictModel):
     action: str = Field(description="Name of a registered action, e.g. disable_tool.")
     params: dict[str, Any] = Field(default_factory=dict)
     mode: MitigationMode = MitigationMode.APPROVE
+    min_risk: Literal["low", "medium", "high"] | None = Field(
+        default=None,
+        description=(
+            "Treat it as at least this risky whatever the action rates itself (high: two "
+            "different owners approve, e.g. a `to: previous` rollback someone should check)."
+        ),
+    )
     undo_after: Duration | None = Field(
         default=None, description="Undo automatically this long after it was applied."
     )
@@ -173,6 +181,12 @@ class Mitigation(StrictModel):
         if self.verify is None and (self.on_not_recovered or self.on_worse):
             raise ValueError("on_not_recovered and on_worse need `verify:` (what to check)")
         return self
+
+    def rated(self, risk: Risk) -> Risk:
+        """The action's own rating, raised to ``min_risk``."""
+        if self.min_risk is not None and Risk(self.min_risk).rank > risk.rank:
+            return Risk(self.min_risk)
+        return risk
 
     @property
     def worse_step(self) -> LadderStep | None:

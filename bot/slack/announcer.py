@@ -18,7 +18,7 @@ from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.config import SlackConfig
 from bot.errors import NotFoundError
 from bot.incidents.changes import ChangeKind, IncidentChange
-from bot.incidents.detail import load_incident_detail
+from bot.incidents.detail import Planner, load_incident_detail
 from bot.incidents.traces import TraceLinks
 from bot.runbooks.catalog import LiveCatalog
 from bot.slack.incident_message import render_incident
@@ -45,7 +45,9 @@ class SlackAnnouncer:
         change_window: timedelta = DEFAULT_WINDOW,
         traces: TraceLinks | None = None,
         clock: Callable[[], datetime] | None = None,
+        planner: Planner | None = None,
     ) -> None:
+        self._planner = planner
         self._traces = traces
         self._clock = clock
         self._db = db
@@ -78,6 +80,7 @@ class SlackAnnouncer:
             change_window=self._change_window,
             traces=self._traces,
             now=self._clock() if self._clock else None,
+            planner=self._planner,
         )
         runbook = (
             self._catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -33,11 +34,12 @@ class ActionId(StrEnum):
     MARK_DONE = "ballast.mark_done"
     ACK = "ballast.ack"
     RESOLVE = "ballast.resolve"
+    GATE_APPROVE = "ballast.gate_approve"  # on a release gate's request, not an incident
 
     @property
     def per_mitigation(self) -> bool:
         """Whether the action names a mitigation (and so its action id carries one)."""
-        return self not in (ActionId.ACK, ActionId.RESOLVE)
+        return self not in (ActionId.ACK, ActionId.RESOLVE, ActionId.GATE_APPROVE)
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -101,22 +103,7 @@ class ButtonValue(BaseModel):
         ``expected`` is the kind from the action id: a value moved onto another button is
         refused rather than, say, turning a Skip into a Run.
         """
-        if len(raw) > MAX_BUTTON_VALUE:
-            raise ButtonValueError(
-                f"button value is {len(raw)} characters, over Slack's {MAX_BUTTON_VALUE}; "
-                "it was not made by Ballast"
-            )
-        try:
-            value = cls.model_validate_json(raw, strict=True)
-        except ValidationError as err:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
-                for e in err.errors(include_url=False)
-            )
-            raise ButtonValueError(
-                f"button value {raw[:100]!r} is not one Ballast made ({problems}); "
-                "the message may predate an upgrade: use /ballast show ID for a fresh one"
-            ) from None
+        value = _decode(cls, raw)
         if value.action.per_mitigation != (value.mitigation_id is not None):
             raise ButtonValueError(
                 f"button value {raw[:100]!r}: {value.action.value} "
@@ -129,3 +116,51 @@ class ButtonValue(BaseModel):
                 f"{expected.value} button"
             )
         return value
+
+
+class GateButtonValue(BaseModel):
+    """What a release gate request's Approve button carries: the release to approve, and a
+    version of its approvals when the message was drawn (another one now: stale)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: int = Field(default=1, ge=1, le=1)
+    action: ActionId = Field(default=ActionId.GATE_APPROVE)
+    service: str = Field(pattern=SLUG_PATTERN, max_length=63)
+    kind: str = Field(pattern=r"^[a-z][a-z_]{0,31}$")
+    release: str = Field(min_length=1, max_length=300)
+    version: str = Field(pattern=r"^[0-9a-f]{16}$")
+
+    def encode(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def decode(cls, raw: str) -> GateButtonValue:
+        value = _decode(cls, raw)
+        if value.action is not ActionId.GATE_APPROVE:
+            raise ButtonValueError(f"button value is for {value.action.value}, not a gate approval")
+        return value
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _decode(model: type[M], raw: str) -> M:
+    """Parse a button value made by Ballast; anything else raises ``ButtonValueError``."""
+    if len(raw) > MAX_BUTTON_VALUE:
+        raise ButtonValueError(
+            f"button value is {len(raw)} characters, over Slack's {MAX_BUTTON_VALUE}; "
+            "it was not made by Ballast"
+        )
+    try:
+        value = model.model_validate_json(raw, strict=True)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}"
+            for e in err.errors(include_url=False)
+        )
+        raise ButtonValueError(
+            f"button value {raw[:100]!r} is not one Ballast made ({problems}); "
+            "the message may predate an upgrade: use /ballast show ID for a fresh one"
+        ) from None
+    return value

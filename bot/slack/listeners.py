@@ -19,11 +19,13 @@ from typing import Any, Protocol
 from slack_bolt.async_app import AsyncApp
 
 from actions.registry import ActionRegistry
+from bot.changelog.kinds import ChangeKind as ReleaseKind
 from bot.config import SlackConfig
 from bot.controls.store import BuiltinControlStore
 from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError
 from bot.execution.executor import MitigationExecutor
 from bot.execution.results import RunResult
+from bot.gates.check import ReleaseGates
 from bot.incidents import operations
 from bot.incidents.actors import Actor
 from bot.incidents.changes import ChangeBus, ChangeKind, Note
@@ -43,7 +45,14 @@ from bot.slack.answers import (
     render_runbook_list,
 )
 from bot.slack.delivery import SlackDelivery
-from bot.slack.ids import ActionId, ButtonValue, ButtonValueError, parse_action_id
+from bot.slack.gate_requests import approvals_version, render_gate_request
+from bot.slack.ids import (
+    ActionId,
+    ButtonValue,
+    ButtonValueError,
+    GateButtonValue,
+    parse_action_id,
+)
 from bot.slack.incident_message import render_incident
 from bot.slack.mrkdwn import MAX_BLOCKS, SlackMessage, section
 from bot.slack.outbox import SlackOutbox
@@ -91,6 +100,8 @@ class SlackServices(Protocol):
     def responders(self) -> Responders: ...
     @property
     def traces(self) -> TraceLinks: ...
+    @property
+    def gates(self) -> ReleaseGates | None: ...
 
 
 def register(app: AsyncApp, services: SlackServices) -> None:
@@ -150,7 +161,13 @@ class SlackHandlers:
             return render_incident_list([IncidentSummary.model_validate(row) for row in rows])
         if isinstance(command, cmd.Show):
             detail = await load_incident_detail(
-                s.db, s.catalog, s.registry, command.incident_id, traces=s.traces, now=s.clock()
+                s.db,
+                s.catalog,
+                s.registry,
+                command.incident_id,
+                traces=s.traces,
+                now=s.clock(),
+                planner=s.executor.plan_now,
             )
             runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
             return render_incident(build_view(detail, runbook))
@@ -261,8 +278,13 @@ class SlackHandlers:
         action = (body.get("actions") or [{}])[0]
         try:
             kind, mitigation_id = parse_action_id(str(action.get("action_id", "")))
-            value = ButtonValue.decode(str(action.get("value", "")), expected=kind)
-            message = await self._click(kind, value, mitigation_id, actor)
+            if kind is ActionId.GATE_APPROVE:
+                message = await self._gate_click(
+                    GateButtonValue.decode(str(action.get("value", ""))), actor
+                )
+            else:
+                value = ButtonValue.decode(str(action.get("value", "")), expected=kind)
+                message = await self._click(kind, value, mitigation_id, actor)
         except ButtonValueError as err:
             problem = escape(str(err))
             message = _text(
@@ -289,10 +311,40 @@ class SlackHandlers:
             return _changed(view)
         return _text(await self._act(kind, value.incident_id, mitigation_id, actor))
 
+    async def _gate_click(self, value: GateButtonValue, actor: str) -> SlackMessage:
+        """An owner approves a release from its gate request: the clicking person, under the
+        same owner rules as ``ballast gate approve`` (a refusal is journaled by the gate)."""
+        gates = self._services.gates
+        if gates is None:
+            raise ConflictError("release gates are not set up in this process")
+        try:
+            kind = ReleaseKind(value.kind)
+        except ValueError:
+            raise ButtonValueError(f"{value.kind!r} is not a kind of change") from None
+        current = await gates.approvals(value.service, kind, value.release)
+        if approvals_version(current) != value.version:
+            card = render_gate_request(current, self._services.slack_config.usergroup_ids)
+            notice = section(f":arrows_counterclockwise: {CHANGED}").to_dict()
+            return SlackMessage(text=CHANGED, blocks=[notice, *card.blocks])
+        person = Actor.slack(actor).owner_identity()
+        approvers = await gates.approve(value.service, kind, value.release, person)
+        return _text(
+            escape(
+                f"Approved {value.service} {kind.value} {value.release}: "
+                f"approvals {len(approvers)} of {current.needed}"
+            )
+        )
+
     async def _current_view(self, incident_id: int) -> IncidentView:
         s = self._services
         detail = await load_incident_detail(
-            s.db, s.catalog, s.registry, incident_id, traces=s.traces, now=s.clock()
+            s.db,
+            s.catalog,
+            s.registry,
+            incident_id,
+            traces=s.traces,
+            now=s.clock(),
+            planner=s.executor.plan_now,
         )
         runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
         return build_view(detail, runbook, group_ids=s.slack_config.usergroup_ids)

@@ -79,6 +79,16 @@ def _mitigation_text(number: int, m: MitigationView) -> str:
     lines = [f"*{number}. {clip_text(m.title, 200)}*", meta]
     if m.preview:
         lines.append(f"> {clip_text(m.preview, 800)}")
+    if m.plan is not None:
+        key, before, after = m.plan
+        verb = "Approving sets" if m.state == ExecutionState.AWAITING_APPROVAL else "Sets"
+        lines.append(f"{verb} {code(key, 120)}: {code(before, 200)} → {code(after, 200)}")
+        if m.plan_why:
+            lines.append(f"_{clip_text(m.plan_why, 600)}_")
+    elif m.plan_error:
+        lines.append(
+            f":grey_question: Cannot tell what it would set: {clip_text(m.plan_error, 400)}"
+        )
     if m.state == ExecutionState.AWAITING_APPROVAL:
         so_far = _people(m.approvals) or "none"
         lines.append(

@@ -93,6 +93,11 @@ class MitigationView:
     verdict: str | None  # of its latest run's verification
     verified: str | None  # plain text: the values before → after
     version: str  # changes whenever what the buttons act on changes
+    # The exact change an approval or a click would make (plain text): key, before, after,
+    # and where a `to: previous` target was found; or why that cannot be told now.
+    plan: tuple[str, str, str] | None = None
+    plan_why: str | None = None
+    plan_error: str | None = None
 
     @property
     def changed_value(self) -> bool:
@@ -216,6 +221,9 @@ def mitigation_version(mitigation: MitigationOut) -> str:
         mitigation.applied_at,
         mitigation.undone_at,
         mitigation.error,
+        # A click approves the change the message showed: another one now makes it stale.
+        mitigation.plan.get("text") if mitigation.plan else None,
+        mitigation.plan_error,
     )
 
 
@@ -274,6 +282,19 @@ def _mitigation(m: MitigationOut, groups: Mapping[str, str], is_open: bool) -> M
         verdict=m.verdict,
         verified=m.verified,
         version=mitigation_version(m),
+        plan=_plan(m.plan),
+        plan_why=(m.plan.get("resolved") or None) if m.plan else None,
+        plan_error=m.plan_error,
+    )
+
+
+def _plan(plan: dict[str, Any] | None) -> tuple[str, str, str] | None:
+    if not plan:
+        return None
+    return (
+        str(plan.get("key")),
+        _value(plan.get("before")) or "unset",
+        _value(plan.get("after")) or "unset",
     )
 
 

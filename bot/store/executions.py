@@ -65,6 +65,7 @@ def new_generation(
     state: str,
     requested_by: str,
     now: datetime,
+    plan: dict[str, Any] | None = None,
 ) -> Execution:
     """The mitigation's next execution row (generation 1, or the one after ``previous``), added
     to the session. Its idempotency key names incident, mitigation and generation: the
@@ -83,6 +84,7 @@ def new_generation(
         requested_by=requested_by,
         approvals={"actors": []},
         outcome={},
+        plan=plan,
         attempts=0,
         created_at=now,
         updated_at=now,

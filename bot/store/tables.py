@@ -185,6 +185,9 @@ class Execution(Base):
     requested_by: Mapped[str] = mapped_column(String(200))
     approvals: Mapped[dict[str, Any]]  # {"actors": [...]} in order of approval
     outcome: Mapped[dict[str, Any]]  # the ActionOutcome of the apply, for undo and audit
+    # The control change planned when it was requested (actions.context.ControlPlan): what
+    # approvers saw, and the only change the apply may make. None: not a control change.
+    plan: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime]

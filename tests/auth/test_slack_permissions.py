@@ -54,6 +54,8 @@ RELATIONS = {
 }
 CONFIG = {
     "teams": {"@oncall": [SECOND_OWNER]},
+    # The gate request's Approve button: owners of the release, here the owner alone.
+    "gates": {"svc-gate": {"model": {"approvals": 2, "owners": [OWNER.id]}}},
     "slack": {
         "usergroup_ids": {"@incident-responders": "S0RESPOND"},
         "responder_groups": ["@incident-responders"],
@@ -288,6 +290,8 @@ ATTEMPTS: dict[str, Attempt] = {
     ActionId.UNDO: Attempt(
         _applied_supervised, None, "ballast.undo:supervised", _state("supervised", "undone")
     ),
+    # Not on an incident message: tried by _gate_cells on a gate request message.
+    ActionId.GATE_APPROVE: Attempt(None, None, "ballast.gate_approve", _answered),
 }
 REFUSALS = ("refused", "mitigation_refused")
 
@@ -296,8 +300,66 @@ def _row_id(row: Row) -> str:
     return row.command or (row.button.value if row.button else row.label)
 
 
+async def _gate_cells(h: Any, slack: SlackEmulator, row: Row) -> list[str]:
+    """The gate request's Approve button, per relation: a release of its own is blocked for
+    want of approvals (its request posted), the user clicks; acted: their approval counts;
+    refused: the ephemeral :no_entry: and the refusal in the change log, no approval."""
+    from bot.changelog.kinds import ChangeKind
+
+    signer = RequestSigner(SECRET)
+    failures = []
+    for n, (relation, allowed) in enumerate(row.cells.items()):
+        user = RELATIONS[relation]
+        release = {"service": "svc-gate", "kind": "model", "version": f"m-{n}"}
+        assert (await h.client.post("/api/v1/gates/check", json=release)).status_code == 200
+        await settle(h)
+        [message] = [m for m in slack.messages(CHANNEL.id) if f"m-{n}`" in str(m["blocks"])]
+        url = slack.response_url("actions")
+        payload = click(message, str(attempt_id(row)), user=user, channel=CHANNEL, response_url=url)
+        request = signer.interaction(payload)
+        response = await h.client.post(
+            "/slack/events", content=request.body, headers=request.headers
+        )
+        assert response.status_code == 200
+
+        async def posted(url: str = url) -> list[Any]:
+            return slack.response_posts(url)
+
+        [post] = await wait_for(posted, f"the answer to {row.label} by {relation}")
+        answer = dict(post.body)
+        assert answer.get("response_type") == "ephemeral"
+        approvals = await h.services.gates.approvals("svc-gate", ChangeKind.MODEL, f"m-{n}")
+        acted = user.id in approvals.approvers
+        changes = (await h.client.get("/api/v1/changes", params={"service": "svc-gate"})).json()
+        journaled = any(
+            c["by"] == user.id and c["note"].startswith("approval refused")
+            for c in changes["changes"]
+        )
+        refused = str(answer.get("text", "")).startswith(":no_entry:")
+        outcome = (
+            "acted"
+            if acted and not refused and not journaled
+            else "refused"
+            if refused and journaled and not acted
+            else f"unclear (acted={acted}, refused={refused}, journaled={journaled})"
+        )
+        if outcome != ("acted" if allowed else "refused"):
+            failures.append(f"{row.label} by {relation}: got {outcome}")
+    return failures
+
+
+def attempt_id(row: Row) -> str:
+    attempt = ATTEMPTS[row.command or row.button or ""]
+    assert attempt.click is not None
+    return attempt.click
+
+
 @pytest.mark.parametrize("row", ROWS, ids=_row_id)
 async def test_every_cell(h: Any, slack: SlackEmulator, row: Row) -> None:
+    if row.button is ActionId.GATE_APPROVE:
+        gate_failures = await _gate_cells(h, slack, row)
+        assert not gate_failures, "\n".join(gate_failures)
+        return
     attempt = ATTEMPTS[row.command or row.button or ""]
     signer = RequestSigner(SECRET)
     failures = []

@@ -54,9 +54,14 @@ def test_ack_run_undo_resolve_through_the_server(make_server: Any) -> None:
     assert code == 0, out
     header, *rows = out.splitlines()
     assert header.split() == ["MITIGATION", "STATE", "MODE", "RISK", "ACTION", "TITLE"]
-    assert [row.split()[:3] for row in rows] == [
+    assert [row.split()[:3] for row in rows[:2]] == [
         ["review-high-risk", "not_run", "approve"],
         ["lower-autonomy", "not_run", "approve"],
+    ]
+    # Then the exact change a run would make now, from the server's planner.
+    assert rows[2:] == [
+        "review-high-risk: sets support-assistant.human_review: (unset) → 'high_risk'",
+        "lower-autonomy: sets support-assistant.autonomy: (unset) → 'supervised'",
     ]
 
     code, out = cli(url, "incidents", "ack", str(incident))
