@@ -267,5 +267,24 @@ def test_gate_check_exit_codes_over_real_http(
         )  # fmt: skip
         assert usage.exit_code == 2
         assert "not JSON" in usage.output
+
+        # The pipeline's other calls: record what went live, list it; an owner approves.
+        recorded = runner.invoke(
+            build_cli(),
+            ["changes", "record", "--service", "rag", "--kind", "retrieval_index",
+             "--version", "kb-12", "--previous", "kb-11", "--by", "release-bot", *base],
+        )  # fmt: skip
+        assert recorded.exit_code == 0, recorded.output
+        assert "rag retrieval_index kb-11 → kb-12 by release-bot" in recorded.output
+        reader = ["--url", server.url, "--token", ROSTER["reader"].token]
+        listed = runner.invoke(build_cli(), ["changes", "list", "--service", "rag", *reader])
+        assert listed.exit_code == 0, listed.output
+        assert "rag retrieval_index kb-11 → kb-12 by release-bot" in listed.output
+        owner = ["--url", server.url, "--token", ROSTER["owner1"].token]
+        approve = ["gate", "approve", "--service", "rag", "--kind", "model", "--version", "m-9"]
+        for _ in range(2):  # the same person twice counts once
+            approved = runner.invoke(build_cli(), [*approve, *owner])
+            assert approved.exit_code == 0, approved.output
+            assert approved.output == "approved rag model m-9; approvals: U0OWNER1\n"
     finally:
         server.stop()
