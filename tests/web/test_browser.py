@@ -202,7 +202,9 @@ def test_the_console_scenario(server: Any, browser: Any) -> None:
     first.wait_for_load_state()
     assert "awaiting approval" in row.inner_text()
     # The requester cannot approve their own high-risk request: the executor's refusal.
-    row.get_by_role("button", name="Approve Back to full autonomy", exact=True).click()
+    with first.expect_response(lambda answer: answer.request.method == "POST") as refused:
+        row.get_by_role("button", name="Approve Back to full autonomy", exact=True).click()
+    assert refused.value.status == 403  # the API's status for the owner rule
     first.wait_for_load_state()
     assert first.get_by_role("alert").is_visible()
     refusal = first.get_by_role("alert").inner_text()
