@@ -279,6 +279,8 @@ def test_reading_without_javascript_in_the_dark_and_by_keyboard(server: Any, bro
     # Live refresh: a new incident appears in the list without reloading the page.
     dark.goto(base + "/ui/incidents")
     dark.evaluate("window.__stayed = true")
+    dark.wait_for_timeout(11_000)  # one refresh with nothing new: nothing announced
+    assert dark.locator("#refresh-status").inner_text() == ""
     fresh = copy.deepcopy(TOOL_ALERT)
     fresh["labels"]["tool"] = "summarize"
     fresh["starts_at"] = datetime.now(UTC).isoformat()
@@ -287,3 +289,4 @@ def test_reading_without_javascript_in_the_dark_and_by_keyboard(server: Any, bro
         assert posted.status_code == 200
     dark.get_by_role("link", name="summarize failing on svc-a").wait_for(timeout=30_000)
     assert dark.evaluate("window.__stayed") is True
+    assert dark.locator("#refresh-status").inner_text() == "Updated: 3 incidents"

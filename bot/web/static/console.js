@@ -17,6 +17,7 @@
   function refresh(region) {
     var seconds = parseInt(region.getAttribute("data-refresh"), 10);
     if (!(seconds > 0)) { return; }
+    region.setAttribute("data-shown", region.innerHTML);
     window.setInterval(function () {
       if (document.hidden) { return; }
       fetch(window.location.href, { credentials: "same-origin", headers: { "X-Refresh": "1" } })
@@ -24,13 +25,21 @@
         .then(function (html) {
           if (!html) { return; }
           var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(region.id);
-          if (fresh) { region.innerHTML = fresh.innerHTML; localTimes(region); }
+          if (!fresh || fresh.innerHTML === region.getAttribute("data-shown")) { return; }
+          region.setAttribute("data-shown", fresh.innerHTML);
+          region.innerHTML = fresh.innerHTML;
+          localTimes(region);
+          // Announce the change once, briefly (not the whole table) to screen readers.
+          var status = document.getElementById(region.getAttribute("data-status") || "");
+          var count = region.querySelector(".count");
+          if (status && count) { status.textContent = "Updated: " + count.textContent; }
         })
         .catch(function () { /* keep what is shown; the next tick tries again */ });
     }, seconds * 1000);
   }
   document.addEventListener("DOMContentLoaded", function () {
-    localTimes(document);
+    // Before localTimes: a refresh compares the server's markup with the server's markup.
     document.querySelectorAll("[data-refresh][id]").forEach(refresh);
+    localTimes(document);
   });
 })();
