@@ -54,6 +54,7 @@ async def _current(services: Services, key: str, service: str) -> tuple[str, Any
 
 @router.get("/controls")
 async def control_list(request: Request, services: ServicesDep, _: ReaderDep) -> Response:
+    """Every known key, grouped by service, read where its applications read it."""
     by_service: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for key in await _known_keys(services):
         service = parse_key(key).service
@@ -88,6 +89,7 @@ def _linked(history: list[ControlChange], entries: dict[int, int]) -> dict[int, 
 
 @router.get("/controls/{key}")
 async def control_page(request: Request, key: str, services: ServicesDep, _: ReaderDep) -> Response:
+    """One key: its value, backend and history, each change linked to its incident."""
     return await _control_page(request, key, services)
 
 

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from bot.api import incidents as api
 from bot.api.principals import acting
@@ -49,8 +49,7 @@ STATUS_OF_ERROR: dict[type[BallastError], int] = {
 
 @router.get("/")
 async def home(_: ReaderDep) -> Response:
-    from fastapi.responses import RedirectResponse
-
+    """The console's front page is the incident list."""
     return RedirectResponse(PREFIX + "/incidents", status_code=303)
 
 
@@ -154,6 +153,7 @@ def _timeline(detail: IncidentDetail) -> list[dict[str, object]]:
 async def incident_page(
     request: Request, incident_id: int, services: ServicesDep, _: ReaderDep
 ) -> Response:
+    """One incident as responders read it, with the forms that act on it."""
     return await _detail_page(request, services, incident_id)
 
 
@@ -213,6 +213,7 @@ async def _act(
 async def acknowledge(
     request: Request, incident_id: int, services: ServicesDep, principal: ResponderDep
 ) -> Response:
+    """Acknowledge through the API's own handler."""
     return await _act(request, services, incident_id, "acknowledge", principal)
 
 
@@ -220,6 +221,7 @@ async def acknowledge(
 async def resolve(
     request: Request, incident_id: int, services: ServicesDep, principal: ResponderDep
 ) -> Response:
+    """Resolve through the API's own handler."""
     return await _act(request, services, incident_id, "resolve", principal)
 
 
@@ -235,4 +237,5 @@ async def run(
 async def undo(
     request: Request, incident_id: int, services: ServicesDep, principal: ResponderDep
 ) -> Response:
+    """Undo (or dry-run the undo of) the form's mitigation, through the executor."""
     return await _act(request, services, incident_id, "undo", principal)

@@ -73,6 +73,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
+    """End the session (a form with the CSRF token, so no page can sign you out)."""
     await checked_form(request)
     response = RedirectResponse(PREFIX + "/login", status_code=303)
     set_session(request, response, None)

@@ -61,6 +61,7 @@ async def runbook_list(
     _: ReaderDep,
     q: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
+    """The catalog, filtered by every word of ``q``."""
     words = (q or "").lower().split()
     runbooks = [
         runbook
@@ -87,6 +88,7 @@ def _risk(services: Services, action_name: str, params: dict[str, Any]) -> str:
 async def runbook_page(
     request: Request, runbook_id: str, services: ServicesDep, _: ReaderDep
 ) -> Response:
+    """One runbook as responders read it, with its incidents."""
     catalog = services.catalog.current
     runbook = catalog.runbooks.get(runbook_id)
     if runbook is None:
