@@ -207,3 +207,27 @@ def test_promtool_that_fails_without_naming_a_query_is_a_note(
     )
     assert code == 0
     assert shutil.which("promtool", path=str(broken.parent)) == str(broken)
+
+
+def test_promtool_that_cannot_run_or_names_no_position(tmp_path: Path) -> None:
+    from bot.runbooks.promql_syntax import QuerySite, check_syntax
+
+    site = QuerySite(tmp_path / "r.yaml", 3, 12, 19, "mitigations[0].verify.checks[0].query", "up")
+    missing = check_syntax([site], promtool=str(tmp_path / "no-such-promtool"))
+    assert missing.diagnostics == []
+    assert missing.note is not None
+    assert missing.note.startswith("PromQL syntax of 1 query not checked: promtool did not run")
+    # A failure promtool reports without a position inside the query: at the query's start.
+    fake = tmp_path / "promtool"
+    fake.write_text(
+        "#!/bin/sh\necho '  FAILED:'\n"
+        'echo "$3: 3:11: group \\"ballast\\", rule 1, \\"ballast_query_0\\": bad rule"\n'
+        'echo "$3: 9:1: group \\"ballast\\", rule 9, \\"ballast_query_9\\": not ours"\n'
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    [found] = check_syntax([site], promtool=str(fake)).diagnostics
+    assert (
+        str(found)
+        == f"{site.path}:3:12: mitigations[0].verify.checks[0].query: PromQL bad rule (promtool)"
+    )
