@@ -172,6 +172,11 @@ async def test_a_runbook_picks_panels_by_name_and_adds_its_own(
         ("tool failure rate", 0.31),
         ("own ratio", 0.62),
     ]
+    # Slack's compact scorecard shows the runbook's choice, not the service's third panel.
+    blocks = str(render_incident(build_view(IncidentDetail.model_validate(body), None)).as_kwargs())
+    assert "groundedness 0.62" in blocks
+    assert "own ratio 0.62" in blocks
+    assert "missing" not in blocks
 
     path = tmp_path / "ballast.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
