@@ -21,10 +21,12 @@ from bot.api.schemas import ActorBody
 from bot.api.services import Services, services_of
 from bot.auth.principal import Principal
 from bot.auth.roles import Role
-from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError
+from bot.errors import BallastError, ConflictError, NotFoundError, PolicyError, TemplateError
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import IncidentDetail, IncidentSummary
-from bot.runbooks.schema import Severity
+from bot.intake.alert import template_context
+from bot.runbooks.schema import Runbook, Severity
+from bot.runbooks.templates import is_template, render_template
 from bot.store import incidents as repo
 from bot.web import charts
 from bot.web.forms import checked_form
@@ -127,9 +129,32 @@ async def _detail_page(
             "alerts_chart": charts.alerts_per_minute(detail, services.clock()),
             "scorecard_charts": charts.scorecard_panels(detail),
             "timeline": _timeline(detail),
+            "dashboards": _dashboards(runbook, detail),
         },
         status_code=status_code,
     )
+
+
+def _dashboards(runbook: Runbook | None, detail: IncidentDetail) -> list[dict[str, str | None]]:
+    """The runbook's dashboards filled in from the incident's first alert (as Slack's card
+    does); the page links only http(s) URLs."""
+    if runbook is None:
+        return []
+    context = template_context(detail.alerts[0]) if detail.alerts else None
+    links: list[dict[str, str | None]] = []
+    for dashboard in runbook.dashboards:
+        url: str | None = dashboard.url
+        note = None
+        if is_template(dashboard.url):
+            if context is None:
+                url, note = None, "no alert to fill in the link from"
+            else:
+                try:
+                    url = render_template(dashboard.url, context)
+                except TemplateError as err:
+                    url, note = None, f"link not rendered: {err}"
+        links.append({"title": dashboard.title, "url": url, "note": note})
+    return links
 
 
 def _timeline(detail: IncidentDetail) -> list[dict[str, object]]:

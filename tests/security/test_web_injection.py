@@ -100,6 +100,8 @@ async def test_hostile_labels_add_no_markup_to_the_console(make_harness: Any) ->
             ), (tag, attrs)
             assert not any(name.startswith("on") for name in attrs), (tag, attrs)
             assert not attrs.get("href", "").lower().startswith("javascript"), attrs
+    # The runbook's dashboard, filled in from the hostile labels, is still a link to its host.
+    assert "https://grafana.example.com" in shape(hostile[0])["hosts"]
     text = " ".join(hostile[0].text + hostile[1].text)
     assert "<img src=x onerror=alert(1)>" in text  # shown as written
     assert "[click to re-auth](https://evil.example)" in text

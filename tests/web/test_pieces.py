@@ -292,3 +292,35 @@ async def test_controls_held_elsewhere_show_their_backend_and_refuse_a_builtin_w
     )
     assert refused.status_code == 409
     assert "live in flagd" in refused.text
+
+
+def test_dashboards_are_filled_in_from_the_first_alert() -> None:
+    from bot.runbooks.schema import Runbook
+    from bot.web.incidents import _dashboards
+
+    runbook = Runbook.model_validate(
+        {
+            "id": "svc/x",
+            "title": "x",
+            "service": "svc",
+            "severity": "sev2",
+            "owners": ["U0OWNER1"],
+            "match": ['alertname="X"'],
+            "symptom": "s",
+            "business_impact": "b",
+            "dashboards": [
+                {"title": "Plain", "url": "https://grafana.example/d/plain"},
+                {"title": "Filled", "url": "https://grafana.example/d/x?a={{ labels.a }}"},
+                {"title": "Broken", "url": "https://grafana.example/d/x?a={{ labels.a | nope }}"},
+            ],
+        }
+    )
+    filled = _dashboards(runbook, _detail(alerts=[_alert(0)]))
+    assert filled[0] == {"title": "Plain", "url": "https://grafana.example/d/plain", "note": None}
+    assert filled[1]["url"] is not None
+    assert filled[1]["url"].startswith("https://grafana.example/d/x?a=")
+    assert filled[2]["url"] is None
+    assert str(filled[2]["note"]).startswith("link not rendered")
+    empty = _dashboards(runbook, _detail())
+    assert empty[1]["note"] == "no alert to fill in the link from"
+    assert _dashboards(None, _detail()) == []
