@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,6 +39,10 @@ from bot.store.tables import Execution, Incident, IncidentAlert, TimelineEntry
 
 # States after which a click or a run starts a new execution: it would plan afresh.
 _RUNNABLE = frozenset({NOT_RUN, "undone", "failed"})
+PLAN_BUDGET = 2.0
+"""Seconds all of one incident's plans may take together. Planning reads the control plane
+(flagd's file, Unleash's API); a slow or unreachable one must not hold up the incident's views
+(Slack message, API, console), which then say the plan could not be read in time."""
 
 
 Planner = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
@@ -189,7 +194,10 @@ def _planned(
 async def _plan_runnable(
     planner: Planner, planned: Sequence[PlannedMitigation], mitigations: Sequence[MitigationOut]
 ) -> None:
-    """What a click would change now, for each mitigation whose next run starts afresh."""
+    """What a click would change now, for each mitigation whose next run starts afresh,
+    within :data:`PLAN_BUDGET` for them all."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PLAN_BUDGET
     for plan, out in zip(planned, mitigations, strict=True):
         if (
             out.state not in _RUNNABLE
@@ -198,10 +206,20 @@ async def _plan_runnable(
             or plan.mitigation.mode is MitigationMode.MANUAL
         ):
             continue
+        late = (
+            f"the control plane did not answer within {PLAN_BUDGET:g} s; "
+            "the change is worked out again when the mitigation runs"
+        )
+        if loop.time() >= deadline:
+            out.plan_error = late
+            continue
         try:
-            out.plan = await planner(plan.mitigation.action, plan.params)
+            async with asyncio.timeout_at(deadline):
+                out.plan = await planner(plan.mitigation.action, plan.params)
         except ActionError as err:
             out.plan_error = str(err)
+        except TimeoutError:
+            out.plan_error = late
 
 
 def _mitigations(

@@ -199,3 +199,36 @@ def test_switch_model_names_one_target() -> None:
     for both_or_none in ({"service": "rag"}, {"service": "rag", "model": "m", "to": "previous"}):
         with pytest.raises(ValidationError, match="exactly one of `model`"):
             action.parse(both_or_none)
+
+
+async def test_a_control_plane_that_does_not_answer_does_not_hold_up_the_incident(
+    make_harness: Any, runbooks: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning reads the control plane; a hung one gives a plan_error, not a hung view."""
+    import asyncio
+
+    from bot.incidents import detail
+
+    h = await make_harness(runbooks=runbooks)
+    incident_id = await shipped(h, clock)
+    monkeypatch.setattr(detail, "PLAN_BUDGET", 0.05)
+    stalled: list[str] = []
+
+    async def hung(action: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        stalled.append(action)
+        await asyncio.Event().wait()  # a backend that never answers
+        raise AssertionError("unreachable")
+
+    shown = await detail.load_incident_detail(
+        h.services.db,
+        h.services.catalog,
+        h.services.registry,
+        incident_id,
+        planner=hung,
+    )
+    plans = {m.id: (m.plan, m.plan_error) for m in shown.mitigations}
+    assert stalled == ["rollback_retrieval_index"]  # the budget is for all plans together
+    for plan, error in plans.values():
+        assert plan is None
+        assert error is not None
+        assert "did not answer within 0.05 s" in error
