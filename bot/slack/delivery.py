@@ -12,10 +12,13 @@ transaction; then record each outcome in its own transaction:
   ``failed`` with the error, and one log line that names the fix.
 
 **Crash safety.** One process sends (the sender lease). A row left ``sending`` by a process
-that died is taken over after its claim's ``lease``, or sooner by a process that has since
-become the sender: once the row's call can no longer be in flight (``call_timeout`` plus
-:data:`RECORD_GRACE` after the claim), so a replica crash delays an incident message by about
-half a minute, not the whole lease. A post that may have reached Slack unanswered is looked up
+that died is taken over after its claim's ``lease``, or sooner by whichever process is the
+sender: once the row's call can no longer be in flight (``call_timeout`` plus
+:data:`RECORD_GRACE` after the claim). Its claimant died, lost the sender lease to this process
+without noticing before it claimed, or could not record the outcome (its connection was
+terminated): either way a replica's trouble delays an incident message by about half a
+minute, not the whole lease. The sender's own passes run one after another, so none of its
+own calls is in flight while it claims. A post that may have reached Slack unanswered is looked up
 before it is sent again (:mod:`bot.slack.already_sent`); updates are idempotent and simply sent
 again; ephemeral messages and other calls are at-least-once. Claiming:
 :mod:`bot.slack.delivery_claims`; what Slack's answers mean: :mod:`bot.slack.slack_errors`.
@@ -114,7 +117,6 @@ class SlackDelivery:
         self._clock = clock
         self._budgets = budgets
         self._call_timeout = call_timeout
-        self._held_since: datetime | None = None  # when this process became the sender
         self._backoff = backoff
         self._give_up_after = give_up_after
         self._claimer = Claimer(
@@ -165,10 +167,7 @@ class SlackDelivery:
     async def deliver_once(self) -> DeliveryPass:
         """One pass: claim what may go now, send it concurrently, record each outcome."""
         if not await self._sender.held():
-            self._held_since = None
             return DeliveryPass(0, None)
-        if self._held_since is None:
-            self._held_since = self._clock()
         batch = await self._claimer.claim(self._orphaned_before())
         if batch.claims:
             client = self._client_or_new()
@@ -186,13 +185,11 @@ class SlackDelivery:
                     )
         return DeliveryPass(batch.closed + len(batch.claims), batch.wait)
 
-    def _orphaned_before(self) -> datetime | None:
-        """Claims older than this were made by an earlier sender (before this process held
-        the lease) and their calls have ended: whoever made them died or lost the lease."""
-        if self._held_since is None:
-            return None
+    def _orphaned_before(self) -> datetime:
+        """Claims older than this have no call in flight any more (each call is cut at
+        ``call_timeout``) and nobody recorded them: they are orphans, whoever made them."""
         in_flight = timedelta(seconds=self._call_timeout) + RECORD_GRACE
-        return min(self._held_since, self._clock() - in_flight)
+        return self._clock() - in_flight
 
     def _client_or_new(self) -> AsyncWebClient:
         if self._client is None:

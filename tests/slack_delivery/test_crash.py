@@ -12,6 +12,7 @@ import logging
 
 import pytest
 
+from bot.slack import outbox_rows
 from bot.slack.delivery import RECORD_GRACE
 from bot.slack.outbox import Enqueued, OutboxState
 from tests.slack_delivery.conftest import INCIDENTS, LEASE, Rig, dying, kill, message
@@ -86,6 +87,32 @@ async def test_a_new_sender_takes_over_once_the_dead_ones_call_has_ended(rig: Ri
     row = await rig.row(f"post:{incident}")
     assert row.state == OutboxState.SENT
     assert len(rig.slack.messages(INCIDENTS.id)) == 1
+
+
+async def test_the_sender_takes_over_a_claim_made_while_it_already_held_the_lease(
+    rig: Rig,
+) -> None:
+    """The chaos suite's stall: replica A's lease connection was terminated, B became the
+    sender, and A (not yet aware) claimed a row before it died or failed to record it. B held
+    the lease before that claim, yet must not wait out the whole lease: the call cannot be in
+    flight once call_timeout plus the grace have passed, whoever claimed it."""
+    incident = await posted_incident(rig)
+    await rig.step()  # this process takes the sender lease and posts
+    await rig.enqueue(lambda s: rig.outbox.update_incident_message(s, incident, message("v2")))
+    rig.clock.advance(seconds=1)
+    async with rig.db.transaction() as session:  # another process claims the update, then goes
+        [row] = [r for r in await rig.rows() if r.state == OutboxState.PENDING]
+        assert await outbox_rows.claim(session, row, rig.clock(), in_doubt=False)
+    in_flight = 5.0 + RECORD_GRACE.total_seconds()  # the rig's call_timeout, plus the grace
+    assert in_flight + 2 < LEASE.total_seconds(), "the test would prove nothing"
+
+    await rig.step(in_flight - 1)
+    assert [m["text"] for m in rig.slack.messages(INCIDENTS.id)] == ["v1"], (
+        "taken over while the other claimant's call might still be in flight"
+    )
+    await rig.step(2)
+    assert [(m["text"], m["edits"]) for m in rig.slack.messages(INCIDENTS.id)] == [("v2", 1)]
+    assert await rig.active() == 0
 
 
 async def test_an_update_made_while_the_post_is_in_doubt_still_lands(rig: Rig) -> None:
