@@ -8,17 +8,14 @@ have, or an API endpoint missing from the table, fails.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.config import BallastConfig
+from tests.permissions_table import EndpointRow, endpoint_rows
 from tests.principals import API_TOKEN, ROSTER
 
-SECURITY = Path(__file__).resolve().parents[2] / "docs" / "security.md"
-MARKER = "<!-- permissions: api -->"
 ALERT = {
     "labels": {"alertname": "ToolFailing", "service": "svc-a", "tool": "search"},
     "starts_at": "2026-11-27T02:00:00Z",
@@ -39,38 +36,7 @@ VALUES = {
 }
 
 
-@dataclass(frozen=True)
-class Row:
-    method: str
-    path: str
-    cells: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        url = self.path
-        for name, value in VALUES.items():
-            url = url.replace(name, value)
-        return url
-
-
-def read_table() -> list[Row]:
-    lines = SECURITY.read_text(encoding="utf-8").splitlines()
-    start = lines.index(MARKER) + 1
-    table = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        table.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    header, _rule, *body = table
-    assert header[1:] == list(CALLERS), header
-    rows = []
-    for cells in body:
-        method, path = cells[0].strip("`").split(" ", 1)
-        rows.append(Row(method, path, dict(zip(header[1:], cells[1:], strict=True))))
-    return rows
-
-
-ROWS = read_table()
+ROWS = endpoint_rows("api", list(CALLERS), VALUES)
 
 
 def test_the_table_covers_every_endpoint_but_health(h_schema: dict[str, Any]) -> None:
@@ -97,7 +63,7 @@ async def h_schema(make_harness: Any) -> dict[str, Any]:
     return schema
 
 
-def body_for(row: Row) -> dict[str, Any] | None:
+def body_for(row: EndpointRow) -> dict[str, Any] | None:
     if row.method == "PUT":
         return {"value": "supervised"}
     if row.method == "POST":
@@ -106,7 +72,7 @@ def body_for(row: Row) -> dict[str, Any] | None:
 
 
 @pytest.mark.parametrize("row", ROWS, ids=lambda row: f"{row.method} {row.path}")
-async def test_every_cell(make_harness: Any, row: Row) -> None:
+async def test_every_cell(make_harness: Any, row: EndpointRow) -> None:
     config = BallastConfig.model_validate({"teams": {"@oncall": ["U0OWNER2", "U0OWNER3"]}})
     h = await make_harness(api_token=API_TOKEN, config=config)
     opened = await h.client.post("/webhooks/generic", json={"alerts": [ALERT]})

@@ -27,13 +27,12 @@ from bot.incidents.detail import load_incident_detail
 from bot.slack.commands import _USAGE
 from bot.slack.ids import ActionId
 from bot.store import incidents as repo
+from tests.permissions_table import SECURITY, table_cells
 from tests.slack_emulator import SlackEmulator
 from tests.slack_emulator.payloads import SlackUser, click, slash_command_form
 from tests.slack_emulator.server import DEFAULT_CHANNEL
 from tests.slack_emulator.signing import RequestSigner
 
-REPO = Path(__file__).resolve().parents[2]
-SECURITY = REPO / "docs" / "security.md"
 MARKER = "<!-- permissions: slack -->"
 RUNBOOKS = Path(__file__).resolve().parent / "runbooks"
 SECRET = "5c1a0b2e9d8f7a6b5c4d3e2f1a0b9c8d"
@@ -75,15 +74,7 @@ class Row:
 
 
 def read_table(path: Path = SECURITY) -> tuple[list[str], list[Row]]:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    start = lines.index(MARKER) + 1
-    table = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        table.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    header, _rule, *body = table
-    relations = header[1:]
+    relations, body = table_cells("slack", path)
     rows = []
     for cells in body:
         label, *answers = cells

@@ -9,8 +9,6 @@ caller with its named token (or ``BALLAST_API_TOKEN``) and takes its CSRF token 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,11 +17,10 @@ from starlette.routing import Mount
 
 from bot.config import BallastConfig
 from bot.web.install import ROUTERS
+from tests.permissions_table import EndpointRow, endpoint_rows
 from tests.principals import API_TOKEN, ROSTER
 from tests.web.helpers import TOOL_ALERT, csrf_of, sign_in
 
-SECURITY = Path(__file__).resolve().parents[2] / "docs" / "security.md"
-MARKER = "<!-- permissions: web -->"
 TOKENS: dict[str, str | None] = {
     "no credentials": None,
     "reader": ROSTER["reader"].token,
@@ -43,35 +40,8 @@ FIELDS = {"run": {"mitigation": "supervised"}, "undo": {"mitigation": "supervise
 FIELDS |= {"controls": {"value": "supervised", "reason": "permissions test"}}
 
 
-@dataclass(frozen=True)
-class Row:
-    method: str
-    path: str
-    cells: dict[str, str]
-
-    @property
-    def url(self) -> str:
-        url = self.path
-        for name, value in VALUES.items():
-            url = url.replace(name, value)
-        return url
-
-
-def read_table() -> list[Row]:
-    lines = SECURITY.read_text(encoding="utf-8").splitlines()
-    start = lines.index(MARKER) + 1
-    table = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        table.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    header, _rule, *body = table
-    assert header[1:] == list(TOKENS), header
-    rows = []
-    for cells in body:
-        method, path = cells[0].strip("`").split(" ", 1)
-        rows.append(Row(method, path, dict(zip(header[1:], cells[1:], strict=True))))
-    return rows
+def read_table() -> list[EndpointRow]:
+    return endpoint_rows("web", list(TOKENS), VALUES)
 
 
 def served(app: Any) -> set[tuple[str, str]]:
@@ -89,14 +59,14 @@ def served(app: Any) -> set[tuple[str, str]]:
     return found
 
 
-def _fields(row: Row) -> dict[str, str]:
+def _fields(row: EndpointRow) -> dict[str, str]:
     for word, fields in FIELDS.items():
         if word in row.path.rsplit("/", 2)[-1] or row.path.startswith(f"/ui/{word}/"):
             return fields
     return {}
 
 
-async def _try(h: Any, row: Row, caller: str) -> httpx.Response:
+async def _try(h: Any, row: EndpointRow, caller: str) -> httpx.Response:
     browser: httpx.AsyncClient = h.as_(None)
     token = TOKENS[caller]
     if token is not None:
