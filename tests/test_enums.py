@@ -70,3 +70,15 @@ def test_one_timeline_kind_with_unique_values() -> None:
     values = [kind.value for kind in TimelineKind]
     assert len(values) == len(set(values))
     assert TimelineKind("mitigation_skipped") is TimelineKind.MITIGATION_SKIPPED
+
+
+def test_the_read_models_execution_states_are_the_executions() -> None:
+    """bot.incidents names the execution states it asks about (bot.execution, which owns the
+    enum, sits below it); they must stay the enum's values."""
+    from bot.execution.results import ExecutionState
+    from bot.incidents import read_model
+
+    assert ExecutionState.AWAITING_APPROVAL.value == read_model.AWAITING_APPROVAL
+    assert ExecutionState.UNDONE.value == read_model.UNDONE
+    assert ExecutionState.FAILED.value == read_model.FAILED
+    assert read_model.NOT_RUN not in {state.value for state in ExecutionState}

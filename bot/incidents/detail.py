@@ -17,7 +17,10 @@ from bot.changelog.ranking import DEFAULT_WINDOW, rank, relevant
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation, plan_mitigations
 from bot.incidents.read_model import (
+    AWAITING_APPROVAL,
+    FAILED,
     NOT_RUN,
+    UNDONE,
     AlertOut,
     ChangeOut,
     IncidentDetail,
@@ -38,7 +41,7 @@ from bot.store.database import Database
 from bot.store.tables import Execution, Incident, IncidentAlert, TimelineEntry
 
 # States after which a click or a run starts a new execution: it would plan afresh.
-_RUNNABLE = frozenset({NOT_RUN, "undone", "failed"})
+_RUNNABLE = frozenset({NOT_RUN, UNDONE, FAILED})
 PLAN_BUDGET = 2.0
 """Seconds all of one incident's plans may take together. Planning reads the control plane
 (flagd's file, Unleash's API); a slow or unreachable one must not hold up the incident's views
@@ -248,7 +251,7 @@ def _mitigations(
                 before=outcome.get("before"),
                 after=outcome.get("after"),
                 error=run.error if run else None,
-                plan=run.plan if run and run.state == "awaiting_approval" else None,
+                plan=run.plan if run and run.state == AWAITING_APPROVAL else None,
             )
         )
     return out

@@ -84,6 +84,12 @@ class TimelineOut(BaseModel):
 NOT_RUN = "not_run"
 """``MitigationOut.state`` of a mitigation with no execution yet (else an ``ExecutionState``)."""
 
+# The execution states the read models ask about. ``bot.execution`` owns them (ExecutionState)
+# and sits below this package, so they are named here; tests/test_enums.py keeps them equal.
+AWAITING_APPROVAL = "awaiting_approval"
+UNDONE = "undone"
+FAILED = "failed"
+
 
 class MitigationOut(BaseModel):
     id: str
