@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Row, delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -133,11 +133,7 @@ class BuiltinControlStore(ControlBackend):
         """One value with its version, straight from the database (no cache)."""
         try:
             async with self._db.reads() as session:
-                row = (
-                    await session.execute(
-                        select(*_VALUE_COLUMNS).where(StoredControlValue.key == key)
-                    )
-                ).first()
+                row = (await session.execute(_VALUE_OF, {"key": key})).first()
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             raise store_error(err, f"read {key}") from err
         return None if row is None else _value(row)
@@ -195,9 +191,7 @@ class BuiltinControlStore(ControlBackend):
         try:
             async with self._db.engine.connect() as conn:
                 tag = await _read_etag(conn)
-                rows = (
-                    await conn.execute(select(*_VALUE_COLUMNS).order_by(StoredControlValue.key))
-                ).all()
+                rows = (await conn.execute(_ALL_VALUES)).all()
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             raise store_error(err, "read control values") from err
         return tag, [_value(row) for row in rows]
@@ -253,9 +247,7 @@ class BuiltinControlStore(ControlBackend):
                 tag = await _read_etag(conn)
                 if cached is not None and cached.etag == tag:
                     return ControlSnapshot(cached.etag, cached.values, started)
-                rows = (
-                    await conn.execute(select(*_VALUE_COLUMNS).order_by(StoredControlValue.key))
-                ).all()
+                rows = (await conn.execute(_ALL_VALUES)).all()
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             raise store_error(err, "read control values") from err
         return ControlSnapshot(tag, {v.key: v for v in map(_value, rows)}, started)
@@ -307,10 +299,8 @@ class BuiltinControlStore(ControlBackend):
         try:
             async with self._db.transaction() as session:
                 revision = await _bump_revision(session)
-                current = select(*_VALUE_COLUMNS).where(StoredControlValue.key == key)
-                if self._db.dialect == "postgresql":
-                    current = current.with_for_update()
-                existing = (await session.execute(current)).first()
+                current = _VALUE_OF_LOCKED if self._db.dialect == "postgresql" else _VALUE_OF
+                existing = (await session.execute(current, {"key": key})).first()
                 before: FlagValue | None = None if existing is None else existing.value
                 changed = not same_value(before, value)
                 # ``stored``: the row as the database holds it after this write, read back in
@@ -371,6 +361,21 @@ _VALUE_COLUMNS = (
 )
 
 
+# Built once: every evaluation's refresh and every write runs them (see bot.store.incidents).
+_VALUE_OF = select(*_VALUE_COLUMNS).where(StoredControlValue.key == bindparam("key"))
+_VALUE_OF_LOCKED = _VALUE_OF.with_for_update()
+_ALL_VALUES = select(*_VALUE_COLUMNS).order_by(StoredControlValue.key)
+_BUMP_REVISION = (
+    update(ControlRevision)
+    .where(ControlRevision.id == _REVISION_ROW)
+    .values(revision=ControlRevision.revision + 1)
+    .returning(ControlRevision.epoch, ControlRevision.revision)
+)
+_REVISION = select(ControlRevision.epoch, ControlRevision.revision).where(
+    ControlRevision.id == _REVISION_ROW
+)
+
+
 def _value(row: Row[str, FlagValue, str, int, datetime, str]) -> ControlValue:
     return ControlValue(
         key=row.key,
@@ -385,14 +390,7 @@ def _value(row: Row[str, FlagValue, str, int, datetime, str]) -> ControlValue:
 async def _bump_revision(session: AsyncSession) -> tuple[str, int]:
     """Take the control write lock (see the module docstring); return the epoch and the new
     revision."""
-    bumped = (
-        await session.execute(
-            update(ControlRevision)
-            .where(ControlRevision.id == _REVISION_ROW)
-            .values(revision=ControlRevision.revision + 1)
-            .returning(ControlRevision.epoch, ControlRevision.revision)
-        )
-    ).first()
+    bumped = (await session.execute(_BUMP_REVISION)).first()
     if bumped is not None:
         return str(bumped.epoch), int(bumped.revision)
     # Only a schema made without the migration lacks the row; losing a race to create it is
@@ -404,13 +402,7 @@ async def _bump_revision(session: AsyncSession) -> tuple[str, int]:
 
 
 async def _read_etag(conn: AsyncConnection) -> str:
-    row = (
-        await conn.execute(
-            select(ControlRevision.epoch, ControlRevision.revision).where(
-                ControlRevision.id == _REVISION_ROW
-            )
-        )
-    ).first()
+    row = (await conn.execute(_REVISION)).first()
     return _etag("0", 0) if row is None else _etag(row.epoch, row.revision)
 
 

@@ -22,7 +22,7 @@ from bot.execution.results import ExecutionState, RunResult
 from bot.execution.retrying import RetryPolicy
 from bot.incidents.actors import Actor
 from bot.incidents.changes import ChangeBus, ChangeKind, Note
-from bot.incidents.plan import PlannedMitigation, plan_mitigations
+from bot.incidents.plan import PlannedMitigation, plan_mitigation
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.schema import Mitigation, Runbook
@@ -124,12 +124,7 @@ class ExecutorBase:
             )
         if first_alert is None:
             raise ConflictError(f"incident {incident_id} has no alerts to render params from")
-        context = template_context(first_alert)
-        [planned] = [
-            p
-            for p in plan_mitigations(runbook, self._registry, context)
-            if p.mitigation.id == mitigation_id
-        ]
+        planned = plan_mitigation(mitigation, self._registry, template_context(first_alert))
         action = self._registry[mitigation.action]
         return runbook, mitigation, planned, action, incident
 

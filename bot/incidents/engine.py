@@ -67,6 +67,12 @@ SQLITE_TRANSACTION_BUDGET = 0.02
 # The batched path sizes its first SQLite transaction as if a row took this long, and later
 # ones from the time the last one took.
 INITIAL_ROW_SECONDS = 0.0005
+# ...but never below this many rows. A transaction spends about a dozen statements whatever its
+# row count, so below a few dozen rows it is mostly that fixed cost: a smaller one hardly holds
+# the write lock shorter, it only takes more of them. Sized by time alone, a machine on which
+# those statements alone outlast the budget shrank every transaction to one row and the engine
+# to 160 alerts/s (a 2-core VM three times slower than the usual, 2026-12-04, issue 16).
+MIN_SQLITE_ROWS = 50
 
 _Pass = PassResult
 
@@ -119,9 +125,13 @@ class IncidentEngine:
         # Rows per batched transaction while it has a time budget (SQLite, a storm): adapted
         # to the time the last full transaction took.
         self._worked: float | None = None
+        self._min_rows = min(self._batch_size, MIN_SQLITE_ROWS)
         self._sized = max(
-            1, min(self._batch_size, int(sqlite_transaction_budget / INITIAL_ROW_SECONDS))
+            self._min_rows,
+            min(self._batch_size, int(sqlite_transaction_budget / INITIAL_ROW_SECONDS)),
         )
+        if sqlite_transaction_budget == 0:
+            self._sized = 1  # no budget at all: a row per transaction (tests of the budget)
         # One pass at a time in this process: SQLite has no row locks to keep two apart.
         self._pass = asyncio.Lock()
         self._loop = WorkerLoop(
@@ -182,7 +192,7 @@ class IncidentEngine:
         lock), else of the full batch size."""
         if self._pacing is not None:
             # Outside the transaction and its timing.
-            await self._pacing.pace_engine(self._worked)
+            await self._pacing.pace_engine(self._worked, stop=self._loop.stopped)
         storm = self._pacing.engine_rows(self._db.dialect) if self._pacing is not None else None
         budget = self._sqlite_budget if self._db.is_sqlite and storm is None else None
         if storm is not None:
@@ -205,7 +215,7 @@ class IncidentEngine:
             # write (after its claim) to the commit.
             elapsed = max(committed - (done.locked_at or started), 1e-6)
             wanted = int(limit * budget / elapsed)
-            self._sized = max(1, limit // 2, min(wanted, 2 * limit, self._batch_size))
+            self._sized = max(self._min_rows, limit // 2, min(wanted, 2 * limit, self._batch_size))
             if budget == 0:
                 self._sized = 1
         await self._committed(done, started_ns)

@@ -32,12 +32,13 @@ class PlannedMitigation:
 def plan_mitigations(
     runbook: Runbook, registry: ActionRegistry, context: Mapping[str, object]
 ) -> list[PlannedMitigation]:
-    return [_plan_one(m, registry, context) for m in runbook.mitigations]
+    return [plan_mitigation(m, registry, context) for m in runbook.mitigations]
 
 
-def _plan_one(
+def plan_mitigation(
     mitigation: Mitigation, registry: ActionRegistry, context: Mapping[str, object]
 ) -> PlannedMitigation:
+    """One mitigation rendered (a request renders only the one it runs)."""
     action = registry.get(mitigation.action)
     if action is None:
         return PlannedMitigation(mitigation, None, None, None, None, "unknown action")

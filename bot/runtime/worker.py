@@ -41,6 +41,8 @@ class WorkerLoop:
         self._rest_first = rest_first
         self._wake = asyncio.Event()
         self._stopping = False
+        # Set by stop(): ends a pass's own rests (the engine's pacing) at once.
+        self.stopped = asyncio.Event()
 
     @property
     def stopping(self) -> bool:
@@ -54,6 +56,7 @@ class WorkerLoop:
     async def run(self) -> None:
         """Run passes until stopped."""
         self._stopping = False
+        self.stopped.clear()
         if self._rest_first:
             await self._rest(None)
         while not self._stopping:
@@ -75,6 +78,7 @@ class WorkerLoop:
     async def stop(self, worker: asyncio.Task[None], grace: float = 10.0) -> None:
         """Let the current pass finish, then end ``worker``; cancel only after ``grace``."""
         self._stopping = True
+        self.stopped.set()
         self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(worker), grace)

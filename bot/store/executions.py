@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.store import incidents
@@ -27,6 +27,19 @@ from bot.store.upsert import upsert
 LEASED_STATES = ("running", "undoing")
 
 
+# Built once (see bot.store.incidents): every mitigation request runs it, twice.
+_LATEST = (
+    select(Execution)
+    .where(
+        Execution.incident_id == bindparam("incident_id"),
+        Execution.mitigation_id == bindparam("mitigation_id"),
+    )
+    .order_by(Execution.generation.desc())
+    .limit(1)
+)
+_LATEST_LOCKED = _LATEST.with_for_update()
+
+
 def _for_update(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -34,15 +47,8 @@ def _for_update(session: AsyncSession) -> bool:
 async def latest(
     session: AsyncSession, incident_id: int, mitigation_id: str, *, lock: bool = False
 ) -> Execution | None:
-    query = (
-        select(Execution)
-        .where(Execution.incident_id == incident_id, Execution.mitigation_id == mitigation_id)
-        .order_by(Execution.generation.desc())
-        .limit(1)
-    )
-    if lock and _for_update(session):
-        query = query.with_for_update()
-    return await session.scalar(query)
+    query = _LATEST_LOCKED if lock and _for_update(session) else _LATEST
+    return await session.scalar(query, {"incident_id": incident_id, "mitigation_id": mitigation_id})
 
 
 async def locked(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -95,6 +95,24 @@ class Processed:
     incident_id: int | None
 
 
+def _mark_processed() -> Update:
+    table = InboxAlert.__table__
+    assert isinstance(table, Table)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("p_row_id"))
+        .values(
+            processed_at=bindparam("p_at"),
+            outcome=bindparam("p_outcome"),
+            incident_id=bindparam("p_incident_id"),
+        )
+    )
+
+
+# Built once: statement construction costs more CPU than a small batch's rows (issue 16).
+_MARK_PROCESSED = _mark_processed()
+
+
 async def mark_processed(session: AsyncSession, processed: Sequence[Processed]) -> None:
     """Record the outcomes of claimed rows: one executemany for the whole batch.
 
@@ -104,19 +122,11 @@ async def mark_processed(session: AsyncSession, processed: Sequence[Processed]) 
     """
     if not processed:
         return
-    table = InboxAlert.__table__
-    assert isinstance(table, Table)
     # On the session's connection, as Core: an ORM UPDATE with a list of parameters would be
     # SQLAlchemy's "bulk update by primary key", which takes no WHERE of its own.
     connection = await session.connection()
     await connection.execute(
-        update(table)
-        .where(table.c.id == bindparam("p_row_id"))
-        .values(
-            processed_at=bindparam("p_at"),
-            outcome=bindparam("p_outcome"),
-            incident_id=bindparam("p_incident_id"),
-        ),
+        _MARK_PROCESSED,
         [
             {
                 "p_row_id": p.row_id,

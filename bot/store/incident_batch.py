@@ -89,19 +89,39 @@ _CLAIM_COLUMNS = (
 )
 
 
+# The batch's statements are built once, their parameters bound at execution: building one
+# costs more CPU than a small batch's rows (SQLAlchemy's coercions), and a new incident's
+# alert goes through all of them alone (issue 16). Lists go in expanding parameters.
+_CLAIM = (
+    select(*_CLAIM_COLUMNS)
+    .where(INBOX.c.processed_at.is_(None))
+    .order_by(INBOX.c.id)
+    .limit(bindparam("limit", type_=BigInteger))
+)
+_CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(skip_locked=True)
+_RESOLVED_STATES = select(INBOX.c.fingerprint, INBOX.c.starts_at).where(
+    INBOX.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+    INBOX.c.starts_at.in_(bindparam("starts", expanding=True)),
+    INBOX.c.status == "resolved",
+)
+_LATEST_HOLDING = (
+    select(INCIDENTS.c.key, ALERTS.c.fingerprint, func.max(INCIDENTS.c.id))
+    .join(ALERTS, ALERTS.c.incident_id == INCIDENTS.c.id)
+    .where(
+        INCIDENTS.c.key.in_(bindparam("keys", expanding=True)),
+        ALERTS.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+    )
+    .group_by(INCIDENTS.c.key, ALERTS.c.fingerprint)
+)
+_TAKE_WRITE_LOCK = update(INBOX).where(INBOX.c.id == -1).values(outcome=None)
+
+
 async def claim(session: AsyncSession, limit: int) -> list[ClaimedAlert]:
     """Unprocessed rows, oldest first, locked for this transaction (``SKIP LOCKED`` on
     PostgreSQL, so replicas never take the same row)."""
-    query = (
-        select(*_CLAIM_COLUMNS)
-        .where(INBOX.c.processed_at.is_(None))
-        .order_by(INBOX.c.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
+    query = _CLAIM_SKIP_LOCKED if session.get_bind().dialect.name == "postgresql" else _CLAIM
     connection = await session.connection()
-    return [ClaimedAlert(*row) for row in await connection.execute(query)]
+    return [ClaimedAlert(*row) for row in await connection.execute(query, {"limit": limit})]
 
 
 async def resolved_states(
@@ -110,15 +130,12 @@ async def resolved_states(
     """The (fingerprint, startsAt) of ``firing`` alerts whose resolve is already stored."""
     if not firing:
         return set()
-    fingerprints = {row.fingerprint for row in firing}
-    starts = {row.starts_at for row in firing}
-    query = select(INBOX.c.fingerprint, INBOX.c.starts_at).where(
-        INBOX.c.fingerprint.in_(fingerprints),
-        INBOX.c.starts_at.in_(starts),
-        INBOX.c.status == "resolved",
-    )
+    wanted = {
+        "fingerprints": sorted({row.fingerprint for row in firing}),
+        "starts": sorted({row.starts_at for row in firing}),
+    }
     connection = await session.connection()
-    return {(fp, at) for fp, at in await connection.execute(query)}
+    return {(fp, at) for fp, at in await connection.execute(_RESOLVED_STATES, wanted)}
 
 
 async def latest_holding(
@@ -129,19 +146,14 @@ async def latest_holding(
     pairs = set(wanted)
     if not pairs:
         return {}
-    query = (
-        select(INCIDENTS.c.key, ALERTS.c.fingerprint, func.max(INCIDENTS.c.id))
-        .join(ALERTS, ALERTS.c.incident_id == INCIDENTS.c.id)
-        .where(
-            INCIDENTS.c.key.in_({key for key, _ in pairs}),
-            ALERTS.c.fingerprint.in_({fp for _, fp in pairs}),
-        )
-        .group_by(INCIDENTS.c.key, ALERTS.c.fingerprint)
-    )
+    params = {
+        "keys": sorted({key for key, _ in pairs}),
+        "fingerprints": sorted({fp for _, fp in pairs}),
+    }
     connection = await session.connection()
     return {
         (key, fp): int(incident_id)
-        for key, fp, incident_id in await connection.execute(query)
+        for key, fp, incident_id in await connection.execute(_LATEST_HOLDING, params)
         if (key, fp) in pairs
     }
 
@@ -150,7 +162,7 @@ async def take_write_lock(session: AsyncSession) -> None:
     """SQLite: begin the write transaction now (an UPDATE that changes nothing takes the write
     gate and SQLite's write lock), so what is read from here on stays true until the commit."""
     connection = await session.connection()
-    await connection.execute(update(INBOX).where(INBOX.c.id == -1).values(outcome=None))
+    await connection.execute(_TAKE_WRITE_LOCK)
 
 
 @dataclass(slots=True, eq=False)
@@ -223,6 +235,24 @@ _INCIDENT_MUTABLE = (
 )
 
 
+_NEWEST_OF_KEYS = (
+    select(func.max(INCIDENTS.c.id))
+    .where(INCIDENTS.c.key.in_(bindparam("keys", expanding=True)))
+    .group_by(INCIDENTS.c.key)
+)
+_INCIDENTS = (
+    select(INCIDENTS.c.id, *(INCIDENTS.c[name] for name in _INCIDENT_FIELDS))
+    .where(
+        or_(
+            INCIDENTS.c.open_key.in_(bindparam("keys", expanding=True)),
+            INCIDENTS.c.id.in_(bindparam("ids", expanding=True)),
+        )
+    )
+    .order_by(INCIDENTS.c.key, INCIDENTS.c.id)
+)
+_INCIDENTS_LOCKED = _INCIDENTS.with_for_update()
+
+
 async def lock_incidents(
     session: AsyncSession, keys: Iterable[str], ids: Iterable[int]
 ) -> list[IncidentState]:
@@ -234,8 +264,7 @@ async def lock_incidents(
     connection = await session.connection()
     # The newest of each key first, unlocked: as a subquery of the locking SELECT it made
     # PostgreSQL scan every incident instead of two index lookups.
-    latest = select(func.max(INCIDENTS.c.id)).where(INCIDENTS.c.key.in_(keys))
-    newest = {int(i) for (i,) in await connection.execute(latest.group_by(INCIDENTS.c.key))}
+    newest = {int(i) for (i,) in await connection.execute(_NEWEST_OF_KEYS, {"keys": keys})}
     wanted = sorted(newest | set(ids))
     if not wanted:
         # No key has an incident, so none has an open one (``open_key`` is the incident's key
@@ -243,12 +272,11 @@ async def lock_incidents(
         # batch's INSERT fail on the UNIQUE ``open_key`` and the batch is redone, as when it
         # commits after the locking SELECT.
         return []
-    conditions = [INCIDENTS.c.open_key.in_(keys), INCIDENTS.c.id.in_(wanted)]
-    columns = [INCIDENTS.c.id, *(INCIDENTS.c[name] for name in _INCIDENT_FIELDS)]
-    query = select(*columns).where(or_(*conditions)).order_by(INCIDENTS.c.key, INCIDENTS.c.id)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return [IncidentState(*row) for row in await connection.execute(query)]
+    query = _INCIDENTS_LOCKED if session.get_bind().dialect.name == "postgresql" else _INCIDENTS
+    return [
+        IncidentState(*row)
+        for row in await connection.execute(query, {"keys": keys, "ids": wanted})
+    ]
 
 
 @dataclass(slots=True, eq=False)
@@ -365,6 +393,21 @@ class BatchWrites:
     timers: list[TimerRow] = field(default_factory=list)
 
 
+_UPDATE_INCIDENTS = (
+    update(INCIDENTS)
+    .where(INCIDENTS.c.id == bindparam("p_id"))
+    .values({name: bindparam(f"p_{name}") for name in _INCIDENT_MUTABLE})
+)
+_INSERT_INCIDENTS_RETURNING = insert(INCIDENTS).returning(
+    INCIDENTS.c.id, sort_by_parameter_order=True
+)
+_INSERT_TIMELINE = insert(TIMELINE)
+_INSERT_TIMERS = {
+    dialect: upsert(dialect, TIMERS).on_conflict_do_nothing(index_elements=["dedup_key"])
+    for dialect in ("postgresql", "sqlite")
+}
+
+
 async def write(session: AsyncSession, writes: BatchWrites) -> None:
     """Write a batch's changes: incidents (changed ones first, so a resolve frees its open
     key before a new incident takes it), then alerts, timeline and timers."""
@@ -374,9 +417,7 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
     changed.sort(key=lambda i: (i.open_key is not None, i.key, i.ident))
     if changed:
         await connection.execute(
-            update(INCIDENTS)
-            .where(INCIDENTS.c.id == bindparam("p_id"))
-            .values({name: bindparam(f"p_{name}") for name in _INCIDENT_MUTABLE}),
+            _UPDATE_INCIDENTS,
             [
                 {"p_id": i.id, **{f"p_{name}": getattr(i, name) for name in _INCIDENT_MUTABLE}}
                 for i in changed
@@ -386,9 +427,7 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
     if new:
         values = [{name: getattr(i, name) for name in _INCIDENT_FIELDS} for i in new]
         if session.get_bind().dialect.name == "postgresql":
-            result = await connection.execute(
-                insert(INCIDENTS).returning(INCIDENTS.c.id, sort_by_parameter_order=True), values
-            )
+            result = await connection.execute(_INSERT_INCIDENTS_RETURNING, values)
             ids = [int(i) for (i,) in result.all()]
         else:
             # SQLAlchemy sends an ordered RETURNING to SQLite one row at a time; SQLite, with
@@ -403,7 +442,7 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
     await _write_alerts(connection, writes.alerts)
     if writes.timeline:
         await connection.execute(
-            insert(TIMELINE),
+            _INSERT_TIMELINE,
             [
                 {
                     "incident_id": e.incident.ident,
@@ -419,7 +458,7 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
     if writes.timers:
         dialect = session.get_bind().dialect.name
         await connection.execute(
-            upsert(dialect, TIMERS).on_conflict_do_nothing(index_elements=["dedup_key"]),
+            _INSERT_TIMERS[dialect],
             [
                 {
                     "kind": t.kind,
@@ -448,13 +487,19 @@ _ALERT_MUTABLE = (
 )
 
 
+_UPDATE_ALERTS = (
+    update(ALERTS)
+    .where(ALERTS.c.id == bindparam("p_id"))
+    .values({name: bindparam(f"p_{name}") for name in _ALERT_MUTABLE})
+)
+_INSERT_ALERTS = insert(ALERTS)
+
+
 async def _write_alerts(connection: Any, alerts: Sequence[AlertState]) -> None:
     changed = [a for a in alerts if a.id is not None and a.changed]
     if changed:
         await connection.execute(
-            update(ALERTS)
-            .where(ALERTS.c.id == bindparam("p_id"))
-            .values({name: bindparam(f"p_{name}") for name in _ALERT_MUTABLE}),
+            _UPDATE_ALERTS,
             [
                 {"p_id": a.id, **{f"p_{name}": getattr(a, name) for name in _ALERT_MUTABLE}}
                 for a in changed
@@ -463,7 +508,7 @@ async def _write_alerts(connection: Any, alerts: Sequence[AlertState]) -> None:
     new = [a for a in alerts if a.id is None]
     if new:
         await connection.execute(
-            insert(ALERTS),
+            _INSERT_ALERTS,
             [
                 {
                     "incident_id": a.incident.ident,

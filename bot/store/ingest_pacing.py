@@ -12,6 +12,7 @@ its pacing to the incident engine (``bot.app``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -64,7 +65,7 @@ class IngestPacing:
         self._commits_before = 0
         self._alerts = 0
         self._alerts_before = 0
-        self._engine_started = 0.0
+        self._engine_started: float | None = None  # None: no batch started yet
         self._engine_lag = 0.0
 
     def engine_lag(self, seconds: float) -> None:
@@ -83,24 +84,34 @@ class IngestPacing:
         """Rows one batched engine transaction takes now (None: no storm, its own size)."""
         return ENGINE_BATCHED_UNDER_INGEST.get(dialect, 100) if self.busy else None
 
-    async def pace_engine(self, worked: float | None = None) -> None:
+    async def pace_engine(
+        self, worked: float | None = None, *, stop: asyncio.Event | None = None
+    ) -> None:
         """Called as the engine starts a batch: under webhook load, rest in proportion to the
         time it worked since its last batch started, so it keeps to its share of the loop.
 
         ``worked``: what the batched engine measured of its own last batch (the event loop's
         CPU, or on SQLite the time it held the write lock if longer); by default the wall time
         since the last batch started, which also counts the waits for the database that leave
-        the loop to the webhooks (on PostgreSQL most of a batch's time).
+        the loop to the webhooks (on PostgreSQL most of a batch's time). Nothing is timed
+        before the first batch, so it does not rest. ``stop`` (the worker stopping) ends a rest:
+        a shutdown never waits for one.
         """
         now = time.monotonic()
-        elapsed, self._engine_started = now - self._engine_started, now
+        started, self._engine_started = self._engine_started, now
         if worked is None:
-            worked = elapsed
+            worked = 0.0 if started is None else now - started
         if not self.busy:
             return
         share = self.engine_share
-        rest = worked * (1 - share) / share
-        await asyncio.sleep(min(rest, ENGINE_MAX_PAUSE_SECONDS))
+        rest = min(worked * (1 - share) / share, ENGINE_MAX_PAUSE_SECONDS)
+        if rest <= 0:
+            return
+        if stop is None:
+            await asyncio.sleep(rest)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), rest)
         self._engine_started = time.monotonic()
 
     def engine_batch(self, dialect: str, limit: int) -> int:

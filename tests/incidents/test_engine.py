@@ -258,6 +258,46 @@ async def test_sqlite_transactions_stop_at_their_budget_and_lose_nothing(
     await db.close()
 
 
+async def test_sqlite_transactions_never_shrink_below_their_floor(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """A budget that even the smallest transaction outlasts (a slow machine: the dozen
+    statements of any batch take longer than it) must not shrink batches to one row each,
+    where the engine spends all its time on per-transaction statements: they stay at
+    MIN_SQLITE_ROWS."""
+    from sqlalchemy import event
+
+    from bot.incidents.engine import MIN_SQLITE_ROWS
+
+    db = test_database.make()
+    await db.migrate()
+    load = load_catalog([RUNBOOKS])
+    assert load.catalog is not None, load.diagnostics
+    engine = IncidentEngine(
+        db, LiveCatalog(load.catalog), Metrics(), clock=clock, sqlite_transaction_budget=1e-9
+    )
+    total = 2 * MIN_SQLITE_ROWS + 20
+    alerts = [alert(f"fp{i}", service=f"support-{i % 3}") for i in range(total)]
+    async with db.transaction() as session:
+        await inbox.store_batch(
+            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts), clock()
+        )
+    commits = 0
+
+    def count(_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(db.engine.sync_engine, "commit", count)
+    assert await engine.process_pending() == total
+    event.remove(db.engine.sync_engine, "commit", count)
+    # SQLite: 50 + 50 + 20 rows; PostgreSQL has no budget and takes them in one.
+    assert commits == (3 if db.is_sqlite else 1)
+    async with db.sessions() as session:
+        assert await inbox.count_unprocessed(session) == 0
+    await db.close()
+
+
 async def test_restart_resumes_unprocessed_inbox(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:

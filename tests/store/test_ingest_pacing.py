@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from bot.store.ingest_pacing import (
     ENGINE_BATCH_UNDER_INGEST,
     ENGINE_BATCHED_UNDER_INGEST,
     ENGINE_LAG_TARGET_SECONDS,
+    ENGINE_MAX_PAUSE_SECONDS,
     ENGINE_MAX_SHARE_UNDER_INGEST,
     ENGINE_SHARE_UNDER_INGEST,
     INGEST_BUSY_ALERTS,
@@ -47,7 +49,9 @@ def test_a_storm_of_commits_or_alerts_means_busy() -> None:
 
 async def test_the_engine_rests_in_proportion_under_load() -> None:
     pacing = IngestPacing(lambda: True)
-    await pacing.pace_engine()  # the first call rests the cap (no batch timed yet)
+    started = time.monotonic()
+    await pacing.pace_engine()  # nothing timed yet: no rest
+    assert time.monotonic() - started < 0.01
     time.sleep(0.02)  # the engine "worked" 20 ms
     started = time.monotonic()
     await pacing.pace_engine()
@@ -92,3 +96,23 @@ async def test_the_rest_follows_the_work_the_engine_reports() -> None:
     started = time.monotonic()
     await pacing.pace_engine(0.0)
     assert time.monotonic() - started < rested
+
+
+async def test_the_first_batch_does_not_rest_however_long_since_start() -> None:
+    """Before any batch was timed there is nothing to rest in proportion to: the time since
+    the process started is not work (it rested the 2 s cap, and a test's or a shutdown's
+    engine stop waited for it)."""
+    pacing = IngestPacing(lambda: True)
+    time.sleep(0.05)  # the server started a while ago
+    started = time.monotonic()
+    await pacing.pace_engine()
+    assert time.monotonic() - started < 0.01
+
+
+async def test_stopping_ends_a_rest_at_once() -> None:
+    pacing = IngestPacing(lambda: True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    started = time.monotonic()
+    await pacing.pace_engine(ENGINE_MAX_PAUSE_SECONDS * 10, stop=stop)  # would rest the cap
+    assert time.monotonic() - started < ENGINE_MAX_PAUSE_SECONDS / 2
