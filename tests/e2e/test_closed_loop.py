@@ -57,7 +57,15 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     snapshots = [e["details"]["moment"] for e in result.timeline if e["kind"] == "scorecard"]
     assert snapshots[0] == "open"
     assert snapshots[-1] == "resolve"
-    assert [k for k in kinds if k != "scorecard"][-1] == "resolved"
+    # The mitigation's verification may conclude after the resolve (its checks run on their
+    # own timer; on a slow machine the resolve arrives first): then with a final verdict and no
+    # ladder step (bot/verification/verifier.py). Nothing else follows the resolve.
+    last_resolve = len(kinds) - 1 - kinds[::-1].index("resolved")
+    later = result.timeline[last_resolve + 1 :]
+    assert {e["kind"] for e in later} <= {"scorecard", "mitigation_verified"}, later
+    assert all(
+        e["details"]["verdict"] == "recovered" for e in later if e["kind"] == "mitigation_verified"
+    ), later
     assert applied_action(stack, result.incident_id, chosen.mitigation) == action
     assert result.runbook_id == chosen.runbook
     assert result.mitigation is not None
