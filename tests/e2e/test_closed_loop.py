@@ -56,7 +56,11 @@ def test_loop_closes(stack: Stack, scenario: str, action: str) -> None:
     # from the demo's Prometheus; the one at resolve is written after the resolve itself.
     snapshots = [e["details"]["moment"] for e in result.timeline if e["kind"] == "scorecard"]
     assert snapshots[0] == "open"
-    assert snapshots[-1] == "resolve"
+    # A verification that read the incident just before the resolve takes its own snapshot
+    # after the resolve's (seen on a slow machine): only that may follow it.
+    assert "resolve" in snapshots, snapshots
+    after_resolve = snapshots[len(snapshots) - snapshots[::-1].index("resolve") :]
+    assert set(after_resolve) <= {"verification"}, snapshots
     # The mitigation's verification may conclude after the resolve (its checks run on their
     # own timer; on a slow machine the resolve arrives first): then with a final verdict and no
     # ladder step (bot/verification/verifier.py). Nothing else follows the resolve.
