@@ -216,14 +216,36 @@ async def test_running_counts_always_equal_a_recount(
         assert late, "no incident was resolved by hand: the test would prove nothing"
 
 
+async def _process_counting_commits(
+    db: Database, engine: IncidentEngine, alerts: list[Alert], clock: Clock
+) -> tuple[int, int]:
+    """Store ``alerts``, process them all; returns (processed, transactions committed)."""
+    from sqlalchemy import event
+
+    async with db.transaction() as session:
+        await inbox.store_batch(
+            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts), clock()
+        )
+    commits = 0
+
+    def count(_: object) -> None:
+        nonlocal commits
+        commits += 1
+
+    event.listen(db.engine.sync_engine, "commit", count)
+    try:
+        processed = await engine.process_pending()
+    finally:
+        event.remove(db.engine.sync_engine, "commit", count)
+    return processed, commits
+
+
 async def test_sqlite_transactions_stop_at_their_budget_and_lose_nothing(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:
     """With no time budget at all, each SQLite transaction processes one row (and commits, so
     webhooks get the write lock back), yet one process_pending still processes every row.
     PostgreSQL holds no database-wide lock and keeps its full batches."""
-    from sqlalchemy import event
-
     db = test_database.make()
     await db.migrate()
     load = load_catalog([RUNBOOKS])
@@ -237,19 +259,8 @@ async def test_sqlite_transactions_stop_at_their_budget_and_lose_nothing(
         sqlite_transaction_budget=0.0,
     )
     alerts = [alert(f"fp{i}", service=f"support-{i % 3}") for i in range(12)]
-    async with db.transaction() as session:
-        await inbox.store_batch(
-            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts), clock()
-        )
-    commits = 0
-
-    def count(_: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(db.engine.sync_engine, "commit", count)
-    assert await engine.process_pending() == 12
-    event.remove(db.engine.sync_engine, "commit", count)
+    processed, commits = await _process_counting_commits(db, engine, alerts, clock)
+    assert processed == 12
     assert commits == (12 if db.is_sqlite else 1)
     async with db.sessions() as session:
         incidents = await repo.list_incidents(session)
@@ -265,8 +276,6 @@ async def test_sqlite_transactions_never_shrink_below_their_floor(
     statements of any batch take longer than it) must not shrink batches to one row each,
     where the engine spends all its time on per-transaction statements: they stay at
     MIN_SQLITE_ROWS."""
-    from sqlalchemy import event
-
     from bot.incidents.engine import MIN_SQLITE_ROWS
 
     db = test_database.make()
@@ -278,19 +287,8 @@ async def test_sqlite_transactions_never_shrink_below_their_floor(
     )
     total = 2 * MIN_SQLITE_ROWS + 20
     alerts = [alert(f"fp{i}", service=f"support-{i % 3}") for i in range(total)]
-    async with db.transaction() as session:
-        await inbox.store_batch(
-            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts), clock()
-        )
-    commits = 0
-
-    def count(_: object) -> None:
-        nonlocal commits
-        commits += 1
-
-    event.listen(db.engine.sync_engine, "commit", count)
-    assert await engine.process_pending() == total
-    event.remove(db.engine.sync_engine, "commit", count)
+    processed, commits = await _process_counting_commits(db, engine, alerts, clock)
+    assert processed == total
     # SQLite: 50 + 50 + 20 rows; PostgreSQL has no budget and takes them in one.
     assert commits == (3 if db.is_sqlite else 1)
     async with db.sessions() as session:
