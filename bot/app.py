@@ -45,6 +45,7 @@ from bot.api import (
     slack,
     webhooks,
 )
+from bot.api.direct import DirectApp
 from bot.api.errors import install_error_handlers
 from bot.api.openapi_document import install_openapi
 from bot.api.runbooks import reload_catalog
@@ -535,7 +536,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
             await services.http.aclose()
             await services.db.close()
 
-    app = FastAPI(
+    app = DirectApp(
         title="Ballast",
         version=bot.__version__,
         description="Runbook automation and incident response for AI systems in production.",
