@@ -24,7 +24,13 @@ class AutoMitigator:
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         for change in changes:
-            if change.kinds & {ChangeKind.OPENED, ChangeKind.REOPENED}:
+            # An opened or re-opened incident's change names its runbook (the engine's, the
+            # only source of those kinds): one without auto mitigations (triage, most storms of
+            # distinct alerts) costs no task and no read.
+            if change.kinds & {
+                ChangeKind.OPENED,
+                ChangeKind.REOPENED,
+            } and self._executor.auto_mitigations(change.runbook_id):
                 task = asyncio.create_task(self._run(change))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

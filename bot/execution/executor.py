@@ -167,10 +167,7 @@ class MitigationExecutor(UndoSteps):
         later one reads it again, after the runs before it changed it."""
         async with self._db.reads() as session:
             incident = await repo.get(session, incident_id)
-            runbook = self._runbook(incident)
-            autos = [
-                m for m in (runbook.mitigations if runbook else []) if m.mode is MitigationMode.AUTO
-            ]
+            autos = self.auto_mitigations(incident.runbook_id)
             if not autos:
                 return []
             first_alert = await repo.first_alert_of(session, incident_id)

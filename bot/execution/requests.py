@@ -25,7 +25,7 @@ from bot.incidents.changes import ChangeBus, ChangeKind, Note
 from bot.incidents.plan import PlannedMitigation, plan_mitigation
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
-from bot.runbooks.schema import Mitigation, Runbook
+from bot.runbooks.schema import Mitigation, MitigationMode, Runbook
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import Execution, Incident, IncidentAlert
@@ -129,9 +129,19 @@ class ExecutorBase:
         return runbook, mitigation, planned, action, incident
 
     def _runbook(self, incident: Incident) -> Runbook | None:
-        if incident.runbook_id is None:
+        return self._runbook_of(incident.runbook_id)
+
+    def _runbook_of(self, runbook_id: str | None) -> Runbook | None:
+        if runbook_id is None:
             return None
-        return self._catalog.current.runbooks.get(incident.runbook_id)
+        return self._catalog.current.runbooks.get(runbook_id)
+
+    def auto_mitigations(self, runbook_id: str | None) -> list[Mitigation]:
+        """The ``auto`` mitigations of a runbook in the current catalog, in order (none for
+        triage or an unknown runbook)."""
+        runbook = self._runbook_of(runbook_id)
+        mitigations = runbook.mitigations if runbook is not None else []
+        return [m for m in mitigations if m.mode is MitigationMode.AUTO]
 
     async def _authorize(self, incident_id: int, actor: Actor, runbook: Runbook, what: str) -> None:
         try:

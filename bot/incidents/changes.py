@@ -40,6 +40,8 @@ class IncidentChange:
     incident_id: int
     kinds: set[ChangeKind] = field(default_factory=set)
     notes: list[Note] = field(default_factory=list)
+    # The incident's runbook (None: triage) on every change the engine makes, and only the
+    # engine makes OPENED and REOPENED: listeners may skip those changes by runbook unread.
     runbook_id: str | None = None
     # The engine's span for this change (bot.telemetry), continued by the listeners' work:
     # auto mitigations and the Slack message. None while tracing is off.

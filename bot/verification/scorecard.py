@@ -73,9 +73,23 @@ class ScorecardRecorder:
             runbook = self._catalog.current.runbooks.get(runbook_id)
         return self._config.panels_for(service, runbook)
 
+    def may_have_panels(self, runbook_id: str | None) -> bool:
+        """Could an incident of this runbook show panels, whatever its service? Without a
+        read: its runbook's own panels, or any service's scorecard in ballast.yaml."""
+        if any(service.scorecard for service in self._config.services.values()):
+            return True
+        runbook = None
+        if runbook_id is not None and self._catalog is not None:
+            runbook = self._catalog.current.runbooks.get(runbook_id)
+        return runbook is not None and bool(runbook.scorecard.panels)
+
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         for change in changes:
-            if change.kinds & {ChangeKind.OPENED, ChangeKind.REOPENED}:
+            # Opened and re-opened changes come from the engine and name the runbook: an
+            # incident that cannot show panels costs no task and no read.
+            if change.kinds & {ChangeKind.OPENED, ChangeKind.REOPENED} and self.may_have_panels(
+                change.runbook_id
+            ):
                 # In a task: Prometheus must never hold up the engine's next batch.
                 task = asyncio.create_task(self._guarded(change.incident_id, "open", "opened"))
                 self._tasks.add(task)
