@@ -492,6 +492,10 @@ class Server:
             **os.environ,
             "BALLAST_DATABASE_URL": self.database,
             "BALLAST_RUNBOOKS": str(REPO / "runbooks"),
+            # This checkout's bot/, not an installed one (the server runs in the workdir).
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+            ),
             # Closed by default, as in production: Alertmanager's bearer token, a scrape token.
             "BALLAST_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
             "BALLAST_METRICS_TOKEN": METRICS_TOKEN,

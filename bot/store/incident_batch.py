@@ -21,13 +21,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     String,
     Table,
     and_,
+    any_,
     bindparam,
     func,
     insert,
@@ -91,7 +93,34 @@ _CLAIM_COLUMNS = (
 
 # The batch's statements are built once, their parameters bound at execution: building one
 # costs more CPU than a small batch's rows (SQLAlchemy's coercions), and a new incident's
-# alert goes through all of them alone (issue 16). Lists go in expanding parameters.
+# alert goes through all of them alone (issue 16). Lists go in expanding parameters on SQLite;
+# on PostgreSQL in one array parameter each (``= ANY(:list)``, ``unnest(:a, :b)``): an
+# expanding list is rendered into the statement's text at every execution (CPU here), and
+# every new length is a new text, which asyncpg prepares again (a round trip and PostgreSQL's
+# parse and plan). The statements of each dialect are in a dict by dialect name.
+
+_S = TypeVar("_S")
+
+
+def _listed(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _in_array(column: ColumnElement[Any], name: str) -> ColumnElement[bool]:
+    return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+
+
+Member = Callable[[ColumnElement[Any], str], ColumnElement[bool]]
+
+
+def _by_dialect(build: Callable[[Member], _S]) -> dict[str, _S]:
+    return {"sqlite": build(_listed), "postgresql": build(_in_array)}
+
+
+def _dialect(session: AsyncSession) -> str:
+    return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
+
+
 _CLAIM = (
     select(*_CLAIM_COLUMNS)
     .where(INBOX.c.processed_at.is_(None))
@@ -99,19 +128,20 @@ _CLAIM = (
     .limit(bindparam("limit", type_=BigInteger))
 )
 _CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(skip_locked=True)
-_RESOLVED_STATES = select(INBOX.c.fingerprint, INBOX.c.starts_at).where(
-    INBOX.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
-    INBOX.c.starts_at.in_(bindparam("starts", expanding=True)),
-    INBOX.c.status == "resolved",
-)
-_LATEST_HOLDING = (
-    select(INCIDENTS.c.key, ALERTS.c.fingerprint, func.max(INCIDENTS.c.id))
-    .join(ALERTS, ALERTS.c.incident_id == INCIDENTS.c.id)
-    .where(
-        INCIDENTS.c.key.in_(bindparam("keys", expanding=True)),
-        ALERTS.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+_RESOLVED_STATES = _by_dialect(
+    lambda member: select(INBOX.c.fingerprint, INBOX.c.starts_at).where(
+        member(INBOX.c.fingerprint, "fingerprints"),
+        member(INBOX.c.starts_at, "starts"),
+        INBOX.c.status == "resolved",
     )
-    .group_by(INCIDENTS.c.key, ALERTS.c.fingerprint)
+)
+_LATEST_HOLDING = _by_dialect(
+    lambda member: (
+        select(INCIDENTS.c.key, ALERTS.c.fingerprint, func.max(INCIDENTS.c.id))
+        .join(ALERTS, ALERTS.c.incident_id == INCIDENTS.c.id)
+        .where(member(INCIDENTS.c.key, "keys"), member(ALERTS.c.fingerprint, "fingerprints"))
+        .group_by(INCIDENTS.c.key, ALERTS.c.fingerprint)
+    )
 )
 _TAKE_WRITE_LOCK = update(INBOX).where(INBOX.c.id == -1).values(outcome=None)
 
@@ -135,7 +165,8 @@ async def resolved_states(
         "starts": sorted({row.starts_at for row in firing}),
     }
     connection = await session.connection()
-    return {(fp, at) for fp, at in await connection.execute(_RESOLVED_STATES, wanted)}
+    statement = _RESOLVED_STATES[_dialect(session)]
+    return {(fp, at) for fp, at in await connection.execute(statement, wanted)}
 
 
 async def latest_holding(
@@ -153,7 +184,9 @@ async def latest_holding(
     connection = await session.connection()
     return {
         (key, fp): int(incident_id)
-        for key, fp, incident_id in await connection.execute(_LATEST_HOLDING, params)
+        for key, fp, incident_id in await connection.execute(
+            _LATEST_HOLDING[_dialect(session)], params
+        )
         if (key, fp) in pairs
     }
 
@@ -235,22 +268,25 @@ _INCIDENT_MUTABLE = (
 )
 
 
-_NEWEST_OF_KEYS = (
-    select(func.max(INCIDENTS.c.id))
-    .where(INCIDENTS.c.key.in_(bindparam("keys", expanding=True)))
-    .group_by(INCIDENTS.c.key)
-)
-_INCIDENTS = (
-    select(INCIDENTS.c.id, *(INCIDENTS.c[name] for name in _INCIDENT_FIELDS))
-    .where(
-        or_(
-            INCIDENTS.c.open_key.in_(bindparam("keys", expanding=True)),
-            INCIDENTS.c.id.in_(bindparam("ids", expanding=True)),
-        )
+_NEWEST_OF_KEYS = _by_dialect(
+    lambda member: (
+        select(func.max(INCIDENTS.c.id))
+        .where(member(INCIDENTS.c.key, "keys"))
+        .group_by(INCIDENTS.c.key)
     )
-    .order_by(INCIDENTS.c.key, INCIDENTS.c.id)
 )
-_INCIDENTS_LOCKED = _INCIDENTS.with_for_update()
+_INCIDENTS = _by_dialect(
+    lambda member: (
+        select(INCIDENTS.c.id, *(INCIDENTS.c[name] for name in _INCIDENT_FIELDS))
+        .where(or_(member(INCIDENTS.c.open_key, "keys"), member(INCIDENTS.c.id, "ids")))
+        .order_by(INCIDENTS.c.key, INCIDENTS.c.id)
+    )
+)
+# PostgreSQL locks the rows (in the sorted order); SQLite holds its write lock already.
+_INCIDENTS_LOCKED = {
+    "sqlite": _INCIDENTS["sqlite"],
+    "postgresql": _INCIDENTS["postgresql"].with_for_update(),
+}
 
 
 async def lock_incidents(
@@ -264,7 +300,8 @@ async def lock_incidents(
     connection = await session.connection()
     # The newest of each key first, unlocked: as a subquery of the locking SELECT it made
     # PostgreSQL scan every incident instead of two index lookups.
-    newest = {int(i) for (i,) in await connection.execute(_NEWEST_OF_KEYS, {"keys": keys})}
+    dialect = _dialect(session)
+    newest = {int(i) for (i,) in await connection.execute(_NEWEST_OF_KEYS[dialect], {"keys": keys})}
     wanted = sorted(newest | set(ids))
     if not wanted:
         # No key has an incident, so none has an open one (``open_key`` is the incident's key
@@ -272,10 +309,11 @@ async def lock_incidents(
         # batch's INSERT fail on the UNIQUE ``open_key`` and the batch is redone, as when it
         # commits after the locking SELECT.
         return []
-    query = _INCIDENTS_LOCKED if session.get_bind().dialect.name == "postgresql" else _INCIDENTS
     return [
         IncidentState(*row)
-        for row in await connection.execute(query, {"keys": keys, "ids": wanted})
+        for row in await connection.execute(
+            _INCIDENTS_LOCKED[dialect], {"keys": keys, "ids": wanted}
+        )
     ]
 
 
@@ -315,50 +353,62 @@ async def alerts_of(
     pairs = sorted({(i, fp) for key, fp in wanted for i in of_key.get(key, ())})
     if not pairs:
         return []
-    columns = (
-        ALERTS.c.id,
-        ALERTS.c.incident_id,
-        ALERTS.c.fingerprint,
-        ALERTS.c.status,
-        ALERTS.c.starts_at,
-        ALERTS.c.ends_at,
-        ALERTS.c.labels,
-        ALERTS.c.annotations,
-        ALERTS.c.generator_url,
-        ALERTS.c.source,
-        ALERTS.c.first_seen_at,
-        ALERTS.c.last_seen_at,
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        wanted_rows = (
-            func.unnest(
-                postgresql.array([i for i, _ in pairs], type_=BigInteger),
-                postgresql.array([fp for _, fp in pairs], type_=String),
-            )
-            .table_valued("incident_id", "fingerprint")
-            .render_derived(name="wanted")
-        )
-        query = select(*columns).join(
-            wanted_rows,
-            and_(
-                ALERTS.c.incident_id == wanted_rows.c.incident_id,
-                ALERTS.c.fingerprint == wanted_rows.c.fingerprint,
-            ),
-        )
+    if _dialect(session) == "postgresql":
+        query = _ALERT_PAIRS
+        params: dict[str, list[Any]] = {
+            "ids": [i for i, _ in pairs],
+            "fingerprints": [fp for _, fp in pairs],
+        }
     else:
-        # SQLite probes the index for each combination of two INs (a row-value IN it scanned);
-        # the combinations no pair asked for are dropped below.
-        query = select(*columns).where(
-            ALERTS.c.incident_id.in_({i for i, _ in pairs}),
-            ALERTS.c.fingerprint.in_({fp for _, fp in pairs}),
-        )
+        query = _ALERTS_OF_BOTH
+        params = {
+            "ids": sorted({i for i, _ in pairs}),
+            "fingerprints": sorted({fp for _, fp in pairs}),
+        }
     connection = await session.connection()
     asked = set(pairs)
     return [
         AlertState(r[0], by_id[r[1]], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-        for r in await connection.execute(query)
+        for r in await connection.execute(query, params)
         if (r[1], r[2]) in asked
     ]
+
+
+_ALERT_COLUMNS = (
+    ALERTS.c.id,
+    ALERTS.c.incident_id,
+    ALERTS.c.fingerprint,
+    ALERTS.c.status,
+    ALERTS.c.starts_at,
+    ALERTS.c.ends_at,
+    ALERTS.c.labels,
+    ALERTS.c.annotations,
+    ALERTS.c.generator_url,
+    ALERTS.c.source,
+    ALERTS.c.first_seen_at,
+    ALERTS.c.last_seen_at,
+)
+# PostgreSQL: the exact pairs, as two arrays unnested side by side.
+_WANTED_PAIRS = (
+    func.unnest(
+        bindparam("ids", type_=postgresql.ARRAY(BigInteger)),
+        bindparam("fingerprints", type_=postgresql.ARRAY(String)),
+    )
+    .table_valued("incident_id", "fingerprint")
+    .render_derived(name="wanted")
+)
+_ALERT_PAIRS = select(*_ALERT_COLUMNS).join(
+    _WANTED_PAIRS,
+    and_(
+        ALERTS.c.incident_id == _WANTED_PAIRS.c.incident_id,
+        ALERTS.c.fingerprint == _WANTED_PAIRS.c.fingerprint,
+    ),
+)
+# SQLite probes the index for each combination of two INs (a row-value IN it scanned); the
+# combinations no pair asked for are dropped after the read.
+_ALERTS_OF_BOTH = select(*_ALERT_COLUMNS).where(
+    _listed(ALERTS.c.incident_id, "ids"), _listed(ALERTS.c.fingerprint, "fingerprints")
+)
 
 
 @dataclass(frozen=True, slots=True)
