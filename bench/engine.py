@@ -72,6 +72,7 @@ from ingest import (  # noqa: E402
 
 GOAL_RATE = 5000.0
 GOAL_RSS_MB = 300.0
+GOAL_LAG_SECONDS = 1.0  # inbox lag p99 through the 60 s storm
 INTAKE_RATE = 3000.0
 ALERTS_PER_NOTIFICATION = 10
 DATABASE = "bench_engine"
@@ -434,6 +435,12 @@ def goals(results: list[Result]) -> list[str]:
             out.append(
                 f"{'MET ' if met else 'MISS'} {r.db} {r.phase}: max RSS {r.max_rss_mb:.0f} MB "
                 f"(goal ≤ {GOAL_RSS_MB:.0f})"
+            )
+        if r.phase == "storm":
+            met = r.lag_p99 <= GOAL_LAG_SECONDS
+            out.append(
+                f"{'MET ' if met else 'MISS'} {r.db} {r.phase}: inbox lag p99 {r.lag_p99:.2f} s "
+                f"(goal ≤ {GOAL_LAG_SECONDS:.0f})"
             )
     return out
 
