@@ -64,15 +64,21 @@ async def load_incident_detail(
     traces: TraceLinks | None = None,
     now: datetime | None = None,
     planner: Planner | None = None,
+    alert_limit: int | None = None,
 ) -> IncidentDetail:
     """Raises ``NotFoundError`` for an unknown id. ``change_window``: how long before the
     first alert the change log is searched (``changes.window`` in ballast.yaml). ``traces``
     fills in the trace search links (``now`` ends an open incident's time range).
     ``planner``: fills in, for the open incident's mitigations a click would run now, the exact
-    change it would make (a requested one shows the change stored with the request)."""
+    change it would make (a requested one shows the change stored with the request).
+    ``alert_limit``: read at most this many alerts (:func:`bot.store.incidents.alerts_sample`;
+    a message of a storm incident), not all of them; the counts stay the incident's."""
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
-        alerts = await repo.alerts_of(session, incident_id)
+        if alert_limit is None:
+            alerts = await repo.alerts_of(session, incident_id)
+        else:
+            alerts = await repo.alerts_sample(session, incident_id, alert_limit)
         timeline = await repo.timeline_of(session, incident_id)
         runs = {
             row.mitigation_id: row for row in await executions.of_incident(session, incident_id)

@@ -24,7 +24,7 @@ from bot.runbooks.catalog import LiveCatalog
 from bot.slack.incident_message import render_incident
 from bot.slack.outbox import Enqueued, SlackOutbox
 from bot.slack.text import note_text
-from bot.slack.view import build_view
+from bot.slack.view import MESSAGE_ALERT_SAMPLE, build_view
 from bot.store.database import Database
 from bot.telemetry import names
 
@@ -81,6 +81,7 @@ class SlackAnnouncer:
             traces=self._traces,
             now=self._clock() if self._clock else None,
             planner=self._planner,
+            alert_limit=MESSAGE_ALERT_SAMPLE,
         )
         runbook = (
             self._catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None

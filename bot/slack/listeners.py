@@ -58,7 +58,7 @@ from bot.slack.mrkdwn import MAX_BLOCKS, SlackMessage, section
 from bot.slack.outbox import SlackOutbox
 from bot.slack.responders import NotAResponder, Responders
 from bot.slack.text import escape
-from bot.slack.view import IncidentView, build_view
+from bot.slack.view import MESSAGE_ALERT_SAMPLE, IncidentView, build_view
 from bot.store import incidents as repo
 from bot.store.database import Database
 
@@ -168,6 +168,7 @@ class SlackHandlers:
                 traces=s.traces,
                 now=s.clock(),
                 planner=s.executor.plan_now,
+                alert_limit=MESSAGE_ALERT_SAMPLE,
             )
             runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
             return render_incident(build_view(detail, runbook))
@@ -345,6 +346,7 @@ class SlackHandlers:
             traces=s.traces,
             now=s.clock(),
             planner=s.executor.plan_now,
+            alert_limit=MESSAGE_ALERT_SAMPLE,
         )
         runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
         return build_view(detail, runbook, group_ids=s.slack_config.usergroup_ids)

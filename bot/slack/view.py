@@ -353,6 +353,13 @@ def _dashboards(runbook: Runbook | None, alerts: Sequence[AlertOut]) -> tuple[Da
     return tuple(links)
 
 
+# Alerts read to render an incident's message (load_incident_detail's ``alert_limit``): its
+# first, then firing ones. The counts are the incident's; the examples and the labels they
+# share are of these. A storm incident holds tens of thousands, and every batch of its storm
+# re-rendered the message from all of them.
+MESSAGE_ALERT_SAMPLE = 200
+
+
 def _alert_counts(detail: IncidentDetail, limit: int) -> AlertCounts:
     """Counts from the incident (all alerts) and a bounded sample, firing ones first."""
     alerts = detail.alerts

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import NotFoundError
@@ -25,6 +25,12 @@ _FIRST_ALERT = (
     .where(IncidentAlert.incident_id == bindparam("incident_id"))
     .order_by(IncidentAlert.id)
     .limit(1)
+)
+_ALERTS_SAMPLE = (
+    select(IncidentAlert)
+    .where(IncidentAlert.incident_id == bindparam("incident_id"))
+    .order_by(case((IncidentAlert.status == "firing", 0), else_=1), IncidentAlert.id)
+    .limit(bindparam("limit"))
 )
 
 
@@ -114,6 +120,19 @@ async def alerts_of(session: AsyncSession, incident_id: int) -> Sequence[Inciden
             .order_by(IncidentAlert.id)
         )
     ).all()
+
+
+async def alerts_sample(
+    session: AsyncSession, incident_id: int, limit: int
+) -> Sequence[IncidentAlert]:
+    """At most ``limit`` of the incident's alerts: its first (what params and links are
+    rendered from, as for the executor), then firing ones before the others, each in arrival
+    order. What a message shows of a storm incident without reading its thousands."""
+    first = await first_alert_of(session, incident_id)
+    if first is None or limit < 1:
+        return []
+    rest = await session.scalars(_ALERTS_SAMPLE, {"incident_id": incident_id, "limit": limit})
+    return [first, *(alert for alert in rest if alert.id != first.id)][:limit]
 
 
 async def first_alert_of(session: AsyncSession, incident_id: int) -> IncidentAlert | None:

@@ -85,7 +85,9 @@ class Verifier:
             except NotFoundError:
                 return "skipped: the incident is gone"
             execution = await executions.latest(session, incident_id, mitigation_id)
-            alerts = await repo.alerts_of(session, incident_id)
+            # The first alert only (what the queries are rendered from): a storm incident
+            # holds tens of thousands, and reading them all was a 150 MB spike per check.
+            first_alert = await repo.first_alert_of(session, incident_id)
         # Resolved already (the mitigation worked faster than the alert's resolve arrived, or
         # someone resolved it): checks go on until `within`, and a final verdict (recovered,
         # worse) is still recorded, but no ladder step is taken.
@@ -98,9 +100,9 @@ class Verifier:
         mitigation = runbook.mitigation(mitigation_id) if runbook else None
         if runbook is None or mitigation is None or mitigation.verify is None:
             return "skipped: the runbook no longer verifies this mitigation"
-        if not alerts:
+        if first_alert is None:
             return "skipped: the incident has no alerts to render queries from"
-        context = template_context(alerts[0])
+        context = template_context(first_alert)
         client = self._clients(incident.service)
         applied_at = execution.applied_at
         results = [

@@ -414,3 +414,30 @@ async def test_resolve_after_manual_resolve_lands_in_that_incident(rig: Rig) -> 
     assert incident.resolved_by == "U1"
     assert (await rig.kinds(incident.id))[-2:] == ["resolved", "alert_resolved"]
     assert await recount(rig.db, incident.id) == (2, 1)
+
+
+async def test_a_message_reads_a_bounded_sample_of_a_storm_incident(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """A storm incident's message reads its first alert (what params and links are rendered
+    from), then firing ones before resolved ones, at most the limit: not its thousands."""
+    db = test_database.make()
+    await db.migrate()
+    rig = Rig(db, clock)
+    await rig.send(*(alert(f"fp{i}") for i in range(6)))
+    await rig.send(alert("fp0", "resolved"), alert("fp1", "resolved"), alert("fp2", "resolved"))
+    [incident] = await rig.incidents()
+    async with db.sessions() as session:
+        everything = await repo.alerts_of(session, incident.id)
+        sample = await repo.alerts_sample(session, incident.id, 4)
+        assert await repo.alerts_sample(session, incident.id, 0) == []
+        whole = await repo.alerts_sample(session, incident.id, 100)
+    assert [a.fingerprint for a in everything] == [f"fp{i}" for i in range(6)]
+    assert [(a.fingerprint, a.status) for a in sample] == [
+        ("fp0", "resolved"),
+        ("fp3", "firing"),
+        ("fp4", "firing"),
+        ("fp5", "firing"),
+    ]
+    assert sorted(a.fingerprint for a in whole) == [a.fingerprint for a in everything]
+    await db.close()
