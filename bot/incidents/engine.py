@@ -88,9 +88,6 @@ _SPAN_KINDS = (
 # Span links per batch span at most (the SDK's default limit): one per webhook it processed.
 MAX_LINKS = 128
 PER_ALERT_BATCH_SIZE = 200
-# Batched engine transactions in flight at once on PostgreSQL (see process_pending). SQLite has
-# one writer: a second lane would only wait for the first's write lock.
-POSTGRES_LANES = 2
 
 
 class IncidentEngine:
@@ -165,43 +162,14 @@ class IncidentEngine:
         await self.process_pending()
 
     async def process_pending(self) -> int:
-        """Process stored alerts until none are left; returns how many were processed.
-
-        On PostgreSQL the batched engine works in :data:`POSTGRES_LANES` lanes at once. One
-        lane alternates between its own CPU and the database's, each waiting for the other;
-        two overlap them (one claims and reads while the other writes and commits, or waits
-        for an incident row the other holds). Two lanes are what two replicas are, which the
-        engine is built for: claims ``SKIP LOCKED``, incident rows locked in key order, a key
-        opened by both at once redone by the one that loses the UNIQUE ``open_key``.
-        A second lane starts only once a batch finds more rows waiting than it took: a lone
-        alert costs one transaction, not one more that finds nothing.
-        """
-        async with self._pass:
-            lanes = POSTGRES_LANES if self._batched and not self._db.is_sqlite else 1
-            others: list[asyncio.Task[int]] = []
-
-            def more_waiting() -> None:
-                if sum(not task.done() for task in others) + 1 < lanes:
-                    others.append(asyncio.create_task(self._lane(more_waiting)))
-
-            try:
-                total = await self._lane(more_waiting)
-            except BaseException:
-                for task in others:
-                    task.cancel()
-                await asyncio.gather(*others, return_exceptions=True)
-                raise
-            return total + sum(await asyncio.gather(*others))
-
-    async def _lane(self, more_waiting: Callable[[], None]) -> int:
-        """Batches until none finds more rows waiting (or the engine stops)."""
+        """Process stored alerts until none are left; returns how many were processed."""
         total = 0
-        while True:
-            done, more = await self._process_batch()
-            total += done
-            if not more or self._loop.stopping:
-                return total
-            more_waiting()
+        async with self._pass:
+            while True:
+                done, more = await self._process_batch()
+                total += done
+                if not more or self._loop.stopping:
+                    return total
 
     async def _process_batch(self) -> tuple[int, bool]:
         """One transaction; returns how many rows it processed and whether more may wait."""

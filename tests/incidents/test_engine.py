@@ -296,56 +296,6 @@ async def test_sqlite_transactions_never_shrink_below_their_floor(
     await db.close()
 
 
-async def test_postgres_works_in_two_lanes_and_processes_each_alert_once(
-    test_database: DatabaseUnderTest, clock: Clock
-) -> None:
-    """A backlog on PostgreSQL is worked by two overlapping transactions (one claims while
-    the other writes), each alert once, into the right incidents, and a few new incidents
-    opened by both lanes at once are opened once. SQLite keeps one transaction at a time."""
-    from sqlalchemy import event
-
-    from bot.incidents.engine import POSTGRES_LANES
-
-    db = test_database.make()
-    await db.migrate()
-    load = load_catalog([RUNBOOKS])
-    assert load.catalog is not None, load.diagnostics
-    engine = IncidentEngine(db, LiveCatalog(load.catalog), Metrics(), clock=clock, batch_size=20)
-    services = [f"lane-{i}" for i in range(7)]
-    alerts = [alert(f"fp{i}", service=services[i % 7]) for i in range(400)]
-    async with db.transaction() as session:
-        await inbox.store_batch(
-            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts), clock()
-        )
-    in_flight, most = 0, 0
-
-    def began(_: object) -> None:
-        nonlocal in_flight, most
-        in_flight += 1
-        most = max(most, in_flight)
-
-    def ended(_: object) -> None:
-        nonlocal in_flight
-        in_flight -= 1
-
-    sync = db.engine.sync_engine
-    for name, listener in (("begin", began), ("commit", ended), ("rollback", ended)):
-        event.listen(sync, name, listener)
-    try:
-        assert await engine.process_pending() == 400
-    finally:
-        for name, listener in (("begin", began), ("commit", ended), ("rollback", ended)):
-            event.remove(sync, name, listener)
-    assert most == (1 if db.is_sqlite else POSTGRES_LANES)
-    async with db.sessions() as session:
-        incidents = await repo.list_incidents(session)
-        assert await inbox.count_unprocessed(session) == 0
-    assert sorted((i.service, i.alert_count) for i in incidents) == [
-        (service, len(alerts[n::7])) for n, service in enumerate(services)
-    ]
-    await db.close()
-
-
 async def test_restart_resumes_unprocessed_inbox(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:
