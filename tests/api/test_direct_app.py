@@ -113,3 +113,23 @@ async def test_a_root_path_goes_through_the_stack() -> None:
         answer = await http.post("/ballast/hot/k3")
     assert answer.json()["key"] == "k3"
     assert Layers.paths == ["/ballast/hot/k3"]
+
+
+async def test_status_code_and_plain_function_handlers_are_used_as_by_the_stack() -> None:
+    """Starlette looks up an HTTPException's status code first, and calls a handler that is a
+    plain function as it is; a direct route gets the same answers."""
+    Layers.paths = []
+    app = build()
+
+    def teapot(request: Request, err: Exception) -> Response:
+        return JSONResponse({"teapot": str(err)}, status_code=418)
+
+    app.add_exception_handler(403, teapot)
+    app.add_exception_handler(RuntimeError, teapot)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        forbidden = await http.post("/hot/forbidden")
+        bug = await http.post("/hot/bug")
+    assert (forbidden.status_code, forbidden.json()) == (418, {"teapot": "403: not you"})
+    assert (bug.status_code, bug.json()) == (418, {"teapot": "a bug"})
+    assert Layers.paths == []
