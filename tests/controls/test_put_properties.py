@@ -108,6 +108,8 @@ def test_put_never_corrupts_stored_data(
         # Found by CI: a key of only "/" makes the path end in "//", and the redirect strips both.
         @example(pair=("/", None), actor="U024BE7LH", extra={})
         @example(pair=("a//", True), actor="U024BE7LH", extra={})
+        # Found by CI: the redirect's Location percent-encodes what the path held decoded ("#").
+        @example(pair=("#/", None), actor="U024BE7LH", extra={})
         def put(pair: tuple[str, Any], actor: str, extra: dict[str, Any]) -> None:
             nonlocal writes
             key, value = pair
@@ -131,7 +133,7 @@ def test_put_never_corrupts_stored_data(
                 # strips every trailing slash (a key "/" makes the path end in "//").
                 assert key.endswith("/") or key == ""
                 requested = f"http://ballast.test{unquote(url)}"
-                location = response.headers["location"]
+                location = unquote(response.headers["location"])
                 assert requested.startswith(location)
                 assert requested[len(location) :].strip("/") == ""
                 assert not location.endswith("/")
