@@ -563,19 +563,9 @@ def _alert_value(name: str) -> BindParameter[Any]:
     return bindparam(f"p_{name}", type_=ALERTS.c[name].type)
 
 
-_ALERT_INSERTED = (
-    "incident_id",
-    "fingerprint",
-    "status",
-    "starts_at",
-    "ends_at",
-    "labels",
-    "annotations",
-    "generator_url",
-    "source",
-    "first_seen_at",
-    "last_seen_at",
-)
+# An insert writes the mutable columns and those fixed at the alert's first sight.
+_ALERT_FIXED = ("fingerprint", "source", "first_seen_at")
+_ALERT_INSERTED = ("incident_id", *_ALERT_FIXED, *_ALERT_MUTABLE)
 _UPDATE_ALERTS = (
     update(ALERTS)
     .where(ALERTS.c.id == bindparam("p_id"))
@@ -601,16 +591,7 @@ async def _write_alerts(connection: Any, alerts: Sequence[AlertState]) -> None:
             [
                 {
                     "p_incident_id": a.incident.ident,
-                    "p_fingerprint": a.fingerprint,
-                    "p_status": a.status,
-                    "p_starts_at": a.starts_at,
-                    "p_ends_at": a.ends_at,
-                    "p_labels": a.labels,
-                    "p_annotations": a.annotations,
-                    "p_generator_url": a.generator_url,
-                    "p_source": a.source,
-                    "p_first_seen_at": a.first_seen_at,
-                    "p_last_seen_at": a.last_seen_at,
+                    **{f"p_{name}": getattr(a, name) for name in (*_ALERT_FIXED, *_ALERT_MUTABLE)},
                 }
                 for a in new
             ],
