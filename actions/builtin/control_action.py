@@ -47,16 +47,20 @@ class ControlAction(Action[P]):
         """The plan to apply and, on a retry, the value before it (for undo).
 
         Without an approved plan, a fresh one. With one, its change; a live value already at
-        its target is a retry of this apply (the value before is still the plan's). A target
-        resolved from what was live (``to: previous``) is resolved again, the same way: if
-        that gives another change now (a version shipped meanwhile), it is refused, since the
-        approvers approved the change they saw and no other.
+        its target is a retry of this apply (the value before is still the plan's). A fixed
+        target is written without reading first: the write answers what was there, and
+        :meth:`apply` tells a retry from that (one read fewer between the alert and the
+        served value). A target resolved from what was live (``to: previous``) is resolved
+        again, the same way: if that gives another change now (a version shipped meanwhile),
+        it is refused, since the approvers approved the change they saw and no other.
         """
         approved = ctx.plan
         if approved is None:
             return await self.plan(params, ctx), None
+        if not approved.resolved and not ctx.dry_run:
+            return approved, None
         current = await ctx.backend_for(self.service_of(params)).read(approved.key)
-        if same_value(current, approved.after) and not same_value(current, approved.before):
+        if _retried(current, approved):
             return approved, approved.before
         if not approved.resolved:
             return ControlPlan(approved.key, current, approved.after), None
@@ -86,6 +90,8 @@ class ControlAction(Action[P]):
             )
         result = await backend.write(key, value, actor=ctx.actor, reason=ctx.reason)
         before = result.before if before_retry is None else before_retry
+        if plan is ctx.plan and not plan.resolved and _retried(result.before, plan):
+            before = plan.before  # a retry of this apply: undo restores what the plan saw
         how = f"{backend.name}; {plan.resolved}" if plan.resolved else backend.name
         return ActionOutcome(
             summary=f"{key}: {show_value(before)} → {show_value(result.after)} ({how})",
@@ -129,3 +135,8 @@ class ControlAction(Action[P]):
             after=result.after,
             response={"backend": backend.name, **result.response},
         )
+
+
+def _retried(live: FlagValue | None, plan: ControlPlan) -> bool:
+    """The live value is already the plan's target and was not before: this apply ran once."""
+    return same_value(live, plan.after) and not same_value(live, plan.before)

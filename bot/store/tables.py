@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -73,6 +74,17 @@ class InboxAlert(Base):
     __table_args__ = (
         UniqueConstraint("fingerprint", "starts_at", "status"),
         Index(None, "processed_at", "id"),
+        # The engine's claim (unprocessed rows by id): processed rows stay in the inbox, and
+        # PostgreSQL's planner does not take ``processed_at IS NULL`` on the index above as
+        # fixing its order by id, so it walked the primary key over every processed row (a
+        # claim took 62 ms with 50,000 processed rows, 0.8 ms through this index). SQLite's,
+        # once it has statistics, may scan the table in id order the same way.
+        Index(
+            "ix_inbox_alerts_unprocessed",
+            "id",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
