@@ -44,7 +44,7 @@ class AutoMitigator:
                 {names.INCIDENT_ID: incident_id, names.RUNBOOK_ID: change.runbook_id},
                 parent=change.traceparent,
             ):
-                await self._executor.run_auto(incident_id)
+                await self._executor.run_auto(incident_id, change.opened)
         except Exception:
             log.exception("auto mitigations of incident #%d failed", incident_id)
 

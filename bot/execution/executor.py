@@ -45,6 +45,7 @@ from bot.execution.retrying import guarded, with_retries
 from bot.execution.undo import UndoSteps
 from bot.execution.verify_timer import schedule_verification
 from bot.incidents.actors import SYSTEM, Actor, AuthMethod, as_actor
+from bot.incidents.changes import Opened
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation
 from bot.incidents.reminders import schedule_reminder
@@ -160,18 +161,24 @@ class MitigationExecutor(UndoSteps):
             return claimed
         return await self._apply(incident_id, mitigation, action, params, actor, reason, held)
 
-    async def run_auto(self, incident_id: int) -> list[RunResult]:
+    async def run_auto(self, incident_id: int, opened: Opened | None = None) -> list[RunResult]:
         """Run the runbook's ``auto`` mitigations of a newly opened incident, in order.
 
-        The first one uses the incident as read here (nothing happened in between); each
-        later one reads it again, after the runs before it changed it."""
-        async with self._db.reads() as session:
-            incident = await repo.get(session, incident_id)
-            autos = self.auto_mitigations(incident.runbook_id)
-            if not autos:
-                return []
-            first_alert = await repo.first_alert_of(session, incident_id)
-        read: IncidentRead | None = IncidentRead(incident, first_alert)
+        The first one uses the incident as the engine's commit left it (``opened``, from its
+        change) or as read here (nothing happened in between); each later one reads it again,
+        after the runs before it changed it."""
+        read: IncidentRead | None
+        if opened is not None:
+            autos = self.auto_mitigations(opened.runbook_id)
+            read = IncidentRead(opened, opened.first_alert)
+        else:
+            async with self._db.reads() as session:
+                incident = await repo.get(session, incident_id)
+                autos = self.auto_mitigations(incident.runbook_id)
+                if not autos:
+                    return []
+                first_alert = await repo.first_alert_of(session, incident_id)
+            read = IncidentRead(incident, first_alert)
         results = []
         for mitigation in autos:
             try:

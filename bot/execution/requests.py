@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from actions.base import Action
 from actions.errors import ActionError
@@ -23,12 +23,12 @@ from bot.execution.retrying import RetryPolicy
 from bot.incidents.actors import Actor
 from bot.incidents.changes import ChangeBus, ChangeKind, Note
 from bot.incidents.plan import PlannedMitigation, plan_mitigation
-from bot.intake.alert import template_context
+from bot.intake.alert import AlertFacts, template_context
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.schema import Mitigation, MitigationMode, Runbook
 from bot.store import incidents as repo
 from bot.store.database import Database
-from bot.store.tables import Execution, Incident, IncidentAlert
+from bot.store.tables import Execution
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,18 @@ TAKEN_OVER = "another replica took this execution over; it records the outcome"
 TAKEN_OVER_WHY = "taken over: the replica applying it stopped (its lease expired)"
 
 
+class IncidentFacts(Protocol):
+    """What a run needs of its incident: an ``Incident`` row, or the engine's ``Opened``."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def runbook_id(self) -> str | None: ...
+
+
 class IncidentRead(NamedTuple):
-    incident: Incident
-    first_alert: IncidentAlert | None
+    incident: IncidentFacts
+    first_alert: AlertFacts | None
 
 
 class ExecutorBase:
@@ -107,7 +116,7 @@ class ExecutorBase:
 
     async def _prepare(
         self, incident_id: int, mitigation_id: str, read: IncidentRead | None = None
-    ) -> tuple[Runbook, Mitigation, PlannedMitigation, Action[Any], Incident]:
+    ) -> tuple[Runbook, Mitigation, PlannedMitigation, Action[Any], IncidentFacts]:
         """``read``: the incident as just read by the caller (else it is read here)."""
         incident, first_alert = read or await self._read_incident(incident_id)
         runbook = self._runbook(incident)
@@ -128,7 +137,7 @@ class ExecutorBase:
         action = self._registry[mitigation.action]
         return runbook, mitigation, planned, action, incident
 
-    def _runbook(self, incident: Incident) -> Runbook | None:
+    def _runbook(self, incident: IncidentFacts) -> Runbook | None:
         return self._runbook_of(incident.runbook_id)
 
     def _runbook_of(self, runbook_id: str | None) -> Runbook | None:

@@ -32,7 +32,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.incidents.changes import ChangeKind, IncidentChange, Note
+from bot.incidents.changes import AlertSnapshot, ChangeKind, IncidentChange, Note, Opened
 from bot.incidents.escalation import escalation_key
 from bot.incidents.lifecycle import IncidentStatus, check_transition
 from bot.incidents.outcome import AlertOutcome
@@ -106,6 +106,7 @@ class BatchPlan:
         self._touched_incidents: dict[IncidentState, None] = {}
         self._touched_alerts: dict[AlertState, None] = {}
         self._changes: dict[IncidentState, IncidentChange] = {}
+        self._new: set[IncidentState] = set()  # opened by this batch (not re-opened)
         self.writes = BatchWrites()
 
     def apply(
@@ -142,9 +143,17 @@ class BatchPlan:
     def changes(self) -> dict[int, IncidentChange]:
         """The changes by incident id, in the order incidents were first touched (call after
         the writes, when new incidents have their ids)."""
+        first: dict[IncidentState, AlertState] = {}
+        for alert in self._touched_alerts:  # in the order they are inserted: lowest id first
+            if alert.incident in self._new:
+                first.setdefault(alert.incident, alert)
         out: dict[int, IncidentChange] = {}
         for incident, change in self._changes.items():
             change.incident_id = incident.ident
+            if incident in first:
+                change.opened = Opened(
+                    incident.status, incident.runbook_id, AlertSnapshot.of(first[incident])
+                )
             out[incident.ident] = change
         return out
 
@@ -231,6 +240,7 @@ class BatchPlan:
             updated_at=now,
         )
         self._touch(incident)
+        self._new.add(incident)
         self._open[routing.key] = incident
         self._latest[routing.key] = incident
         summary = f"Opened from {row.source} alert {row.labels.get('alertname', '?')}, " + (

@@ -7,9 +7,13 @@ not one per alert.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+from bot.intake.alert import AlertFacts
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,42 @@ class Note:
     actor: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AlertSnapshot:
+    """An alert's facts as a commit left them (what runbook templates see)."""
+
+    fingerprint: str
+    status: str
+    labels: Mapping[str, Any]
+    annotations: Mapping[str, Any]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str | None
+
+    @classmethod
+    def of(cls, alert: AlertFacts) -> AlertSnapshot:
+        return cls(
+            alert.fingerprint,
+            alert.status,
+            dict(alert.labels),
+            dict(alert.annotations),
+            alert.starts_at,
+            alert.ends_at,
+            alert.generator_url,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A new incident as the engine's commit left it: what the auto mitigator would otherwise
+    read back at once (its status, its runbook, its first alert), one read fewer between the
+    alert and the mitigation."""
+
+    status: str
+    runbook_id: str | None
+    first_alert: AlertSnapshot
+
+
 @dataclass(slots=True)
 class IncidentChange:
     incident_id: int
@@ -46,6 +86,8 @@ class IncidentChange:
     # The engine's span for this change (bot.telemetry), continued by the listeners' work:
     # auto mitigations and the Slack message. None while tracing is off.
     traceparent: str | None = None
+    # Set by the batched engine on the change that opens a new incident (not a re-open).
+    opened: Opened | None = None
 
 
 class ChangeListener(Protocol):

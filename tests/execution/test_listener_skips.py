@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.app import build_services
 from bot.config import BallastConfig
 from bot.incidents.changes import ChangeKind, IncidentChange
+from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.settings import Settings
+from bot.store import inbox
 from tests.conftest import Clock, DatabaseUnderTest
 
 RUNBOOKS = Path(__file__).parents[2] / "runbooks"
@@ -42,7 +45,7 @@ async def test_auto_mitigations_run_only_for_runbooks_that_have_some(
     services = services_for(test_database, clock)
     runs: list[int] = []
 
-    async def run_auto(incident_id: int) -> list[Any]:
+    async def run_auto(incident_id: int, opened: Any = None) -> list[Any]:
         runs.append(incident_id)
         return []
 
@@ -87,3 +90,60 @@ async def test_scorecard_snapshots_only_where_panels_may_show(
     panel = {"name": "errors", "query": "sum(rate(errors_total[5m]))", "good": "down"}
     config = {"services": {"svc": {"scorecard": [panel]}}}
     assert await record(services_for(test_database, clock, config)) == [1, 2, 3]
+
+
+async def test_the_first_auto_mitigation_runs_from_the_engines_change_unread(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """The change that opens an incident carries it as the commit left it (status, runbook,
+    first alert), so the auto mitigator reads neither the incident nor its alerts before the
+    claim: one read session fewer between the alert and the control write."""
+    services = services_for(test_database, clock)
+    await services.db.migrate()
+    labels = {
+        "alertname": "ToolCallFailureRate",
+        "service": "support-assistant",
+        "tool": "order_lookup",
+        "env": "prod",
+    }
+    batch = AlertBatch(
+        source=AlertSource.ALERTMANAGER,
+        alerts=[
+            Alert(
+                fingerprint="f1",
+                status=AlertStatus.FIRING,
+                labels=labels,
+                starts_at=clock(),
+                source=AlertSource.ALERTMANAGER,
+            )
+        ],
+    )
+    async with services.db.transaction() as session:
+        await inbox.store_batch(session, batch, clock())
+    heard: list[IncidentChange] = []
+
+    class Listen:
+        async def incidents_changed(self, changes: list[IncidentChange]) -> None:
+            heard.extend(changes)
+
+    services.bus.subscribe(Listen())
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(services.db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        assert await services.engine.process_pending() == 1
+        await services.auto.drain()
+    finally:
+        event.remove(services.db.engine.sync_engine, "before_cursor_execute", record)
+    [opened_change] = [c for c in heard if ChangeKind.OPENED in c.kinds]
+    assert opened_change.opened is not None
+    assert opened_change.opened.first_alert.labels == labels
+    assert await services.controls.read("support-assistant.tools.order_lookup.enabled") is False
+    claim = next(i for i, s in enumerate(statements) if s.lstrip().startswith("INSERT INTO exec"))
+    # A new incident's alerts are not read at all before the claim: the engine found no
+    # incident of that key to read them from, and the auto mitigator had them in the change.
+    assert [s for s in statements[:claim] if "FROM incident_alerts" in s] == []
+    await services.db.close()

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from bot.incidents import operations
-from bot.incidents.changes import IncidentChange
+from bot.incidents.changes import AlertSnapshot, IncidentChange, Opened
 from bot.incidents.engine import IncidentEngine
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.metrics import Metrics
@@ -30,6 +30,7 @@ from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.loader import load_catalog
 from bot.runbooks.snapshot import Revision
 from bot.store import inbox
+from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import InboxAlert, Incident, IncidentAlert, TimelineEntry, Timer
 from tests.conftest import Clock, _database
@@ -145,15 +146,35 @@ HELD_IN_BATCH: list[tuple[str, Any, int]] = [
 
 
 class Recorder:
-    """A change listener that keeps what it heard."""
+    """A change listener that keeps what it heard.
 
-    def __init__(self) -> None:
+    A change that carries the new incident as the commit left it (``opened``: the auto
+    mitigator runs from it instead of reading) is compared, as it is heard (right after its
+    batch's commit, before the next batch), with what that read would have returned.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self.heard: list[tuple[int, list[str], list[str]]] = []
+        self.opened_checked = 0
+        self.opened_wrong: list[tuple[int, Any, Any]] = []
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         for change in changes:
             kinds = sorted(str(kind) for kind in change.kinds)
             self.heard.append((change.incident_id, kinds, [n.text for n in change.notes]))
+            if change.opened is not None:
+                await self._check(change.incident_id, change.opened)
+
+    async def _check(self, incident_id: int, opened: Opened) -> None:
+        async with self.db.sessions() as session:
+            incident = await repo.get(session, incident_id)
+            first = await repo.first_alert_of(session, incident_id)
+        assert first is not None
+        read = Opened(incident.status, incident.runbook_id, AlertSnapshot.of(first))
+        self.opened_checked += 1
+        if read != opened:
+            self.opened_wrong.append((incident_id, read, opened))
 
 
 class Side:
@@ -161,7 +182,7 @@ class Side:
 
     def __init__(self, db: Database, clock: Clock, catalog: LiveCatalog, batched: bool) -> None:
         self.db = db
-        self.recorder = Recorder()
+        self.recorder = Recorder(db)
         self.clock = clock
         self.catalog = catalog
         self.batched = batched
@@ -231,6 +252,7 @@ class Side:
                 "timers": await rows(Timer, [Timer.dedup_key], skip=("id",)),
                 "inbox": await rows(InboxAlert, [InboxAlert.id]),
                 "changes": list(self.recorder.heard),
+                "opened_wrong": list(self.recorder.opened_wrong),
             }
 
 
@@ -302,6 +324,8 @@ def test_batched_engine_equals_per_alert_engine(database_kind: str, tmp_path: Pa
             runner.run(run())
 
         same()
+        # The batched engine's changes carried their new incidents, all checked above.
+        assert new.recorder.opened_checked > 0
         runner.run(old.db.close())
         runner.run(new.db.close())
     # Else the examples never reached the paths that differ most between the two engines.
