@@ -8,13 +8,16 @@ value moved meanwhile is what the apply replaced, and a dry run still shows the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
 from actions.builtin.disable_tool import DisableTool, ToolParams
+from actions.builtin.rollback_prompt import RollbackPrompt
 from actions.context import ActionContext, ControlPlan
+from actions.controls import prompt_version_key
 from bot.controls import BuiltinControlStore
 from bot.store.database import Database
 
@@ -107,3 +110,26 @@ async def test_a_dry_run_of_an_approved_plan_shows_the_live_value(
     assert outcome.before is None  # live: no value, not the plan's True
     assert outcome.summary == f"dry run: would set {KEY} from (unset) to false"
     assert await store.read(KEY) is None
+
+
+async def test_a_retry_of_a_rollback_to_previous_keeps_the_value_before(
+    store: BuiltinControlStore,
+) -> None:
+    """A target resolved from what was live (``to: previous``) is still read first: the retry
+    of an apply that landed is told from the live value, and is not refused as stale."""
+    key = prompt_version_key("support")
+    await store.write(key, "v1", actor="U0ONCALL", reason="ship v1")
+    await store.write(key, "v2", actor="U0ONCALL", reason="ship v2")
+    params = RollbackPrompt().parse({"service": "support", "to": "previous"})
+    plan = await RollbackPrompt().plan(params, context(store))
+    assert (plan.before, plan.after) == ("v2", "v1")
+    assert plan.resolved
+    ctx = replace(context(store), plan=plan)
+
+    first = await RollbackPrompt().apply(params, ctx)
+    again = await RollbackPrompt().apply(params, ctx)
+
+    assert (first.before, first.after) == ("v2", "v1")
+    assert (again.before, again.after) == ("v2", "v1")
+    assert again.undo_state["before"] == "v2"
+    assert await store.read(key) == "v1"
