@@ -52,7 +52,6 @@ from bot.incidents.reminders import schedule_reminder
 from bot.runbooks.schema import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
-from bot.store import incidents as repo
 from bot.store.retry import in_transaction
 from bot.store.tables import Execution
 from bot.telemetry import names
@@ -167,18 +166,13 @@ class MitigationExecutor(UndoSteps):
         The first one uses the incident as the engine's commit left it (``opened``, from its
         change) or as read here (nothing happened in between); each later one reads it again,
         after the runs before it changed it."""
-        read: IncidentRead | None
-        if opened is not None:
-            autos = self.auto_mitigations(opened.runbook_id)
-            read = IncidentRead(opened, opened.first_alert)
-        else:
-            async with self._db.reads() as session:
-                incident = await repo.get(session, incident_id)
-                autos = self.auto_mitigations(incident.runbook_id)
-                if not autos:
-                    return []
-                first_alert = await repo.first_alert_of(session, incident_id)
-            read = IncidentRead(incident, first_alert)
+        first = (
+            IncidentRead(opened, opened.first_alert)
+            if opened is not None
+            else await self._read_incident(incident_id)
+        )
+        autos = self.auto_mitigations(first.incident.runbook_id)
+        read: IncidentRead | None = first
         results = []
         for mitigation in autos:
             try:

@@ -27,9 +27,6 @@ PLAN = ControlPlan(key=KEY, before=True, after=False)
 
 
 def context(store: BuiltinControlStore, *, dry_run: bool = False) -> ActionContext:
-    def unused(*_: Any) -> Any:
-        raise AssertionError("a control action needs only its backend")
-
     return ActionContext(
         backend_for=lambda service: store,
         history=store.history_log,
