@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_only
 
 from bot.runtime.worker import WorkerLoop
+from bot.store import sqlite_driver
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,9 @@ class Database:
         if self.is_sqlite:
             _ensure_sqlite_folder(url)
             options["connect_args"] = {"timeout": 30, **(connect_args or {})}
+            one_hop = sqlite_driver.dbapi() if url.startswith("sqlite+aiosqlite") else None
+            if one_hop is not None:
+                options["module"] = one_hop  # one thread hop per statement, not four
         else:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
             options["connect_args"] = connect_args or {}
