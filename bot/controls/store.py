@@ -57,6 +57,7 @@ __all__ = [
     "ControlHistoryLog",
     "ControlSnapshot",
     "ControlValue",
+    "SessionControlWrites",
 ]
 
 Clock = Callable[[], datetime]
@@ -295,50 +296,62 @@ class BuiltinControlStore(ControlBackend):
     async def _change(
         self, key: str, value: FlagValue | None, actor: str, reason: str
     ) -> WriteResult:
-        now = self._clock()
         try:
             async with self._db.transaction() as session:
-                revision = await _bump_revision(session)
-                current = _VALUE_OF_LOCKED if self._db.dialect == "postgresql" else _VALUE_OF
-                existing = (await session.execute(current, {"key": key})).first()
-                before: FlagValue | None = None if existing is None else existing.value
-                changed = not same_value(before, value)
-                # ``stored``: the row as the database holds it after this write, read back in
-                # this transaction: the locked row itself when unchanged, nothing once deleted,
-                # the upsert's RETURNING otherwise (the row it wrote, through the same types).
-                stored = existing
-                if changed and value is None:
-                    await session.execute(
-                        delete(StoredControlValue).where(StoredControlValue.key == key)
-                    )
-                    stored = None
-                elif changed and value is not None:
-                    row = {
-                        "key": key,
-                        "value": value,
-                        "value_type": value_type_of(value),
-                        "version": 1 if existing is None else existing.version + 1,
-                        "updated_at": now,
-                        "updated_by": actor,
-                    }
-                    upserted = _upsert(self._db.dialect, row).returning(*_VALUE_COLUMNS)
-                    stored = (await session.execute(upserted)).first()
-                after: FlagValue | None = None if stored is None else stored.value
-                if not same_value(after, value):
-                    raise FinalError(f"{key}: wrote {value!r} but read back {after!r}; rolled back")
-                change = await append_change(
-                    session, key, before, after, actor, reason, self.name, now
-                )
-                await notify(session, Channel.CONTROLS)  # the other replicas, on commit
+                written = await self._change_in(session, key, value, actor, reason)
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             # The commit may have landed anyway: re-read at the next chance, but keep the copy
             # to serve if the database stays unreachable.
-            self._writes += 1
-            self._stale = True
+            self.invalidate()
             raise store_error(err, f"write {key}") from err
-        self._writes += 1  # a refresh under way may have read the values before this write
-        self._after_own_write(revision, None if stored is None else _value(stored), key)
-        return WriteResult(
+        self._committed(written)
+        return written.result
+
+    def keeps_values_in(self, db: Database) -> bool:
+        """Whether this store's values live in ``db`` (so a transaction there may write them)."""
+        return self._db is db
+
+    def in_session(self, session: AsyncSession) -> SessionControlWrites:
+        """This store's reads and writes inside a transaction of the caller's (the executor's
+        claim, so that the mitigation's control write commits with it: one transaction
+        between the claim and the value OFREP serves). The caller reports the outcome."""
+        return SessionControlWrites(self, session)
+
+    async def _change_in(
+        self, session: AsyncSession, key: str, value: FlagValue | None, actor: str, reason: str
+    ) -> _Written:
+        """The write's statements in ``session``: the revision first (the write lock), the
+        locked value, the upsert or delete, the history row and the notification."""
+        now = self._clock()
+        revision = await _bump_revision(session)
+        current = _VALUE_OF_LOCKED if self._db.dialect == "postgresql" else _VALUE_OF
+        existing = (await session.execute(current, {"key": key})).first()
+        before: FlagValue | None = None if existing is None else existing.value
+        changed = not same_value(before, value)
+        # ``stored``: the row as the database holds it after this write, read back in this
+        # transaction: the locked row itself when unchanged, nothing once deleted, the
+        # upsert's RETURNING otherwise (the row it wrote, through the same types).
+        stored = existing
+        if changed and value is None:
+            await session.execute(delete(StoredControlValue).where(StoredControlValue.key == key))
+            stored = None
+        elif changed and value is not None:
+            row = {
+                "key": key,
+                "value": value,
+                "value_type": value_type_of(value),
+                "version": 1 if existing is None else existing.version + 1,
+                "updated_at": now,
+                "updated_by": actor,
+            }
+            upserted = _upsert(self._db.dialect, row).returning(*_VALUE_COLUMNS)
+            stored = (await session.execute(upserted)).first()
+        after: FlagValue | None = None if stored is None else stored.value
+        if not same_value(after, value):
+            raise FinalError(f"{key}: wrote {value!r} but read back {after!r}; rolled back")
+        change = await append_change(session, key, before, after, actor, reason, self.name, now)
+        await notify(session, Channel.CONTROLS)  # the other replicas, on commit
+        result = WriteResult(
             key=key,
             before=before,
             after=after,
@@ -349,6 +362,76 @@ class BuiltinControlStore(ControlBackend):
                 "history_id": change.id,
             },
         )
+        return _Written(result, revision, None if stored is None else _value(stored))
+
+    def _committed(self, written: _Written) -> None:
+        self._writes += 1  # a refresh under way may have read the values before this write
+        self._after_own_write(written.revision, written.stored, written.result.key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """A write made in a transaction: what it answers, and what the copy takes once committed."""
+
+    result: WriteResult
+    revision: tuple[str, int]
+    stored: ControlValue | None
+
+
+class SessionControlWrites(ControlBackend):
+    """The built-in store inside one transaction of the caller's (:meth:`BuiltinControlStore.
+    in_session`).
+
+    Reads and writes run in that session, so what they do commits or rolls back with the
+    caller's other statements; database errors are raised as they are (the caller's
+    transaction retries them), not as ``ActionError``. After the transaction the caller calls
+    :meth:`committed` or :meth:`failed`, which bring this process's OFREP copy up to date.
+    """
+
+    name: ClassVar[str] = BuiltinControlStore.name
+
+    def __init__(self, store: BuiltinControlStore, session: AsyncSession) -> None:
+        self._store = store
+        self._session = session
+        self._written: list[_Written] = []
+
+    @property
+    def store(self) -> BuiltinControlStore:
+        return self._store
+
+    async def read(self, key: str) -> FlagValue | None:
+        row = (await self._session.execute(_VALUE_OF, {"key": key})).first()
+        return None if row is None else row.value
+
+    async def write(self, key: str, value: FlagValue, *, actor: str, reason: str) -> WriteResult:
+        value = check_value(key, value)
+        check_audit(actor, reason)
+        return await self._change(key, value, actor, reason)
+
+    async def clear(self, key: str, *, actor: str, reason: str) -> WriteResult:
+        parse_key(key)
+        check_audit(actor, reason)
+        return await self._change(key, None, actor, reason)
+
+    async def _change(
+        self, key: str, value: FlagValue | None, actor: str, reason: str
+    ) -> WriteResult:
+        written = await self._store._change_in(self._session, key, value, actor, reason)
+        self._written.append(written)
+        return written.result
+
+    def committed(self) -> None:
+        """The caller's transaction committed: the copy takes what was written."""
+        for written in self._written:
+            self._store._committed(written)
+        self._written.clear()
+
+    def failed(self) -> None:
+        """The caller's transaction failed: if anything was written, its commit may have
+        landed anyway (a lost connection), so the copy is re-read before it is served."""
+        if self._written:
+            self._store.invalidate()
+        self._written.clear()
 
 
 _VALUE_COLUMNS = (

@@ -12,6 +12,7 @@ import httpx
 from actions.backends.base import ControlBackend
 from actions.context import (
     ActionContext,
+    BackendResolver,
     ControlHistory,
     ControlPlan,
     HttpPolicy,
@@ -69,9 +70,12 @@ class ContextFactory:
         reason: str = "",
         dry_run: bool = False,
         plan: ControlPlan | None = None,
+        backend_for: BackendResolver | None = None,
     ) -> ActionContext:
+        """``backend_for``: in place of the configured backends (the executor's one-transaction
+        run hands in the built-in store bound to its transaction)."""
         return ActionContext(
-            backend_for=self.backend_for,
+            backend_for=backend_for or self.backend_for,
             history=self.history,
             http=self.http,
             messenger=self.messenger,

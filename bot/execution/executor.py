@@ -11,6 +11,10 @@ A run goes in three steps so that a change is never applied twice:
    ``undo_after``. A crash between 2 and 3 leaves the row ``running``; on start-up such rows
    are applied again — control writes set a value, so doing it twice changes nothing.
 
+A control kept in Ballast's own database (the built-in store) needs no such window: its
+write joins the claim's transaction, with the record (``_run_in_one_transaction``), so the
+three steps commit together or not at all, and the value is served after one commit.
+
 Who may do what is decided in :mod:`bot.execution.policy` (``decide``); the execution rows are
 made in the store layer (:func:`bot.store.executions.new_generation`); undo is in
 :mod:`bot.execution.undo`, and what every request shares in :mod:`bot.execution.requests`.
@@ -19,17 +23,22 @@ made in the store layer (:func:`bot.store.executions.new_generation`); undo is i
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, NamedTuple
 
 from opentelemetry import trace
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from actions.backends.base import ControlBackend
 from actions.base import Action, Risk
 from actions.context import ActionOutcome, ControlPlan
 from actions.errors import ActionError, FinalError
 from bot import telemetry
+from bot.controls.store import BuiltinControlStore, SessionControlWrites
 from bot.errors import ConflictError, NotFoundError, PolicyError
 from bot.execution import journal
 from bot.execution.leases import LeaseKeeper
@@ -53,7 +62,8 @@ from bot.runbooks.schema import Mitigation, MitigationMode
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store.retry import in_transaction
-from bot.store.tables import Execution
+from bot.store.tables import Execution, Incident
+from bot.store.transient import is_transient
 from bot.telemetry import names
 
 AWAITING = ExecutionState.AWAITING_APPROVAL
@@ -69,8 +79,35 @@ class Held(NamedTuple):
     plan: ControlPlan | None = None
 
 
+class Claimed(NamedTuple):
+    """A claim's answer, with the rows it locked (a run in one transaction records on them)."""
+
+    result: RunResult
+    held: Held | None
+    incident: Incident
+    execution: Execution
+
+
 def plan_of(row: Execution) -> ControlPlan | None:
     return None if row.plan is None else ControlPlan.from_dict(row.plan)
+
+
+def _rated(mitigation: Mitigation, action: Action[Any], params: Any, current: Any) -> Risk:
+    """The risk of this change from the live value (the runbook may rate it higher)."""
+    return mitigation.rated(action.risk(params, None if current is None else str(current).lower()))
+
+
+def _claim_attributes(span: trace.Span, result: RunResult | PolicyError) -> None:
+    if isinstance(result, PolicyError):
+        span.set_attribute(names.POLICY_EXECUTE, False)
+        return
+    span.set_attributes(
+        {
+            names.POLICY_EXECUTE: result.state == ExecutionState.RUNNING,
+            names.POLICY_APPROVALS_NEEDED: result.approvals_needed or 0,
+            names.EXECUTION_STATE: str(result.state),
+        }
+    )
 
 
 class MitigationExecutor(UndoSteps):
@@ -144,14 +181,19 @@ class MitigationExecutor(UndoSteps):
         key = action.control_key(params)
         if key is not None:
             trace.get_current_span().set_attribute(names.CONTROL_KEY, key)
+            local = self._store_in_database(params)
+            if local is not None:
+                done = await self._run_in_one_transaction(
+                    incident_id, mitigation, action, planned, params, actor, reason, local, key
+                )
+                if done is not None:
+                    return done
         plan = await self._plan(incident_id, action, params, actor)
         if plan is not None:
             current = plan.before
         else:
             current = await self._current(action, params, key)
-        risk = mitigation.rated(
-            action.risk(params, None if current is None else str(current).lower())
-        )
+        risk = _rated(mitigation, action, params, current)
 
         claimed, held = await self._claim(
             incident_id, mitigation, action, planned, risk, actor, plan
@@ -159,6 +201,108 @@ class MitigationExecutor(UndoSteps):
         if claimed.state != ExecutionState.RUNNING or not claimed.changed:
             return claimed
         return await self._apply(incident_id, mitigation, action, params, actor, reason, held)
+
+    def _store_in_database(self, params: Any) -> BuiltinControlStore | None:
+        """The service's control backend when it is the built-in store on this executor's own
+        database: then its write can commit in the claim's transaction."""
+        try:
+            backend = self._contexts.backend_for(params.service)
+        except ActionError:
+            return None  # no backend: the three-step path fails and journals it
+        if isinstance(backend, BuiltinControlStore) and backend.keeps_values_in(self._db):
+            return backend
+        return None
+
+    async def _run_in_one_transaction(
+        self,
+        incident_id: int,
+        mitigation: Mitigation,
+        action: Action[Any],
+        planned: PlannedMitigation,
+        params: Any,
+        actor: Actor,
+        reason: str,
+        local: BuiltinControlStore,
+        key: str,
+    ) -> RunResult | None:
+        """Plan, claim, apply and record in one transaction, for a control kept in Ballast's
+        own database: no execution is ever left ``running`` (nothing to take over after a
+        crash: the change and its record commit together or not at all), and the alert's
+        mitigation is served after one commit instead of three.
+
+        None when the action failed (or the database refused the write): nothing of it was
+        committed, and the caller takes the three-step path, which retries the apply and
+        journals a failure exactly as for any other backend."""
+        now = self._clock()
+        bound: SessionControlWrites | None = None
+
+        def backend_for(service: str) -> ControlBackend:
+            backend = self._contexts.backend_for(service)
+            return bound if bound is not None and backend is local else backend
+
+        async def run(session: AsyncSession) -> RunResult | PolicyError:
+            nonlocal bound
+            if bound is not None:
+                bound.failed()  # an earlier attempt's commit may have landed
+            bound = local.in_session(session)
+            writes = bound
+
+            async def assess() -> tuple[Risk, ControlPlan | None]:
+                ctx = self._contexts.make(
+                    actor=actor.name,
+                    idempotency_key=f"plan:{incident_id}",
+                    dry_run=True,
+                    backend_for=backend_for,
+                )
+                plan = await action.plan(params, ctx)
+                current = plan.before if plan is not None else await writes.read(key)
+                return _rated(mitigation, action, params, current), plan
+
+            claimed = await self._claim_in(
+                session, incident_id, mitigation, action, planned, actor, now, assess
+            )
+            if isinstance(claimed, PolicyError) or claimed.held is None:
+                return claimed if isinstance(claimed, PolicyError) else claimed.result
+            ctx = self._contexts.make(
+                actor=actor.name,
+                idempotency_key=claimed.held.idempotency_key,
+                reason=reason,
+                plan=claimed.held.plan,
+                backend_for=backend_for,
+            )
+            with self._apply_span(incident_id, mitigation, action, params) as span:
+                outcome = await action.apply(params, ctx)
+                span.set_attribute("ballast.action.attempts", 1)
+            return await self._record_applied(
+                session, claimed.incident, claimed.execution, mitigation, action, params, actor,
+                outcome, 1, self._clock(),
+            )  # fmt: skip
+
+        with self._policy_span(incident_id, mitigation) as span:
+            try:
+                done = await in_transaction(self._db, run, what=f"run of {mitigation.id}")
+            except (ActionError, SQLAlchemyError) as err:
+                if bound is not None:
+                    bound.failed()
+                if isinstance(err, SQLAlchemyError) and is_transient(err):
+                    raise  # the database is away or busy: the claim alone would fail alike
+                log.info(
+                    "%s of #%d not applied in its claim's transaction (%s); taking the three steps",
+                    mitigation.id,
+                    incident_id,
+                    err,
+                )
+                return None
+            except BaseException:
+                if bound is not None:
+                    bound.failed()
+                raise
+            assert bound is not None
+            bound.committed()
+            _claim_attributes(span, done)
+        if isinstance(done, PolicyError):
+            raise done
+        return done
 
     async def run_auto(self, incident_id: int, opened: Opened | None = None) -> list[RunResult]:
         """Run the runbook's ``auto`` mitigations of a newly opened incident, in order.
@@ -277,55 +421,89 @@ class MitigationExecutor(UndoSteps):
         result, the execution this request moved to ``running`` (None when it did not)."""
         now = self._clock()
 
-        async def claim(session: AsyncSession) -> tuple[RunResult, Held | None] | PolicyError:
-            # The incident's lock serialises requests per incident (lock order: store.locked).
-            _, execution = await store.locked(session, incident_id, mitigation.id)
-            if execution is not None and in_progress(ExecutionState(execution.state)):
-                return result_of(execution, f"already {execution.state}; nothing done", False), None
-            if execution is None or ExecutionState(execution.state) is not AWAITING:
-                execution = store.new_generation(
-                    session,
-                    incident_id=incident_id,
-                    mitigation_id=mitigation.id,
-                    previous=execution,
-                    action=action.name,
-                    params=planned.params or {},
-                    risk=risk.value,
-                    state=AWAITING.value,
-                    requested_by=actor.name,
-                    now=now,
-                    plan=None if plan is None else plan.as_dict(),
-                )
-            previous = list(execution.approvals.get("actors", []))
-            try:
-                decision = decide(previous, actor, mitigation.mode, Risk(execution.risk))
-            except PolicyError as err:
-                journal.refused(
-                    session, incident_id, now, actor, f"approve {mitigation.id}", str(err)
-                )
-                return err  # journaled: committed, then raised
-            result = await self._approved(session, execution, mitigation, decision, actor, now)
-            if result.state != ExecutionState.RUNNING:
-                return result, None
-            return result, Held(execution.id, execution.idempotency_key, plan_of(execution))
+        async def assessed() -> tuple[Risk, ControlPlan | None]:
+            return risk, plan
 
-        with telemetry.span(
-            names.POLICY,
-            {names.MITIGATION_ID: mitigation.id, names.INCIDENT_ID: incident_id},
-        ) as span:
-            claimed = await in_transaction(self._db, claim, what=f"claim of {mitigation.id}")
-            if isinstance(claimed, PolicyError):
-                span.set_attribute(names.POLICY_EXECUTE, False)
-                raise claimed
-            result = claimed[0]
-            span.set_attributes(
-                {
-                    names.POLICY_EXECUTE: result.state == ExecutionState.RUNNING,
-                    names.POLICY_APPROVALS_NEEDED: result.approvals_needed or 0,
-                    names.EXECUTION_STATE: str(result.state),
-                }
+        async def claim(session: AsyncSession) -> tuple[RunResult, Held | None] | PolicyError:
+            claimed = await self._claim_in(
+                session, incident_id, mitigation, action, planned, actor, now, assessed
             )
-        return claimed
+            return claimed if isinstance(claimed, PolicyError) else claimed[:2]
+
+        with self._policy_span(incident_id, mitigation) as span:
+            result = await in_transaction(self._db, claim, what=f"claim of {mitigation.id}")
+            _claim_attributes(span, result if isinstance(result, PolicyError) else result[0])
+        if isinstance(result, PolicyError):
+            raise result
+        return result
+
+    async def _claim_in(
+        self,
+        session: AsyncSession,
+        incident_id: int,
+        mitigation: Mitigation,
+        action: Action[Any],
+        planned: PlannedMitigation,
+        actor: Actor,
+        now: datetime,
+        assess: Callable[[], Awaitable[tuple[Risk, ControlPlan | None]]],
+    ) -> Claimed | PolicyError:
+        """The claim's statements in ``session``. ``assess`` gives the risk and plan of a new
+        generation (not asked for when an approval adds to a waiting one). A refusal is
+        journaled and returned (the caller commits, then raises it)."""
+        # The incident's lock serialises requests per incident (lock order: store.locked).
+        incident, execution = await store.locked(session, incident_id, mitigation.id)
+        if execution is not None and in_progress(ExecutionState(execution.state)):
+            result = result_of(execution, f"already {execution.state}; nothing done", False)
+            return Claimed(result, None, incident, execution)
+        if execution is None or ExecutionState(execution.state) is not AWAITING:
+            risk, plan = await assess()
+            execution = store.new_generation(
+                session,
+                incident_id=incident_id,
+                mitigation_id=mitigation.id,
+                previous=execution,
+                action=action.name,
+                params=planned.params or {},
+                risk=risk.value,
+                state=AWAITING.value,
+                requested_by=actor.name,
+                now=now,
+                plan=None if plan is None else plan.as_dict(),
+            )
+        previous = list(execution.approvals.get("actors", []))
+        try:
+            decision = decide(previous, actor, mitigation.mode, Risk(execution.risk))
+        except PolicyError as err:
+            journal.refused(session, incident_id, now, actor, f"approve {mitigation.id}", str(err))
+            return err
+        result = await self._approved(session, execution, mitigation, decision, actor, now)
+        if result.state != ExecutionState.RUNNING:
+            return Claimed(result, None, incident, execution)
+        held = Held(execution.id, execution.idempotency_key, plan_of(execution))
+        return Claimed(result, held, incident, execution)
+
+    @staticmethod
+    def _policy_span(
+        incident_id: int, mitigation: Mitigation
+    ) -> AbstractContextManager[trace.Span]:
+        return telemetry.span(
+            names.POLICY, {names.MITIGATION_ID: mitigation.id, names.INCIDENT_ID: incident_id}
+        )
+
+    @staticmethod
+    def _apply_span(
+        incident_id: int, mitigation: Mitigation, action: Action[Any], params: Any
+    ) -> AbstractContextManager[trace.Span]:
+        return telemetry.span(
+            f"{names.ACTION_APPLY} {action.name}",
+            {
+                names.INCIDENT_ID: incident_id,
+                names.MITIGATION_ID: mitigation.id,
+                names.ACTION: action.name,
+                names.CONTROL_KEY: action.control_key(params),
+            },
+        )
 
     async def _approved(
         self,
@@ -391,15 +569,7 @@ class MitigationExecutor(UndoSteps):
 
         async with LeaseKeeper(self._db, execution_id, self._lease, self._clock):
             try:
-                with telemetry.span(
-                    f"{names.ACTION_APPLY} {action.name}",
-                    {
-                        names.INCIDENT_ID: incident_id,
-                        names.MITIGATION_ID: mitigation.id,
-                        names.ACTION: action.name,
-                        names.CONTROL_KEY: action.control_key(params),
-                    },
-                ) as span:
+                with self._apply_span(incident_id, mitigation, action, params) as span:
                     outcome = await with_retries(self._retry, once)
                     span.set_attribute("ballast.action.attempts", attempts)
             except ActionError as err:
@@ -413,32 +583,52 @@ class MitigationExecutor(UndoSteps):
                 assert row is not None
                 if not self._holds(row, execution_id, ExecutionState.RUNNING):
                     return result_of(row, TAKEN_OVER, False)
-                row.state = ExecutionState.APPLIED.value
-                row.outcome = asdict(outcome)
-                row.attempts = attempts
-                row.error = None
-                row.applied_at = now
-                row.updated_at = now
-                row.lease_expires_at = None
-                first_mitigation = incident.mitigated_at is None
-                journal.applied(session, incident, now, actor, mitigation, row, outcome)
-                if first_mitigation and self._remind_every is not None:
-                    await schedule_reminder(session, incident_id, 0, now + self._remind_every, now)
-                if mitigation.undo_after is not None and action.reversible(params):
-                    await store.add_timer(
-                        session,
-                        kind=TimerKind.AUTO_UNDO,
-                        dedup_key=f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}",
-                        due_at=now + mitigation.undo_after,
-                        incident_id=incident_id,
-                        payload={"mitigation_id": mitigation.id, "generation": row.generation},
-                        now=now,
-                    )
-                if mitigation.verify is not None:
-                    await schedule_verification(session, row, mitigation.verify.interval, now)
-                return result_of(row, outcome.summary, True)
+                return await self._record_applied(
+                    session, incident, row, mitigation, action, params, actor, outcome,
+                    attempts, now,
+                )  # fmt: skip
 
             return await in_transaction(self._db, record, what=f"record of {mitigation.id}")
+
+    async def _record_applied(
+        self,
+        session: AsyncSession,
+        incident: Incident,
+        row: Execution,
+        mitigation: Mitigation,
+        action: Action[Any],
+        params: Any,
+        actor: Actor,
+        outcome: ActionOutcome,
+        attempts: int,
+        now: datetime,
+    ) -> RunResult:
+        """Step 3 in ``session``, under the incident's lock: the execution applied, the
+        timeline, the first reminder, the undo and verification timers."""
+        row.state = ExecutionState.APPLIED.value
+        row.outcome = asdict(outcome)
+        row.attempts = attempts
+        row.error = None
+        row.applied_at = now
+        row.updated_at = now
+        row.lease_expires_at = None
+        first_mitigation = incident.mitigated_at is None
+        journal.applied(session, incident, now, actor, mitigation, row, outcome)
+        if first_mitigation and self._remind_every is not None:
+            await schedule_reminder(session, incident.id, 0, now + self._remind_every, now)
+        if mitigation.undo_after is not None and action.reversible(params):
+            await store.add_timer(
+                session,
+                kind=TimerKind.AUTO_UNDO,
+                dedup_key=f"{TimerKind.AUTO_UNDO}:{row.idempotency_key}",
+                due_at=now + mitigation.undo_after,
+                incident_id=incident.id,
+                payload={"mitigation_id": mitigation.id, "generation": row.generation},
+                now=now,
+            )
+        if mitigation.verify is not None:
+            await schedule_verification(session, row, mitigation.verify.interval, now)
+        return result_of(row, outcome.summary, True)
 
     async def _record_failure(
         self,

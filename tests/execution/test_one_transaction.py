@@ -1,0 +1,183 @@
+"""A mitigation whose control lives in Ballast's own database (the built-in store) is planned,
+claimed, written and recorded in one transaction, on SQLite and PostgreSQL (issue 16).
+
+So the value an AI application reads over OFREP changes with the one commit that also records
+who changed it and why: never a value without its execution, never an execution left
+``running`` for another replica to take over. Any action error rolls the whole of it back and
+the request takes the three steps every other backend takes (which retry and journal).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from actions.errors import FinalError
+from bot.app import build_services
+from bot.config import BallastConfig
+from bot.controls.store import SessionControlWrites
+from bot.execution import executor as executor_module
+from bot.execution.results import ExecutionState
+from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
+from bot.settings import Settings
+from bot.store import inbox
+from bot.store.tables import Execution, TimelineEntry
+from tests.conftest import Clock, DatabaseUnderTest
+
+RUNBOOKS = Path(__file__).parents[2] / "runbooks"
+KEY = "support-assistant.tools.order_lookup.enabled"
+LABELS = {
+    "alertname": "ToolCallFailureRate",
+    "service": "support-assistant",
+    "tool": "order_lookup",
+    "env": "prod",
+}
+
+
+async def services_with_an_alert(test_database: DatabaseUnderTest, clock: Clock) -> Any:
+    """Ballast on the test database, the tool on, and one stored alert of a runbook whose
+    first auto mitigation disables the tool (undo timer, verification)."""
+    services = build_services(
+        Settings(database_url=test_database.url, runbooks=RUNBOOKS),
+        BallastConfig.model_validate({}),
+        clock=clock,
+        db=test_database.make(),
+    )
+    await services.db.migrate()
+    await services.controls.write(KEY, True, actor="U0ONCALL", reason="on by default")
+    services.controls.max_staleness = 3600.0  # only a write of this process moves the copy
+    assert (await services.controls.current()).values[KEY].value is True
+    alert = Alert(
+        fingerprint="f1",
+        status=AlertStatus.FIRING,
+        labels=LABELS,
+        starts_at=clock(),
+        source=AlertSource.ALERTMANAGER,
+    )
+    async with services.db.transaction() as session:
+        await inbox.store_batch(
+            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=[alert]), clock()
+        )
+    return services
+
+
+async def open_and_mitigate(services: Any) -> None:
+    assert await services.engine.process_pending() == 1
+    await services.auto.drain()
+
+
+async def executions(services: Any) -> list[tuple[str, int, str]]:
+    async with services.db.sessions() as session:
+        rows = await session.execute(
+            select(Execution.mitigation_id, Execution.generation, Execution.state)
+            .where(Execution.mitigation_id == "disable-tool")
+            .order_by(Execution.id)
+        )
+        return [tuple(row) for row in rows]
+
+
+async def timeline_kinds(services: Any) -> list[str]:
+    """The kinds of the timeline entries about the tool's mitigation, in order."""
+    async with services.db.sessions() as session:
+        rows = await session.execute(
+            select(TimelineEntry.kind, TimelineEntry.details).order_by(TimelineEntry.id)
+        )
+        return [kind for kind, details in rows if details.get("mitigation_id") == "disable-tool"]
+
+
+async def test_the_control_write_commits_with_the_claim_and_the_record(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    services = await services_with_an_alert(test_database, clock)
+    events: list[str] = []
+
+    def statement(conn: Any, cursor: Any, text: str, *args: Any) -> None:
+        events.append(text.lstrip().split("\n")[0][:60])
+
+    def commit(conn: Any) -> None:
+        events.append("COMMIT")
+
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        await open_and_mitigate(services)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+
+    claim = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO executions"))
+    commit_after = events.index("COMMIT", claim)
+    transaction = events[claim:commit_after]
+    # The claim, the control write (revision, value, history) and the execution's record
+    # (applied, timeline, undo and verification timers) are one transaction.
+    assert any(s.startswith("UPDATE control_revision") for s in transaction), transaction
+    assert any("control_values" in s for s in transaction), transaction
+    assert any(s.startswith("INSERT INTO control_history") for s in transaction), transaction
+    assert any(s.startswith("UPDATE executions") for s in transaction), transaction
+    assert sum(s.startswith("INSERT INTO timers") for s in transaction) >= 2, transaction
+    # After it nothing reads the values back: this process's OFREP copy took the written row.
+    after = events[commit_after:]
+    assert not [s for s in after if s.startswith("SELECT") and "control_values" in s], after
+
+    assert (await services.controls.current()).values[KEY].value is False
+    assert await services.controls.read(KEY) is False
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    kinds = await timeline_kinds(services)
+    assert kinds.count("mitigation_approved") == 1, kinds
+    assert kinds.count("mitigation_applied") == 1, kinds
+    await services.db.close()
+
+
+async def test_a_failure_after_the_write_leaves_neither_value_nor_execution(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault injected: recording the outcome fails after the control write ran. Made in
+    separate transactions, the tool would be off with its execution left ``running``."""
+    services = await services_with_an_alert(test_database, clock)
+
+    def applied(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected: the record fails after the write")
+
+    monkeypatch.setattr(executor_module.journal, "applied", applied)
+    await open_and_mitigate(services)  # the auto mitigator logs the error
+
+    assert await services.controls.read(KEY) is True
+    assert (await services.controls.current()).values[KEY].value is True
+    assert await executions(services) == []
+    kinds = await timeline_kinds(services)
+    assert "mitigation_approved" not in kinds, kinds
+    async with services.db.sessions() as session:
+        history = await session.scalar(select(func.count()).select_from(Execution))
+    assert history == 0
+    await services.db.close()
+
+
+async def test_an_action_error_rolls_back_and_takes_the_three_steps(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write refused inside the claim's transaction: the claim is rolled back with it
+    (else the second try would find its own execution ``running`` and do nothing), and the
+    three-step path applies it through the store's own transaction."""
+    services = await services_with_an_alert(test_database, clock)
+    refused: list[str] = []
+
+    async def write(self: SessionControlWrites, key: str, value: Any, **kwargs: Any) -> Any:
+        refused.append(key)
+        raise FinalError("injected: refused inside the claim's transaction")
+
+    monkeypatch.setattr(SessionControlWrites, "write", write)
+    await open_and_mitigate(services)
+
+    assert refused == [KEY]
+    assert await services.controls.read(KEY) is False
+    assert (await services.controls.current()).values[KEY].value is False
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    kinds = await timeline_kinds(services)
+    assert kinds.count("mitigation_approved") == 1, kinds
+    assert kinds.count("mitigation_applied") == 1, kinds
+    assert "mitigation_failed" not in kinds, kinds
+    await services.db.close()
