@@ -11,9 +11,9 @@ A run goes in three steps so that a change is never applied twice:
    ``undo_after``. A crash between 2 and 3 leaves the row ``running``; on start-up such rows
    are applied again — control writes set a value, so doing it twice changes nothing.
 
-A control kept in Ballast's own database (the built-in store) needs no such window: its
-write joins the claim's transaction, with the record (``_run_in_one_transaction``), so the
-three steps commit together or not at all, and the value is served after one commit.
+A control kept in Ballast's own database (the built-in store) is written in the claim's
+transaction (``_claim_and_write``): claim and change commit together or not at all, and the
+value is served after that one commit; the record follows as step 3.
 
 Who may do what is decided in :mod:`bot.execution.policy` (``decide``); the execution rows are
 made in the store layer (:func:`bot.store.executions.new_generation`); undo is in
@@ -77,15 +77,6 @@ class Held(NamedTuple):
     execution_id: int
     idempotency_key: str
     plan: ControlPlan | None = None
-
-
-class Claimed(NamedTuple):
-    """A claim's answer, with the rows it locked (a run in one transaction records on them)."""
-
-    result: RunResult
-    held: Held | None
-    incident: Incident
-    execution: Execution
 
 
 def plan_of(row: Execution) -> ControlPlan | None:
@@ -183,7 +174,7 @@ class MitigationExecutor(UndoSteps):
             trace.get_current_span().set_attribute(names.CONTROL_KEY, key)
             local = self._store_in_database(params)
             if local is not None:
-                done = await self._run_in_one_transaction(
+                done = await self._claim_and_write(
                     incident_id, mitigation, action, planned, params, actor, reason, local, key
                 )
                 if done is not None:
@@ -213,7 +204,7 @@ class MitigationExecutor(UndoSteps):
             return backend
         return None
 
-    async def _run_in_one_transaction(
+    async def _claim_and_write(
         self,
         incident_id: int,
         mitigation: Mitigation,
@@ -225,10 +216,13 @@ class MitigationExecutor(UndoSteps):
         local: BuiltinControlStore,
         key: str,
     ) -> RunResult | None:
-        """Plan, claim, apply and record in one transaction, for a control kept in Ballast's
-        own database: no execution is ever left ``running`` (nothing to take over after a
-        crash: the change and its record commit together or not at all), and the alert's
-        mitigation is served after one commit instead of three.
+        """Plan, claim and write in one transaction, for a control kept in Ballast's own
+        database, then record: the value OFREP serves changes with the commit of the claim
+        that leases it (one commit after the engine's instead of two, and no read session
+        before them). The record follows at once, in its own transaction, so that the value is
+        served without waiting for it; a crash in between leaves the execution ``running``
+        under its lease, taken over and applied again like any other (the write is then a
+        retry and keeps the value before).
 
         None when the action failed (or the database refused the write): nothing of it was
         committed, and the caller takes the three-step path, which retries the apply and
@@ -240,7 +234,9 @@ class MitigationExecutor(UndoSteps):
             backend = self._contexts.backend_for(service)
             return bound if bound is not None and backend is local else backend
 
-        async def run(session: AsyncSession) -> RunResult | PolicyError:
+        async def run(
+            session: AsyncSession,
+        ) -> tuple[RunResult, tuple[int, ActionOutcome] | None] | PolicyError:
             nonlocal bound
             if bound is not None:
                 bound.failed()  # an earlier attempt's commit may have landed
@@ -261,22 +257,22 @@ class MitigationExecutor(UndoSteps):
             claimed = await self._claim_in(
                 session, incident_id, mitigation, action, planned, actor, now, assess
             )
-            if isinstance(claimed, PolicyError) or claimed.held is None:
-                return claimed if isinstance(claimed, PolicyError) else claimed.result
+            if isinstance(claimed, PolicyError):
+                return claimed
+            result, held = claimed
+            if held is None:
+                return result, None
             ctx = self._contexts.make(
                 actor=actor.name,
-                idempotency_key=claimed.held.idempotency_key,
+                idempotency_key=held.idempotency_key,
                 reason=reason,
-                plan=claimed.held.plan,
+                plan=held.plan,
                 backend_for=backend_for,
             )
             with self._apply_span(incident_id, mitigation, action, params) as span:
                 outcome = await action.apply(params, ctx)
                 span.set_attribute("ballast.action.attempts", 1)
-            return await self._record_applied(
-                session, claimed.incident, claimed.execution, mitigation, action, params, actor,
-                outcome, 1, self._clock(),
-            )  # fmt: skip
+            return result, (held.execution_id, outcome)
 
         with self._policy_span(incident_id, mitigation) as span:
             try:
@@ -299,10 +295,16 @@ class MitigationExecutor(UndoSteps):
                 raise
             assert bound is not None
             bound.committed()
-            _claim_attributes(span, done)
+            _claim_attributes(span, done if isinstance(done, PolicyError) else done[0])
         if isinstance(done, PolicyError):
             raise done
-        return done
+        result, written = done
+        if written is None:
+            return result
+        execution_id, outcome = written
+        return await self._record(
+            incident_id, mitigation, action, params, actor, execution_id, outcome, 1
+        )
 
     async def run_auto(self, incident_id: int, opened: Opened | None = None) -> list[RunResult]:
         """Run the runbook's ``auto`` mitigations of a newly opened incident, in order.
@@ -425,10 +427,9 @@ class MitigationExecutor(UndoSteps):
             return risk, plan
 
         async def claim(session: AsyncSession) -> tuple[RunResult, Held | None] | PolicyError:
-            claimed = await self._claim_in(
+            return await self._claim_in(
                 session, incident_id, mitigation, action, planned, actor, now, assessed
             )
-            return claimed if isinstance(claimed, PolicyError) else claimed[:2]
 
         with self._policy_span(incident_id, mitigation) as span:
             result = await in_transaction(self._db, claim, what=f"claim of {mitigation.id}")
@@ -447,15 +448,14 @@ class MitigationExecutor(UndoSteps):
         actor: Actor,
         now: datetime,
         assess: Callable[[], Awaitable[tuple[Risk, ControlPlan | None]]],
-    ) -> Claimed | PolicyError:
+    ) -> tuple[RunResult, Held | None] | PolicyError:
         """The claim's statements in ``session``. ``assess`` gives the risk and plan of a new
         generation (not asked for when an approval adds to a waiting one). A refusal is
         journaled and returned (the caller commits, then raises it)."""
         # The incident's lock serialises requests per incident (lock order: store.locked).
-        incident, execution = await store.locked(session, incident_id, mitigation.id)
+        _, execution = await store.locked(session, incident_id, mitigation.id)
         if execution is not None and in_progress(ExecutionState(execution.state)):
-            result = result_of(execution, f"already {execution.state}; nothing done", False)
-            return Claimed(result, None, incident, execution)
+            return result_of(execution, f"already {execution.state}; nothing done", False), None
         if execution is None or ExecutionState(execution.state) is not AWAITING:
             risk, plan = await assess()
             execution = store.new_generation(
@@ -479,9 +479,8 @@ class MitigationExecutor(UndoSteps):
             return err
         result = await self._approved(session, execution, mitigation, decision, actor, now)
         if result.state != ExecutionState.RUNNING:
-            return Claimed(result, None, incident, execution)
-        held = Held(execution.id, execution.idempotency_key, plan_of(execution))
-        return Claimed(result, held, incident, execution)
+            return result, None
+        return result, Held(execution.id, execution.idempotency_key, plan_of(execution))
 
     @staticmethod
     def _policy_span(
@@ -576,19 +575,34 @@ class MitigationExecutor(UndoSteps):
                 return await self._record_failure(
                     incident_id, mitigation, execution_id, attempts, err
                 )
-            now = self._clock()
+            return await self._record(
+                incident_id, mitigation, action, params, actor, execution_id, outcome, attempts
+            )
 
-            async def record(session: AsyncSession) -> RunResult:
-                incident, row = await store.locked(session, incident_id, mitigation.id)
-                assert row is not None
-                if not self._holds(row, execution_id, ExecutionState.RUNNING):
-                    return result_of(row, TAKEN_OVER, False)
-                return await self._record_applied(
-                    session, incident, row, mitigation, action, params, actor, outcome,
-                    attempts, now,
-                )  # fmt: skip
+    async def _record(
+        self,
+        incident_id: int,
+        mitigation: Mitigation,
+        action: Action[Any],
+        params: Any,
+        actor: Actor,
+        execution_id: int,
+        outcome: ActionOutcome,
+        attempts: int,
+    ) -> RunResult:
+        """Step 3: record the outcome, unless another replica took the execution over."""
+        now = self._clock()
 
-            return await in_transaction(self._db, record, what=f"record of {mitigation.id}")
+        async def record(session: AsyncSession) -> RunResult:
+            incident, row = await store.locked(session, incident_id, mitigation.id)
+            assert row is not None
+            if not self._holds(row, execution_id, ExecutionState.RUNNING):
+                return result_of(row, TAKEN_OVER, False)
+            return await self._record_applied(
+                session, incident, row, mitigation, action, params, actor, outcome, attempts, now
+            )
+
+        return await in_transaction(self._db, record, what=f"record of {mitigation.id}")
 
     async def _record_applied(
         self,
@@ -603,7 +617,7 @@ class MitigationExecutor(UndoSteps):
         attempts: int,
         now: datetime,
     ) -> RunResult:
-        """Step 3 in ``session``, under the incident's lock: the execution applied, the
+        """Step 3's statements, under the incident's lock: the execution applied, the
         timeline, the first reminder, the undo and verification timers."""
         row.state = ExecutionState.APPLIED.value
         row.outcome = asdict(outcome)

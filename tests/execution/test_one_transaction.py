@@ -1,10 +1,11 @@
 """A mitigation whose control lives in Ballast's own database (the built-in store) is planned,
-claimed, written and recorded in one transaction, on SQLite and PostgreSQL (issue 16).
+claimed and written in one transaction, then recorded, on SQLite and PostgreSQL (issue 16).
 
-So the value an AI application reads over OFREP changes with the one commit that also records
-who changed it and why: never a value without its execution, never an execution left
-``running`` for another replica to take over. Any action error rolls the whole of it back and
-the request takes the three steps every other backend takes (which retry and journal).
+So the value an AI application reads over OFREP changes with the one commit that also claims
+the execution under this replica's lease: never a value without its execution. The record
+follows in its own transaction (the value is served without waiting for it); if it fails, the
+lease's takeover finishes it as for any backend. Any action error rolls the claim back with the
+write and the request takes the three steps every other backend takes (which retry and journal).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from sqlalchemy import event, func, select
 from actions.errors import FinalError
 from bot.app import build_services
 from bot.config import BallastConfig
+from bot.controls import store as store_module
 from bot.controls.store import SessionControlWrites
 from bot.execution import executor as executor_module
 from bot.execution.results import ExecutionState
@@ -88,7 +90,7 @@ async def timeline_kinds(services: Any) -> list[str]:
         return [kind for kind, details in rows if details.get("mitigation_id") == "disable-tool"]
 
 
-async def test_the_control_write_commits_with_the_claim_and_the_record(
+async def test_the_control_write_commits_with_the_claim(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:
     services = await services_with_an_alert(test_database, clock)
@@ -112,14 +114,20 @@ async def test_the_control_write_commits_with_the_claim_and_the_record(
     claim = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO executions"))
     commit_after = events.index("COMMIT", claim)
     transaction = events[claim:commit_after]
-    # The claim, the control write (revision, value, history) and the execution's record
-    # (applied, timeline, undo and verification timers) are one transaction.
+    # The claim and the control write (revision, value, history) are one transaction, and
+    # nothing of the control was read before it in another.
     assert any(s.startswith("UPDATE control_revision") for s in transaction), transaction
     assert any("control_values" in s for s in transaction), transaction
     assert any(s.startswith("INSERT INTO control_history") for s in transaction), transaction
-    assert any(s.startswith("UPDATE executions") for s in transaction), transaction
-    assert sum(s.startswith("INSERT INTO timers") for s in transaction) >= 2, transaction
-    # After it nothing reads the values back: this process's OFREP copy took the written row.
+    begun = max(i for i, s in enumerate(events[:claim]) if s == "COMMIT")  # the engine's
+    reads = [i for i, s in enumerate(events) if s.startswith("SELECT") and "control_values" in s]
+    assert reads, events
+    assert all(begun < i < commit_after for i in reads), events
+    # The record is the next transaction: applied, the undo and verification timers.
+    record = events[commit_after + 1 : events.index("COMMIT", commit_after + 1)]
+    assert any(s.startswith("UPDATE executions") for s in record), record
+    assert sum(s.startswith("INSERT INTO timers") for s in record) >= 2, record
+    # After the commit nothing reads the values back: this process's OFREP copy took the row.
     after = events[commit_after:]
     assert not [s for s in after if s.startswith("SELECT") and "control_values" in s], after
 
@@ -132,17 +140,17 @@ async def test_the_control_write_commits_with_the_claim_and_the_record(
     await services.db.close()
 
 
-async def test_a_failure_after_the_write_leaves_neither_value_nor_execution(
+async def test_a_failure_in_the_write_leaves_neither_value_nor_execution(
     test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fault injected: recording the outcome fails after the control write ran. Made in
-    separate transactions, the tool would be off with its execution left ``running``."""
+    """The fault injected: the control write fails after its value was written, before its
+    history row. Made in separate transactions, the claim would stay, ``running``."""
     services = await services_with_an_alert(test_database, clock)
 
-    def applied(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("injected: the record fails after the write")
+    async def append_change(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected: the write fails after the value")
 
-    monkeypatch.setattr(executor_module.journal, "applied", applied)
+    monkeypatch.setattr(store_module, "append_change", append_change)
     await open_and_mitigate(services)  # the auto mitigator logs the error
 
     assert await services.controls.read(KEY) is True
@@ -180,4 +188,35 @@ async def test_an_action_error_rolls_back_and_takes_the_three_steps(
     assert kinds.count("mitigation_approved") == 1, kinds
     assert kinds.count("mitigation_applied") == 1, kinds
     assert "mitigation_failed" not in kinds, kinds
+    await services.db.close()
+
+
+async def test_a_failed_record_is_finished_by_the_takeover(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The value is served from the claim's commit; if the record then fails (a crash), the
+    execution is ``running`` under this replica's lease, and the recovery pass after the lease
+    expired applies it again (a retry: the value before stays the one the plan saw)."""
+    services = await services_with_an_alert(test_database, clock)
+    applied = executor_module.journal.applied
+
+    def fails(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("injected: the record fails")
+
+    monkeypatch.setattr(executor_module.journal, "applied", fails)
+    await open_and_mitigate(services)
+    assert (await services.controls.current()).values[KEY].value is False
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.RUNNING.value)]
+
+    monkeypatch.setattr(executor_module.journal, "applied", applied)
+    assert await services.executor.recover() == 0  # the lease has not expired
+    clock.advance(seconds=services.executor.lease_length.total_seconds() + 1)
+    assert await services.executor.recover() == 1
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    async with services.db.sessions() as session:
+        outcome = await session.scalar(
+            select(Execution.outcome).where(Execution.mitigation_id == "disable-tool")
+        )
+    assert (outcome["before"], outcome["after"]) == (True, False)
+    assert await services.controls.read(KEY) is False
     await services.db.close()
