@@ -283,6 +283,7 @@ def build_services(
         metrics,
         clock=clock,
         listeners=[bus],
+        opening=[auto],
         reopen_window=config.incidents.reopen_window,
         pacing=inbox_writer.pacing,
     )

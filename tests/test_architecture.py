@@ -86,8 +86,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "gitsync": RUNTIME | _set("actions", "intake", "runbooks", "matching", "config"),
     # Dedup, lifecycle, timeline, escalation, read models.
     "incidents": CORE | _set("intake", "runbooks", "matching", "config"),
-    # Plan, policy, executor, journal.
-    "execution": CORE | _set("intake", "runbooks", "matching", "config", "incidents"),
+    # Plan, policy, executor, journal; a control in the built-in store is written in the
+    # claim's own transaction (bot/controls, below it).
+    "execution": CORE | _set("intake", "runbooks", "matching", "config", "incidents", "controls"),
     # Did it work: Prometheus queries, verdicts, mitigation ladders (through the executor).
     "verification": CORE
     | _set("intake", "runbooks", "matching", "config", "incidents", "execution"),

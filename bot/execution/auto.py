@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import telemetry
-from bot.execution.executor import MitigationExecutor
-from bot.incidents.changes import ChangeKind, IncidentChange
+from bot.execution.executor import FirstWritten, MitigationExecutor
+from bot.incidents.changes import AfterCommit, ChangeKind, IncidentChange
 from bot.telemetry import names
 
 log = logging.getLogger(__name__)
@@ -21,16 +24,34 @@ class AutoMitigator:
     def __init__(self, executor: MitigationExecutor) -> None:
         self._executor = executor
         self._tasks: set[asyncio.Task[None]] = set()
+        # First mitigations claimed and written in the engine's committed transaction, by
+        # incident, until their run records them.
+        self._written: dict[int, FirstWritten] = {}
+
+    async def incidents_opening(
+        self, session: AsyncSession, changes: Sequence[IncidentChange]
+    ) -> AfterCommit | None:
+        """In the engine's transaction: claim and write each new incident's first auto
+        mitigation where it sets a control in the built-in store (``claim_first_in``)."""
+        written = {}
+        for change in changes:
+            if change.opened is None or not self._executor.auto_mitigations(change.runbook_id):
+                continue
+            first = await self._executor.claim_first_in(session, change.incident_id, change.opened)
+            if first is not None:
+                written[change.incident_id] = first
+        return _Claimed(self._written, written) if written else None
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         for change in changes:
             # An opened or re-opened incident's change names its runbook (the engine's, the
             # only source of those kinds): one without auto mitigations (triage, most storms of
-            # distinct alerts) costs no task and no read.
-            if change.kinds & {
-                ChangeKind.OPENED,
-                ChangeKind.REOPENED,
-            } and self._executor.auto_mitigations(change.runbook_id):
+            # distinct alerts) costs no task and no read. One whose first mitigation the
+            # engine's transaction wrote is always run (to record it).
+            opened = change.kinds & {ChangeKind.OPENED, ChangeKind.REOPENED}
+            if change.incident_id in self._written or (
+                opened and self._executor.auto_mitigations(change.runbook_id)
+            ):
                 task = asyncio.create_task(self._run(change))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
@@ -44,7 +65,8 @@ class AutoMitigator:
                 {names.INCIDENT_ID: incident_id, names.RUNBOOK_ID: change.runbook_id},
                 parent=change.traceparent,
             ):
-                await self._executor.run_auto(incident_id, change.opened)
+                written = self._written.pop(incident_id, None)
+                await self._executor.run_auto(incident_id, change.opened, written)
         except Exception:
             log.exception("auto mitigations of incident #%d failed", incident_id)
 
@@ -61,3 +83,21 @@ class AutoMitigator:
             for task in left:
                 task.cancel()
             await asyncio.gather(*left, return_exceptions=True)
+
+
+class _Claimed:
+    """The first mitigations one engine transaction claimed and wrote: once it committed, the
+    OFREP copy takes their values and their runs (started by the change) record them."""
+
+    def __init__(self, pending: dict[int, FirstWritten], written: dict[int, FirstWritten]) -> None:
+        self._pending = pending
+        self._written = written
+
+    def committed(self) -> None:
+        for first in self._written.values():
+            first.committed()
+        self._pending.update(self._written)
+
+    def rolled_back(self) -> None:
+        for first in self._written.values():
+            first.rolled_back()

@@ -79,6 +79,36 @@ class Held(NamedTuple):
     plan: ControlPlan | None = None
 
 
+class Written(NamedTuple):
+    """A claim made in a transaction with the built-in store's write: its result, and when it
+    moved the execution to ``running``, what was written (recorded after the commit)."""
+
+    result: RunResult
+    incident_id: int
+    mitigation: Mitigation
+    action: Action[Any]
+    params: Any
+    actor: Actor
+    held: Held | None = None
+    outcome: ActionOutcome | None = None
+
+
+class FirstWritten:
+    """An incident's first auto mitigation, claimed and written in the engine's transaction:
+    the engine calls :meth:`committed` or :meth:`rolled_back` once it knows (the OFREP copy
+    takes the value, or is re-read); :meth:`MitigationExecutor.run_auto` records it."""
+
+    def __init__(self, written: Written, bound: SessionControlWrites) -> None:
+        self.written = written
+        self._bound = bound
+
+    def committed(self) -> None:
+        self._bound.committed()
+
+    def rolled_back(self) -> None:
+        self._bound.failed()
+
+
 def plan_of(row: Execution) -> ControlPlan | None:
     return None if row.plan is None else ControlPlan.from_dict(row.plan)
 
@@ -230,49 +260,15 @@ class MitigationExecutor(UndoSteps):
         now = self._clock()
         bound: SessionControlWrites | None = None
 
-        def backend_for(service: str) -> ControlBackend:
-            backend = self._contexts.backend_for(service)
-            return bound if bound is not None and backend is local else backend
-
-        async def run(
-            session: AsyncSession,
-        ) -> tuple[RunResult, tuple[int, ActionOutcome] | None] | PolicyError:
+        async def run(session: AsyncSession) -> Written | PolicyError:
             nonlocal bound
             if bound is not None:
                 bound.failed()  # an earlier attempt's commit may have landed
             bound = local.in_session(session)
-            writes = bound
-
-            async def assess() -> tuple[Risk, ControlPlan | None]:
-                ctx = self._contexts.make(
-                    actor=actor.name,
-                    idempotency_key=f"plan:{incident_id}",
-                    dry_run=True,
-                    backend_for=backend_for,
-                )
-                plan = await action.plan(params, ctx)
-                current = plan.before if plan is not None else await writes.read(key)
-                return _rated(mitigation, action, params, current), plan
-
-            claimed = await self._claim_in(
-                session, incident_id, mitigation, action, planned, actor, now, assess
-            )
-            if isinstance(claimed, PolicyError):
-                return claimed
-            result, held = claimed
-            if held is None:
-                return result, None
-            ctx = self._contexts.make(
-                actor=actor.name,
-                idempotency_key=held.idempotency_key,
-                reason=reason,
-                plan=held.plan,
-                backend_for=backend_for,
-            )
-            with self._apply_span(incident_id, mitigation, action, params) as span:
-                outcome = await action.apply(params, ctx)
-                span.set_attribute("ballast.action.attempts", 1)
-            return result, (held.execution_id, outcome)
+            return await self._claim_and_write_in(
+                session, bound, incident_id, mitigation, action, planned, params, actor,
+                reason, key, now,
+            )  # fmt: skip
 
         with self._policy_span(incident_id, mitigation) as span:
             try:
@@ -295,23 +291,145 @@ class MitigationExecutor(UndoSteps):
                 raise
             assert bound is not None
             bound.committed()
-            _claim_attributes(span, done if isinstance(done, PolicyError) else done[0])
+            _claim_attributes(span, done if isinstance(done, PolicyError) else done.result)
         if isinstance(done, PolicyError):
             raise done
-        result, written = done
-        if written is None:
-            return result
-        execution_id, outcome = written
+        return await self._record_written(done)
+
+    async def _claim_and_write_in(
+        self,
+        session: AsyncSession,
+        bound: SessionControlWrites,
+        incident_id: int,
+        mitigation: Mitigation,
+        action: Action[Any],
+        planned: PlannedMitigation,
+        params: Any,
+        actor: Actor,
+        reason: str,
+        key: str,
+        now: datetime,
+    ) -> Written | PolicyError:
+        """The plan's read, the claim and the write, in ``session`` (``bound``: the built-in
+        store bound to it)."""
+
+        def backend_for(service: str) -> ControlBackend:
+            backend = self._contexts.backend_for(service)
+            return bound if backend is bound.store else backend
+
+        async def assess() -> tuple[Risk, ControlPlan | None]:
+            ctx = self._contexts.make(
+                actor=actor.name,
+                idempotency_key=f"plan:{incident_id}",
+                dry_run=True,
+                backend_for=backend_for,
+            )
+            plan = await action.plan(params, ctx)
+            current = plan.before if plan is not None else await bound.read(key)
+            return _rated(mitigation, action, params, current), plan
+
+        claimed = await self._claim_in(
+            session, incident_id, mitigation, action, planned, actor, now, assess
+        )
+        if isinstance(claimed, PolicyError):
+            return claimed
+        result, held = claimed
+        if held is None:
+            return Written(result, incident_id, mitigation, action, params, actor)
+        ctx = self._contexts.make(
+            actor=actor.name,
+            idempotency_key=held.idempotency_key,
+            reason=reason,
+            plan=held.plan,
+            backend_for=backend_for,
+        )
+        with self._apply_span(incident_id, mitigation, action, params) as span:
+            outcome = await action.apply(params, ctx)
+            span.set_attribute("ballast.action.attempts", 1)
+        return Written(result, incident_id, mitigation, action, params, actor, held, outcome)
+
+    async def _record_written(self, written: Written) -> RunResult:
+        """Step 3 of a claim that wrote (its result as it is when it did not)."""
+        if written.held is None or written.outcome is None:
+            return written.result
         return await self._record(
-            incident_id, mitigation, action, params, actor, execution_id, outcome, 1
+            written.incident_id,
+            written.mitigation,
+            written.action,
+            written.params,
+            written.actor,
+            written.held.execution_id,
+            written.outcome,
+            1,
         )
 
-    async def run_auto(self, incident_id: int, opened: Opened | None = None) -> list[RunResult]:
+    async def claim_first_in(
+        self, session: AsyncSession, incident_id: int, opened: Opened
+    ) -> FirstWritten | None:
+        """In the engine's transaction that opens ``incident_id``: claim and write its first
+        ``auto`` mitigation, when that sets a control in the built-in store (one commit
+        between the webhook's and the served value). In a savepoint: if it cannot be done
+        here, nothing of it is kept and the batch goes on; the auto mitigator then runs it
+        the usual way. None when not done; else what :meth:`run_auto` records after the
+        commit (:meth:`FirstWritten.committed` first)."""
+        autos = self.auto_mitigations(opened.runbook_id)
+        if not autos or self._dry_run:
+            return None
+        mitigation = autos[0]
+        try:
+            _, _, planned, action, _ = await self._prepare(
+                incident_id, mitigation.id, IncidentRead(opened, opened.first_alert)
+            )
+            if planned.problem is not None or planned.params is None:
+                return None
+            params = action.parse(planned.params)
+        except (ConflictError, NotFoundError, ActionError, ValueError):
+            return None  # the usual path tells why, journaled
+        key = action.control_key(params)
+        local = None if key is None else self._store_in_database(params)
+        if key is None or local is None:
+            return None
+        bound = local.in_session(session)
+        with self._policy_span(incident_id, mitigation) as span:
+            try:
+                async with session.begin_nested():
+                    done = await self._claim_and_write_in(
+                        session, bound, incident_id, mitigation, action, planned, params,
+                        SYSTEM, "", key, self._clock(),
+                    )  # fmt: skip
+                    if isinstance(done, PolicyError):
+                        raise done  # rolls the savepoint back; the usual path journals it
+            except Exception as err:
+                # Rolled back to the savepoint: the batch goes on whatever went wrong here.
+                if isinstance(err, SQLAlchemyError) and is_transient(err):
+                    raise  # the batch's transaction is lost: it is redone whole
+                expected = isinstance(err, ActionError | PolicyError)
+                log.log(
+                    logging.INFO if expected else logging.WARNING,
+                    "%s of #%d not written in the engine's transaction (%s: %s); "
+                    "it runs after the commit",
+                    mitigation.id,
+                    incident_id,
+                    type(err).__name__,
+                    err,
+                    exc_info=not expected,
+                )
+                return None
+            _claim_attributes(span, done.result)
+        return FirstWritten(done, bound)
+
+    async def run_auto(
+        self,
+        incident_id: int,
+        opened: Opened | None = None,
+        written: FirstWritten | None = None,
+    ) -> list[RunResult]:
         """Run the runbook's ``auto`` mitigations of a newly opened incident, in order.
 
         The first one uses the incident as the engine's commit left it (``opened``, from its
         change) or as read here (nothing happened in between); each later one reads it again,
-        after the runs before it changed it."""
+        after the runs before it changed it. ``written``: the first one, already claimed and
+        written in the engine's transaction (:meth:`claim_first_in`): only recorded here."""
         first = (
             IncidentRead(opened, opened.first_alert)
             if opened is not None
@@ -320,6 +438,13 @@ class MitigationExecutor(UndoSteps):
         autos = self.auto_mitigations(first.incident.runbook_id)
         read: IncidentRead | None = first
         results = []
+        if written is not None:
+            result = await self._record_written(written.written)
+            await self._announce(result)
+            results.append(result)
+            done = written.written.mitigation.id
+            autos = [m for m in autos if m.id != done]
+            read = None
         for mitigation in autos:
             try:
                 result = await self._run(incident_id, mitigation.id, SYSTEM, False, "", read)

@@ -7,11 +7,13 @@ not one per alert.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.intake.alert import AlertFacts
 
@@ -92,6 +94,26 @@ class IncidentChange:
 
 class ChangeListener(Protocol):
     async def incidents_changed(self, changes: list[IncidentChange]) -> None: ...
+
+
+class AfterCommit(Protocol):
+    """Work an :class:`OpeningListener` did in the engine's transaction, told its fate."""
+
+    def committed(self) -> None: ...
+
+    def rolled_back(self) -> None: ...
+
+
+class OpeningListener(Protocol):
+    """Hears the incidents a batch opens inside the engine's transaction, before its commit
+    (the auto mitigator: the first mitigation claimed with the incident). It must not fail the
+    batch for its own sake: what may fail goes in a savepoint. The engine calls
+    ``committed`` or ``rolled_back`` on what it returns, then publishes the changes as usual.
+    """
+
+    async def incidents_opening(
+        self, session: AsyncSession, changes: Sequence[IncidentChange]
+    ) -> AfterCommit | None: ...
 
 
 class ChangeBus:

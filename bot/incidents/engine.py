@@ -30,7 +30,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import telemetry
 from bot.errors import TemplateError
 from bot.incidents.batch import TRIAGE_SEVERITY, PassResult, run_batch, service_label
-from bot.incidents.changes import ChangeKind, ChangeListener, IncidentChange, Note
+from bot.incidents.changes import (
+    AfterCommit,
+    ChangeKind,
+    ChangeListener,
+    IncidentChange,
+    Note,
+    OpeningListener,
+)
 from bot.incidents.escalation import schedule_escalations
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.merge import merge_alert
@@ -99,6 +106,7 @@ class IncidentEngine:
         *,
         clock: Callable[[], datetime],
         listeners: Sequence[ChangeListener] = (),
+        opening: Sequence[OpeningListener] = (),
         reopen_window: timedelta = timedelta(minutes=10),
         batch_size: int | None = None,
         poll_interval: float = 1.0,
@@ -110,13 +118,15 @@ class IncidentEngine:
 
         ``batched``: process each batch set-based (:mod:`bot.incidents.batch`); False keeps the
         per-alert path, which the differential test compares it with. ``batch_size``: rows per
-        transaction at most (default 500 batched, 200 per alert).
+        transaction at most (default 500 batched, 200 per alert). ``opening``: hear the
+        incidents a batch opens inside its transaction (batched only; see ``OpeningListener``).
         """
         self._db = db
         self._catalog = catalog
         self._metrics = metrics
         self._clock = clock
         self._listeners = list(listeners)
+        self._opening = list(opening)
         self._reopen_window = reopen_window
         self._batched = batched
         self._batch_size = batch_size or (BATCH_SIZE if batched else PER_ALERT_BATCH_SIZE)
@@ -202,9 +212,18 @@ class IncidentEngine:
         else:
             limit = self._batch_size
         started, cpu, started_ns = time.monotonic(), time.thread_time(), time.time_ns()
-        done, more = await in_transaction(
-            self._db, lambda session: self._set_based_in(session, limit), what="batch"
-        )
+        # What the opening listeners did in each attempt: only the last one committed.
+        attempts: list[list[AfterCommit]] = []
+        try:
+            done, more = await in_transaction(
+                self._db,
+                lambda session: self._set_based_in(session, limit, attempts),
+                what="batch",
+            )
+        except BaseException:
+            _tell(attempts, committed=False)
+            raise
+        _tell(attempts, committed=True)
         committed = time.monotonic()
         processed = len(done.processed)
         if budget is not None and processed == limit:
@@ -226,9 +245,12 @@ class IncidentEngine:
             self._worked = max(self._worked, committed - done.locked_at)
         return processed, more
 
-    async def _set_based_in(self, session: AsyncSession, limit: int) -> tuple[_Pass, bool]:
+    async def _set_based_in(
+        self, session: AsyncSession, limit: int, attempts: list[list[AfterCommit]]
+    ) -> tuple[_Pass, bool]:
         """The batch's work in ``session``: what it did, and whether more rows wait (it claims
-        one row more than it processes to know, so that no transaction is spent on none)."""
+        one row more than it processes to know, so that no transaction is spent on none).
+        ``attempts`` gets what the opening listeners did in this attempt."""
         rows = await incident_batch.claim(session, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -244,6 +266,13 @@ class IncidentEngine:
             title=self._title,
             write_lock=self._db.is_sqlite,
         )
+        heard: list[AfterCommit] = []
+        attempts.append(heard)
+        opened = [change for change in done.changes.values() if change.opened is not None]
+        for listener in self._opening if opened else ():
+            after = await listener.incidents_opening(session, opened)
+            if after is not None:
+                heard.append(after)
         return done, more
 
     async def _batch_in(self, session: AsyncSession, budget: float | None) -> tuple[_Pass, int]:
@@ -476,3 +505,14 @@ class IncidentEngine:
                 await listener.incidents_changed(batch)
             except Exception:
                 log.exception("listener %r failed on %d incident change(s)", listener, len(batch))
+
+
+def _tell(attempts: list[list[AfterCommit]], *, committed: bool) -> None:
+    """Tell the opening listeners' work of each attempt its fate: the last one's is committed
+    when the transaction was; every earlier attempt's was rolled back."""
+    for number, heard in enumerate(attempts, start=1):
+        for after in heard:
+            if committed and number == len(attempts):
+                after.committed()
+            else:
+                after.rolled_back()

@@ -7,6 +7,7 @@ in one transaction, so a restart neither loses nor doubles a message.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
@@ -58,6 +59,10 @@ class SlackAnnouncer:
         self._config = config
         self._fallback = fallback_channel
         self._on_enqueued = on_enqueued
+        # One announcement of an incident at a time in this process: each renders what it read
+        # and enqueues it later, so two overlapping ones (the engine's "opened" and the auto
+        # mitigation's record right after it) could enqueue the older render last.
+        self._announcing: dict[int, tuple[asyncio.Lock, int]] = {}  # lock, its users
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         for change in changes:
@@ -67,9 +72,25 @@ class SlackAnnouncer:
                     {names.INCIDENT_ID: change.incident_id, names.RUNBOOK_ID: change.runbook_id},
                     parent=change.traceparent,
                 ):
-                    await self._announce(change)
+                    await self._announce_in_order(change)
             except NotFoundError:
                 log.warning("incident #%d vanished before it was announced", change.incident_id)
+
+    async def _announce_in_order(self, change: IncidentChange) -> None:
+        """Announce after any announcement of the same incident under way here (so the last
+        message enqueued is rendered from the last state read)."""
+        incident_id = change.incident_id
+        lock, users = self._announcing.get(incident_id, (asyncio.Lock(), 0))
+        self._announcing[incident_id] = (lock, users + 1)
+        try:
+            async with lock:
+                await self._announce(change)
+        finally:
+            lock, users = self._announcing[incident_id]
+            if users == 1:
+                del self._announcing[incident_id]
+            else:
+                self._announcing[incident_id] = (lock, users - 1)
 
     async def _announce(self, change: IncidentChange) -> None:
         detail = await load_incident_detail(

@@ -45,7 +45,7 @@ async def test_auto_mitigations_run_only_for_runbooks_that_have_some(
     services = services_for(test_database, clock)
     runs: list[int] = []
 
-    async def run_auto(incident_id: int, opened: Any = None) -> list[Any]:
+    async def run_auto(incident_id: int, opened: Any = None, written: Any = None) -> list[Any]:
         runs.append(incident_id)
         return []
 

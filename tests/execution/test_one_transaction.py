@@ -1,11 +1,14 @@
 """A mitigation whose control lives in Ballast's own database (the built-in store) is planned,
 claimed and written in one transaction, then recorded, on SQLite and PostgreSQL (issue 16).
 
-So the value an AI application reads over OFREP changes with the one commit that also claims
-the execution under this replica's lease: never a value without its execution. The record
-follows in its own transaction (the value is served without waiting for it); if it fails, the
-lease's takeover finishes it as for any backend. Any action error rolls the claim back with the
-write and the request takes the three steps every other backend takes (which retry and journal).
+A new incident's first auto mitigation is claimed and written in the engine's own transaction
+(in a savepoint), so the value an AI application reads over OFREP changes with the commit that
+opens the incident; any other run claims and writes in one transaction of its own. Never a
+value without its execution; the record follows in its own transaction (the value is served
+without waiting for it), and if it fails the lease's takeover finishes it as for any backend.
+Any error rolls the claim back with the write: in the engine's transaction to its savepoint
+(the incident is still opened), and the request then takes the three steps every other backend
+takes (which retry and journal).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from bot.execution.results import ExecutionState
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.settings import Settings
 from bot.store import inbox
-from bot.store.tables import Execution, TimelineEntry
+from bot.store.tables import Execution, Incident, TimelineEntry
 from tests.conftest import Clock, DatabaseUnderTest
 
 RUNBOOKS = Path(__file__).parents[2] / "runbooks"
@@ -90,10 +93,8 @@ async def timeline_kinds(services: Any) -> list[str]:
         return [kind for kind, details in rows if details.get("mitigation_id") == "disable-tool"]
 
 
-async def test_the_control_write_commits_with_the_claim(
-    test_database: DatabaseUnderTest, clock: Clock
-) -> None:
-    services = await services_with_an_alert(test_database, clock)
+def trace_statements(services: Any) -> tuple[list[str], Any]:
+    """Every statement's first words, and ``COMMIT`` for each commit, in order."""
     events: list[str] = []
 
     def statement(conn: Any, cursor: Any, text: str, *args: Any) -> None:
@@ -105,11 +106,67 @@ async def test_the_control_write_commits_with_the_claim(
     engine = services.db.engine.sync_engine
     event.listen(engine, "before_cursor_execute", statement)
     event.listen(engine, "commit", commit)
+
+    def stop() -> None:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+
+    return events, stop
+
+
+def check_record_follows(events: list[str], commit_at: int) -> None:
+    """The transaction after the one committed at ``commit_at`` records the execution, and
+    nothing reads the control values back after that commit (the OFREP copy took the row)."""
+    record = events[commit_at + 1 : events.index("COMMIT", commit_at + 1)]
+    assert any(s.startswith("UPDATE executions") for s in record), record
+    assert sum(s.startswith("INSERT INTO timers") for s in record) >= 2, record
+    after = events[commit_at:]
+    assert not [s for s in after if s.startswith("SELECT") and "control_values" in s], after
+
+
+async def test_the_engine_opens_claims_and_writes_in_one_transaction(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    services = await services_with_an_alert(test_database, clock)
+    events, stop = trace_statements(services)
     try:
         await open_and_mitigate(services)
     finally:
-        event.remove(engine, "before_cursor_execute", statement)
-        event.remove(engine, "commit", commit)
+        stop()
+
+    opened = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO incidents"))
+    commit_at = events.index("COMMIT", opened)
+    transaction = events[opened:commit_at]
+    # The incident, the claim and the control write (revision, value, history): one commit.
+    assert any(s.startswith("INSERT INTO executions") for s in transaction), transaction
+    assert any(s.startswith("UPDATE control_revision") for s in transaction), transaction
+    assert any(s.startswith("INSERT INTO control_history") for s in transaction), transaction
+    check_record_follows(events, commit_at)
+
+    assert (await services.controls.current()).values[KEY].value is False
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    kinds = await timeline_kinds(services)
+    assert kinds.count("mitigation_approved") == 1, kinds
+    assert kinds.count("mitigation_applied") == 1, kinds
+    await services.db.close()
+
+
+async def test_a_run_outside_the_engine_claims_and_writes_in_one_transaction(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the engine's transaction (here: its opening listener off), the run's own
+    transaction reads the plan, claims and writes; no read session before it."""
+    services = await services_with_an_alert(test_database, clock)
+
+    async def not_in_the_engine(*args: Any) -> None:
+        return None
+
+    monkeypatch.setattr(services.auto, "incidents_opening", not_in_the_engine)
+    events, stop = trace_statements(services)
+    try:
+        await open_and_mitigate(services)
+    finally:
+        stop()
 
     claim = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO executions"))
     commit_after = events.index("COMMIT", claim)
@@ -123,13 +180,7 @@ async def test_the_control_write_commits_with_the_claim(
     reads = [i for i, s in enumerate(events) if s.startswith("SELECT") and "control_values" in s]
     assert reads, events
     assert all(begun < i < commit_after for i in reads), events
-    # The record is the next transaction: applied, the undo and verification timers.
-    record = events[commit_after + 1 : events.index("COMMIT", commit_after + 1)]
-    assert any(s.startswith("UPDATE executions") for s in record), record
-    assert sum(s.startswith("INSERT INTO timers") for s in record) >= 2, record
-    # After the commit nothing reads the values back: this process's OFREP copy took the row.
-    after = events[commit_after:]
-    assert not [s for s in after if s.startswith("SELECT") and "control_values" in s], after
+    check_record_follows(events, commit_after)
 
     assert (await services.controls.current()).values[KEY].value is False
     assert await services.controls.read(KEY) is False
@@ -144,7 +195,8 @@ async def test_a_failure_in_the_write_leaves_neither_value_nor_execution(
     test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The fault injected: the control write fails after its value was written, before its
-    history row. Made in separate transactions, the claim would stay, ``running``."""
+    history row, in the engine's transaction and again in the run's own. Made in separate
+    transactions, the claim would stay, ``running``; the incident is opened all the same."""
     services = await services_with_an_alert(test_database, clock)
 
     async def append_change(*args: Any, **kwargs: Any) -> None:
@@ -156,6 +208,8 @@ async def test_a_failure_in_the_write_leaves_neither_value_nor_execution(
     assert await services.controls.read(KEY) is True
     assert (await services.controls.current()).values[KEY].value is True
     assert await executions(services) == []
+    async with services.db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Incident)) == 1
     kinds = await timeline_kinds(services)
     assert "mitigation_approved" not in kinds, kinds
     async with services.db.sessions() as session:
@@ -167,9 +221,10 @@ async def test_a_failure_in_the_write_leaves_neither_value_nor_execution(
 async def test_an_action_error_rolls_back_and_takes_the_three_steps(
     test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The write refused inside the claim's transaction: the claim is rolled back with it
-    (else the second try would find its own execution ``running`` and do nothing), and the
-    three-step path applies it through the store's own transaction."""
+    """The write refused inside the engine's transaction and then inside the run's own: each
+    time the claim is rolled back with it (else the next try would find its own execution
+    ``running`` and do nothing), and the three-step path applies it through the store's own
+    transaction."""
     services = await services_with_an_alert(test_database, clock)
     refused: list[str] = []
 
@@ -180,7 +235,7 @@ async def test_an_action_error_rolls_back_and_takes_the_three_steps(
     monkeypatch.setattr(SessionControlWrites, "write", write)
     await open_and_mitigate(services)
 
-    assert refused == [KEY]
+    assert refused == [KEY, KEY]
     assert await services.controls.read(KEY) is False
     assert (await services.controls.current()).values[KEY].value is False
     assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]

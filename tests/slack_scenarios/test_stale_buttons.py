@@ -8,6 +8,7 @@ Signed requests through real Bolt, against the Slack emulator, on SQLite and Pos
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from bot.config import BallastConfig
 from bot.slack.listeners import CHANGED
+from bot.slack.outbox import SlackOutbox
 from tests.slack_emulator import SlackEmulator
 from tests.slack_emulator.payloads import click
 from tests.slack_emulator.signing import RequestSigner
@@ -161,3 +163,44 @@ async def test_a_button_on_an_outdated_message_is_stale(h: Any, slack: SlackEmul
         assert_changed_answer(body)
         assert "ballast.undo:supervised" in str(body["blocks"])  # the current card
     assert (await incident(h))["timeline"] == before["timeline"]
+
+
+async def test_a_late_opened_announcement_does_not_overwrite_a_newer_one(
+    make_harness: Any, slack: SlackEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's "opened" announcement enqueues the message's post; the auto mitigation's
+    record, right after the engine's commit, announces again. Held back here inside the
+    post's transaction, the "opened" one must not make the newer announcement find no message
+    to update (on PostgreSQL it did: its post then lost to the uncommitted one) and the
+    message keep the old state, every button on it stale."""
+    slack.reset()
+    h = await make_harness(
+        config=BallastConfig.model_validate({"teams": {"@oncall": ["U0OWNER2"]}}),
+        slack_bot_token="xoxb-ballast-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.base_url,
+        slack_channel=CHANNEL.id,
+    )
+    post = SlackOutbox.post_incident_message
+    held_back: list[int] = []
+
+    async def slow_first(self: SlackOutbox, session: Any, incident_id: int, *args: Any) -> Any:
+        enqueued = await post(self, session, incident_id, *args)
+        if not held_back:
+            held_back.append(incident_id)
+            await asyncio.sleep(0.3)  # the auto mitigation's record announces meanwhile
+        return enqueued
+
+    monkeypatch.setattr(SlackOutbox, "post_incident_message", slow_first)
+    await h.client.post("/webhooks/generic", json={"alerts": [ALERT]})
+    await settle(h)
+    assert held_back == [1]
+    assert (await incident(h))["status"] == "mitigating"
+
+    url = slack.response_url("actions")
+    payload = click(
+        incident_message(slack), "ballast.resolve", user=OWNER, channel=CHANNEL, response_url=url
+    )
+    assert (await post_signed(h, RequestSigner(SECRET).interaction(payload))).status_code == 200
+    body = await answer(slack, url)
+    assert body.get("text") != CHANGED, body
