@@ -23,6 +23,7 @@ made in the store layer (:func:`bot.store.executions.new_generation`); undo is i
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import asdict
@@ -91,6 +92,9 @@ class Written(NamedTuple):
     actor: Actor
     held: Held | None = None
     outcome: ActionOutcome | None = None
+    # Untraced (in the engine's transaction, before its spans exist): when the claim began,
+    # when it was decided, when the write was done (ns), for spans made after the commit.
+    times: tuple[int, int, int] | None = None
 
 
 class FirstWritten:
@@ -107,6 +111,10 @@ class FirstWritten:
 
     def rolled_back(self) -> None:
         self._bound.failed()
+
+
+class _NotAtOnce(Exception):
+    """Rolls back a claim in the engine's transaction that would not apply at once."""
 
 
 def plan_of(row: Execution) -> ControlPlan | None:
@@ -309,9 +317,11 @@ class MitigationExecutor(UndoSteps):
         reason: str,
         key: str,
         now: datetime,
+        *,
+        traced: bool = True,
     ) -> Written | PolicyError:
         """The plan's read, the claim and the write, in ``session`` (``bound``: the built-in
-        store bound to it)."""
+        store bound to it). Untraced, it makes no span and returns the times instead."""
 
         def backend_for(service: str) -> ControlBackend:
             backend = self._contexts.backend_for(service)
@@ -328,6 +338,7 @@ class MitigationExecutor(UndoSteps):
             current = plan.before if plan is not None else await bound.read(key)
             return _rated(mitigation, action, params, current), plan
 
+        started = time.time_ns()
         claimed = await self._claim_in(
             session, incident_id, mitigation, action, planned, actor, now, assess
         )
@@ -343,10 +354,49 @@ class MitigationExecutor(UndoSteps):
             plan=held.plan,
             backend_for=backend_for,
         )
+        decided = time.time_ns()
+        if not traced:
+            outcome = await action.apply(params, ctx)
+            times = (started, decided, time.time_ns())
+            return Written(
+                result, incident_id, mitigation, action, params, actor, held, outcome, times
+            )
         with self._apply_span(incident_id, mitigation, action, params) as span:
             outcome = await action.apply(params, ctx)
             span.set_attribute("ballast.action.attempts", 1)
         return Written(result, incident_id, mitigation, action, params, actor, held, outcome)
+
+    async def _record_first(self, written: Written, runbook_id: str | None) -> RunResult:
+        """Record a first auto mitigation the engine's transaction claimed and wrote, in the
+        spans every run has (made now, with the times it took then)."""
+        started, decided, applied = written.times or (time.time_ns(),) * 3
+        incident_id, mitigation, action = written.incident_id, written.mitigation, written.action
+        with telemetry.span(
+            names.MITIGATION,
+            {
+                names.INCIDENT_ID: incident_id,
+                names.MITIGATION_ID: mitigation.id,
+                names.ACTOR: written.actor.name,
+                names.RUNBOOK_ID: runbook_id,
+                names.ACTION: action.name,
+                names.CONTROL_KEY: action.control_key(written.params),
+            },
+            start_time=started,
+        ) as span:
+            with telemetry.span(
+                names.POLICY,
+                {names.MITIGATION_ID: mitigation.id, names.INCIDENT_ID: incident_id},
+                start_time=started,
+                end_time=decided,
+            ) as policy:
+                _claim_attributes(policy, written.result)
+            with self._apply_span(
+                incident_id, mitigation, action, written.params, start=decided, end=applied
+            ) as apply:
+                apply.set_attribute("ballast.action.attempts", 1)
+            result = await self._record_written(written)
+            span.set_attribute(names.EXECUTION_STATE, str(result.state))
+        return result
 
     async def _record_written(self, written: Written) -> RunResult:
         """Step 3 of a claim that wrote (its result as it is when it did not)."""
@@ -390,32 +440,36 @@ class MitigationExecutor(UndoSteps):
         if key is None or local is None:
             return None
         bound = local.in_session(session)
-        with self._policy_span(incident_id, mitigation) as span:
-            try:
-                async with session.begin_nested():
-                    done = await self._claim_and_write_in(
-                        session, bound, incident_id, mitigation, action, planned, params,
-                        SYSTEM, "", key, self._clock(),
-                    )  # fmt: skip
-                    if isinstance(done, PolicyError):
-                        raise done  # rolls the savepoint back; the usual path journals it
-            except Exception as err:
-                # Rolled back to the savepoint: the batch goes on whatever went wrong here.
-                if isinstance(err, SQLAlchemyError) and is_transient(err):
-                    raise  # the batch's transaction is lost: it is redone whole
-                expected = isinstance(err, ActionError | PolicyError)
-                log.log(
-                    logging.INFO if expected else logging.WARNING,
-                    "%s of #%d not written in the engine's transaction (%s: %s); "
-                    "it runs after the commit",
-                    mitigation.id,
-                    incident_id,
-                    type(err).__name__,
-                    err,
-                    exc_info=not expected,
-                )
-                return None
-            _claim_attributes(span, done.result)
+        # No span here: the engine's spans are made after its commit; run_auto makes this
+        # run's (with the times it took) under the incident's, like every other run's.
+        try:
+            async with session.begin_nested():
+                done = await self._claim_and_write_in(
+                    session, bound, incident_id, mitigation, action, planned, params,
+                    SYSTEM, "", key, self._clock(), traced=False,
+                )  # fmt: skip
+                if isinstance(done, PolicyError):
+                    raise done  # rolls the savepoint back; the usual path journals it
+                if done.held is None:
+                    raise _NotAtOnce  # waits for approvals: the usual path asks for them
+        except _NotAtOnce:
+            return None
+        except Exception as err:
+            # Rolled back to the savepoint: the batch goes on whatever went wrong here.
+            if isinstance(err, SQLAlchemyError) and is_transient(err):
+                raise  # the batch's transaction is lost: it is redone whole
+            expected = isinstance(err, ActionError | PolicyError)
+            log.log(
+                logging.INFO if expected else logging.WARNING,
+                "%s of #%d not written in the engine's transaction (%s: %s); "
+                "it runs after the commit",
+                mitigation.id,
+                incident_id,
+                type(err).__name__,
+                err,
+                exc_info=not expected,
+            )
+            return None
         return FirstWritten(done, bound)
 
     async def run_auto(
@@ -439,7 +493,7 @@ class MitigationExecutor(UndoSteps):
         read: IncidentRead | None = first
         results = []
         if written is not None:
-            result = await self._record_written(written.written)
+            result = await self._record_first(written.written, first.incident.runbook_id)
             await self._announce(result)
             results.append(result)
             done = written.written.mitigation.id
@@ -617,7 +671,13 @@ class MitigationExecutor(UndoSteps):
 
     @staticmethod
     def _apply_span(
-        incident_id: int, mitigation: Mitigation, action: Action[Any], params: Any
+        incident_id: int,
+        mitigation: Mitigation,
+        action: Action[Any],
+        params: Any,
+        *,
+        start: int | None = None,
+        end: int | None = None,
     ) -> AbstractContextManager[trace.Span]:
         return telemetry.span(
             f"{names.ACTION_APPLY} {action.name}",
@@ -627,6 +687,8 @@ class MitigationExecutor(UndoSteps):
                 names.ACTION: action.name,
                 names.CONTROL_KEY: action.control_key(params),
             },
+            start_time=start,
+            end_time=end,
         )
 
     async def _approved(

@@ -39,12 +39,14 @@ def span(
     links: Sequence[Link] = (),
     kind: SpanKind = SpanKind.INTERNAL,
     start_time: int | None = None,
+    end_time: int | None = None,
 ) -> Iterator[Span]:
     """A span made current for the block; a non-recording one, and no work, while off.
 
     ``parent``: a stored ``traceparent`` to continue (work handed over through the database);
     without it, the current span is the parent. Attributes whose value is None are left out.
-    ``start_time`` (ns since the epoch): for a span made after the work it stands for.
+    ``start_time`` (ns since the epoch): for a span made after the work it stands for;
+    ``end_time`` too, when that work also ended before the block (else it ends with it).
     """
     tracer = _tracer
     if tracer is None:
@@ -59,8 +61,13 @@ def span(
         attributes=present,
         links=links,
         start_time=start_time,
+        end_on_exit=end_time is None,
     ) as current:
-        yield current
+        try:
+            yield current
+        finally:
+            if end_time is not None:
+                current.end(end_time=end_time)
 
 
 def traceparent() -> str | None:
