@@ -25,11 +25,12 @@ How:
   done.
 - The breakdown by stage comes from the database: the inbox row's ``received_at`` (the webhook
   handler, after parsing), the ``opened`` timeline entry (the engine's clock for the row), the
-  first ``mitigation_approved`` (the executor's clock as its claim's transaction begins), the
-  control history row (the start of the control write, in that same transaction for the
-  built-in store); the last stage is from there to the client seeing the value (the rest of
-  the transaction, its commit, the OFREP copy brought forward, the poll that sees it). Client
-  and server read the same wall clock (one machine).
+  first ``mitigation_approved`` (the executor's clock as its claim begins: for this
+  mitigation, inside the engine's transaction, after the incident's writes), the control
+  history row (the start of the control write, in that same transaction); the last stage is
+  from there to the client seeing the value (the rest of the transaction, its commit, the
+  OFREP copy brought forward, the poll that sees it). Client and server read the same wall
+  clock (one machine).
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ POLL_GAP_SECONDS = 0.0  # --poll-gap-ms: rest between OFREP evaluations (0: back
 STAGES = (
     ("webhook", "sent → received_at (HTTP, parse)"),
     ("intake→engine", "received_at → opened (group commit, 2xx, wake, claim, route)"),
-    ("incident→executor", "opened → approved (open txn + commit, listeners, auto task)"),
+    ("incident→executor", "opened → approved (the incident's writes, then the claim begins)"),
     ("executor→write", "approved → control write starts (plan, claim: same txn as the write)"),
     ("write→served", "control write → first OFREP answer with the value"),
 )
