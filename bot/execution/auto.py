@@ -10,11 +10,13 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import telemetry
 from bot.execution.executor import FirstWritten, MitigationExecutor
 from bot.incidents.changes import AfterCommit, ChangeKind, IncidentChange
+from bot.store.transient import is_transient
 from bot.telemetry import names
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,19 @@ class AutoMitigator:
         for change in changes:
             if change.opened is None or not self._executor.auto_mitigations(change.runbook_id):
                 continue
-            first = await self._executor.claim_first_in(session, change.incident_id, change.opened)
+            try:
+                first = await self._executor.claim_first_in(
+                    session, change.incident_id, change.opened
+                )
+            except SQLAlchemyError as err:
+                if is_transient(err):
+                    raise  # the batch's transaction is lost: the engine redoes it whole
+                log.exception("first auto mitigation of #%d failed", change.incident_id)
+                continue
+            except Exception:
+                # Never the batch's failure: the run after the commit tries again, journaled.
+                log.exception("first auto mitigation of #%d failed", change.incident_id)
+                continue
             if first is not None:
                 written[change.incident_id] = first
         return _Claimed(self._written, written) if written else None

@@ -275,3 +275,23 @@ async def test_a_failed_record_is_finished_by_the_takeover(
     assert (outcome["before"], outcome["after"]) == (True, False)
     assert await services.controls.read(KEY) is False
     await services.db.close()
+
+
+async def test_an_unexpected_error_in_the_engines_transaction_never_fails_the_batch(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever goes wrong while claiming the first mitigation in the engine's transaction,
+    the alert is processed and its incident opened; the mitigation runs after the commit."""
+    services = await services_with_an_alert(test_database, clock)
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("injected: a bug in the first claim")
+
+    monkeypatch.setattr(services.executor, "claim_first_in", broken)
+    await open_and_mitigate(services)
+
+    async with services.db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Incident)) == 1
+    assert await services.controls.read(KEY) is False
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    await services.db.close()
