@@ -13,11 +13,13 @@ takes (which retry and journal).
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 
 from actions.errors import FinalError
 from bot.app import build_services
@@ -294,4 +296,38 @@ async def test_an_unexpected_error_in_the_engines_transaction_never_fails_the_ba
         assert await session.scalar(select(func.count()).select_from(Incident)) == 1
     assert await services.controls.read(KEY) is False
     assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    await services.db.close()
+
+
+async def test_a_lost_engine_commit_claims_again_and_applies_once(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """The engine's commit is lost once (a conflict) after its opening listener claimed and
+    wrote: that attempt's work is told rolled back (the OFREP copy re-reads), the redone batch
+    claims and writes again, and the mitigation is applied once, generation 1."""
+    services = await services_with_an_alert(test_database, clock)
+    lost: list[int] = []
+
+    def lose_the_first_commit(conn: Any) -> None:
+        if not lost:
+            lost.append(1)
+            locked = sqlite3.OperationalError("database is locked")
+            raise OperationalError("COMMIT", None, locked)
+
+    engine = services.db.engine.sync_engine
+    event.listen(engine, "commit", lose_the_first_commit)
+    try:
+        await open_and_mitigate(services)
+    finally:
+        event.remove(engine, "commit", lose_the_first_commit)
+
+    assert lost == [1]
+    assert (await services.controls.current()).values[KEY].value is False
+    assert await services.controls.read(KEY) is False
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    kinds = await timeline_kinds(services)
+    assert kinds.count("mitigation_approved") == 1, kinds
+    assert kinds.count("mitigation_applied") == 1, kinds
+    async with services.db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Incident)) == 1
     await services.db.close()
