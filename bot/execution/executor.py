@@ -281,11 +281,13 @@ class MitigationExecutor(UndoSteps):
         with self._policy_span(incident_id, mitigation) as span:
             try:
                 done = await in_transaction(self._db, run, what=f"run of {mitigation.id}")
-            except (ActionError, SQLAlchemyError) as err:
+            except BaseException as err:
                 if bound is not None:
                     bound.failed()
-                if isinstance(err, SQLAlchemyError) and is_transient(err):
-                    raise  # the database is away or busy: the claim alone would fail alike
+                # The database away or busy: the claim alone would fail alike.
+                transient = isinstance(err, SQLAlchemyError) and is_transient(err)
+                if not isinstance(err, ActionError | SQLAlchemyError) or transient:
+                    raise
                 log.info(
                     "%s of #%d not applied in its claim's transaction (%s); taking the three steps",
                     mitigation.id,
@@ -293,10 +295,6 @@ class MitigationExecutor(UndoSteps):
                     err,
                 )
                 return None
-            except BaseException:
-                if bound is not None:
-                    bound.failed()
-                raise
             assert bound is not None
             bound.committed()
             _claim_attributes(span, done if isinstance(done, PolicyError) else done.result)

@@ -28,6 +28,30 @@ def opened(incident_id: int, runbook_id: str | None) -> IncidentChange:
     return IncidentChange(incident_id, {ChangeKind.OPENED}, runbook_id=runbook_id)
 
 
+TOOL_FAILURE = {
+    "alertname": "ToolCallFailureRate",
+    "service": "support-assistant",
+    "tool": "order_lookup",
+    "env": "prod",
+}
+
+
+async def store_tool_failure(services: Any, clock: Clock) -> None:
+    """Store one firing alert of the tool-failure runbook (first auto mitigation: disable the
+    tool) in the inbox, as a webhook would."""
+    alert = Alert(
+        fingerprint="f1",
+        status=AlertStatus.FIRING,
+        labels=TOOL_FAILURE,
+        starts_at=clock(),
+        source=AlertSource.ALERTMANAGER,
+    )
+    async with services.db.transaction() as session:
+        await inbox.store_batch(
+            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=[alert]), clock()
+        )
+
+
 def services_for(
     test_database: DatabaseUnderTest, clock: Clock, config: dict[str, Any] | None = None
 ) -> Any:
@@ -100,26 +124,7 @@ async def test_the_first_auto_mitigation_runs_from_the_engines_change_unread(
     claim: one read session fewer between the alert and the control write."""
     services = services_for(test_database, clock)
     await services.db.migrate()
-    labels = {
-        "alertname": "ToolCallFailureRate",
-        "service": "support-assistant",
-        "tool": "order_lookup",
-        "env": "prod",
-    }
-    batch = AlertBatch(
-        source=AlertSource.ALERTMANAGER,
-        alerts=[
-            Alert(
-                fingerprint="f1",
-                status=AlertStatus.FIRING,
-                labels=labels,
-                starts_at=clock(),
-                source=AlertSource.ALERTMANAGER,
-            )
-        ],
-    )
-    async with services.db.transaction() as session:
-        await inbox.store_batch(session, batch, clock())
+    await store_tool_failure(services, clock)
     heard: list[IncidentChange] = []
 
     class Listen:
@@ -140,7 +145,7 @@ async def test_the_first_auto_mitigation_runs_from_the_engines_change_unread(
         event.remove(services.db.engine.sync_engine, "before_cursor_execute", record)
     [opened_change] = [c for c in heard if ChangeKind.OPENED in c.kinds]
     assert opened_change.opened is not None
-    assert opened_change.opened.first_alert.labels == labels
+    assert opened_change.opened.first_alert.labels == TOOL_FAILURE
     assert await services.controls.read("support-assistant.tools.order_lookup.enabled") is False
     claim = next(i for i, s in enumerate(statements) if s.lstrip().startswith("INSERT INTO exec"))
     # A new incident's alerts are not read at all before the claim: the engine found no

@@ -14,7 +14,6 @@ takes (which retry and journal).
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,52 +21,26 @@ from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
 
 from actions.errors import FinalError
-from bot.app import build_services
-from bot.config import BallastConfig
 from bot.controls import store as store_module
 from bot.controls.store import SessionControlWrites
 from bot.execution import executor as executor_module
 from bot.execution.results import ExecutionState
-from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
-from bot.settings import Settings
-from bot.store import inbox
 from bot.store.tables import Execution, Incident, TimelineEntry
 from tests.conftest import Clock, DatabaseUnderTest
+from tests.execution.test_listener_skips import services_for, store_tool_failure
 
-RUNBOOKS = Path(__file__).parents[2] / "runbooks"
 KEY = "support-assistant.tools.order_lookup.enabled"
-LABELS = {
-    "alertname": "ToolCallFailureRate",
-    "service": "support-assistant",
-    "tool": "order_lookup",
-    "env": "prod",
-}
 
 
 async def services_with_an_alert(test_database: DatabaseUnderTest, clock: Clock) -> Any:
     """Ballast on the test database, the tool on, and one stored alert of a runbook whose
     first auto mitigation disables the tool (undo timer, verification)."""
-    services = build_services(
-        Settings(database_url=test_database.url, runbooks=RUNBOOKS),
-        BallastConfig.model_validate({}),
-        clock=clock,
-        db=test_database.make(),
-    )
+    services = services_for(test_database, clock)
     await services.db.migrate()
     await services.controls.write(KEY, True, actor="U0ONCALL", reason="on by default")
     services.controls.max_staleness = 3600.0  # only a write of this process moves the copy
     assert (await services.controls.current()).values[KEY].value is True
-    alert = Alert(
-        fingerprint="f1",
-        status=AlertStatus.FIRING,
-        labels=LABELS,
-        starts_at=clock(),
-        source=AlertSource.ALERTMANAGER,
-    )
-    async with services.db.transaction() as session:
-        await inbox.store_batch(
-            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=[alert]), clock()
-        )
+    await store_tool_failure(services, clock)
     return services
 
 
@@ -116,6 +89,16 @@ def trace_statements(services: Any) -> tuple[list[str], Any]:
     return events, stop
 
 
+async def traced_open_and_mitigate(services: Any) -> list[str]:
+    """:func:`open_and_mitigate`, with what :func:`trace_statements` saw meanwhile."""
+    events, stop = trace_statements(services)
+    try:
+        await open_and_mitigate(services)
+    finally:
+        stop()
+    return events
+
+
 def check_record_follows(events: list[str], commit_at: int) -> None:
     """The transaction after the one committed at ``commit_at`` records the execution, and
     nothing reads the control values back after that commit (the OFREP copy took the row)."""
@@ -130,11 +113,7 @@ async def test_the_engine_opens_claims_and_writes_in_one_transaction(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:
     services = await services_with_an_alert(test_database, clock)
-    events, stop = trace_statements(services)
-    try:
-        await open_and_mitigate(services)
-    finally:
-        stop()
+    events = await traced_open_and_mitigate(services)
 
     opened = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO incidents"))
     commit_at = events.index("COMMIT", opened)
@@ -164,11 +143,7 @@ async def test_a_run_outside_the_engine_claims_and_writes_in_one_transaction(
         return None
 
     monkeypatch.setattr(services.auto, "incidents_opening", not_in_the_engine)
-    events, stop = trace_statements(services)
-    try:
-        await open_and_mitigate(services)
-    finally:
-        stop()
+    events = await traced_open_and_mitigate(services)
 
     claim = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO executions"))
     commit_after = events.index("COMMIT", claim)

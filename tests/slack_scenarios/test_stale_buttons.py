@@ -49,16 +49,21 @@ def runbooks_dir() -> Path:
     return RUNBOOKS
 
 
-@pytest.fixture
-async def h(make_harness: Any, slack: SlackEmulator) -> Any:
+async def fresh_harness(make_harness: Any, slack: SlackEmulator) -> Any:
+    """Ballast with Slack on the emulator (reset), nothing received yet."""
     slack.reset()
-    harness = await make_harness(
+    return await make_harness(
         config=BallastConfig.model_validate({"teams": {"@oncall": ["U0OWNER2"]}}),
         slack_bot_token="xoxb-ballast-test",
         slack_signing_secret=SECRET,
         slack_api_url=slack.base_url,
         slack_channel=CHANNEL.id,
     )
+
+
+@pytest.fixture
+async def h(make_harness: Any, slack: SlackEmulator) -> Any:
+    harness = await fresh_harness(make_harness, slack)
     await harness.client.post("/webhooks/generic", json={"alerts": [ALERT]})
     await settle(harness)
     return harness
@@ -173,14 +178,7 @@ async def test_a_late_opened_announcement_does_not_overwrite_a_newer_one(
     post's transaction, the "opened" one must not make the newer announcement find no message
     to update (on PostgreSQL it did: its post then lost to the uncommitted one) and the
     message keep the old state, every button on it stale."""
-    slack.reset()
-    h = await make_harness(
-        config=BallastConfig.model_validate({"teams": {"@oncall": ["U0OWNER2"]}}),
-        slack_bot_token="xoxb-ballast-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.base_url,
-        slack_channel=CHANNEL.id,
-    )
+    h = await fresh_harness(make_harness, slack)
     post = SlackOutbox.post_incident_message
     held_back: list[int] = []
 
