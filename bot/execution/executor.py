@@ -317,9 +317,11 @@ class MitigationExecutor(UndoSteps):
         now: datetime,
         *,
         traced: bool = True,
+        new_incident: bool = False,
     ) -> Written | PolicyError:
         """The plan's read, the claim and the write, in ``session`` (``bound``: the built-in
-        store bound to it). Untraced, it makes no span and returns the times instead."""
+        store bound to it). Untraced, it makes no span and returns the times instead.
+        ``new_incident``: see :meth:`_claim_in`."""
 
         def backend_for(service: str) -> ControlBackend:
             backend = self._contexts.backend_for(service)
@@ -338,8 +340,9 @@ class MitigationExecutor(UndoSteps):
 
         started = time.time_ns()
         claimed = await self._claim_in(
-            session, incident_id, mitigation, action, planned, actor, now, assess
-        )
+            session, incident_id, mitigation, action, planned, actor, now, assess,
+            new_incident=new_incident,
+        )  # fmt: skip
         if isinstance(claimed, PolicyError):
             return claimed
         result, held = claimed
@@ -444,7 +447,7 @@ class MitigationExecutor(UndoSteps):
             async with session.begin_nested():
                 done = await self._claim_and_write_in(
                     session, bound, incident_id, mitigation, action, planned, params,
-                    SYSTEM, "", key, self._clock(), traced=False,
+                    SYSTEM, "", key, self._clock(), traced=False, new_incident=True,
                 )  # fmt: skip
                 if isinstance(done, PolicyError):
                     raise done  # rolls the savepoint back; the usual path journals it
@@ -625,12 +628,18 @@ class MitigationExecutor(UndoSteps):
         actor: Actor,
         now: datetime,
         assess: Callable[[], Awaitable[tuple[Risk, ControlPlan | None]]],
+        *,
+        new_incident: bool = False,
     ) -> tuple[RunResult, Held | None] | PolicyError:
         """The claim's statements in ``session``. ``assess`` gives the risk and plan of a new
         generation (not asked for when an approval adds to a waiting one). A refusal is
-        journaled and returned (the caller commits, then raises it)."""
+        journaled and returned (the caller commits, then raises it). ``new_incident``: the
+        incident was inserted by ``session``'s own transaction (the engine's), so it is locked
+        by it and has no executions yet: nothing to read for either."""
         # The incident's lock serialises requests per incident (lock order: store.locked).
-        _, execution = await store.locked(session, incident_id, mitigation.id)
+        execution = None
+        if not new_incident:
+            _, execution = await store.locked(session, incident_id, mitigation.id)
         if execution is not None and in_progress(ExecutionState(execution.state)):
             return result_of(execution, f"already {execution.state}; nothing done", False), None
         if execution is None or ExecutionState(execution.state) is not AWAITING:

@@ -436,10 +436,11 @@ async def run_batch(
     # Key order, arrival order within a key: as the per-alert path (and its lock order).
     routed = sorted(((route(row.labels), row) for row in rows), key=lambda p: p[0].key)
     firing = [row for _, row in routed if row.status == AlertStatus.FIRING]
-    stale = await sql.resolved_states(session, firing)
     if write_lock:
+        # First: every statement after it runs without a thread hop (bot.store.sqlite_driver).
         await sql.take_write_lock(session)
         done.locked_at = time.monotonic()
+    stale = await sql.resolved_states(session, firing)
     resolves = {(r.key, row.fingerprint) for r, row in routed if row.status != AlertStatus.FIRING}
     holding = await sql.latest_holding(session, resolves)
     incidents = await sql.lock_incidents(session, (r.key for r, _ in routed), holding.values())

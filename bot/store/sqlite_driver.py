@@ -14,6 +14,22 @@ transactions, the isolation level, server-side cursors, errors) is SQLAlchemy's 
 own. It uses aiosqlite's ``Connection._execute`` (queue a call on the connection's thread);
 SQLAlchemy's adapter already reaches into that queue for the isolation level. If a release of
 aiosqlite drops it, :func:`dbapi` answers None and the stock adapter is used.
+
+**No hop at all once the transaction holds SQLite's write lock.** The thread is there so that a
+statement waiting for a lock (``busy_timeout``: up to 30 s while another process writes) or for
+the disk (the fsync of a COMMIT) never stops the event loop. Once a transaction's first
+INSERT, UPDATE or DELETE has succeeded, the connection holds the database's write lock until
+COMMIT or ROLLBACK: nobody can make its next statements wait, and they touch pages in memory
+(WAL mode writes to disk at COMMIT). So from then on ``execute`` runs SELECT, INSERT, UPDATE,
+DELETE and WITH statements directly on the event loop's thread, microseconds each instead of a
+loop turn each (in which an OFREP evaluation or a webhook goes first), and so do SAVEPOINT
+and RELEASE inside it, except in a transaction that a SAVEPOINT began (its RELEASE is the
+COMMIT). COMMIT, ROLLBACK (to a savepoint too) and ``executemany`` still go to the thread, and
+so does every statement before the first write (a write may wait for the lock). The connection is
+opened with ``check_same_thread=False`` for this; it is never used by both threads at once
+(inline only while no call of this connection is queued or running on its thread, checked by
+SQLAlchemy's own per-connection mutex). What Ballast writes in one transaction is bounded (a
+batch of alerts, one incident's rows), so no inline statement holds the loop for long.
 """
 
 from __future__ import annotations
@@ -42,9 +58,37 @@ async def _on_thread(conn: aiosqlite.Connection, call: Callable[[], T]) -> T:
     return answer
 
 
+# First words of the statements that may run inline while the write lock is held (see above).
+_INLINE = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SAVEPOINT", "RELEASE"})
+# First words of the statements whose success means the transaction holds the write lock.
+_WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
+
+
+def _first_word(operation: str) -> str:
+    return operation.lstrip()[:10].split(None, 1)[0].upper() if operation.strip() else ""
+
+
+def _run(
+    raw: sqlite3.Connection, operation: Any, parameters: Any
+) -> tuple[Description, int, int | None, list[Any]]:
+    """One statement on ``raw``: what the cursor answers, every row fetched."""
+    cursor = raw.cursor()
+    try:
+        if parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
 class _Cursor(AsyncAdapt_aiosqlite_cursor):
-    """A client-side cursor whose statement is one call on the connection's thread. Its rows
-    are fetched with it, so nothing stays open on that thread between calls."""
+    """A client-side cursor whose statement is one call on the connection's thread (or none,
+    inline, while the transaction holds the write lock). Its rows are fetched with it, so
+    nothing stays open on that thread between calls."""
 
     __slots__ = ("_description", "_lastrowid", "_rowcount")
 
@@ -85,24 +129,26 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
     def close(self) -> None:
         self._rows.clear()
 
+    def execute(self, operation: Any, parameters: Any = None) -> Any:
+        adapt = cast(_Connection, self._adapt_connection)
+        word = _first_word(operation)
+        if word == "SAVEPOINT" and not adapt.in_transaction():
+            adapt.began_with_savepoint()
+        super().execute(operation, parameters)  # raises what the statement raised
+        if word in _WRITES:
+            adapt.wrote()
+        return None
+
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
-        conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-
-        def run() -> tuple[Description, int, int | None, list[Any]]:
-            cursor = conn._conn.cursor()
-            try:
-                if parameters is None:
-                    cursor.execute(operation)
-                else:
-                    cursor.execute(operation, parameters)
-                description = cursor.description
-                rows = cursor.fetchall() if description else []
-                return description, cursor.rowcount, cursor.lastrowid, rows
-            finally:
-                cursor.close()
-
-        async with self._adapt_connection._execute_mutex:
-            answer = await _on_thread(conn, run)
+        adapt = cast(_Connection, self._adapt_connection)
+        word = _first_word(operation)
+        if word in _INLINE and adapt.holds_write_lock(release=word == "RELEASE"):
+            # Awaited without suspending: no loop turn (SQLAlchemy still sees an await).
+            answer = _run(adapt.raw, operation, parameters)
+        else:
+            conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+            async with adapt._execute_mutex:
+                answer = await _on_thread(conn, lambda: _run(conn._conn, operation, parameters))
         self._description, self._rowcount, self._lastrowid, rows = answer
         self._rows = collections.deque(rows)
         return None
@@ -126,13 +172,63 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_savepoint_began", "_wrote")
     # The stock class's attribute is typed as exactly its own cursor class.
     _cursor_cls = _Cursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._wrote = False  # a write succeeded in the open transaction
+        self._savepoint_began = False  # a SAVEPOINT began it: its RELEASE is the COMMIT
+
+    @property
+    def raw(self) -> sqlite3.Connection:
+        raw: sqlite3.Connection = self._connection._conn
+        return raw
+
+    def in_transaction(self) -> bool:
+        """SQLite's own answer (False once the connection is closed)."""
+        try:
+            return self.raw.in_transaction
+        except ValueError:  # aiosqlite: no active connection
+            return False
+
+    def wrote(self) -> None:
+        """A write succeeded: the transaction holds the write lock (if one is open)."""
+        self._wrote = self.in_transaction()
+
+    def began_with_savepoint(self) -> None:
+        self._savepoint_began = True
+
+    def holds_write_lock(self, *, release: bool = False) -> bool:
+        """True while the open transaction holds the write lock and nothing of this
+        connection is queued on its thread: a statement may run inline (a RELEASE only when
+        it cannot be the COMMIT)."""
+        if not self._wrote:
+            return False
+        if not self.in_transaction():  # ended without commit() or rollback() (SQLite's own)
+            self._over()
+            return False
+        if release and self._savepoint_began:
+            return False
+        return not self._execute_mutex.locked()
+
+    def _over(self) -> None:
+        self._wrote = self._savepoint_began = False
+
+    def commit(self) -> None:
+        self._over()
+        super().commit()
+
+    def rollback(self) -> None:
+        self._over()
+        super().rollback()
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        # Inline statements (see the module docstring) use it from the event loop's thread.
+        kw["check_same_thread"] = False
         connection = aiosqlite.connect(*arg, **kw)
         # As SQLAlchemy's adapter does: the connection's thread never keeps the process alive.
         thread = connection if isinstance(connection, Thread) else connection._thread

@@ -4,6 +4,9 @@ instead of four."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -133,3 +136,127 @@ async def test_the_database_takes_it_and_falls_back_without_it(
     monkeypatch.undo()
     await stock.migrate()
     await stock.close()
+
+
+def counting_thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts calls queued on any aiosqlite connection's thread (one cell, reset by tests)."""
+    calls = [0]
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    return calls
+
+
+async def test_after_the_first_write_statements_run_without_a_hop_until_commit(
+    engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, one_hop = engines
+    calls = counting_thread_calls(monkeypatch)
+    async with one_hop.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        calls[0] = 0
+        (await conn.execute(text("SELECT n FROM t WHERE name = 'a'"))).all()
+        assert calls[0] == 1, "a read before any write may wait: it goes to the thread"
+        await conn.execute(text("UPDATE t SET n = n + 1 WHERE name = 'a'"))
+        assert calls[0] == 2, "the first write may wait for the lock: it goes to the thread"
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('z', 26)"))
+        await conn.execute(text("UPDATE t SET n = 27 WHERE name = 'z' RETURNING n"))
+        assert (await conn.execute(text("SELECT n FROM t WHERE name = 'z'"))).scalar() == 27
+        await conn.execute(text("DELETE FROM t WHERE name = 'c'"))
+        assert calls[0] == 2, "the lock is held: every statement since ran inline"
+        async with conn.begin_nested():
+            await conn.execute(text("INSERT INTO t (name, n) VALUES ('r', 1)"))
+        assert calls[0] == 2, "SAVEPOINT and RELEASE inside the transaction run inline"
+        savepoint = await conn.begin_nested()
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('s', 1)"))
+        await savepoint.rollback()
+        assert calls[0] == 3, "ROLLBACK TO goes to the thread"
+        await conn.commit()
+        assert calls[0] == 4, "COMMIT (the fsync) goes to the thread"
+        (await conn.execute(text("SELECT count(*) FROM t"))).all()
+        assert calls[0] == 5, "after the commit the lock is gone: reads hop again"
+        rows = (await conn.execute(text("SELECT name, n FROM t ORDER BY name"))).all()
+    assert [tuple(row) for row in rows] == [("a", 2), ("b", 2), ("r", 1), ("z", 27)]
+
+
+async def test_the_release_that_commits_a_transaction_a_savepoint_began_goes_to_the_thread(
+    engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, one_hop = engines
+    calls = counting_thread_calls(monkeypatch)
+    async with one_hop.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        calls[0] = 0
+        await conn.execute(text("SAVEPOINT outer_sp"))  # begins SQLite's transaction
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('p', 1)"))
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('q', 2)"))
+        assert calls[0] == 2, "SAVEPOINT and the first write hop; the second write is inline"
+        await conn.execute(text("RELEASE outer_sp"))  # SQLite commits here (an fsync)
+        assert calls[0] == 3, "that RELEASE is the COMMIT: it goes to the thread"
+        with contextlib.closing(sqlite3.connect(tmp_path / "one.db")) as other:
+            seen = other.execute("SELECT count(*) FROM t WHERE name IN ('p', 'q')").fetchone()
+        assert seen == (2,), "committed: another connection sees both rows"
+        await conn.commit()
+
+
+async def test_an_inline_error_is_the_stock_adapters_and_the_transaction_goes_on(
+    engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages, hops = [], []
+    calls = counting_thread_calls(monkeypatch)
+    for engine in engines:
+        async with engine.connect() as conn:
+            await conn.execute(text("INSERT INTO t (name, n) VALUES ('w', 1)"))
+            calls[0] = 0
+            with pytest.raises(exc.IntegrityError) as raised:
+                await conn.execute(text("INSERT INTO t (name, n) VALUES ('a', 9)"))
+            messages.append(str(raised.value.orig))
+            await conn.execute(text("UPDATE t SET n = 2 WHERE name = 'w'"))
+            await conn.commit()
+            assert (await conn.execute(text("SELECT n FROM t WHERE name = 'w'"))).scalar() == 2
+            hops.append(calls[0])
+    assert messages[0] == messages[1]
+    assert hops[1] == 2, "one-hop: the failed INSERT and the UPDATE inline; COMMIT, SELECT"
+
+
+async def test_a_write_waiting_for_another_writers_lock_never_stops_the_event_loop(
+    tmp_path: Path,
+) -> None:
+    """The first write of a transaction waits on the connection's thread, not inline, even
+    when an earlier transaction on the same connection held the lock (fault injected: the
+    lock is taken by another connection in between)."""
+    path = tmp_path / "locked.db"
+    module = sqlite_driver.dbapi()
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{path}", module=module, connect_args={"timeout": 1.0}
+    )
+    async with engine.begin() as conn:
+        await conn.execute(text(SCHEMA[0]))
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("INSERT INTO t (name, n) VALUES ('x', 1)"))
+            await conn.commit()  # this connection held the lock once, and gave it back
+            other.execute("BEGIN IMMEDIATE")  # another writer takes it
+            ticks = 0
+
+            async def tick() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(tick())
+            with pytest.raises(exc.OperationalError, match="locked"):
+                await conn.execute(text("INSERT INTO t (name, n) VALUES ('y', 2)"))
+            ticker.cancel()
+            assert ticks >= 20, f"the loop ran {ticks} times in the 1 s wait"
+            await conn.rollback()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+        await engine.dispose()
