@@ -344,8 +344,7 @@ class BuiltinControlStore(ControlBackend):
                 "updated_at": now,
                 "updated_by": actor,
             }
-            upserted = _upsert(self._db.dialect, row).returning(*_VALUE_COLUMNS)
-            stored = (await session.execute(upserted)).first()
+            stored = (await session.execute(_upsert(self._db.dialect), row)).first()
         after: FlagValue | None = None if stored is None else stored.value
         if not same_value(after, value):
             raise FinalError(f"{key}: wrote {value!r} but read back {after!r}; rolled back")
@@ -493,11 +492,20 @@ def _etag(epoch: str, revision: int) -> str:
     return f'"{epoch}.{revision}"'
 
 
-def _upsert(dialect: str, row: dict[str, Any]) -> Any:
-    """INSERT ... ON CONFLICT (key) DO UPDATE, in the database's own dialect."""
-    changes = [name for name in row if name != "key"]
-    insert = upsert(dialect, StoredControlValue).values(row)
-    return insert.on_conflict_do_update(
-        index_elements=[StoredControlValue.key],
-        set_={name: insert.excluded[name] for name in changes},
-    )
+_UPSERTS: dict[str, Any] = {}
+_UPSERT_COLUMNS = ("value", "value_type", "version", "updated_at", "updated_by")
+
+
+def _upsert(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT (key) DO UPDATE ... RETURNING, in the database's own dialect;
+    the row comes as the execution's parameters. Built once per dialect: a new construct per
+    write cost more CPU (its cache key, its values) than running it."""
+    statement = _UPSERTS.get(dialect)
+    if statement is None:
+        insert = upsert(dialect, StoredControlValue)
+        statement = insert.on_conflict_do_update(
+            index_elements=[StoredControlValue.key],
+            set_={name: insert.excluded[name] for name in _UPSERT_COLUMNS},
+        ).returning(*_VALUE_COLUMNS)
+        _UPSERTS[dialect] = statement
+    return statement

@@ -24,8 +24,10 @@ COMMIT or ROLLBACK: nobody can make its next statements wait, and they touch pag
 DELETE and WITH statements directly on the event loop's thread, microseconds each instead of a
 loop turn each (in which an OFREP evaluation or a webhook goes first), and so do SAVEPOINT
 and RELEASE inside it, except in a transaction that a SAVEPOINT began (its RELEASE is the
-COMMIT). COMMIT, ROLLBACK (to a savepoint too) and ``executemany`` still go to the thread, and
-so does every statement before the first write (a write may wait for the lock). The connection is
+COMMIT). COMMIT and ROLLBACK (to a savepoint too) still go to the thread, and so does every
+statement before the first write (a write may wait for the lock); ``executemany`` follows the
+same rule as ``execute``. A COMMIT or ROLLBACK with no transaction open (the pool's rollback of
+every connection it gets back) is sqlite3's no-op and skips the hop. The connection is
 opened with ``check_same_thread=False`` for this; it is never used by both threads at once
 (inline only while no call of this connection is queued or running on its thread, checked by
 SQLAlchemy's own per-connection mutex). What Ballast writes in one transaction is bounded (a
@@ -81,6 +83,17 @@ def _run(
         description = cursor.description
         rows = cursor.fetchall() if description else []
         return description, cursor.rowcount, cursor.lastrowid, rows
+    finally:
+        cursor.close()
+
+
+def _run_many(
+    raw: sqlite3.Connection, operation: Any, seq_of_parameters: Sequence[Any]
+) -> tuple[int, int | None]:
+    cursor = raw.cursor()
+    try:
+        cursor.executemany(operation, seq_of_parameters)
+        return cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
 
@@ -153,19 +166,22 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         self._rows = collections.deque(rows)
         return None
 
+    def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
+        super().executemany(operation, seq_of_parameters)  # raises what the statement raised
+        if _first_word(operation) in _WRITES:
+            cast(_Connection, self._adapt_connection).wrote()
+        return None
+
     async def _executemany_async(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
-        conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
-
-        def run() -> tuple[int, int | None]:
-            cursor = conn._conn.cursor()
-            try:
-                cursor.executemany(operation, seq_of_parameters)
-                return cursor.rowcount, cursor.lastrowid
-            finally:
-                cursor.close()
-
-        async with self._adapt_connection._execute_mutex:
-            self._rowcount, self._lastrowid = await _on_thread(conn, run)
+        adapt = cast(_Connection, self._adapt_connection)
+        if _first_word(operation) in _INLINE and adapt.holds_write_lock():
+            self._rowcount, self._lastrowid = _run_many(adapt.raw, operation, seq_of_parameters)
+        else:
+            conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+            async with adapt._execute_mutex:
+                self._rowcount, self._lastrowid = await _on_thread(
+                    conn, lambda: _run_many(conn._conn, operation, seq_of_parameters)
+                )
         self._description = None
         self._rows = collections.deque()
         return None
@@ -218,11 +234,15 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
 
     def commit(self) -> None:
         self._over()
-        super().commit()
+        if self.in_transaction():  # else sqlite3's commit() does nothing: spare the hop
+            super().commit()
 
     def rollback(self) -> None:
+        # The pool rolls back every connection it gets back, most of them already committed:
+        # with no transaction open sqlite3's rollback() does nothing, so spare the hop.
         self._over()
-        super().rollback()
+        if self.in_transaction():
+            super().rollback()
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -167,7 +167,12 @@ async def test_after_the_first_write_statements_run_without_a_hop_until_commit(
         await conn.execute(text("UPDATE t SET n = 27 WHERE name = 'z' RETURNING n"))
         assert (await conn.execute(text("SELECT n FROM t WHERE name = 'z'"))).scalar() == 27
         await conn.execute(text("DELETE FROM t WHERE name = 'c'"))
-        assert calls[0] == 2, "the lock is held: every statement since ran inline"
+        await conn.execute(
+            text("INSERT INTO t (name, n) VALUES (:name, :n)"),
+            [{"name": "m1", "n": 1}, {"name": "m2", "n": 2}],
+        )
+        await conn.execute(text("DELETE FROM t WHERE name IN ('m1', 'm2')"))
+        assert calls[0] == 2, "the lock is held: every statement since ran inline (executemany too)"
         async with conn.begin_nested():
             await conn.execute(text("INSERT INTO t (name, n) VALUES ('r', 1)"))
         assert calls[0] == 2, "SAVEPOINT and RELEASE inside the transaction run inline"
@@ -260,3 +265,22 @@ async def test_a_write_waiting_for_another_writers_lock_never_stops_the_event_lo
         other.execute("ROLLBACK")
         other.close()
         await engine.dispose()
+
+
+async def test_the_pools_rollback_of_a_committed_connection_makes_no_hop(
+    engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, one_hop = engines
+    async with one_hop.connect() as conn:  # open the pool's connection
+        await conn.execute(text("SELECT 1"))
+    calls = counting_thread_calls(monkeypatch)
+    async with one_hop.begin() as conn:
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('k', 1)"))
+    assert calls[0] == 2, "the INSERT and the COMMIT; the pool's rollback after it is a no-op"
+    async with one_hop.connect() as conn:
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('u', 1)"))
+        # not committed: the pool's rollback on return is real and goes to the thread
+    assert calls[0] == 4
+    async with one_hop.connect() as conn:
+        names = (await conn.execute(text("SELECT name FROM t WHERE name IN ('k', 'u')"))).all()
+    assert [tuple(row) for row in names] == [("k",)]
