@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -421,13 +420,13 @@ async def run_batch(
     clock: Callable[[], datetime],
     reopen_window: timedelta,
     title: Title,
-    write_lock: bool = False,
 ) -> PassResult:
     """Process the claimed ``rows`` in ``session``: read, apply in memory, write.
 
-    ``write_lock`` (SQLite): take the database's write lock before reading the incidents, so
-    no other writer of this process (an acknowledge, a manual resolve) changes them between this
-    read and the write that is based on it; PostgreSQL locks the incident rows instead.
+    On SQLite the caller holds the database's write lock (the engine takes it before its
+    claim), so no other writer of this process (an acknowledge, a manual resolve) changes the
+    incidents between this read and the write that is based on it; PostgreSQL locks the
+    incident rows instead.
     """
     done = PassResult()
     if not rows:
@@ -436,10 +435,6 @@ async def run_batch(
     # Key order, arrival order within a key: as the per-alert path (and its lock order).
     routed = sorted(((route(row.labels), row) for row in rows), key=lambda p: p[0].key)
     firing = [row for _, row in routed if row.status == AlertStatus.FIRING]
-    if write_lock:
-        # First: every statement after it runs without a thread hop (bot.store.sqlite_driver).
-        await sql.take_write_lock(session)
-        done.locked_at = time.monotonic()
     stale = await sql.resolved_states(session, firing)
     resolves = {(r.key, row.fingerprint) for r, row in routed if row.status != AlertStatus.FIRING}
     holding = await sql.latest_holding(session, resolves)

@@ -230,8 +230,8 @@ class IncidentEngine:
             # A transaction's time is mostly its statements' round trips, not its rows: size
             # the next one from how this one compared with the budget, at most halving or
             # doubling at a time (one slow commit on a busy machine must not shrink them to 1).
-            # On SQLite what webhooks wait for is the write lock, held from the batch's first
-            # write (after its claim) to the commit.
+            # On SQLite what webhooks wait for is the write lock, held from before the batch's
+            # claim to the commit.
             elapsed = max(committed - (done.locked_at or started), 1e-6)
             wanted = int(limit * budget / elapsed)
             self._sized = max(self._min_rows, limit // 2, min(wanted, 2 * limit, self._batch_size))
@@ -251,6 +251,13 @@ class IncidentEngine:
         """The batch's work in ``session``: what it did, and whether more rows wait (it claims
         one row more than it processes to know, so that no transaction is spent on none).
         ``attempts`` gets what the opening listeners did in this attempt."""
+        locked_at = None
+        if self._db.is_sqlite:
+            # SQLite's write lock before the claim: from here every statement of the batch
+            # runs without a thread hop (bot.store.sqlite_driver); an empty claim holds it for
+            # a moment only.
+            await incident_batch.take_write_lock(session)
+            locked_at = time.monotonic()
         rows = await incident_batch.claim(session, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
@@ -264,8 +271,8 @@ class IncidentEngine:
             clock=self._clock,
             reopen_window=self._reopen_window,
             title=self._title,
-            write_lock=self._db.is_sqlite,
         )
+        done.locked_at = locked_at
         heard: list[AfterCommit] = []
         attempts.append(heard)
         opened = [change for change in done.changes.values() if change.opened is not None]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+import aiosqlite
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
@@ -305,4 +306,35 @@ async def test_a_lost_engine_commit_claims_again_and_applies_once(
     assert kinds.count("mitigation_applied") == 1, kinds
     async with services.db.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Incident)) == 1
+    await services.db.close()
+
+
+@pytest.mark.parametrize("database_kind", ["sqlite"])
+async def test_on_sqlite_the_engines_transaction_makes_two_thread_hops(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The write lock first (a hop: it may wait), then every statement inline, then the
+    COMMIT (a hop: the fsync): the claim, the incident and the first mitigation's claim and
+    write make no turn of the event loop (bot.store.sqlite_driver)."""
+    services = await services_with_an_alert(test_database, clock)
+    hops: list[str] = []
+    original = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(fn, "__name__", "statement"))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    events, stop = trace_statements(services)
+    try:
+        assert await services.engine.process_pending() == 1
+    finally:
+        stop()
+        monkeypatch.undo()
+    assert events[0].startswith("UPDATE inbox_alerts"), "the lock is the batch's first statement"
+    assert any(s.startswith("UPDATE control_revision") for s in events), events
+    # Up to its commit (a listener's read may follow before process_pending returns).
+    assert hops[: hops.index("commit") + 1] == ["<lambda>", "commit"], (hops, events)
+    await services.auto.drain()
+    assert (await services.controls.current()).values[KEY].value is False
     await services.db.close()
