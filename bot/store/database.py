@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import await_only
 
 from bot.runtime.worker import WorkerLoop
-from bot.store import pool_liveness, sqlite_driver
+from bot.store import sqlite_driver
 
 log = logging.getLogger(__name__)
 
@@ -117,13 +117,10 @@ class Database:
             if one_hop is not None:
                 options["module"] = one_hop  # one thread hop per statement, not four
         else:
-            # No pre-ping at every checkout: pool_liveness pings idle connections only.
-            options.update(pool_size=10, max_overflow=10, pool_use_lifo=True)
+            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
             options["connect_args"] = connect_args or {}
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self.gate = WriteGate()
-        if not self.is_sqlite:
-            pool_liveness.install(self.engine.sync_engine.pool)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self.engine.sync_engine, "before_cursor_execute", self._gate_writes)
