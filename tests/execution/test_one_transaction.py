@@ -123,6 +123,9 @@ async def test_the_engine_opens_claims_and_writes_in_one_transaction(
     assert any(s.startswith("INSERT INTO executions") for s in transaction), transaction
     assert any(s.startswith("UPDATE control_revision") for s in transaction), transaction
     assert any(s.startswith("INSERT INTO control_history") for s in transaction), transaction
+    # The transaction inserted the incident: the claim reads neither it nor its executions.
+    reads = [s for s in transaction if s.startswith(("SELECT incidents", "SELECT executions"))]
+    assert not reads, transaction
     check_record_follows(events, commit_at)
 
     assert (await services.controls.current()).values[KEY].value is False
