@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 import bot
 from actions.backends.base import ControlBackend
@@ -110,6 +111,7 @@ from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed, Channel
 from bot.store.tables import Timer
+from bot.store.transient import is_transient, reason
 from bot.telemetry.http import TracingTransport
 from bot.verification.exemplars import ExemplarRecorder
 from bot.verification.prometheus import PrometheusClient
@@ -472,8 +474,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         await services.db.migrate()
         services.db.start_housekeeping()
         freeze_startup_heap()  # process-wide GC policy: see bot/runtime/gc_tuning.py
-        await services.executor.recover()  # before ready: what is already expired
-        recovery = _recovery_loop(services)
+        recovered = await _first_recovery(services)  # before ready: what is already expired
+        recovery = _recovery_loop(services, rest_first=recovered)
         recoverer = asyncio.create_task(recovery.run(), name="execution-recovery")
         listener = None
         if services.feed is not None:
@@ -581,9 +583,28 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     return app
 
 
-def _recovery_loop(services: Services) -> WorkerLoop:
+async def _first_recovery(services: Services) -> bool:
+    """The recovery pass before the replica is ready; False when a transient database error
+    (a connection the server had just dropped, a failover under way) stopped it. That must not
+    stop the replica from starting: its recovery loop then makes the pass at once."""
+    try:
+        await services.executor.recover()
+    except SQLAlchemyError as err:
+        if not is_transient(err):
+            raise
+        log.warning(
+            "execution recovery at start failed (%s: %s); the recovery loop tries again now",
+            reason(err),
+            err,
+        )
+        return False
+    return True
+
+
+def _recovery_loop(services: Services, *, rest_first: bool = True) -> WorkerLoop:
     """Take over executions whose lease expired, every third of the lease after the pass at
-    start (so a dead replica's work waits at most about 1.3 leases)."""
+    start (so a dead replica's work waits at most about 1.3 leases); at once when that pass
+    failed (``rest_first`` False)."""
 
     async def recover() -> float | None:
         if not services.draining:  # after SIGTERM, take over nothing new
@@ -595,7 +616,7 @@ def _recovery_loop(services: Services) -> WorkerLoop:
         poll_interval=services.executor.lease_length.total_seconds() / 3,
         log=log,
         failure="execution recovery pass failed; will retry",
-        rest_first=True,
+        rest_first=rest_first,
     )
 
 
