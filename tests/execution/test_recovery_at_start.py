@@ -15,12 +15,17 @@ from sqlalchemy.exc import OperationalError
 from bot.execution.executor import MitigationExecutor
 
 
-def failing_first(monkeypatch: pytest.MonkeyPatch, error: Exception) -> list[str]:
-    """The executor's recovery raises ``error`` on its first pass only; the passes made."""
+def failing_first(
+    monkeypatch: pytest.MonkeyPatch, error: Exception, executors: list[Any] | None = None
+) -> list[str]:
+    """The executor's recovery raises ``error`` on its first pass only; the passes made
+    (``executors`` gets the executor, whose database a start that failed leaves open)."""
     passes: list[str] = []
     original = MitigationExecutor.recover
 
     async def recover(self: MitigationExecutor) -> int:
+        if executors is not None:
+            executors.append(self)
         passes.append("failed" if not passes else "ran")
         if len(passes) == 1:
             raise error
@@ -49,6 +54,11 @@ async def test_a_transient_error_in_the_first_pass_does_not_stop_the_start(
 async def test_any_other_error_in_the_first_pass_still_stops_the_start(
     make_harness: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    failing_first(monkeypatch, RuntimeError("a bug"))
-    with pytest.raises(RuntimeError, match="a bug"):
-        await make_harness()
+    executors: list[Any] = []
+    failing_first(monkeypatch, RuntimeError("a bug"), executors)
+    try:
+        with pytest.raises(RuntimeError, match="a bug"):
+            await make_harness()
+    finally:
+        for executor in executors:  # the process would exit; the test closes what it opened
+            await executor._db.close()
