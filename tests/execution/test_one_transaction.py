@@ -69,6 +69,18 @@ async def timeline_kinds(services: Any) -> list[str]:
         return [kind for kind, details in rows if details.get("mitigation_id") == "disable-tool"]
 
 
+async def check_applied_once(services: Any) -> list[str]:
+    """The tool is off, served and stored; one execution, applied; approved and applied once
+    in the timeline (whose kinds it returns)."""
+    assert (await services.controls.current()).values[KEY].value is False
+    assert await services.controls.read(KEY) is False
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    kinds = await timeline_kinds(services)
+    assert kinds.count("mitigation_approved") == 1, kinds
+    assert kinds.count("mitigation_applied") == 1, kinds
+    return kinds
+
+
 def trace_statements(services: Any) -> tuple[list[str], Any]:
     """Every statement's first words, and ``COMMIT`` for each commit, in order."""
     events: list[str] = []
@@ -128,11 +140,7 @@ async def test_the_engine_opens_claims_and_writes_in_one_transaction(
     assert not reads, transaction
     check_record_follows(events, commit_at)
 
-    assert (await services.controls.current()).values[KEY].value is False
-    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
-    kinds = await timeline_kinds(services)
-    assert kinds.count("mitigation_approved") == 1, kinds
-    assert kinds.count("mitigation_applied") == 1, kinds
+    await check_applied_once(services)
     await services.db.close()
 
 
@@ -163,12 +171,7 @@ async def test_a_run_outside_the_engine_claims_and_writes_in_one_transaction(
     assert all(begun < i < commit_after for i in reads), events
     check_record_follows(events, commit_after)
 
-    assert (await services.controls.current()).values[KEY].value is False
-    assert await services.controls.read(KEY) is False
-    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
-    kinds = await timeline_kinds(services)
-    assert kinds.count("mitigation_approved") == 1, kinds
-    assert kinds.count("mitigation_applied") == 1, kinds
+    await check_applied_once(services)
     await services.db.close()
 
 
@@ -217,12 +220,7 @@ async def test_an_action_error_rolls_back_and_takes_the_three_steps(
     await open_and_mitigate(services)
 
     assert refused == [KEY, KEY]
-    assert await services.controls.read(KEY) is False
-    assert (await services.controls.current()).values[KEY].value is False
-    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
-    kinds = await timeline_kinds(services)
-    assert kinds.count("mitigation_approved") == 1, kinds
-    assert kinds.count("mitigation_applied") == 1, kinds
+    kinds = await check_applied_once(services)
     assert "mitigation_failed" not in kinds, kinds
     await services.db.close()
 
@@ -301,12 +299,7 @@ async def test_a_lost_engine_commit_claims_again_and_applies_once(
         event.remove(engine, "commit", lose_the_first_commit)
 
     assert lost == [1]
-    assert (await services.controls.current()).values[KEY].value is False
-    assert await services.controls.read(KEY) is False
-    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
-    kinds = await timeline_kinds(services)
-    assert kinds.count("mitigation_approved") == 1, kinds
-    assert kinds.count("mitigation_applied") == 1, kinds
+    await check_applied_once(services)
     async with services.db.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Incident)) == 1
     await services.db.close()

@@ -101,23 +101,15 @@ async def test_errors_are_the_stock_adapters(
 async def test_a_statement_is_one_call_on_the_connections_thread(
     engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = 0
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    calls = counting_thread_calls(monkeypatch)
     per_statement = []
     for engine in engines:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))  # the connection is open and ready
-            calls = 0
+            calls[0] = 0
             for _ in range(10):
                 (await conn.execute(text("SELECT name FROM t WHERE n = 1"))).all()
-            per_statement.append(calls / 10)
+            per_statement.append(calls[0] / 10)
     assert per_statement == [4, 1]
 
 
