@@ -46,7 +46,7 @@ from actions.control_values import check_audit, check_value, parse_key, same_val
 from actions.errors import ActionError, FinalError, RetryableError
 from bot.controls.failures import store_error
 from bot.controls.history import ControlChange, ControlHistoryLog, append_change
-from bot.store.database import Database
+from bot.store.database import Database, on_commit
 from bot.store.notifications import ChangeFeed, Channel, notify
 from bot.store.tables import ControlRevision, StoredControlValue
 from bot.store.upsert import upsert
@@ -299,12 +299,13 @@ class BuiltinControlStore(ControlBackend):
         try:
             async with self._db.transaction() as session:
                 written = await self._change_in(session, key, value, actor, reason)
+                # The copy takes the value as the COMMIT returns (see on_commit).
+                on_commit(session, lambda: self._committed(written))
         except (SQLAlchemyError, OSError, TimeoutError) as err:
             # The commit may have landed anyway: re-read at the next chance, but keep the copy
             # to serve if the database stays unreachable.
             self.invalidate()
             raise store_error(err, f"write {key}") from err
-        self._committed(written)
         return written.result
 
     def keeps_values_in(self, db: Database) -> bool:
@@ -365,7 +366,11 @@ class BuiltinControlStore(ControlBackend):
 
     def _committed(self, written: _Written) -> None:
         self._writes += 1  # a refresh under way may have read the values before this write
-        self._after_own_write(written.revision, written.stored, written.result.key)
+        try:
+            self._after_own_write(written.revision, written.stored, written.result.key)
+        except Exception:
+            self._snapshot = None  # never serve the value from before a committed write
+            raise
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,8 +388,12 @@ class SessionControlWrites(ControlBackend):
 
     Reads and writes run in that session, so what they do commits or rolls back with the
     caller's other statements; database errors are raised as they are (the caller's
-    transaction retries them), not as ``ActionError``. After the transaction the caller calls
-    :meth:`committed` or :meth:`failed`, which bring this process's OFREP copy up to date.
+    transaction retries them), not as ``ActionError``. This process's OFREP copy takes each
+    write the moment the transaction commits (:func:`~bot.store.database.on_commit`; a write
+    in a savepoint that rolled back is never taken). After the transaction the caller calls
+    :meth:`committed` or :meth:`failed`: the first takes what the hook has not (nothing, when
+    the commit went through this session), the second re-reads the copy if a write's commit
+    may have landed unseen.
     """
 
     name: ClassVar[str] = BuiltinControlStore.name
@@ -417,10 +426,17 @@ class SessionControlWrites(ControlBackend):
     ) -> WriteResult:
         written = await self._store._change_in(self._session, key, value, actor, reason)
         self._written.append(written)
+        on_commit(self._session, lambda: self._landed(written))
         return written.result
 
+    def _landed(self, written: _Written) -> None:
+        if written in self._written:
+            self._written.remove(written)
+            self._store._committed(written)
+
     def committed(self) -> None:
-        """The caller's transaction committed: the copy takes what was written."""
+        """The caller's transaction committed: the copy takes what was written (if the commit
+        hook has not already)."""
         for written in self._written:
             self._store._committed(written)
         self._written.clear()

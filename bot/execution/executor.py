@@ -60,6 +60,7 @@ from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.plan import PlannedMitigation
 from bot.incidents.reminders import schedule_reminder
 from bot.runbooks.schema import Mitigation, MitigationMode
+from bot.runtime.turns import let_waiting_requests_in
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store.retry import in_transaction
@@ -300,6 +301,8 @@ class MitigationExecutor(UndoSteps):
             _claim_attributes(span, done if isinstance(done, PolicyError) else done.result)
         if isinstance(done, PolicyError):
             raise done
+        if done.outcome is not None:
+            await let_waiting_requests_in()  # OFREP's waiting evaluations get the value first
         return await self._record_written(done)
 
     async def _claim_and_write_in(

@@ -49,6 +49,7 @@ from bot.intake.alert import AlertFacts, AlertStatus, template_context
 from bot.metrics import Metrics
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.templates import render_template
+from bot.runtime.turns import let_waiting_requests_in
 from bot.runtime.worker import WorkerLoop
 from bot.store import inbox, incident_batch
 from bot.store import incidents as repo
@@ -225,6 +226,10 @@ class IncidentEngine:
             raise
         _tell(attempts, committed=True)
         committed = time.monotonic()
+        if attempts and attempts[-1]:
+            # It wrote control values (the first mitigations): OFREP's waiting evaluations
+            # are answered with them before the batch's bookkeeping goes on.
+            await let_waiting_requests_in()
         processed = len(done.processed)
         if budget is not None and processed == limit:
             # A transaction's time is mostly its statements' round trips, not its rows: size

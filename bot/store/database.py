@@ -21,7 +21,7 @@ import logging
 import sqlite3
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only
 
 from bot.runtime.worker import WorkerLoop
@@ -55,6 +56,58 @@ BUSY_TIMEOUT_SECONDS = 30.0
 # A checkpoint that has to wait longer than this for readers gives up and tries next time.
 CHECKPOINT_BUSY_MS = 100
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
+# Session.info key: callbacks to run the moment the session's transaction commits.
+_ON_COMMIT = "ballast.on_commit"
+
+
+class _Session(Session):
+    """The sessions of :class:`Database`: their own class, so that the commit hook below is
+    theirs alone."""
+
+
+def on_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run ``callback`` the moment ``session``'s transaction has committed: in the same step
+    of its task as the COMMIT's return, before the session closes and before any other task
+    runs. What the commit made true can then be served at once (the OFREP copy takes a
+    control's new value before the next evaluation is answered, not after the session's
+    cleanup let one more through with the old value). Registered inside a savepoint, it is
+    dropped if that savepoint rolls back; any rollback of the transaction drops it.
+    A callback must not fail; one that does is logged, and the others still run."""
+    sync = session.sync_session
+    within = sync.get_nested_transaction() or sync.get_transaction()
+    if within is None:
+        raise RuntimeError("on_commit needs a session in a transaction")
+    sync.info.setdefault(_ON_COMMIT, []).append((within, callback))
+
+
+@event.listens_for(_Session, "after_commit")
+def _run_on_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: what it registered waits for the real commit
+    for _, callback in session.info.pop(_ON_COMMIT, ()):
+        try:
+            callback()
+        except Exception:
+            log.exception("a callback after a commit failed")
+
+
+@event.listens_for(_Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    pending = session.info.get(_ON_COMMIT)
+    if pending:
+        session.info[_ON_COMMIT] = [
+            (within, callback)
+            for within, callback in pending
+            if not _inside(within, previous_transaction)
+        ]
+
+
+def _inside(transaction: SessionTransaction | None, outer: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is outer:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 class WriteGate:
@@ -127,7 +180,10 @@ class Database:
             for name in ("checkin", "close", "detach", "invalidate"):
                 event.listen(self.engine.sync_engine.pool, name, self._ungate)
         self.sessions = async_sessionmaker(
-            self.engine, expire_on_commit=False, info={DATABASE_KEY: self}
+            self.engine,
+            expire_on_commit=False,
+            info={DATABASE_KEY: self},
+            sync_session_class=_Session,
         )
         # Reads outside any transaction on PostgreSQL (see ``reads``); the same pool.
         self._reads = async_sessionmaker(

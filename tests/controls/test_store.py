@@ -290,6 +290,41 @@ async def test_an_own_write_brings_the_copy_forward_only_when_nothing_else_chang
         await replica_db.close()
 
 
+async def test_a_write_in_a_callers_transaction_is_served_as_it_commits(
+    db: Database, clock: Clock
+) -> None:
+    """The copy takes the value in the commit's own step (``on_commit``), not when the caller
+    gets round to ``committed()``; a write in a savepoint that rolled back is never taken."""
+    store = BuiltinControlStore(db, clock, max_staleness=3600)  # no re-reads: only the copy
+    await store.write(TOOL, True, actor="a", reason="")
+    async with db.transaction() as session:
+        bound = store.in_session(session)
+        await bound.write(TOOL, False, actor="a", reason="kill switch")
+        assert (await store.current()).values[TOOL].value is True  # not before the commit
+    served = await store.current()
+    assert served.values[TOOL].value is False  # committed() not called yet
+    assert served.etag == await store.etag()
+    bound.committed()  # nothing left for it to take
+    assert await store.current() == served
+
+    async with db.transaction() as session:
+        bound = store.in_session(session)
+
+        async def rolled_back() -> None:
+            async with session.begin_nested():
+                await bound.write(TOOL, True, actor="a", reason="")
+                raise RuntimeError("rolled back to the savepoint")
+
+        with pytest.raises(RuntimeError):
+            await rolled_back()
+        await bound.write(MODEL, "small", actor="a", reason="")
+    served = await store.current()
+    assert served.values[TOOL].value is False
+    assert served.values[MODEL].value == "small"
+    assert served.etag == await store.etag()
+    assert dict(served.values) == dict((await BuiltinControlStore(db, clock).current()).values)
+
+
 async def test_concurrent_readers_share_one_refresh(db: Database, clock: Clock) -> None:
     # A copy that stays fresh for the test: on a busy machine the 50 readers took longer than
     # the default period, and a late one rightly refreshed again (CI saw two refreshes).
