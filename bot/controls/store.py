@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Row, bindparam, delete, select, update
+from sqlalchemy import Row, Table, bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -160,9 +160,9 @@ class BuiltinControlStore(ControlBackend):
 
     async def list(self, service: str | None = None) -> builtins.list[ControlValue]:
         """Every value, by key; with ``service``, only that service's keys."""
-        query = select(*_VALUE_COLUMNS).order_by(StoredControlValue.key)
+        query = select(*_VALUE_COLUMNS).order_by(_VALUES.c.key)
         if service is not None:
-            query = query.where(StoredControlValue.key.startswith(f"{service}.", autoescape=True))
+            query = query.where(_VALUES.c.key.startswith(f"{service}.", autoescape=True))
         try:
             async with self._db.engine.connect() as conn:
                 rows = (await conn.execute(query)).all()
@@ -334,7 +334,7 @@ class BuiltinControlStore(ControlBackend):
         # upsert's RETURNING otherwise (the row it wrote, through the same types).
         stored = existing
         if changed and value is None:
-            await session.execute(delete(StoredControlValue).where(StoredControlValue.key == key))
+            await session.execute(_DELETE_VALUE, {"key": key})
             stored = None
         elif changed and value is not None:
             row = {
@@ -449,28 +449,35 @@ class SessionControlWrites(ControlBackend):
         self._written.clear()
 
 
+# Core (on the tables, not the mapped classes): an ORM-enabled UPDATE or INSERT goes through
+# the ORM's bulk machinery, which cost more CPU per write than its statement did (issue 16).
+_VALUES = StoredControlValue.__table__
+_REVISIONS = ControlRevision.__table__
+assert isinstance(_VALUES, Table)
+assert isinstance(_REVISIONS, Table)
 _VALUE_COLUMNS = (
-    StoredControlValue.key,
-    StoredControlValue.value,
-    StoredControlValue.value_type,
-    StoredControlValue.version,
-    StoredControlValue.updated_at,
-    StoredControlValue.updated_by,
+    _VALUES.c.key,
+    _VALUES.c.value,
+    _VALUES.c.value_type,
+    _VALUES.c.version,
+    _VALUES.c.updated_at,
+    _VALUES.c.updated_by,
 )
 
 
 # Built once: every evaluation's refresh and every write runs them (see bot.store.incidents).
-_VALUE_OF = select(*_VALUE_COLUMNS).where(StoredControlValue.key == bindparam("key"))
+_VALUE_OF = select(*_VALUE_COLUMNS).where(_VALUES.c.key == bindparam("key"))
 _VALUE_OF_LOCKED = _VALUE_OF.with_for_update()
-_ALL_VALUES = select(*_VALUE_COLUMNS).order_by(StoredControlValue.key)
+_ALL_VALUES = select(*_VALUE_COLUMNS).order_by(_VALUES.c.key)
+_DELETE_VALUE = delete(_VALUES).where(_VALUES.c.key == bindparam("key"))
 _BUMP_REVISION = (
-    update(ControlRevision)
-    .where(ControlRevision.id == _REVISION_ROW)
-    .values(revision=ControlRevision.revision + 1)
-    .returning(ControlRevision.epoch, ControlRevision.revision)
+    update(_REVISIONS)
+    .where(_REVISIONS.c.id == _REVISION_ROW)
+    .values(revision=_REVISIONS.c.revision + 1)
+    .returning(_REVISIONS.c.epoch, _REVISIONS.c.revision)
 )
-_REVISION = select(ControlRevision.epoch, ControlRevision.revision).where(
-    ControlRevision.id == _REVISION_ROW
+_REVISION = select(_REVISIONS.c.epoch, _REVISIONS.c.revision).where(
+    _REVISIONS.c.id == _REVISION_ROW
 )
 
 
@@ -518,9 +525,9 @@ def _upsert(dialect: str) -> Any:
     write cost more CPU (its cache key, its values) than running it."""
     statement = _UPSERTS.get(dialect)
     if statement is None:
-        insert = upsert(dialect, StoredControlValue)
+        insert = upsert(dialect, _VALUES)
         statement = insert.on_conflict_do_update(
-            index_elements=[StoredControlValue.key],
+            index_elements=[_VALUES.c.key],
             set_={name: insert.excluded[name] for name in _UPSERT_COLUMNS},
         ).returning(*_VALUE_COLUMNS)
         _UPSERTS[dialect] = statement
