@@ -17,6 +17,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from sqlalchemy import event
 
 from bot.api.services import Services
 from bot.store.notifications import ChangeFeed
@@ -96,9 +97,19 @@ async def test_a_write_on_one_replica_is_served_by_the_other_by_notification(
     reader.services.controls.max_staleness = NEVER
     reader.services.controls.notified_staleness = NEVER
     assert await reader.served() is None  # its copy: no value yet, kept for an hour
+    statements: list[str] = []
+    event.listen(
+        writer.services.db.engine.sync_engine,
+        "before_cursor_execute",
+        lambda _conn, _cursor, statement, *_: statements.append(statement),
+    )
 
     await writer.put(False)
     await served_eventually(reader, False, "the reader was not notified of the write")
+    # The NOTIFY rides on the revision bump's RETURNING: no round trip of its own.
+    notifying = [s for s in statements if "pg_notify" in s]
+    assert len(notifying) == 1
+    assert notifying[0].startswith("UPDATE control_revision")
     await writer.put(True)
     await served_eventually(reader, True, "the reader was not notified of the second write")
     bulk = await reader.client.post("/ofrep/v1/evaluate/flags", json={})
