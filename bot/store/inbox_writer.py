@@ -186,12 +186,14 @@ class _Connection:
     """The connection a writer task uses for its transactions.
 
     SQLite: a pooled connection per transaction, because returning it to the pool is what
-    hands the write gate on. PostgreSQL: a group that is one INSERT statement runs on a kept
-    connection in autocommit — the statement is atomic and committed when it returns, so one
-    round trip instead of four (pool pre-ping, BEGIN, INSERT, COMMIT); PostgreSQL shares one
-    WAL flush among commits that coincide, so several writers cost no extra fsyncs. A broken
-    connection fails its group (503: the sender retries) and the next group opens a fresh one.
-    A larger group takes an ordinary pooled transaction.
+    hands the write gate on; a group that is one INSERT statement runs in autocommit (one
+    thread hop: the statement commits itself). PostgreSQL: a group that is one INSERT
+    statement runs on a kept connection in autocommit — the statement is atomic and
+    committed when it returns, so one round trip instead of four (pool pre-ping, BEGIN,
+    INSERT, COMMIT); PostgreSQL shares one WAL flush among commits that coincide, so several
+    writers cost no extra fsyncs. A broken connection fails its group (503: the sender
+    retries) and the next group opens a fresh one. A larger group takes an ordinary pooled
+    transaction.
     """
 
     def __init__(self, db: Database) -> None:
@@ -200,6 +202,15 @@ class _Connection:
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, single_statement: bool) -> AsyncIterator[AsyncConnection]:
+        if self._db.is_sqlite and single_statement:
+            # Autocommit: the INSERT is its own transaction, committed (and fsynced) by the
+            # same call on the connection's thread, one hop instead of two (the INSERT, then
+            # the COMMIT). The isolation level switches without one (bot.store.sqlite_driver).
+            async with self._db.engine.connect() as conn:
+                await conn.execution_options(isolation_level="AUTOCOMMIT")
+                yield conn
+                await conn.commit()  # ends SQLAlchemy's bookkeeping; SQLite already did
+            return
         if self._db.is_sqlite or not single_statement:
             async with self._db.engine.begin() as conn:
                 yield conn

@@ -66,6 +66,15 @@ _INLINE = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "WITH", "SAVEPOINT"
 _WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
 
 
+# PRAGMAs that only set a flag of the connection (SQLAlchemy's isolation level reset, when the
+# pool takes back a connection that ran in autocommit): no lock, no disk.
+_FLAG_PRAGMAS = ("PRAGMA read_uncommitted",)
+
+
+def _sets_a_flag(operation: str) -> bool:
+    return operation.lstrip().startswith(_FLAG_PRAGMAS)
+
+
 def _first_word(operation: str) -> str:
     return operation.lstrip()[:10].split(None, 1)[0].upper() if operation.strip() else ""
 
@@ -155,7 +164,9 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         adapt = cast(_Connection, self._adapt_connection)
         word = _first_word(operation)
-        if word in _INLINE and adapt.holds_write_lock(release=word == "RELEASE"):
+        if (word in _INLINE and adapt.holds_write_lock(release=word == "RELEASE")) or (
+            word == "PRAGMA" and _sets_a_flag(operation) and adapt.idle()
+        ):
             # Awaited without suspending: no loop turn (SQLAlchemy still sees an await).
             answer = _run(adapt.raw, operation, parameters)
         else:
@@ -229,6 +240,29 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
             return False
         return not self._execute_mutex.locked()
 
+    def idle(self) -> bool:
+        """No transaction open and nothing of this connection queued on its thread."""
+        return not self.in_transaction() and not self._execute_mutex.locked()
+
+    @property
+    def isolation_level(self) -> str | None:
+        level: str | None = self.raw.isolation_level
+        return level
+
+    @isolation_level.setter
+    def isolation_level(self, value: str | None) -> None:
+        """Inline while idle: then sqlite3's isolation level is a flag of the connection.
+        Switching to autocommit with a transaction open commits it (the disk): a hop then."""
+        raw = self.raw
+        try:
+            if self.idle():
+                _set_isolation(raw, value)
+            else:
+                thread = cast(aiosqlite.Connection, self._connection)
+                await_only(_on_thread(thread, lambda: _set_isolation(raw, value)))
+        except Exception as error:
+            self._handle_exception(error)
+
     def _over(self) -> None:
         self._wrote = self._savepoint_began = False
 
@@ -243,6 +277,10 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         self._over()
         if self.in_transaction():
             super().rollback()
+
+
+def _set_isolation(raw: sqlite3.Connection, value: str | None) -> None:
+    raw.isolation_level = cast(Any, value)  # "" (deferred, sqlite3's default) is not typed
 
 
 class _DBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-import aiosqlite
 import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.exc import OperationalError
@@ -29,6 +28,7 @@ from bot.execution.results import ExecutionState
 from bot.store.tables import Execution, Incident, TimelineEntry
 from tests.conftest import Clock, DatabaseUnderTest
 from tests.execution.test_listener_skips import services_for, store_tool_failure
+from tests.store.thread_hops import recording_thread_calls
 
 KEY = "support-assistant.tools.order_lookup.enabled"
 
@@ -313,14 +313,7 @@ async def test_on_sqlite_the_engines_transaction_makes_two_thread_hops(
     COMMIT (a hop: the fsync): the claim, the incident and the first mitigation's claim and
     write make no turn of the event loop (bot.store.sqlite_driver)."""
     services = await services_with_an_alert(test_database, clock)
-    hops: list[str] = []
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(getattr(fn, "__name__", "statement"))
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    hops = recording_thread_calls(monkeypatch)
     events, stop = trace_statements(services)
     try:
         assert await services.engine.process_pending() == 1

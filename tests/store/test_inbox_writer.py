@@ -1,17 +1,25 @@
-"""The webhook writer's driver SQL stores exactly what the ORM path stores."""
+"""The webhook writer: its driver SQL stores exactly what the ORM path stores; on SQLite a
+group is one statement that commits itself."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import delete, inspect, select
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.store import inbox
+from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import InboxAlert
 from tests.conftest import Clock, DatabaseUnderTest
+from tests.store.thread_hops import recording_thread_calls
 
 T0 = datetime(2026, 11, 27, 2, 0, 0, 123456, tzinfo=UTC)
 
@@ -79,3 +87,40 @@ async def test_writer_stores_what_the_orm_stores(
     assert (again.received, again.stored) == (2, 0)  # the same states: duplicates
     for db in (by_orm, by_writer):
         await db.close()
+
+
+async def test_on_sqlite_a_group_is_one_thread_hop_committed_when_answered(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One INSERT in autocommit: the statement and its commit (the fsync) are one call on the
+    connection's thread. When the request is answered another process sees the rows, and the
+    connection went back to the pool transactional and without the write gate."""
+    path = tmp_path / "inbox.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.migrate()
+    writer = InboxWriter(db)
+    try:
+        await writer.store(batch(), clock())  # opens the pool's connection
+        calls = recording_thread_calls(monkeypatch)
+        again = batch()
+        newer = [replace(alert, starts_at=T0 + timedelta(hours=1)) for alert in again.alerts]
+        receipt = await writer.store(replace(again, alerts=newer), clock())
+        assert (receipt.received, receipt.stored) == (2, 2)
+        assert calls == ["<lambda>"], calls
+        with contextlib.closing(sqlite3.connect(path)) as other:
+            assert other.execute("SELECT count(*) FROM inbox_alerts").fetchone() == (4,)
+
+        assert db.gate.try_acquire(), "the write gate was handed back"
+        db.gate.release()
+
+        async def rolled_back() -> None:
+            async with db.transaction() as session:
+                await session.execute(delete(InboxAlert))
+                raise RuntimeError("undo")
+
+        with pytest.raises(RuntimeError):
+            await rolled_back()
+        async with db.sessions() as session:
+            assert len((await session.scalars(select(InboxAlert))).all()) == 4
+    finally:
+        await db.close()  # ends the writer's task

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.store import sqlite_driver
 from bot.store.database import Database
+from tests.store.thread_hops import recording_thread_calls
 
 SCHEMA = (
     "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT UNIQUE, n INTEGER)",
@@ -101,15 +102,15 @@ async def test_errors_are_the_stock_adapters(
 async def test_a_statement_is_one_call_on_the_connections_thread(
     engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = counting_thread_calls(monkeypatch)
+    calls = recording_thread_calls(monkeypatch)
     per_statement = []
     for engine in engines:
         async with engine.connect() as conn:
             await conn.execute(text("SELECT 1"))  # the connection is open and ready
-            calls[0] = 0
+            calls.clear()
             for _ in range(10):
                 (await conn.execute(text("SELECT name FROM t WHERE n = 1"))).all()
-            per_statement.append(calls[0] / 10)
+            per_statement.append(len(calls) / 10)
     assert per_statement == [4, 1]
 
 
@@ -130,31 +131,18 @@ async def test_the_database_takes_it_and_falls_back_without_it(
     await stock.close()
 
 
-def counting_thread_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts calls queued on any aiosqlite connection's thread (one cell, reset by tests)."""
-    calls = [0]
-    original = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        calls[0] += 1
-        return await original(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    return calls
-
-
 async def test_after_the_first_write_statements_run_without_a_hop_until_commit(
     engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, one_hop = engines
-    calls = counting_thread_calls(monkeypatch)
+    calls = recording_thread_calls(monkeypatch)
     async with one_hop.connect() as conn:
         await conn.execute(text("SELECT 1"))
-        calls[0] = 0
+        calls.clear()
         (await conn.execute(text("SELECT n FROM t WHERE name = 'a'"))).all()
-        assert calls[0] == 1, "a read before any write may wait: it goes to the thread"
+        assert len(calls) == 1, "a read before any write may wait: it goes to the thread"
         await conn.execute(text("UPDATE t SET n = n + 1 WHERE name = 'a'"))
-        assert calls[0] == 2, "the first write may wait for the lock: it goes to the thread"
+        assert len(calls) == 2, "the first write may wait for the lock: it goes to the thread"
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('z', 26)"))
         await conn.execute(text("UPDATE t SET n = 27 WHERE name = 'z' RETURNING n"))
         assert (await conn.execute(text("SELECT n FROM t WHERE name = 'z'"))).scalar() == 27
@@ -164,18 +152,20 @@ async def test_after_the_first_write_statements_run_without_a_hop_until_commit(
             [{"name": "m1", "n": 1}, {"name": "m2", "n": 2}],
         )
         await conn.execute(text("DELETE FROM t WHERE name IN ('m1', 'm2')"))
-        assert calls[0] == 2, "the lock is held: every statement since ran inline (executemany too)"
+        assert len(calls) == 2, (
+            "the lock is held: every statement since ran inline (executemany too)"
+        )
         async with conn.begin_nested():
             await conn.execute(text("INSERT INTO t (name, n) VALUES ('r', 1)"))
-        assert calls[0] == 2, "SAVEPOINT and RELEASE inside the transaction run inline"
+        assert len(calls) == 2, "SAVEPOINT and RELEASE inside the transaction run inline"
         savepoint = await conn.begin_nested()
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('s', 1)"))
         await savepoint.rollback()
-        assert calls[0] == 3, "ROLLBACK TO goes to the thread"
+        assert len(calls) == 3, "ROLLBACK TO goes to the thread"
         await conn.commit()
-        assert calls[0] == 4, "COMMIT (the fsync) goes to the thread"
+        assert len(calls) == 4, "COMMIT (the fsync) goes to the thread"
         (await conn.execute(text("SELECT count(*) FROM t"))).all()
-        assert calls[0] == 5, "after the commit the lock is gone: reads hop again"
+        assert len(calls) == 5, "after the commit the lock is gone: reads hop again"
         rows = (await conn.execute(text("SELECT name, n FROM t ORDER BY name"))).all()
     assert [tuple(row) for row in rows] == [("a", 2), ("b", 2), ("r", 1), ("z", 27)]
 
@@ -184,16 +174,16 @@ async def test_the_release_that_commits_a_transaction_a_savepoint_began_goes_to_
     engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _, one_hop = engines
-    calls = counting_thread_calls(monkeypatch)
+    calls = recording_thread_calls(monkeypatch)
     async with one_hop.connect() as conn:
         await conn.execute(text("SELECT 1"))
-        calls[0] = 0
+        calls.clear()
         await conn.execute(text("SAVEPOINT outer_sp"))  # begins SQLite's transaction
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('p', 1)"))
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('q', 2)"))
-        assert calls[0] == 2, "SAVEPOINT and the first write hop; the second write is inline"
+        assert len(calls) == 2, "SAVEPOINT and the first write hop; the second write is inline"
         await conn.execute(text("RELEASE outer_sp"))  # SQLite commits here (an fsync)
-        assert calls[0] == 3, "that RELEASE is the COMMIT: it goes to the thread"
+        assert len(calls) == 3, "that RELEASE is the COMMIT: it goes to the thread"
         with contextlib.closing(sqlite3.connect(tmp_path / "one.db")) as other:
             seen = other.execute("SELECT count(*) FROM t WHERE name IN ('p', 'q')").fetchone()
         assert seen == (2,), "committed: another connection sees both rows"
@@ -204,18 +194,18 @@ async def test_an_inline_error_is_the_stock_adapters_and_the_transaction_goes_on
     engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     messages, hops = [], []
-    calls = counting_thread_calls(monkeypatch)
+    calls = recording_thread_calls(monkeypatch)
     for engine in engines:
         async with engine.connect() as conn:
             await conn.execute(text("INSERT INTO t (name, n) VALUES ('w', 1)"))
-            calls[0] = 0
+            calls.clear()
             with pytest.raises(exc.IntegrityError) as raised:
                 await conn.execute(text("INSERT INTO t (name, n) VALUES ('a', 9)"))
             messages.append(str(raised.value.orig))
             await conn.execute(text("UPDATE t SET n = 2 WHERE name = 'w'"))
             await conn.commit()
             assert (await conn.execute(text("SELECT n FROM t WHERE name = 'w'"))).scalar() == 2
-            hops.append(calls[0])
+            hops.append(len(calls))
     assert messages[0] == messages[1]
     assert hops[1] == 2, "one-hop: the failed INSERT and the UPDATE inline; COMMIT, SELECT"
 
@@ -265,14 +255,61 @@ async def test_the_pools_rollback_of_a_committed_connection_makes_no_hop(
     _, one_hop = engines
     async with one_hop.connect() as conn:  # open the pool's connection
         await conn.execute(text("SELECT 1"))
-    calls = counting_thread_calls(monkeypatch)
+    calls = recording_thread_calls(monkeypatch)
     async with one_hop.begin() as conn:
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('k', 1)"))
-    assert calls[0] == 2, "the INSERT and the COMMIT; the pool's rollback after it is a no-op"
+    assert len(calls) == 2, "the INSERT and the COMMIT; the pool's rollback after it is a no-op"
     async with one_hop.connect() as conn:
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('u', 1)"))
         # not committed: the pool's rollback on return is real and goes to the thread
-    assert calls[0] == 4
+    assert len(calls) == 4
     async with one_hop.connect() as conn:
         names = (await conn.execute(text("SELECT name FROM t WHERE name IN ('k', 'u')"))).all()
     assert [tuple(row) for row in names] == [("k",)]
+
+
+async def test_an_autocommit_write_is_one_hop_and_the_connection_comes_back_transactional(
+    engines: tuple[AsyncEngine, AsyncEngine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inbox writer's single INSERT: autocommit, so the statement commits itself in its one
+    call on the thread. Switching the isolation level there and back (SQLAlchemy's reset when
+    the pool takes the connection back, a PRAGMA included) makes no hop while no transaction is
+    open, and leaves the pooled connection as it was: the next transaction rolls back."""
+    _, one_hop = engines
+    async with one_hop.connect() as conn:  # open the pool's connection
+        await conn.execute(text("SELECT 1"))
+    calls = recording_thread_calls(monkeypatch)
+    async with one_hop.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('auto', 1)"))
+        await conn.commit()
+    assert calls == ["<lambda>"], "the INSERT alone; no COMMIT, no isolation switch"
+    with contextlib.closing(sqlite3.connect(tmp_path / "one.db")) as other:
+        assert other.execute("SELECT n FROM t WHERE name = 'auto'").fetchall() == [(1,)]
+
+    async with one_hop.connect() as conn:
+        assert await conn.get_isolation_level() == "SERIALIZABLE"
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('undone', 1)"))
+        await conn.rollback()
+        assert (await conn.execute(text("SELECT count(*) FROM t WHERE name = 'undone'"))).all() == [
+            (0,)
+        ]
+
+
+async def test_the_isolation_level_switches_on_the_thread_inside_a_transaction(
+    engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sqlite3 commits an open transaction when it is switched to autocommit: that may wait for
+    the disk, so it goes to the thread."""
+    _, one_hop = engines
+    async with one_hop.connect() as conn:
+        await conn.execute(text("INSERT INTO t (name, n) VALUES ('open', 1)"))
+        raw = await conn.get_raw_connection()
+        adapted = raw.dbapi_connection
+        assert adapted is not None
+        calls = recording_thread_calls(monkeypatch)
+        await conn.run_sync(lambda _: setattr(adapted, "isolation_level", None))
+        assert calls == ["<lambda>"]
+        assert not adapted.raw.in_transaction  # type: ignore[attr-defined]  # committed
+        adapted.isolation_level = ""  # back to sqlite3's default, idle now: no hop
+        assert calls == ["<lambda>"]
