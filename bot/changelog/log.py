@@ -1,8 +1,9 @@
 """The change log's reads and writes.
 
 Pipelines and people record through :meth:`ChangeLog.record` (idempotent on the pipeline's own
-id); Ballast's control writes append through :func:`append_control_change` in the transaction
-of the control history row, so a control change and its change-log line commit together.
+id); Ballast's control writes append their line (:func:`control_change_line`) in the
+transaction of the control history row (:func:`bot.controls.history.append_change`), so a
+control change and its change-log line commit together.
 """
 
 from __future__ import annotations
@@ -159,8 +160,7 @@ class ChangeLog:
             return [_change_of(row) for row in await session.scalars(query)]
 
 
-async def append_control_change(
-    session: AsyncSession,
+def control_change_line(
     key: str,
     before: bool | str | None,
     after: bool | str | None,
@@ -168,33 +168,32 @@ async def append_control_change(
     actor: str,
     reason: str,
     at: datetime,
-) -> None:
-    """One change-log line for a control write, in the caller's transaction."""
-    await session.execute(
-        _INSERT_CHANGE,
-        {
-            "external_id": None,
-            "service": service_of_control(key),
-            "kind": kind_of_control(key).value,
-            "version": _shown(after),
-            "previous": None if before is None else _shown(before),
-            "by": actor[:200],
-            "link": None,
-            "note": reason,
-            "at": at,
-            "recorded_at": at,
-            "recorded_by": "ballast",
-            "source": SOURCE_CONTROL,
-            "control_key": key,
-        },
-    )
+) -> dict[str, object]:
+    """The change-log row of a control write, as :data:`INSERT_CHANGE`'s parameters (the
+    control history writes it with its own row in one statement on PostgreSQL)."""
+    return {
+        "external_id": None,
+        "service": service_of_control(key),
+        "kind": kind_of_control(key).value,
+        "version": _shown(after),
+        "previous": None if before is None else _shown(before),
+        "by": actor[:200],
+        "link": None,
+        "note": reason,
+        "at": at,
+        "recorded_at": at,
+        "recorded_by": "ballast",
+        "source": SOURCE_CONTROL,
+        "control_key": key,
+    }
 
 
 # Core, built once: every control write (a mitigation's included) appends a line, and the
 # ORM's unit of work cost more CPU per row than the INSERT (issue 16).
-_CHANGES = StoredChange.__table__
-assert isinstance(_CHANGES, Table)
-_INSERT_CHANGE = insert(_CHANGES)
+_changes = StoredChange.__table__
+assert isinstance(_changes, Table)
+CHANGES: Table = _changes
+INSERT_CHANGE = insert(CHANGES)
 
 
 def _shown(value: bool | str | None) -> str:

@@ -325,6 +325,39 @@ async def test_a_write_in_a_callers_transaction_is_served_as_it_commits(
     assert dict(served.values) == dict((await BuiltinControlStore(db, clock).current()).values)
 
 
+async def test_a_write_is_four_statements_on_postgresql(db: Database, clock: Clock) -> None:
+    """The revision bump carries the NOTIFY and one INSERT carries the history row and its
+    change-log line (a data-modifying CTE) on PostgreSQL; SQLite runs them one by one (no
+    round trips there: calls in the process). What they write is the same (the tests above)."""
+    store = BuiltinControlStore(db, clock)
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        await store.write(TOOL, False, actor="a", reason="kill switch")
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    expected = [
+        "UPDATE control_revision SET",
+        "SELECT control_values.",
+        "INSERT INTO control_values ",
+        *(
+            ["WITH line AS (INSERT INTO changes "]
+            if db.dialect == "postgresql"
+            else ["INSERT INTO changes ", "INSERT INTO control_history "]
+        ),
+    ]
+    assert len(statements) == len(expected), statements
+    for statement, start in zip(statements, expected, strict=True):
+        assert statement.startswith(start), statements
+    assert ("pg_notify" in statements[0]) == (db.dialect == "postgresql")
+    [change] = await store.history(TOOL)
+    assert (change.before, change.after, change.reason) == (None, False, "kill switch")
+
+
 async def test_concurrent_readers_share_one_refresh(db: Database, clock: Clock) -> None:
     # A copy that stays fresh for the test: on a busy machine the 50 readers took longer than
     # the default period, and a late one rightly refreshed again (CI saw two refreshes).
