@@ -162,6 +162,9 @@ class Database:
     ) -> None:
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
+        # SQLite through bot.store.sqlite_driver: one thread hop per statement, none once the
+        # write lock is held, and isolation-level switches without one while idle.
+        self.one_hop_sqlite = False
         options: dict[str, Any] = {"echo": echo}
         if self.is_sqlite:
             _ensure_sqlite_folder(url)
@@ -169,6 +172,7 @@ class Database:
             one_hop = sqlite_driver.dbapi() if url.startswith("sqlite+aiosqlite") else None
             if one_hop is not None:
                 options["module"] = one_hop  # one thread hop per statement, not four
+                self.one_hop_sqlite = True
         else:
             options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
             options["connect_args"] = connect_args or {}

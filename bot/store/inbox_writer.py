@@ -202,10 +202,11 @@ class _Connection:
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, single_statement: bool) -> AsyncIterator[AsyncConnection]:
-        if self._db.is_sqlite and single_statement:
+        if self._db.one_hop_sqlite and single_statement:
             # Autocommit: the INSERT is its own transaction, committed (and fsynced) by the
             # same call on the connection's thread, one hop instead of two (the INSERT, then
-            # the COMMIT). The isolation level switches without one (bot.store.sqlite_driver).
+            # the COMMIT). The isolation level switches without one (bot.store.sqlite_driver;
+            # the stock adapter's switches are hops each, so with it the group takes BEGIN).
             async with self._db.engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
                 yield conn

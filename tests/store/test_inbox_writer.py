@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import delete, inspect, select
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
-from bot.store import inbox
+from bot.store import inbox, sqlite_driver
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import InboxAlert
@@ -124,3 +124,31 @@ async def test_on_sqlite_a_group_is_one_thread_hop_committed_when_answered(
             assert len((await session.scalars(select(InboxAlert))).all()) == 4
     finally:
         await db.close()  # ends the writer's task
+
+
+async def test_with_the_stock_sqlite_adapter_a_group_is_an_ordinary_transaction(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If aiosqlite lost what the one-hop adapter uses, the stock adapter serves: its isolation
+    switches are hops each, so the group takes BEGIN and COMMIT, and stores the same."""
+    monkeypatch.setattr(sqlite_driver, "dbapi", lambda: None)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'stock.db'}")
+    assert not db.one_hop_sqlite
+    await db.migrate()
+    switched: list[object] = []
+    dialect = db.engine.dialect
+    original = dialect.set_isolation_level
+
+    def recorded(dbapi_connection: Any, level: Any) -> None:
+        switched.append(level)
+        original(dbapi_connection, level)
+
+    monkeypatch.setattr(dialect, "set_isolation_level", recorded)
+    try:
+        receipt = await InboxWriter(db).store(batch(), clock())
+        assert (receipt.received, receipt.stored) == (2, 2)
+        assert switched == []  # BEGIN and COMMIT, not the autocommit switch and back
+        async with db.sessions() as session:
+            assert len((await session.scalars(select(InboxAlert))).all()) == 2
+    finally:
+        await db.close()
