@@ -456,6 +456,7 @@ _UPDATE_INCIDENTS = (
 _INSERT_INCIDENTS_RETURNING = insert(INCIDENTS).returning(
     INCIDENTS.c.id, sort_by_parameter_order=True
 )
+_INSERT_INCIDENT_RETURNING = insert(INCIDENTS).returning(INCIDENTS.c.id)
 _INSERT_TIMELINE = insert(TIMELINE)
 _INSERT_TIMERS = {
     dialect: upsert(dialect, TIMERS).on_conflict_do_nothing(index_elements=["dedup_key"])
@@ -484,6 +485,12 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
         if session.get_bind().dialect.name == "postgresql":
             result = await connection.execute(_INSERT_INCIDENTS_RETURNING, values)
             ids = [int(i) for (i,) in result.all()]
+        elif len(values) == 1:
+            # One new incident (a lone alert: the path to its first mitigation): the statement
+            # built once, so SQLAlchemy's compiled cache serves it; a multi-row VALUES
+            # construct below is compiled again for every batch.
+            result = await connection.execute(_INSERT_INCIDENT_RETURNING, values[0])
+            ids = [int(result.scalar_one())]
         else:
             # SQLAlchemy sends an ordered RETURNING to SQLite one row at a time; SQLite, with
             # one writer, numbers the rows of a multi-row INSERT in their order, so the ids

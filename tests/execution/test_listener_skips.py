@@ -36,13 +36,14 @@ TOOL_FAILURE = {
 }
 
 
-async def store_tool_failure(services: Any, clock: Clock) -> None:
+async def store_tool_failure(services: Any, clock: Clock, *, tool: str | None = None) -> None:
     """Store one firing alert of the tool-failure runbook (first auto mitigation: disable the
-    tool) in the inbox, as a webhook would."""
+    tool) in the inbox, as a webhook would; ``tool``: another tool than TOOL_FAILURE's (a new
+    incident of its own)."""
     alert = Alert(
-        fingerprint="f1",
+        fingerprint="f1" if tool is None else f"f-{tool}",
         status=AlertStatus.FIRING,
-        labels=TOOL_FAILURE,
+        labels=TOOL_FAILURE if tool is None else {**TOOL_FAILURE, "tool": tool},
         starts_at=clock(),
         source=AlertSource.ALERTMANAGER,
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.exc import OperationalError
 
 from actions.errors import FinalError
@@ -326,4 +327,32 @@ async def test_on_sqlite_the_engines_transaction_makes_two_thread_hops(
     assert hops[: hops.index("commit") + 1] == ["<lambda>", "commit"], (hops, events)
     await services.auto.drain()
     assert (await services.controls.current()).values[KEY].value is False
+    await services.db.close()
+
+
+async def test_a_lone_alerts_path_compiles_no_statement_once_warm(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """From a lone alert to its recorded mitigation, every statement comes from SQLAlchemy's
+    compiled cache once one like it has run (a statement compiled again per batch, the
+    multi-row INSERT of new incidents on SQLite, cost more CPU than SQLite's work for it),
+    but SAVEPOINT and RELEASE, which SQLAlchemy never caches."""
+    services = services_for(test_database, clock)
+    await services.db.migrate()
+    compiled: list[str] = []
+
+    def record(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+    ) -> None:
+        if context is not None and context.cache_hit is not CacheStats.CACHE_HIT:
+            compiled.append(" ".join(statement.split())[:70])
+
+    engine = services.db.engine.sync_engine
+    for tool in ("warm_up", "lone"):
+        await store_tool_failure(services, clock, tool=tool)
+        if tool == "lone":
+            event.listen(engine, "before_cursor_execute", record)
+        await open_and_mitigate(services)
+    event.remove(engine, "before_cursor_execute", record)
+    assert [s for s in compiled if not s.startswith(("SAVEPOINT", "RELEASE"))] == []
     await services.db.close()
