@@ -391,10 +391,8 @@ class SessionControlWrites(ControlBackend):
     caller's other statements; database errors are raised as they are (the caller's
     transaction retries them), not as ``ActionError``. This process's OFREP copy takes each
     write the moment the transaction commits (:func:`~bot.store.database.on_commit`; a write
-    in a savepoint that rolled back is never taken). After the transaction the caller calls
-    :meth:`committed` or :meth:`failed`: the first takes what the hook has not (nothing, when
-    the commit went through this session), the second re-reads the copy if a write's commit
-    may have landed unseen.
+    in a savepoint that rolled back is never taken). When the transaction failed the caller
+    calls :meth:`failed`: a write's commit may have landed unseen, so the copy is re-read.
     """
 
     name: ClassVar[str] = BuiltinControlStore.name
@@ -431,16 +429,9 @@ class SessionControlWrites(ControlBackend):
         return written.result
 
     def _landed(self, written: _Written) -> None:
-        if written in self._written:
+        if written in self._written:  # else failed() already had the copy re-read
             self._written.remove(written)
             self._store._committed(written)
-
-    def committed(self) -> None:
-        """The caller's transaction committed: the copy takes what was written (if the commit
-        hook has not already)."""
-        for written in self._written:
-            self._store._committed(written)
-        self._written.clear()
 
     def failed(self) -> None:
         """The caller's transaction failed: if anything was written, its commit may have

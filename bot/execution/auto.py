@@ -108,9 +108,7 @@ class _Claimed:
         self._written = written
 
     def committed(self) -> None:
-        for first in self._written.values():
-            first.committed()
-        self._pending.update(self._written)
+        self._pending.update(self._written)  # the copy took their values at the commit
 
     def rolled_back(self) -> None:
         for first in self._written.values():

@@ -100,15 +100,13 @@ class Written(NamedTuple):
 
 class FirstWritten:
     """An incident's first auto mitigation, claimed and written in the engine's transaction:
-    the engine calls :meth:`committed` or :meth:`rolled_back` once it knows (the OFREP copy
-    takes the value, or is re-read); :meth:`MitigationExecutor.run_auto` records it."""
+    the OFREP copy takes the value as that transaction commits (``on_commit``); if it does
+    not, the engine calls :meth:`rolled_back` (the copy is re-read).
+    :meth:`MitigationExecutor.run_auto` records it."""
 
     def __init__(self, written: Written, bound: SessionControlWrites) -> None:
         self.written = written
         self._bound = bound
-
-    def committed(self) -> None:
-        self._bound.committed()
 
     def rolled_back(self) -> None:
         self._bound.failed()
@@ -296,8 +294,7 @@ class MitigationExecutor(UndoSteps):
                     err,
                 )
                 return None
-            assert bound is not None
-            bound.committed()
+            assert bound is not None  # its writes: in the copy since the commit (on_commit)
             _claim_attributes(span, done if isinstance(done, PolicyError) else done.result)
         if isinstance(done, PolicyError):
             raise done

@@ -253,8 +253,8 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     def isolation_level(self, value: str | None) -> None:
         """Inline while idle: then sqlite3's isolation level is a flag of the connection.
         Switching to autocommit with a transaction open commits it (the disk): a hop then."""
-        raw = self.raw
         try:
+            raw = self.raw
             if self.idle():
                 _set_isolation(raw, value)
             else:

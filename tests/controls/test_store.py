@@ -304,8 +304,6 @@ async def test_a_write_in_a_callers_transaction_is_served_as_it_commits(
     served = await store.current()
     assert served.values[TOOL].value is False  # committed() not called yet
     assert served.etag == await store.etag()
-    bound.committed()  # nothing left for it to take
-    assert await store.current() == served
 
     async with db.transaction() as session:
         bound = store.in_session(session)
@@ -377,3 +375,21 @@ async def test_concurrent_readers_share_one_refresh(db: Database, clock: Clock) 
     # One refresh for all 50: the revision, then the values, on one connection.
     assert len([s for s in statements if "control_revision" in s]) == 1
     assert len([s for s in statements if "FROM control_values" in s]) == 1
+
+
+async def test_a_copy_that_cannot_take_a_committed_write_is_read_again(
+    db: Database, clock: Clock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The value from before a committed write is never served: if bringing the copy forward
+    fails, the copy is dropped (the failure logged) and the next evaluation reads the store."""
+    store = BuiltinControlStore(db, clock, max_staleness=3600)
+    await store.write(TOOL, True, actor="a", reason="")
+    assert (await store.current()).values[TOOL].value is True
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("copy update failed")
+
+    monkeypatch.setattr(store, "_after_own_write", broken)
+    await store.write(TOOL, False, actor="a", reason="kill switch")
+    assert "a callback after a commit failed" in caplog.text
+    assert (await store.current()).values[TOOL].value is False

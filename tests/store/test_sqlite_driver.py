@@ -310,6 +310,21 @@ async def test_the_isolation_level_switches_on_the_thread_inside_a_transaction(
         calls = recording_thread_calls(monkeypatch)
         await conn.run_sync(lambda _: setattr(adapted, "isolation_level", None))
         assert calls == ["<lambda>"]
+        assert adapted.isolation_level is None
         assert not adapted.raw.in_transaction  # type: ignore[attr-defined]  # committed
         adapted.isolation_level = ""  # back to sqlite3's default, idle now: no hop
         assert calls == ["<lambda>"]
+
+
+async def test_switching_the_isolation_level_of_a_closed_connection_is_an_error(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    _, one_hop = engines
+    async with one_hop.connect() as conn:
+        raw = await conn.get_raw_connection()
+        adapted = raw.dbapi_connection
+        assert adapted is not None
+        await conn.run_sync(lambda _: adapted.close())
+        with pytest.raises(sqlite3.OperationalError, match="no active connection"):
+            adapted.isolation_level = None
+        await conn.invalidate()
