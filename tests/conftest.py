@@ -131,6 +131,16 @@ def test_database(database_kind: str, tmp_path: Path) -> Iterator[DatabaseUnderT
 
 
 @pytest.fixture
+async def db(test_database: DatabaseUnderTest) -> AsyncIterator[Any]:
+    """A migrated ``bot.store.database.Database`` of the test's kind (SQLite and PostgreSQL),
+    closed after."""
+    database = test_database.make()
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+@pytest.fixture
 def postgres_database(tmp_path: Path) -> Iterator[DatabaseUnderTest]:
     """For what only PostgreSQL can do (several replicas on one database)."""
     with _database("postgres", tmp_path) as database:

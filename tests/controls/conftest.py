@@ -37,14 +37,6 @@ AUTH = BRIDGE.headers  # may name the acting person in the body
 
 
 @pytest.fixture
-async def db(test_database: DatabaseUnderTest) -> AsyncIterator[Database]:
-    database: Database = test_database.make()
-    await database.migrate()
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 def store(db: Database, clock: Clock) -> BuiltinControlStore:
     return BuiltinControlStore(db, clock)
 

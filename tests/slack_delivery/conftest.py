@@ -23,7 +23,7 @@ from bot.slack.delivery import ClientFactory, SlackDelivery, slack_client_factor
 from bot.slack.outbox import Enqueued, OutboxState, SlackOutbox
 from bot.store.database import Database
 from bot.store.tables import Incident, SlackIncidentMessage, SlackOutboxEntry
-from tests.conftest import Clock, DatabaseUnderTest
+from tests.conftest import Clock
 from tests.slack_emulator import DEFAULT_LIMITS, Call, SlackChannel, SlackEmulator
 
 TOKEN = "xoxb-ballast-test"
@@ -50,14 +50,6 @@ def clock() -> Clock:
     # Near real time: the emulator's message ts are real epoch seconds, and the crash lookup
     # searches from the row's creation time.
     return Clock(datetime.now(UTC).replace(microsecond=0))
-
-
-@pytest.fixture
-async def db(test_database: DatabaseUnderTest) -> AsyncIterator[Database]:
-    database: Database = test_database.make()
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 class Rig:

@@ -5,21 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import event, text
 
 from bot.store.database import Database, on_commit, sqlite_path
-from tests.conftest import DatabaseUnderTest
-
-
-@pytest.fixture
-async def db(test_database: DatabaseUnderTest) -> AsyncIterator[Database]:
-    database: Database = test_database.make()
-    await database.migrate()
-    yield database
-    await database.close()
 
 
 async def test_a_callback_runs_once_the_commit_returned_before_the_connection_goes_back(
