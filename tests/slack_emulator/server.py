@@ -205,6 +205,14 @@ class SlackEmulator:
                 _Injected(error, status, retry_after, times)
             )
 
+    def recover(self) -> int:
+        """Drop the failures arranged with :meth:`fail_next` that no call has met yet: Slack
+        is healthy again. Returns how many calls would still have failed."""
+        with self._lock:
+            left = sum(i.remaining for queue in self._injected.values() for i in queue)
+            self._injected.clear()
+            return left
+
     # -- asserting ------------------------------------------------------------------------
 
     def calls(

@@ -276,6 +276,17 @@ async def test_injected_failures_change_nothing(slack: SlackEmulator) -> None:
     assert slack.unretried_rate_limits() == []
 
 
+async def test_recover_drops_the_failures_no_call_has_met(slack: SlackEmulator) -> None:
+    client = client_for(slack)
+    slack.fail_next("chat.update", "internal_error", status=500, times=2)
+    slack.fail_next("chat.postMessage", "internal_error", status=503)
+    await slack_error(client.chat_postMessage(channel="incidents", text="x"))
+
+    assert slack.recover() == 2
+    await client.chat_postMessage(channel="incidents", text="y")
+    assert [call.injected for call in slack.calls()] == [True, False]
+
+
 # -- Block Kit and message limits -------------------------------------------------------------
 
 TOO_BIG = [
