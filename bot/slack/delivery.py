@@ -6,8 +6,9 @@ transaction; then record each outcome in its own transaction:
 
 * ``ok`` → ``sent``; a post's ``ts`` goes to ``slack_messages`` (updates and replies wait for it);
 * ``429`` → back to ``pending`` until ``Retry-After``, which also pauses that (method, channel);
-* a connection error, timeout, 5xx or Slack's ``internal_error`` → retried with backoff, for up
-  to ``give_up_after``; a revoked token too (fixing it resumes delivery; nothing is dropped);
+* a connection error, timeout, 5xx or Slack's ``internal_error`` → retried with backoff (doubling
+  with the row's transient failures, not its attempts: 429s and takeovers do not stretch it), for
+  up to ``give_up_after``; a revoked token too (fixing it resumes delivery; nothing is dropped);
 * any other Slack error (``channel_not_found``, ``invalid_blocks``, ``msg_too_long``...) →
   ``failed`` with the error, and one log line that names the fix.
 
@@ -275,7 +276,8 @@ class SlackDelivery:
                 f"; fix: {fix}" if fix else "",
             )  # fmt: skip
             return
-        if result.verdict is Verdict.RATE_LIMITED:
+        rate_limited = result.verdict is Verdict.RATE_LIMITED
+        if rate_limited:
             self._budgets.pause(result.paused, result.retry_after)
             delay, error = result.retry_after, f"ratelimited; Retry-After {result.retry_after:g}s"
             log.info("Slack %s to %s: %s", claim.method, claim.channel or "-", error)
@@ -287,7 +289,8 @@ class SlackDelivery:
             )
             return
         else:
-            delay, error = self._delay(claim.attempts, slow=result.slow), result.error or "?"
+            delay = self._delay(claim.failures + 1, slow=result.slow)
+            error = result.error or "?"
             log.log(
                 logging.ERROR if result.slow else logging.WARNING,
                 "Slack %s to %s failed (%s); retrying in %.0fs",
@@ -301,7 +304,9 @@ class SlackDelivery:
         # Doubt stays until a lookup has shown that no earlier attempt got through.
         in_doubt = result.in_doubt or (claim.was_in_doubt and not result.looked_up)
         not_before = now + timedelta(seconds=delay)
-        await outbox_rows.reschedule(session, claim.id, not_before, in_doubt=in_doubt, error=error)
+        await outbox_rows.reschedule(
+            session, claim.id, not_before, in_doubt=in_doubt, error=error, failed=not rate_limited
+        )
 
     async def _sent(
         self, session: AsyncSession, claim: Claim, result: CallResult, now: datetime
@@ -326,11 +331,14 @@ class SlackDelivery:
                 session, claim.incident_id, now, content_hash(claim.payload)
             )
 
-    def _delay(self, attempts: int, *, slow: bool = False) -> float:
+    def _delay(self, failures: int, *, slow: bool = False) -> float:
+        """The wait after a row's ``failures``-th transient failure: doubling from ``base``
+        to ``cap``, +-20%. Rate limits and crashed claimants do not count: a row that met a
+        few 429s and then one 5xx waits a second, not minutes."""
         base, cap = self._backoff
         if slow:
             return cap
-        exponent = min(max(0, attempts - 1), 30)
+        exponent = min(max(0, failures - 1), 30)
         return float(min(cap, base * 2.0**exponent) * random.uniform(0.8, 1.2))
 
 

@@ -46,6 +46,7 @@ class Claim:
     coalesce_key: str | None
     created_at: datetime
     attempts: int
+    failures: int  # transient failures before this attempt (the backoff's exponent)
     was_in_doubt: bool
     keys: tuple[BucketKey, ...]
     ts: str | None = None  # the incident message, for updates and replies
@@ -198,6 +199,7 @@ class Claimer:
                 coalesce_key=row.coalesce_key,
                 created_at=row.created_at,
                 attempts=row.attempts + 1,
+                failures=row.failures,
                 was_in_doubt=row.in_doubt,
                 keys=keys,
                 ts=ts,

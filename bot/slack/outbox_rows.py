@@ -122,13 +122,25 @@ async def incident_messages(
 
 
 async def reschedule(
-    session: AsyncSession, row_id: int, not_before: datetime, *, in_doubt: bool, error: str
+    session: AsyncSession,
+    row_id: int,
+    not_before: datetime,
+    *,
+    in_doubt: bool,
+    error: str,
+    failed: bool,
 ) -> None:
+    """Back to pending until ``not_before``; ``failed``: a transient failure, counted for the
+    backoff (a rate limit is not one)."""
     await session.execute(
         update(SlackOutboxEntry)
         .where(SlackOutboxEntry.id == row_id, SlackOutboxEntry.state == OutboxState.SENDING)
         .values(
-            state=OutboxState.PENDING.value, not_before=not_before, in_doubt=in_doubt, error=error
+            state=OutboxState.PENDING.value,
+            not_before=not_before,
+            in_doubt=in_doubt,
+            error=error,
+            failures=SlackOutboxEntry.failures + (1 if failed else 0),
         )
         .execution_options(synchronize_session=False)
     )

@@ -384,6 +384,10 @@ class SlackOutboxEntry(Base):
     payload: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Transient failures (5xx, timeouts, connection errors) so far: the backoff's exponent.
+    # Not ``attempts``: rate limits (which bring their own Retry-After) and claims taken over
+    # from a crashed replica count there, and must not stretch the next wait.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     revision: Mapped[int] = mapped_column(Integer, default=0)  # +1 on every payload change
     in_doubt: Mapped[bool] = mapped_column(default=False)
     not_before: Mapped[datetime]

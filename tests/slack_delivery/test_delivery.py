@@ -222,6 +222,31 @@ async def test_unreachable_slack_is_retried_with_backoff_then_given_up(rig: Rig)
     assert all(2 * 0.8 / 1.2 <= b / a <= 2 * 1.2 / 0.8 for a, b in pairwise(waits[1:]))
 
 
+async def test_rate_limits_do_not_stretch_the_backoff_of_a_later_failure(rig: Rig) -> None:
+    """A row that met six 429s (each honoured for its Retry-After) and then a 500 waits the
+    first step of the backoff, about a second: the exponent counts transient failures, not
+    attempts (the chaos suite once left an update four minutes out at its ninth attempt)."""
+    incident = await rig.incident()
+    rig.slack.fail_next("chat.postMessage", "ratelimited", status=429, retry_after=1, times=6)
+    rig.slack.fail_next("chat.postMessage", "internal_error", status=500, times=2)
+    await post(rig, incident)
+    waits: dict[int, float] = {}  # attempts so far -> the wait they left
+    for _ in range(60):
+        row = await rig.row(f"post:{incident}")
+        if row.state != OutboxState.PENDING:
+            break
+        wait = (row.not_before - rig.clock()).total_seconds()
+        waits.setdefault(row.attempts, wait)
+        # A lookup's or a post's budget may hold a due row back a moment.
+        await rig.step(max(wait, 0.25))
+    assert row.state == OutboxState.SENT
+    assert (row.attempts, row.failures) == (9, 2)
+    # Six Retry-Afters of a second, then 1 s and 2 s of backoff, +-20%.
+    assert [waits[n] for n in range(7)] == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    assert 0.8 <= waits[7] <= 1.2, waits
+    assert 1.6 <= waits[8] <= 2.4, waits
+
+
 async def test_an_unchanged_update_costs_no_call(rig: Rig) -> None:
     incident = await rig.incident()
     await post(rig, incident, "same")
