@@ -26,7 +26,14 @@ loop turn each (in which an OFREP evaluation or a webhook goes first), and so do
 and RELEASE inside it, except in a transaction that a SAVEPOINT began (its RELEASE is the
 COMMIT). COMMIT and ROLLBACK (to a savepoint too) still go to the thread, and so does every
 statement before the first write (a write may wait for the lock); ``executemany`` follows the
-same rule as ``execute``. A COMMIT or ROLLBACK with no transaction open (the pool's rollback of
+same rule as ``execute``.
+
+**The first write tries inline, without waiting.** A transaction's first statement that is a
+write (the engine's claim of the write lock, most of Ballast's transactions) runs inline with
+``busy_timeout`` 0 for its duration: when no other connection holds the lock it is taken at
+once, a thread hop saved; when one does, SQLite answers ``SQLITE_BUSY`` at once, the attempt is
+rolled back (it began the transaction: nothing else is in it) and the write goes to the
+thread, to wait there as before. Not in autocommit: such a write commits itself (an fsync). A COMMIT or ROLLBACK with no transaction open (the pool's rollback of
 every connection it gets back) is sqlite3's no-op and skips the hop. The connection is
 opened with ``check_same_thread=False`` for this; it is never used by both threads at once
 (inline only while no call of this connection is queued or running on its thread, checked by
@@ -77,6 +84,11 @@ def _sets_a_flag(operation: str) -> bool:
 
 def _first_word(operation: str) -> str:
     return operation.lstrip()[:10].split(None, 1)[0].upper() if operation.strip() else ""
+
+
+def _busy(err: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or one of its extended codes: another connection holds a lock."""
+    return (getattr(err, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
 
 
 def _run(
@@ -164,12 +176,15 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
         adapt = cast(_Connection, self._adapt_connection)
         word = _first_word(operation)
+        answer = None
         if (word in _INLINE and adapt.holds_write_lock(release=word == "RELEASE")) or (
             word == "PRAGMA" and _sets_a_flag(operation) and adapt.idle()
         ):
             # Awaited without suspending: no loop turn (SQLAlchemy still sees an await).
             answer = _run(adapt.raw, operation, parameters)
-        else:
+        elif word in _WRITES and adapt.may_try_first_write():
+            answer = adapt.first_write_unless_busy(operation, parameters)
+        if answer is None:
             conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
             async with adapt._execute_mutex:
                 answer = await _on_thread(conn, lambda: _run(conn._conn, operation, parameters))
@@ -199,7 +214,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_savepoint_began", "_wrote")
+    __slots__ = ("_busy_ms", "_savepoint_began", "_wrote")
     # The stock class's attribute is typed as exactly its own cursor class.
     _cursor_cls = _Cursor  # type: ignore[assignment]
 
@@ -207,6 +222,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self._wrote = False  # a write succeeded in the open transaction
         self._savepoint_began = False  # a SAVEPOINT began it: its RELEASE is the COMMIT
+        self._busy_ms: int | None = None  # the connection's busy_timeout, read at first need
 
     @property
     def raw(self) -> sqlite3.Connection:
@@ -243,6 +259,37 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
     def idle(self) -> bool:
         """No transaction open and nothing of this connection queued on its thread."""
         return not self.in_transaction() and not self._execute_mutex.locked()
+
+    def may_try_first_write(self) -> bool:
+        """A write now would begin the transaction (nothing to lose if it is rolled back),
+        and would not commit itself (autocommit: an fsync)."""
+        try:
+            return self.idle() and self.raw.isolation_level is not None
+        except ValueError:  # aiosqlite: no active connection (the thread path raises it)
+            return False
+
+    def first_write_unless_busy(
+        self, operation: Any, parameters: Any
+    ) -> tuple[Description, int, int | None, list[Any]] | None:
+        """The write inline if the lock is free now; None (nothing done, no transaction
+        open) if another connection holds it: then it waits on the thread."""
+        raw = self.raw
+        if self._busy_ms is None:
+            self._busy_ms = int(raw.execute("PRAGMA busy_timeout").fetchone()[0])
+        raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            return _run(raw, operation, parameters)
+        except sqlite3.OperationalError as err:
+            if not _busy(err):
+                raise
+            # sqlite3 began the transaction for the attempt (SQLite itself let go of the read
+            # lock the failed write took): end it, so that the write on the thread begins as
+            # it would have without the attempt.
+            if raw.in_transaction:
+                raw.rollback()
+            return None
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
 
     @property
     def isolation_level(self) -> str | None:

@@ -141,8 +141,9 @@ async def test_after_the_first_write_statements_run_without_a_hop_until_commit(
         calls.clear()
         (await conn.execute(text("SELECT n FROM t WHERE name = 'a'"))).all()
         assert len(calls) == 1, "a read before any write may wait: it goes to the thread"
+        # sqlite3 begins SQLite's transaction at the first write (the read was its own).
         await conn.execute(text("UPDATE t SET n = n + 1 WHERE name = 'a'"))
-        assert len(calls) == 2, "the first write may wait for the lock: it goes to the thread"
+        assert len(calls) == 1, "the first write took the free lock inline, without waiting"
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('z', 26)"))
         await conn.execute(text("UPDATE t SET n = 27 WHERE name = 'z' RETURNING n"))
         assert (await conn.execute(text("SELECT n FROM t WHERE name = 'z'"))).scalar() == 27
@@ -152,20 +153,20 @@ async def test_after_the_first_write_statements_run_without_a_hop_until_commit(
             [{"name": "m1", "n": 1}, {"name": "m2", "n": 2}],
         )
         await conn.execute(text("DELETE FROM t WHERE name IN ('m1', 'm2')"))
-        assert len(calls) == 2, (
+        assert len(calls) == 1, (
             "the lock is held: every statement since ran inline (executemany too)"
         )
         async with conn.begin_nested():
             await conn.execute(text("INSERT INTO t (name, n) VALUES ('r', 1)"))
-        assert len(calls) == 2, "SAVEPOINT and RELEASE inside the transaction run inline"
+        assert len(calls) == 1, "SAVEPOINT and RELEASE inside the transaction run inline"
         savepoint = await conn.begin_nested()
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('s', 1)"))
         await savepoint.rollback()
-        assert len(calls) == 3, "ROLLBACK TO goes to the thread"
+        assert len(calls) == 2, "ROLLBACK TO goes to the thread"
         await conn.commit()
-        assert len(calls) == 4, "COMMIT (the fsync) goes to the thread"
+        assert len(calls) == 3, "COMMIT (the fsync) goes to the thread"
         (await conn.execute(text("SELECT count(*) FROM t"))).all()
-        assert len(calls) == 5, "after the commit the lock is gone: reads hop again"
+        assert len(calls) == 4, "after the commit the lock is gone: reads hop again"
         rows = (await conn.execute(text("SELECT name, n FROM t ORDER BY name"))).all()
     assert [tuple(row) for row in rows] == [("a", 2), ("b", 2), ("r", 1), ("z", 27)]
 
@@ -249,6 +250,56 @@ async def test_a_write_waiting_for_another_writers_lock_never_stops_the_event_lo
         await engine.dispose()
 
 
+async def test_a_first_write_waits_on_the_thread_while_another_writer_holds_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The inline try of a transaction's first write gives up at once when the lock is taken
+    (``busy_timeout`` 0 for it, the connection's own restored after): the write then waits on
+    the thread while the loop runs, and succeeds once the other writer commits, seeing its
+    row."""
+    path = tmp_path / "held.db"
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{path}", module=sqlite_driver.dbapi(), connect_args={"timeout": 5}
+    )
+    async with engine.begin() as conn:
+        await conn.execute(text(SCHEMA[0]))
+    other = sqlite3.connect(path, isolation_level=None)
+    calls = recording_thread_calls(monkeypatch)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO t (name, n) VALUES ('theirs', 1)")
+            calls.clear()
+
+            async def commit_later() -> int:
+                ticks = 0
+                for _ in range(30):
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+                other.execute("COMMIT")
+                return ticks
+
+            committer = asyncio.create_task(commit_later())
+            await conn.execute(
+                text("INSERT INTO t (name, n) SELECT 'mine', n + 1 FROM t WHERE name = 'theirs'")
+            )
+            assert await committer == 30, "the loop ran while the write waited"
+            assert calls == ["<lambda>"], "the write waited on the thread"
+            rows = (await conn.execute(text("SELECT name, n FROM t ORDER BY name"))).all()
+            assert [tuple(row) for row in rows] == [("mine", 2), ("theirs", 1)]
+            await conn.commit()
+            timeout = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
+            assert timeout == 5000, "the connection's busy_timeout is back"
+            calls.clear()
+            await conn.execute(text("INSERT INTO t (name, n) VALUES ('again', 3)"))
+            assert calls == [], "the lock free again: the next first write is inline"
+            await conn.commit()
+    finally:
+        other.close()
+        await engine.dispose()
+
+
 async def test_the_pools_rollback_of_a_committed_connection_makes_no_hop(
     engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -258,11 +309,11 @@ async def test_the_pools_rollback_of_a_committed_connection_makes_no_hop(
     calls = recording_thread_calls(monkeypatch)
     async with one_hop.begin() as conn:
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('k', 1)"))
-    assert len(calls) == 2, "the INSERT and the COMMIT; the pool's rollback after it is a no-op"
+    assert calls == ["commit"], "the INSERT inline (the lock was free), the COMMIT; then no hop"
     async with one_hop.connect() as conn:
         await conn.execute(text("INSERT INTO t (name, n) VALUES ('u', 1)"))
         # not committed: the pool's rollback on return is real and goes to the thread
-    assert len(calls) == 4
+    assert calls == ["commit", "rollback"]
     async with one_hop.connect() as conn:
         names = (await conn.execute(text("SELECT name FROM t WHERE name IN ('k', 'u')"))).all()
     assert [tuple(row) for row in names] == [("k",)]
