@@ -25,20 +25,21 @@ DELETE and WITH statements directly on the event loop's thread, microseconds eac
 loop turn each (in which an OFREP evaluation or a webhook goes first), and so do SAVEPOINT
 and RELEASE inside it, except in a transaction that a SAVEPOINT began (its RELEASE is the
 COMMIT). COMMIT and ROLLBACK (to a savepoint too) still go to the thread, and so does every
-statement before the first write (a write may wait for the lock); ``executemany`` follows the
-same rule as ``execute``.
-
-**The first write tries inline, without waiting.** A transaction's first statement that is a
-write (the engine's claim of the write lock, most of Ballast's transactions) runs inline with
-``busy_timeout`` 0 for its duration: when no other connection holds the lock it is taken at
-once, a thread hop saved; when one does, SQLite answers ``SQLITE_BUSY`` at once, the attempt is
-rolled back (it began the transaction: nothing else is in it) and the write goes to the
-thread, to wait there as before. Not in autocommit: such a write commits itself (an fsync). A COMMIT or ROLLBACK with no transaction open (the pool's rollback of
-every connection it gets back) is sqlite3's no-op and skips the hop. The connection is
+statement before the first write, which itself tries inline first (below); ``executemany``
+follows the same rule as ``execute``. A COMMIT or ROLLBACK with no transaction open (the pool's rollback
+of every connection it gets back) is sqlite3's no-op and skips the hop. The connection is
 opened with ``check_same_thread=False`` for this; it is never used by both threads at once
 (inline only while no call of this connection is queued or running on its thread, checked by
 SQLAlchemy's own per-connection mutex). What Ballast writes in one transaction is bounded (a
 batch of alerts, one incident's rows), so no inline statement holds the loop for long.
+
+**The first write tries inline, without waiting.** The statement that begins SQLite's
+transaction, when it is a write (the engine's claim of the write lock, the first statement of
+most of Ballast's transactions), runs inline with ``busy_timeout`` 0 for its duration: when no
+other connection holds the lock it is taken at once, a thread hop saved; when one does, SQLite
+answers ``SQLITE_BUSY`` at once (and lets go of what the attempt took), sqlite3's BEGIN is
+rolled back (nothing else is in the transaction) and the write goes to the thread, to wait
+there as before. Not in autocommit: such a write commits itself (an fsync).
 """
 
 from __future__ import annotations
