@@ -642,10 +642,10 @@ class MitigationExecutor(UndoSteps):
             _, execution = await store.locked(session, incident_id, mitigation.id)
         if execution is not None and in_progress(ExecutionState(execution.state)):
             return result_of(execution, f"already {execution.state}; nothing done", False), None
-        if execution is None or ExecutionState(execution.state) is not AWAITING:
+        new = execution is None or ExecutionState(execution.state) is not AWAITING
+        if new:
             risk, plan = await assess()
             execution = store.new_generation(
-                session,
                 incident_id=incident_id,
                 mitigation_id=mitigation.id,
                 previous=execution,
@@ -657,13 +657,16 @@ class MitigationExecutor(UndoSteps):
                 now=now,
                 plan=None if plan is None else plan.as_dict(),
             )
+        assert execution is not None
         previous = list(execution.approvals.get("actors", []))
         try:
             decision = decide(previous, actor, mitigation.mode, Risk(execution.risk))
         except PolicyError as err:
+            if new:
+                await store.insert_generation(session, execution)  # requested, then refused
             journal.refused(session, incident_id, now, actor, f"approve {mitigation.id}", str(err))
             return err
-        result = await self._approved(session, execution, mitigation, decision, actor, now)
+        result = await self._approved(session, execution, mitigation, decision, actor, now, new=new)
         if result.state != ExecutionState.RUNNING:
             return result, None
         return result, Held(execution.id, execution.idempotency_key, plan_of(execution))
@@ -706,17 +709,24 @@ class MitigationExecutor(UndoSteps):
         decision: Decision,
         actor: Actor,
         now: datetime,
+        *,
+        new: bool = False,
     ) -> RunResult:
+        """Record ``decision`` on ``execution``: ``new``, a generation not stored yet (one
+        INSERT with it), else the awaiting one (updated)."""
         approvals = list(decision.approvals)
         execution.approvals = {"actors": approvals}
         execution.updated_at = now
         if decision.execute:
             execution.state = ExecutionState.RUNNING.value
             self._lease_row(execution, now)
-        journal.approved(
+        if new:
+            await store.insert_generation(session, execution)
+        else:
+            await session.flush()
+        await journal.approved(
             session, execution.incident_id, now, actor, mitigation, execution, decision.execute
         )
-        await session.flush()
         plan = plan_of(execution)
         message = "applying" if decision.execute else waiting_for(decision)
         if plan is not None and not decision.execute:

@@ -88,7 +88,7 @@ def manual(
     )
 
 
-def approved(
+async def approved(
     session: AsyncSession,
     incident_id: int,
     at: datetime,
@@ -108,14 +108,15 @@ def approved(
     then = "; applying" if final else "; waiting for another approval"
     # What was approved, exactly: the change planned when it was requested.
     what = f": {execution.plan['text']}" if execution.plan else ""
-    _entry(
+    # One INSERT now (not the unit of work's): every claim writes this entry.
+    await repo.insert_timeline(
         session,
         incident_id,
-        at,
-        actor,
-        kind,
-        f"{mitigation.title} {verb} by {actor.name} ({execution.risk} risk){then}{what}",
-        {
+        at=at,
+        actor=actor.name,
+        kind=kind,
+        summary=f"{mitigation.title} {verb} by {actor.name} ({execution.risk} risk){then}{what}",
+        details={
             "plan": execution.plan,
             "mitigation_id": mitigation.id,
             "action": execution.action,
@@ -124,6 +125,7 @@ def approved(
             "requested_by": execution.requested_by,
             "approvals": approvals,
             "idempotency_key": execution.idempotency_key,
+            "auth": actor.audit(),
         },
     )
 

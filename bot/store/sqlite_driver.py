@@ -26,8 +26,8 @@ loop turn each (in which an OFREP evaluation or a webhook goes first), and so do
 and RELEASE inside it, except in a transaction that a SAVEPOINT began (its RELEASE is the
 COMMIT). COMMIT and ROLLBACK (to a savepoint too) still go to the thread, and so does every
 statement before the first write, which itself tries inline first (below); ``executemany``
-follows the same rule as ``execute``. A COMMIT or ROLLBACK with no transaction open (the pool's rollback
-of every connection it gets back) is sqlite3's no-op and skips the hop. The connection is
+follows the same rule as ``execute``. A COMMIT or ROLLBACK with no transaction open (the pool's
+rollback of every connection it gets back) is sqlite3's no-op and skips the hop. The connection is
 opened with ``check_same_thread=False`` for this; it is never used by both threads at once
 (inline only while no call of this connection is queued or running on its thread, checked by
 SQLAlchemy's own per-connection mutex). What Ballast writes in one transaction is bounded (a

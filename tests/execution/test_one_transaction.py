@@ -356,3 +356,28 @@ async def test_a_lone_alerts_path_compiles_no_statement_once_warm(
     event.remove(engine, "before_cursor_execute", record)
     assert [s for s in compiled if not s.startswith(("SAVEPOINT", "RELEASE"))] == []
     await services.db.close()
+
+
+async def test_the_engines_transaction_flushes_no_orm_object(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """From the claim of a lone alert to its first mitigation's control write, every row is
+    written by a statement built once: no unit-of-work flush (the execution and its
+    'approved' entry were ORM objects flushed per claim, about a millisecond of CPU)."""
+    from bot.store.database import _Session
+
+    services = await services_with_an_alert(test_database, clock)
+    flushed: list[str] = []
+
+    def before_flush(session: Any, _context: Any, _instances: Any) -> None:
+        flushed.extend(type(obj).__name__ for obj in (*session.new, *session.dirty))
+
+    event.listen(_Session, "before_flush", before_flush)
+    try:
+        assert await services.engine.process_pending() == 1
+    finally:
+        event.remove(_Session, "before_flush", before_flush)
+    assert flushed == []
+    await services.auto.drain()
+    await check_applied_once(services)
+    await services.db.close()
