@@ -143,8 +143,7 @@ async def _leave_running(url: str, incident_id: int, rows: dict[str, dict[str, A
     try:
         async with db.transaction() as session:
             for mitigation_id, params in rows.items():
-                store.new_generation(
-                    session,
+                execution = store.new_generation(
                     incident_id=incident_id,
                     mitigation_id=mitigation_id,
                     previous=None,
@@ -155,6 +154,7 @@ async def _leave_running(url: str, incident_id: int, rows: dict[str, dict[str, A
                     requested_by="U0OWNER1",
                     now=datetime.now(UTC),
                 )
+                await store.insert_generation(session, execution)
     finally:
         await db.close()
 
