@@ -199,10 +199,9 @@ async def insert_timeline(
     details: dict[str, Any] | None = None,
 ) -> None:
     """:func:`append_timeline` as one INSERT now, built once (no unit of work: the path from
-    an alert to its first mitigation). Entries the session holds unflushed go first, so the
-    timeline keeps the order in which they were made."""
-    if session.new:
-        await session.flush()
+    an alert to its first mitigation). Through the session, not its connection: its autoflush
+    (SQLAlchemy's, before every statement) writes the entries it holds first, so the timeline
+    keeps the order in which they were made."""
     await session.execute(
         _INSERT_TIMELINE_ENTRY,
         {

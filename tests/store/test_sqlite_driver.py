@@ -300,6 +300,28 @@ async def test_a_first_write_waits_on_the_thread_while_another_writer_holds_the_
         await engine.dispose()
 
 
+async def test_an_inline_first_write_fails_as_the_stock_adapter_and_keeps_the_busy_timeout(
+    engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error other than a lock taken (no such table) is raised as it is, from the inline
+    try, with no hop; the connection's ``busy_timeout`` is back after it."""
+    messages = []
+    calls = recording_thread_calls(monkeypatch)
+    for engine in engines:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            await conn.commit()
+            calls.clear()
+            with pytest.raises(exc.OperationalError) as raised:
+                await conn.execute(text("INSERT INTO missing (n) VALUES (1)"))
+            messages.append(str(raised.value.orig))
+            if engine is engines[1]:
+                assert calls == [], "tried inline, and failed there"
+            await conn.rollback()
+            assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar() == 5000
+    assert messages == ["no such table: missing"] * 2
+
+
 async def test_the_pools_rollback_of_a_committed_connection_makes_no_hop(
     engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
