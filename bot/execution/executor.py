@@ -662,8 +662,8 @@ class MitigationExecutor(UndoSteps):
         try:
             decision = decide(previous, actor, mitigation.mode, Risk(execution.risk))
         except PolicyError as err:
-            if new:
-                await store.insert_generation(session, execution)  # requested, then refused
+            # Nothing stored of a refused request but the refusal (a new generation has no
+            # approvals yet, which ``decide`` never refuses; an awaiting one stays as it was).
             journal.refused(session, incident_id, now, actor, f"approve {mitigation.id}", str(err))
             return err
         result = await self._approved(session, execution, mitigation, decision, actor, now, new=new)

@@ -400,4 +400,11 @@ async def test_switching_the_isolation_level_of_a_closed_connection_is_an_error(
         await conn.run_sync(lambda _: adapted.close())
         with pytest.raises(sqlite3.OperationalError, match="no active connection"):
             adapted.isolation_level = None
+
+        def write(_: Any) -> None:
+            adapted.cursor().execute("INSERT INTO t (name, n) VALUES ('late', 1)")
+
+        # A first write is not tried inline on it: the thread path raises the adapter's error.
+        with pytest.raises(sqlite3.OperationalError, match="Connection closed"):
+            await conn.run_sync(write)
         await conn.invalidate()
