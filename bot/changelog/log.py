@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.changelog.kinds import ChangeKind, kind_of_control, service_of_control
 from bot.store.database import Database
 from bot.store.retry import in_transaction
-from bot.store.tables import StoredChange
+from bot.store.tables import StoredChange, table_of
 from bot.store.upsert import upsert
 
 Clock = Callable[[], datetime]
@@ -190,9 +190,7 @@ def control_change_line(
 
 # Core, built once: every control write (a mitigation's included) appends a line, and the
 # ORM's unit of work cost more CPU per row than the INSERT (issue 16).
-_changes = StoredChange.__table__
-assert isinstance(_changes, Table)
-CHANGES: Table = _changes
+CHANGES: Table = table_of(StoredChange)
 INSERT_CHANGE = insert(CHANGES)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +35,7 @@ from bot.changelog.log import (
 )
 from bot.controls.failures import store_error
 from bot.store.database import Database
-from bot.store.tables import StoredControlChange
+from bot.store.tables import StoredControlChange, table_of
 
 Clock = Callable[[], datetime]
 log = logging.getLogger(__name__)
@@ -247,8 +247,7 @@ async def append_change(
 
 
 # Core, built once: the ORM's unit of work cost more CPU per row than the INSERT (issue 16).
-_HISTORY = StoredControlChange.__table__
-assert isinstance(_HISTORY, Table)
+_HISTORY = table_of(StoredControlChange)
 _INSERT_HISTORY = insert(_HISTORY).returning(_HISTORY.c.id)
 # PostgreSQL: the change-log line in a data-modifying CTE of the same INSERT, one round trip
 # instead of two (its parameters prefixed, as both rows have an ``at``, a ``source``...).

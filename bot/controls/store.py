@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Row, Table, bindparam, delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -48,7 +48,7 @@ from bot.controls.failures import store_error
 from bot.controls.history import ControlChange, ControlHistoryLog, append_change
 from bot.store.database import Database, on_commit
 from bot.store.notifications import NOTIFYING, ChangeFeed, Channel, notify, notify_params
-from bot.store.tables import ControlRevision, StoredControlValue
+from bot.store.tables import ControlRevision, StoredControlValue, table_of
 from bot.store.upsert import upsert
 
 __all__ = [
@@ -443,10 +443,8 @@ class SessionControlWrites(ControlBackend):
 
 # Core (on the tables, not the mapped classes): an ORM-enabled UPDATE or INSERT goes through
 # the ORM's bulk machinery, which cost more CPU per write than its statement did (issue 16).
-_VALUES = StoredControlValue.__table__
-_REVISIONS = ControlRevision.__table__
-assert isinstance(_VALUES, Table)
-assert isinstance(_REVISIONS, Table)
+_VALUES = table_of(StoredControlValue)
+_REVISIONS = table_of(ControlRevision)
 _VALUE_COLUMNS = (
     _VALUES.c.key,
     _VALUES.c.value,

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from bot.store import incidents
-from bot.store.tables import Execution, Incident, Timer
+from bot.store.tables import Execution, Incident, Timer, table_of
 from bot.store.upsert import upsert
 
 # States in which an execution is being worked on by one replica, under its lease.
@@ -105,8 +105,7 @@ def new_generation(
     )
 
 
-_EXECUTIONS = Execution.__table__
-assert isinstance(_EXECUTIONS, Table)
+_EXECUTIONS = table_of(Execution)
 _INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id)
 _INSERTED_COLUMNS = tuple(column.key for column in _EXECUTIONS.c if column.key != "id")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, func, select, update
+from sqlalchemy import Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -27,7 +27,7 @@ from sqlalchemy.orm.util import identity_key
 from bot.intake.alert import Alert, AlertBatch
 from bot.store.inbox_sql import row_of
 from bot.store.ingest_pacing import IngestPacing
-from bot.store.tables import InboxAlert
+from bot.store.tables import InboxAlert, table_of
 from bot.store.upsert import upsert
 
 
@@ -96,8 +96,7 @@ class Processed:
 
 
 def _mark_processed() -> Update:
-    table = InboxAlert.__table__
-    assert isinstance(table, Table)
+    table = table_of(InboxAlert)
     return (
         update(table)
         .where(table.c.id == bindparam("p_row_id"))

@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import orjson
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON
 from sqlalchemy.engine import Dialect
 
 from bot.intake.alert import Alert, AlertBatch
-from bot.store.tables import InboxAlert
+from bot.store.tables import InboxAlert, table_of
 
 
 class InsertPlan:
@@ -38,12 +38,11 @@ class InsertPlan:
     KEY = ("fingerprint", "starts_at", "status")
 
     def __init__(self, dialect: Dialect) -> None:
-        table = InboxAlert.__table__
-        assert isinstance(table, Table)
+        table = table_of(InboxAlert)
         per_alert = [c.name for c in table.columns if c.name not in ("id", *PER_WEBHOOK)]
         # Per-alert columns first, then those of the whole webhook, converted once per webhook.
         self.columns = [*per_alert, *PER_WEBHOOK]
-        processors = {
+        processors: dict[str, Callable[[Any], Any] | None] = {
             name: (
                 json_text
                 if isinstance(table.c[name].type, JSON)

@@ -29,7 +29,6 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     String,
-    Table,
     and_,
     any_,
     bindparam,
@@ -45,21 +44,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 from bot.store.inbox_sql import json_text
-from bot.store.tables import InboxAlert, Incident, IncidentAlert, TimelineEntry, Timer
+from bot.store.incidents import INSERT_TIMELINE
+from bot.store.tables import InboxAlert, Incident, IncidentAlert, Timer, table_of
 from bot.store.upsert import upsert
 
-
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-INBOX = _table(InboxAlert)
-INCIDENTS = _table(Incident)
-ALERTS = _table(IncidentAlert)
-TIMELINE = _table(TimelineEntry)
-TIMERS = _table(Timer)
+INBOX = table_of(InboxAlert)
+INCIDENTS = table_of(Incident)
+ALERTS = table_of(IncidentAlert)
+TIMERS = table_of(Timer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,7 +449,6 @@ _INSERT_INCIDENTS_RETURNING = insert(INCIDENTS).returning(
     INCIDENTS.c.id, sort_by_parameter_order=True
 )
 _INSERT_INCIDENT_RETURNING = insert(INCIDENTS).returning(INCIDENTS.c.id)
-_INSERT_TIMELINE = insert(TIMELINE)
 _INSERT_TIMERS = {
     dialect: upsert(dialect, TIMERS).on_conflict_do_nothing(index_elements=["dedup_key"])
     for dialect in ("postgresql", "sqlite")
@@ -504,7 +495,7 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
     await _write_alerts(connection, writes.alerts)
     if writes.timeline:
         await connection.execute(
-            _INSERT_TIMELINE,
+            INSERT_TIMELINE,
             [
                 {
                     "incident_id": e.incident.ident,

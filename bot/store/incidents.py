@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, func, insert, select
+from sqlalchemy import bindparam, case, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import NotFoundError
-from bot.store.tables import Incident, IncidentAlert, TimelineEntry
+from bot.store.tables import Incident, IncidentAlert, TimelineEntry, table_of
 
 # The statements of the mitigation path, built once: building a SELECT costs more CPU than
 # running it (SQLAlchemy's coercions, 0.2-0.4 ms here), and the path from alert to mitigation
@@ -183,9 +183,7 @@ def append_timeline(
     return entry
 
 
-_TIMELINE = TimelineEntry.__table__
-assert isinstance(_TIMELINE, Table)
-_INSERT_TIMELINE_ENTRY = insert(_TIMELINE)
+INSERT_TIMELINE = insert(table_of(TimelineEntry))
 
 
 async def insert_timeline(
@@ -203,7 +201,7 @@ async def insert_timeline(
     (SQLAlchemy's, before every statement) writes the entries it holds first, so the timeline
     keeps the order in which they were made."""
     await session.execute(
-        _INSERT_TIMELINE_ENTRY,
+        INSERT_TIMELINE,
         {
             "incident_id": incident_id,
             "at": at,
