@@ -4,10 +4,11 @@ The per-alert path (``IncidentEngine(batched=False)``) spends five to eight stat
 alert (the stale check, the open incident under its lock, the incident's alert, the writes,
 each through the ORM), about 1.4 ms of CPU per alert. Here one batch is:
 
-1. claim the rows (one SELECT, ``SKIP LOCKED`` on PostgreSQL) and route each to its key;
-2. read, in three statements, everything the batch can touch: the resolves already stored for
-   its firing alerts (stale ones), the incidents of its keys (open, newest, and the newest that
-   holds each resolved alert) locked in key order, and their alerts of the batch's fingerprints;
+1. claim the rows (one SELECT, ``SKIP LOCKED`` on PostgreSQL), each with whether a resolve of
+   it is already stored (which makes a firing alert stale), and route each to its key;
+2. read, in at most three statements, everything else the batch can touch: the incidents of its
+   keys (open, newest, and the newest that holds each resolved alert: one statement more when
+   the batch has resolves) locked in key order, and their alerts of the batch's fingerprints;
 3. apply every row in memory, in the per-alert path's order (by key, then arrival) and with its
    rules, as :func:`bot.incidents.merge.merge_alert` and the engine's ``_apply`` state them:
    stale firings, order-tolerant merges, re-opening within the window, counts moved by each
@@ -434,8 +435,11 @@ async def run_batch(
     done.traceparents = {row.traceparent for row in rows if row.traceparent}
     # Key order, arrival order within a key: as the per-alert path (and its lock order).
     routed = sorted(((route(row.labels), row) for row in rows), key=lambda p: p[0].key)
-    firing = [row for _, row in routed if row.status == AlertStatus.FIRING]
-    stale = await sql.resolved_states(session, firing)
+    stale = {
+        (row.fingerprint, row.starts_at)
+        for _, row in routed
+        if row.status == AlertStatus.FIRING and row.resolve_stored
+    }
     resolves = {(r.key, row.fingerprint) for r, row in routed if row.status != AlertStatus.FIRING}
     holding = await sql.latest_holding(session, resolves)
     incidents = await sql.lock_incidents(session, (r.key for r, _ in routed), holding.values())

@@ -1,11 +1,12 @@
 """Set-based reads and writes for one batch of the incident engine.
 
 The batched engine (:mod:`bot.incidents.batch`) reads everything a batch of stored alerts
-touches in a few statements (the states that make a firing alert stale, the incidents of the
-batch's keys locked in key order, their alerts), works out every change in memory, and writes
-them back in a few more (one UPDATE of changed incidents, one INSERT of new ones, one each for
-new and changed incident alerts, the timeline, escalation timers and the inbox outcomes). Per
-stored alert it costs no statement of its own, where the per-alert path cost five to eight.
+touches in a few statements (the claim, which also tells which firing alerts are stale; the
+incidents of the batch's keys locked in key order; their alerts), works out every change in
+memory, and writes them back in a few more (one UPDATE of changed incidents, one INSERT of new
+ones, one each for new and changed incident alerts, the timeline, escalation timers and the
+inbox outcomes). Per stored alert it costs no statement of its own, where the per-alert path
+cost five to eight.
 
 The statements are Core, on the session's connection: the rows are plain values here, and
 SQLAlchemy's ORM unit of work cost more per row than the database did.
@@ -70,6 +71,8 @@ class ClaimedAlert:
     truncated_alerts: int
     received_at: datetime
     traceparent: str | None = None  # the webhook's trace context (bot.telemetry)
+    # A resolve of the same (fingerprint, startsAt) is stored: a firing row is then stale.
+    resolve_stored: bool = False
 
 
 _CLAIM_COLUMNS = (
@@ -118,20 +121,26 @@ def _dialect(session: AsyncSession) -> str:
     return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
 
 
+# The stale check rides on the claim: one lookup per row in the inbox's unique key
+# (fingerprint, starts_at, status), not a statement (a round trip on PostgreSQL) of its own.
+_RESOLVES = INBOX.alias("resolves")
+_RESOLVE_STORED = (
+    select(_RESOLVES.c.id)
+    .where(
+        _RESOLVES.c.fingerprint == INBOX.c.fingerprint,
+        _RESOLVES.c.starts_at == INBOX.c.starts_at,
+        _RESOLVES.c.status == "resolved",
+    )
+    .exists()
+    .label("resolve_stored")
+)
 _CLAIM = (
-    select(*_CLAIM_COLUMNS)
+    select(*_CLAIM_COLUMNS, _RESOLVE_STORED)
     .where(INBOX.c.processed_at.is_(None))
     .order_by(INBOX.c.id)
     .limit(bindparam("limit", type_=BigInteger))
 )
-_CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(skip_locked=True)
-_RESOLVED_STATES = _by_dialect(
-    lambda member: select(INBOX.c.fingerprint, INBOX.c.starts_at).where(
-        member(INBOX.c.fingerprint, "fingerprints"),
-        member(INBOX.c.starts_at, "starts"),
-        INBOX.c.status == "resolved",
-    )
-)
+_CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(skip_locked=True, of=INBOX)
 _LATEST_HOLDING = _by_dialect(
     lambda member: (
         select(INCIDENTS.c.key, ALERTS.c.fingerprint, func.max(INCIDENTS.c.id))
@@ -145,25 +154,11 @@ _TAKE_WRITE_LOCK = update(INBOX).where(INBOX.c.id == -1).values(outcome=None)
 
 async def claim(session: AsyncSession, limit: int) -> list[ClaimedAlert]:
     """Unprocessed rows, oldest first, locked for this transaction (``SKIP LOCKED`` on
-    PostgreSQL, so replicas never take the same row)."""
+    PostgreSQL, so replicas never take the same row), each with whether a resolve of its
+    (fingerprint, startsAt) is stored (what makes a firing row stale)."""
     query = _CLAIM_SKIP_LOCKED if session.get_bind().dialect.name == "postgresql" else _CLAIM
     connection = await session.connection()
     return [ClaimedAlert(*row) for row in await connection.execute(query, {"limit": limit})]
-
-
-async def resolved_states(
-    session: AsyncSession, firing: Sequence[ClaimedAlert]
-) -> set[tuple[str, datetime]]:
-    """The (fingerprint, startsAt) of ``firing`` alerts whose resolve is already stored."""
-    if not firing:
-        return set()
-    wanted = {
-        "fingerprints": sorted({row.fingerprint for row in firing}),
-        "starts": sorted({row.starts_at for row in firing}),
-    }
-    connection = await session.connection()
-    statement = _RESOLVED_STATES[_dialect(session)]
-    return {(fp, at) for fp, at in await connection.execute(statement, wanted)}
 
 
 async def latest_holding(
@@ -607,7 +602,6 @@ __all__ = [
     "claim",
     "latest_holding",
     "lock_incidents",
-    "resolved_states",
     "take_write_lock",
     "write",
 ]

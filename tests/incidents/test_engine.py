@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from bot.incidents.engine import IncidentEngine
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
@@ -79,6 +80,35 @@ async def test_late_firing_after_resolve_is_stale(rig: Rig) -> None:
     await rig.send(alert("a", "resolved"))
     await rig.send(alert("a", "firing"))
     assert await rig.incidents() == []
+
+
+async def test_the_claim_tells_which_firing_rows_are_stale(rig: Rig, clock: Clock) -> None:
+    """In one batch: a firing row whose resolve is stored (the resolve in the same batch, and
+    one from an earlier batch) is stale, another is not; the pass reads the inbox in one
+    statement, its claim (issue 16: no round trip of its own for the stale check)."""
+    await rig.send(alert("old", "resolved", alertname="Old"))
+    async with rig.db.transaction() as session:
+        for sent in (
+            [alert(name, alertname=name.title()) for name in ("old", "both", "fresh")],
+            [alert("both", "resolved", alertname="Both")],
+        ):
+            batch = AlertBatch(source=AlertSource.ALERTMANAGER, alerts=sent)
+            await inbox.store_batch(session, batch, clock())
+    reads: list[str] = []
+
+    def statement(conn: Any, cursor: Any, text: str, *args: Any) -> None:
+        if text.lstrip().startswith("SELECT") and "FROM inbox_alerts" in text:
+            reads.append(text)
+
+    engine = rig.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        assert await rig.engine.process_pending() == 4
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+    assert len(reads) == 1, reads
+    # Each would open a triage incident of its own: only "fresh" was not stale.
+    assert [incident.key.split("|")[0] for incident in await rig.incidents()] == ["triage:Fresh"]
 
 
 async def test_flapping_alert_reopens_within_window(rig: Rig, clock: Clock) -> None:
