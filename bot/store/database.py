@@ -42,6 +42,7 @@ from sqlalchemy.util import await_only
 
 from bot.runtime.worker import WorkerLoop
 from bot.store import sqlite_driver
+from bot.store.pool_liveness import watch_liveness
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +175,14 @@ class Database:
                 options["module"] = one_hop  # one thread hop per statement, not four
                 self.one_hop_sqlite = True
         else:
-            options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+            # Most recently used first, so that a few connections take a quiet server's work
+            # and stay within pool_liveness's no-ping window; the ping is its own (not
+            # pool_pre_ping's three round trips on every checkout).
+            options.update(pool_size=10, max_overflow=10, pool_use_lifo=True)
             options["connect_args"] = connect_args or {}
         self.engine: AsyncEngine = create_async_engine(url, **options)
+        if not self.is_sqlite:
+            watch_liveness(self.engine)
         self.gate = WriteGate()
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
