@@ -72,8 +72,12 @@ class WorkerLoop:
 
     async def _rest(self, after: float | None) -> None:
         timeout = self.poll_interval if after is None else min(self.poll_interval, after)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the wait in a task of its
+        # own, so a wake-up took three turns of the event loop to reach the pass (each one a
+        # turn for every other ready request first) instead of one.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     async def stop(self, worker: asyncio.Task[None], grace: float = 10.0) -> None:
         """Let the current pass finish, then end ``worker``; cancel only after ``grace``."""

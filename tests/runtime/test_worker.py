@@ -45,6 +45,24 @@ def loop_of(passes: Passes, poll: float = 60.0, **options: bool) -> WorkerLoop:
     return WorkerLoop(passes, poll_interval=poll, log=log, failure="pass failed", **options)
 
 
+async def test_a_wake_reaches_the_pass_in_one_turn_of_the_loop() -> None:
+    """Every turn of the event loop before the pass starts is one in which other ready work
+    (a webhook's answer, an OFREP evaluation) goes first: a stored alert's wake-up takes one
+    (three with ``asyncio.wait_for`` on Python 3.11, which waits in a task of its own)."""
+    passes = Passes()
+    loop = loop_of(passes)
+    task = asyncio.create_task(loop.run())
+    try:
+        await passes.next_run()
+        for _ in range(5):
+            await asyncio.sleep(0)  # the loop rests on its wake-up
+        loop.wake()
+        await asyncio.sleep(0)  # one turn
+        assert passes.count == 2
+    finally:
+        await loop.stop(task)
+
+
 async def test_wake_starts_a_pass_before_the_poll_interval() -> None:
     passes = Passes()
     loop = loop_of(passes)
