@@ -347,22 +347,17 @@ async def alerts_of(
         return []
     if _dialect(session) == "postgresql":
         query = _ALERT_PAIRS
-        params: dict[str, list[Any]] = {
+        params: dict[str, Any] = {
             "ids": [i for i, _ in pairs],
             "fingerprints": [fp for _, fp in pairs],
         }
     else:
-        query = _ALERTS_OF_BOTH
-        params = {
-            "ids": sorted({i for i, _ in pairs}),
-            "fingerprints": sorted({fp for _, fp in pairs}),
-        }
+        query = _ALERTS_OF_JSON
+        params = {"pairs": json_text(pairs)}
     connection = await session.connection()
-    asked = set(pairs)
     return [
         AlertState(r[0], by_id[r[1]], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
         for r in await connection.execute(query, params)
-        if (r[1], r[2]) in asked
     ]
 
 
@@ -396,10 +391,20 @@ _ALERT_PAIRS = select(*_ALERT_COLUMNS).join(
         ALERTS.c.fingerprint == _WANTED_PAIRS.c.fingerprint,
     ),
 )
-# SQLite probes the index for each combination of two INs (a row-value IN it scanned); the
-# combinations no pair asked for are dropped after the read.
-_ALERTS_OF_BOTH = select(*_ALERT_COLUMNS).where(
-    _listed(ALERTS.c.incident_id, "ids"), _listed(ALERTS.c.fingerprint, "fingerprints")
+# SQLite: the exact pairs too, as one JSON array of [incident_id, fingerprint] that json_each
+# reads, each pair one probe of the UNIQUE (incident_id, fingerprint) index. Two INs (one of
+# ids, one of fingerprints) probed every combination: a batch of 250 alerts on as many
+# incidents was 62,500 probes (2.7 ms against 0.24), a fifth of the engine's work when a storm
+# spreads over many incidents; a row-value IN scanned the table.
+_WANTED_JSON = (
+    func.json_each(bindparam("pairs", type_=String)).table_valued("value").alias("wanted")
+)
+_ALERTS_OF_JSON = select(*_ALERT_COLUMNS).join(
+    _WANTED_JSON,
+    and_(
+        ALERTS.c.incident_id == _WANTED_JSON.c.value.op("->>")(0),
+        ALERTS.c.fingerprint == _WANTED_JSON.c.value.op("->>")(1),
+    ),
 )
 
 
