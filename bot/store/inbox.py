@@ -158,9 +158,19 @@ async def resolved_state_exists(
 
 
 async def oldest_unprocessed(session: AsyncSession) -> datetime | None:
-    return await session.scalar(
-        select(func.min(InboxAlert.received_at)).where(InboxAlert.processed_at.is_(None))
-    )
+    """When the oldest row still to process arrived (the inbox lag's start): the first by id,
+    the next the engine claims, found through the unprocessed rows' index. ``min(received_at)``
+    over them read every unprocessed row instead: 20 ms per scrape with a 100,000-alert backlog
+    (SQLite), 200 with a million, on the core the engine works on (issue 16)."""
+    return await session.scalar(OLDEST_UNPROCESSED)
+
+
+OLDEST_UNPROCESSED = (
+    select(InboxAlert.received_at)
+    .where(InboxAlert.processed_at.is_(None))
+    .order_by(InboxAlert.id)
+    .limit(1)
+)
 
 
 async def count_unprocessed(session: AsyncSession) -> int:

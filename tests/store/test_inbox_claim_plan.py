@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import text, update
+from sqlalchemy import func, select, text, update
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.store import inbox
@@ -20,53 +20,126 @@ from tests.conftest import Clock, DatabaseUnderTest
 ROWS, WAITING = 3_000, 40
 
 
+async def backlog(db: Any, clock: Clock, per_batch: int = 1_000) -> int:
+    """ROWS stored, ``per_batch`` at a time with the clock a minute on between them, all but
+    the last WAITING processed; returns the id of the last processed row."""
+    alerts = [
+        Alert(
+            fingerprint=f"fp{i}",
+            status=AlertStatus.FIRING,
+            labels={"alertname": "ToolCallFailureRate", "tool": f"t{i}"},
+            starts_at=clock(),
+            source=AlertSource.ALERTMANAGER,
+        )
+        for i in range(ROWS)
+    ]
+    async with db.transaction() as session:
+        for start in range(0, ROWS, per_batch):  # as webhooks store them, bounded batches
+            stored = alerts[start : start + per_batch]
+            batch = AlertBatch(source=AlertSource.ALERTMANAGER, alerts=stored)
+            await inbox.store_batch(session, batch, clock())
+            clock.advance(minutes=1)
+        last_processed = ROWS - WAITING
+        await session.execute(
+            update(InboxAlert)
+            .where(InboxAlert.id <= last_processed)
+            .values(processed_at=clock(), outcome="new_incident")
+        )
+    async with db.engine.begin() as conn:  # committed: the planner's statistics
+        await conn.execute(text("ANALYZE"))
+    return last_processed
+
+
+async def plan_of(db: Any, query: Any) -> str:
+    async with db.engine.connect() as conn:
+        sql = str(query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
+        explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
+        return "\n".join(" ".join(map(str, row)) for row in await conn.execute(text(explain + sql)))
+
+
+def through_the_unprocessed(db: Any, plan: str) -> None:
+    """PostgreSQL through the partial index. SQLite through an index, either that one or
+    (processed_at, id), which its planner reads in id order for processed_at IS NULL (without
+    the partial index it scanned the table). Neither walks the processed rows."""
+    if db.is_sqlite:
+        assert "USING INDEX ix_inbox_alerts_" in plan, plan
+        assert "SCAN inbox_alerts" not in plan, plan
+    else:
+        assert "ix_inbox_alerts_unprocessed" in plan, plan
+
+
 async def test_the_claim_reads_through_the_unprocessed_index(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:
     db = test_database.make()
     await db.migrate()
     try:
-        alerts = [
-            Alert(
-                fingerprint=f"fp{i}",
-                status=AlertStatus.FIRING,
-                labels={"alertname": "ToolCallFailureRate", "tool": f"t{i}"},
-                starts_at=clock(),
-                source=AlertSource.ALERTMANAGER,
-            )
-            for i in range(ROWS)
-        ]
-        async with db.transaction() as session:
-            for start in range(0, ROWS, 1_000):  # as webhooks store them, a bounded batch each
-                batch = AlertBatch(
-                    source=AlertSource.ALERTMANAGER, alerts=alerts[start : start + 1_000]
-                )
-                await inbox.store_batch(session, batch, clock())
-            last_processed = ROWS - WAITING
-            await session.execute(
-                update(InboxAlert)
-                .where(InboxAlert.id <= last_processed)
-                .values(processed_at=clock(), outcome="new_incident")
-            )
+        last_processed = await backlog(db, clock)
         query: Any = _CLAIM if db.is_sqlite else _CLAIM_SKIP_LOCKED
-        async with db.engine.connect() as conn:
-            await conn.execute(text("ANALYZE"))
-            bound = query.params(limit=10)
-            sql = str(bound.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
-            explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
-            plan = "\n".join(
-                " ".join(map(str, row)) for row in await conn.execute(text(explain + sql))
-            )
-        # PostgreSQL through the partial index. SQLite through an index, either that one or
-        # (processed_at, id), which its planner reads in id order for processed_at IS NULL
-        # (without the partial index it scanned the table). Neither walks the processed rows.
-        if db.is_sqlite:
-            assert "USING INDEX ix_inbox_alerts_" in plan, plan
-            assert "SCAN" not in plan, plan
-        else:
-            assert "ix_inbox_alerts_unprocessed" in plan, plan
+        through_the_unprocessed(db, await plan_of(db, query.params(limit=10)))
         async with db.transaction() as session:
             claimed = await claim(session, 10)
         assert [row.id for row in claimed] == list(range(last_processed + 1, last_processed + 11))
     finally:
         await db.close()
+
+
+async def test_the_inbox_lag_reads_one_row_through_the_unprocessed_index(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """What ``/metrics`` reads for ``ballast_inbox_lag_seconds`` at every scrape: the arrival of
+    the next row the engine claims, not a minimum over every unprocessed row."""
+    db = test_database.make()
+    await db.migrate()
+    try:
+        last_processed = await backlog(db, clock, per_batch=20)  # arrivals a minute apart
+        through_the_unprocessed(db, await plan_of(db, inbox.OLDEST_UNPROCESSED))
+        async with db.sessions() as session:
+            oldest = await inbox.oldest_unprocessed(session)
+            first = await session.get(InboxAlert, last_processed + 1)
+        assert first is not None
+        assert oldest == first.received_at
+        # Its cost does not grow with the backlog; a minimum over the unprocessed rows' does.
+        every = select(func.min(InboxAlert.received_at)).where(InboxAlert.processed_at.is_(None))
+        before = (await cost(db, inbox.OLDEST_UNPROCESSED), await cost(db, every))
+        async with db.transaction() as session:
+            await session.execute(
+                update(InboxAlert)
+                .where(InboxAlert.id > last_processed - 10 * WAITING)
+                .values(processed_at=None, outcome=None)
+            )
+        after = (await cost(db, inbox.OLDEST_UNPROCESSED), await cost(db, every))
+        assert after[0] == before[0], (before, after)
+        assert after[1] > before[1], (before, after)
+    finally:
+        await db.close()
+
+
+async def cost(db: Any, query: Any) -> int:
+    """What the query reads: PostgreSQL's rows read from ``inbox_alerts`` (EXPLAIN ANALYZE),
+    SQLite's virtual machine steps (sqlite3's progress handler called at every step)."""
+    async with db.engine.connect() as conn:
+        sql = str(query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
+        if not db.is_sqlite:
+            rows = await conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql))
+            nodes, read = [rows.scalar_one()[0]["Plan"]], 0
+            while nodes:
+                node = nodes.pop()
+                if node.get("Relation Name") == "inbox_alerts":
+                    read += int(node["Actual Rows"])
+                nodes.extend(node.get("Plans", []))
+            return read
+        raw = (await conn.get_raw_connection()).driver_connection._conn
+        steps = 0
+
+        def step() -> int:
+            nonlocal steps
+            steps += 1
+            return 0  # go on
+
+        raw.set_progress_handler(step, 1)
+        try:
+            raw.execute(sql).fetchall()
+        finally:
+            raw.set_progress_handler(None, 1)
+        return steps
