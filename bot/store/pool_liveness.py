@@ -12,6 +12,11 @@ asyncpg marks the connection closed the moment the event loop reads that, with n
 
 * replaces a connection asyncpg knows is closed (only that one: after a restart each of the
   others is found the same way as it comes);
+* pings a connection whose socket has something to read: an idle connection is sent nothing,
+  so that is the server's last words (or its end of file) which the event loop has not read
+  yet; asyncpg learns of them only when it does, and a checkout in between (a replica's
+  start-up steps, one after another) took the dead connection without a ping. A ``poll`` of
+  the socket with no timeout, one system call;
 * pings, as ``pool_pre_ping`` would, a connection idle longer than
   :data:`PING_AFTER_IDLE_SECONDS`: only the ping tells of a connection that died without a word
   (a dropped route, a firewall's idle timeout), and those come with idleness. A failed ping
@@ -30,6 +35,7 @@ here.
 
 from __future__ import annotations
 
+import select
 import time
 from typing import Any
 
@@ -51,6 +57,20 @@ def closed_by_server(dbapi_connection: Any) -> bool:
     return closed
 
 
+def has_unread(dbapi_connection: Any) -> bool:
+    """Whether the connection's socket has bytes (or its end) waiting to be read. asyncpg keeps
+    its transport in ``_transport`` (no public accessor); without it, or its socket, this
+    answers True and the connection is pinged."""
+    transport = getattr(dbapi_connection.driver_connection, "_transport", None)
+    sock = None if transport is None else transport.get_extra_info("socket")
+    descriptor = -1 if sock is None else sock.fileno()
+    if descriptor < 0:  # closed already
+        return True
+    poller = select.poll()
+    poller.register(descriptor, select.POLLIN | select.POLLPRI)
+    return bool(poller.poll(0))
+
+
 def watch_liveness(engine: AsyncEngine) -> None:
     """Check ``engine``'s pooled PostgreSQL connections on checkout as described above (use
     with ``pool_pre_ping`` off)."""
@@ -64,7 +84,8 @@ def watch_liveness(engine: AsyncEngine) -> None:
         if closed_by_server(dbapi_connection):
             raise DisconnectionError("the server closed the connection")
         last = record.info.get(_LAST_USED)
-        if last is not None and time.monotonic() - last <= PING_AFTER_IDLE_SECONDS:
+        recent = last is not None and time.monotonic() - last <= PING_AFTER_IDLE_SECONDS
+        if recent and not has_unread(dbapi_connection):
             return
         try:
             dialect.do_ping(dbapi_connection)
@@ -79,4 +100,4 @@ def watch_liveness(engine: AsyncEngine) -> None:
     event.listen(pool, "checkout", checkout)
 
 
-__all__ = ["PING_AFTER_IDLE_SECONDS", "watch_liveness"]
+__all__ = ["PING_AFTER_IDLE_SECONDS", "closed_by_server", "has_unread", "watch_liveness"]

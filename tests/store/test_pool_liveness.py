@@ -4,6 +4,8 @@ moment ago, a new connection for one the server closed, a ping for one that sat 
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -95,7 +97,9 @@ async def test_an_idle_connection_that_died_unseen_is_found_by_the_ping(
     connection (unavailable: a webhook's 503, a worker's next try), the one cost of the
     window."""
     pings = Pings(db, monkeypatch)
-    monkeypatch.setattr(pool_liveness, "closed_by_server", lambda connection: False)  # unseen
+    # Unseen: nothing on the socket, nothing asyncpg knows (here the server did say so).
+    monkeypatch.setattr(pool_liveness, "closed_by_server", lambda connection: False)
+    monkeypatch.setattr(pool_liveness, "has_unread", lambda connection: False)
     first = await backend_pid(db)
     await terminate(first)
     await asyncio.sleep(0.05)
@@ -113,3 +117,34 @@ async def test_an_idle_connection_that_died_unseen_is_found_by_the_ping(
     second = await backend_pid(db)
     assert second != first
     assert pings.count == 2  # the dead one's, then its replacement's (a window of 0: every one)
+
+
+async def test_the_servers_last_words_not_read_yet_make_a_ping(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection terminated while the event loop was busy (a replica's start-up steps one
+    after another): its FATAL message and end of file wait in the socket, asyncpg does not know
+    yet. The checkout sees them there and pings: a new connection, no error."""
+    pings = Pings(db, monkeypatch)
+    monkeypatch.setattr(pool_liveness, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    first = await backend_pid(db)
+
+    def terminate_meanwhile() -> None:  # the event loop does not run while this waits
+        thread = threading.Thread(target=asyncio.run, args=(terminate(first),))
+        thread.start()
+        thread.join()
+        time.sleep(0.05)  # the server's last words reach the socket
+
+    known: list[bool] = []
+    closed = pool_liveness.closed_by_server
+
+    def what_asyncpg_knows(connection: Any) -> bool:
+        known.append(closed(connection))
+        return known[-1]
+
+    monkeypatch.setattr(pool_liveness, "closed_by_server", what_asyncpg_knows)
+    terminate_meanwhile()
+    second = await backend_pid(db)
+    assert second != first
+    assert known[0] is False  # at the checkout asyncpg did not know: the socket told
+    assert pings.count == 1
