@@ -61,7 +61,7 @@ class InboxWriter:
         self._kick: asyncio.Event | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._writing = 0
-        self.pacing = IngestPacing(lambda: bool(self._queue or self._writing))
+        self.pacing = IngestPacing(lambda: bool(self._queue or self._writing), db.dialect)
 
     async def store(
         self, batch: AlertBatch, now: datetime, *, traceparent: str | None = None

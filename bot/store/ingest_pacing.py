@@ -30,20 +30,27 @@ ENGINE_BATCH_UNDER_INGEST = {"sqlite": 1, "postgresql": 20}
 ENGINE_SHARE_UNDER_INGEST = 0.25
 ENGINE_MAX_PAUSE_SECONDS = 2.0
 # The batched engine (bot.incidents.batch) processes an alert in a tenth of the per-alert path's
-# CPU, and most of a transaction's time is its dozen statements whatever its size, so under a
-# storm it takes this many rows per transaction (a few ms of its own CPU, in stretches between
-# statements that the webhooks interleave with). Not sized from the transaction's wall time: at
-# a storm's rate that is mostly the wait for the busy event loop, and batches sized from it
-# shrank to one row and starved the engine.
-ENGINE_BATCHED_UNDER_INGEST = {"sqlite": 100, "postgresql": 200}
+# CPU, and most of a transaction's time is its dozen statements and its commit whatever its
+# size, so under a storm it takes this many rows per transaction. Not sized from the
+# transaction's wall time: at a storm's rate that is mostly the wait for the busy event loop,
+# and batches sized from it shrank to one row and starved the engine. SQLite: a webhook waits
+# for the batch's write lock (about 20 ms at 200 rows); at 100 the engine under a 3,000
+# alerts/s intake took 4,200 alerts/s over 2,000 incidents, at 200 5,060 (webhook p99 in that
+# phase 31-43 -> 48-56 ms; at 3,000 alerts/s without a backlog 37 -> 39 ms, noise).
+# PostgreSQL: 400 rows took more (5,500 -> 6,380 alerts/s, a storm into 20 incidents) but,
+# with the share above at 0.85, bench/ingest.py's webhooks lost (see the share): kept at 200
+# (issue 16, docs/benchmarks.md).
+ENGINE_BATCHED_UNDER_INGEST = {"sqlite": 200, "postgresql": 200}
 # Webhooks first, but the engine is never starved: its share of the time under a storm rises
 # with the inbox lag it reports, from ENGINE_SHARE_UNDER_INGEST at no lag to this share at
-# ENGINE_LAG_TARGET_SECONDS and beyond. Behind, the engine is what delays incidents; webhooks at
-# 3,000 alerts/s need about a tenth of the core, and get this share's rest plus every wait of the
-# engine on the database (its commits, its listeners' reads). At 0.75 the engine under that
-# intake took 4,870 alerts/s (SQLite, a storm into 20 incidents), at 0.85 5,490, webhook p99
-# 41-49 -> 47-53 ms on SQLite, unchanged (16-18 ms) on PostgreSQL (issue 16, benchmarks.md).
-ENGINE_MAX_SHARE_UNDER_INGEST = 0.85
+# ENGINE_LAG_TARGET_SECONDS and beyond. SQLite: behind, the engine is what delays incidents, and
+# what the webhooks wait for is the write lock and the disk more than the loop; at 0.75 the
+# engine under a 3,000 alerts/s intake took 4,870 alerts/s (a storm into 20 incidents), at 0.85
+# 5,490, webhook p99 in that phase 41-49 -> 47-53 ms, at 3,000 alerts/s without a backlog 38 ->
+# 37 ms. PostgreSQL stays at 0.75: there the engine's batches take the loop the webhooks need,
+# and with 0.85 (and 400-row batches) bench/ingest.py's webhook p99 at 3,000 alerts/s went 18
+# -> 25 ms (issue 16, docs/benchmarks.md).
+ENGINE_MAX_SHARE_UNDER_INGEST = {"sqlite": 0.85, "postgresql": 0.75}
 ENGINE_LAG_TARGET_SECONDS = 0.5
 # Webhooks count as arriving while one is queued or being written, or while the writer has
 # committed at least this many groups or alerts in the current or the last half second (a
@@ -61,8 +68,10 @@ class IngestPacing:
     own state); :meth:`committed` is called by the writer after each group commit.
     """
 
-    def __init__(self, writing: Callable[[], bool]) -> None:
+    def __init__(self, writing: Callable[[], bool], dialect: str = "sqlite") -> None:
+        """``dialect``: the database's (``sqlite`` or ``postgresql``), for the engine's share."""
         self._writing = writing
+        self._max_share = ENGINE_MAX_SHARE_UNDER_INGEST.get(dialect, 0.75)
         self._window_start = 0.0
         self._commits = 0
         self._commits_before = 0
@@ -79,9 +88,7 @@ class IngestPacing:
     def engine_share(self) -> float:
         """The engine's share of the time while webhooks arrive (rises with its lag)."""
         behind = min(1.0, self._engine_lag / ENGINE_LAG_TARGET_SECONDS)
-        return ENGINE_SHARE_UNDER_INGEST + behind * (
-            ENGINE_MAX_SHARE_UNDER_INGEST - ENGINE_SHARE_UNDER_INGEST
-        )
+        return ENGINE_SHARE_UNDER_INGEST + behind * (self._max_share - ENGINE_SHARE_UNDER_INGEST)
 
     def engine_rows(self, dialect: str) -> int | None:
         """Rows one batched engine transaction takes now (None: no storm, its own size)."""

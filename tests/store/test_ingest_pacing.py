@@ -76,11 +76,14 @@ def test_the_engines_share_rises_with_its_lag_so_it_is_never_starved() -> None:
     pacing = IngestPacing(lambda: True)
     assert pacing.engine_share == ENGINE_SHARE_UNDER_INGEST
     pacing.engine_lag(ENGINE_LAG_TARGET_SECONDS / 2)
-    assert ENGINE_SHARE_UNDER_INGEST < pacing.engine_share < ENGINE_MAX_SHARE_UNDER_INGEST
+    assert ENGINE_SHARE_UNDER_INGEST < pacing.engine_share < ENGINE_MAX_SHARE_UNDER_INGEST["sqlite"]
     pacing.engine_lag(ENGINE_LAG_TARGET_SECONDS * 10)
-    assert pacing.engine_share == ENGINE_MAX_SHARE_UNDER_INGEST
+    assert pacing.engine_share == ENGINE_MAX_SHARE_UNDER_INGEST["sqlite"]
     pacing.engine_lag(0.0)
     assert pacing.engine_share == ENGINE_SHARE_UNDER_INGEST
+    postgres = IngestPacing(lambda: True, "postgresql")  # its own ceiling
+    postgres.engine_lag(ENGINE_LAG_TARGET_SECONDS * 10)
+    assert postgres.engine_share == ENGINE_MAX_SHARE_UNDER_INGEST["postgresql"]
 
 
 async def test_the_rest_follows_the_work_the_engine_reports() -> None:
@@ -91,7 +94,7 @@ async def test_the_rest_follows_the_work_the_engine_reports() -> None:
     started = time.monotonic()
     await pacing.pace_engine(0.03)
     rested = time.monotonic() - started
-    share = ENGINE_MAX_SHARE_UNDER_INGEST
+    share = ENGINE_MAX_SHARE_UNDER_INGEST["sqlite"]
     assert rested >= 0.03 * (1 - share) / share * 0.9
     started = time.monotonic()
     await pacing.pace_engine(0.0)
