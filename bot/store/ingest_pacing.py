@@ -38,8 +38,8 @@ ENGINE_MAX_PAUSE_SECONDS = 2.0
 # alerts/s intake took 4,200 alerts/s over 2,000 incidents, at 200 5,060 (webhook p99 in that
 # phase 31-43 -> 48-56 ms; at 3,000 alerts/s without a backlog 37 -> 39 ms, noise).
 # PostgreSQL: 400 rows took more (5,500 -> 6,380 alerts/s, a storm into 20 incidents) but,
-# with the share above at 0.85, bench/ingest.py's webhooks lost (see the share): kept at 200
-# (issue 16, docs/benchmarks.md).
+# with its share at 0.85 too, bench/ingest.py's webhooks lost (see the share below): kept at
+# 200 (issue 16, docs/benchmarks.md).
 ENGINE_BATCHED_UNDER_INGEST = {"sqlite": 200, "postgresql": 200}
 # Webhooks first, but the engine is never starved: its share of the time under a storm rises
 # with the inbox lag it reports, from ENGINE_SHARE_UNDER_INGEST at no lag to this share at

@@ -3,11 +3,12 @@ was in use a moment ago, with SQLAlchemy's ping once it sat idle.
 
 SQLAlchemy's ``pool_pre_ping`` pings every connection it hands out, and on asyncpg a ping outside
 a transaction is three round trips (BEGIN, an empty query, ROLLBACK: SQLAlchemy wraps it in a
-transaction for pgbouncer's transaction mode). Every transaction paid them on top of its own, a
-lone alert's path to its mitigation twice (the webhook's and the engine's; issue 16). What the
-ping finds is nearly always a connection the server closed: a restart, ``pg_terminate_backend``,
-an idle timeout. The server then says so on the socket (a FATAL message, then end of file), and
-asyncpg marks the connection closed the moment the event loop reads that, with no round trip
+transaction for pgbouncer's transaction mode). Every pooled transaction paid them on top of its
+own: each engine batch (a lone alert's too), each executor step, each worker's poll (issue 16;
+the webhooks' writer keeps a connection of its own). What the ping finds is nearly always a
+connection the server closed: a restart, ``pg_terminate_backend``, an idle timeout. The server
+then says so on the socket (a FATAL message, then end of file), and asyncpg marks the
+connection closed the moment the event loop reads that, with no round trip
 (``Connection.is_closed``). So a checkout here:
 
 * replaces a connection asyncpg knows is closed (only that one: after a restart each of the
