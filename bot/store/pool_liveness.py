@@ -94,7 +94,6 @@ def watch_liveness(engine: AsyncEngine) -> None:
             if dialect.is_disconnect(err, dbapi_connection, None):
                 raise InvalidatePoolError(f"ping failed: {err}") from err
             raise
-        record.info[_LAST_USED] = time.monotonic()
 
     event.listen(pool, "connect", used)
     event.listen(pool, "checkin", used)

@@ -18,7 +18,7 @@ from bot.runbooks.loader import load_catalog
 from bot.store import inbox
 from bot.store.database import Database
 from bot.store.incident_batch import _ALERTS_OF_JSON, alerts_of, lock_incidents
-from tests.conftest import Clock, DatabaseUnderTest
+from tests.conftest import Clock
 
 RUNBOOKS = Path(__file__).resolve().parents[1] / "api" / "runbooks"
 # Fingerprints are the sender's text: JSON's and SQL's special characters travel as data.
@@ -35,37 +35,30 @@ def firing(fingerprint: str, alertname: str, clock: Clock, minutes: int = 0) -> 
     )
 
 
-async def test_the_asked_pairs_and_nothing_else(
-    test_database: DatabaseUnderTest, clock: Clock
-) -> None:
-    db = test_database.make()
-    await db.migrate()
-    try:
-        load = load_catalog([RUNBOOKS])
-        assert load.catalog is not None
-        engine = IncidentEngine(db, LiveCatalog(load.catalog), Metrics(), clock=clock)
-        # Three triage incidents; "shared" is a fingerprint both A and B hold.
-        sent = [firing(fp, "A", clock) for fp in [*ODD, "shared"]]
-        sent += [firing(fp, "B", clock, minutes=1) for fp in ("shared", "b1")]
-        sent += [firing("c1", "C", clock)]
-        async with db.transaction() as session:
-            await inbox.store_batch(
-                session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=sent), clock()
-            )
-        assert await engine.process_pending() == len(sent)
+async def test_the_asked_pairs_and_nothing_else(db: Database, clock: Clock) -> None:
+    load = load_catalog([RUNBOOKS])
+    assert load.catalog is not None
+    engine = IncidentEngine(db, LiveCatalog(load.catalog), Metrics(), clock=clock)
+    # Three triage incidents; "shared" is a fingerprint both A and B hold.
+    sent = [firing(fp, "A", clock) for fp in [*ODD, "shared"]]
+    sent += [firing(fp, "B", clock, minutes=1) for fp in ("shared", "b1")]
+    sent += [firing("c1", "C", clock)]
+    async with db.transaction() as session:
+        await inbox.store_batch(
+            session, AlertBatch(source=AlertSource.ALERTMANAGER, alerts=sent), clock()
+        )
+    assert await engine.process_pending() == len(sent)
 
-        async with db.transaction() as session:
-            rows = await session.execute(text("SELECT key FROM incidents"))
-            keys = {key.split("|")[0].removeprefix("triage:"): key for (key,) in rows}
-            incidents = await lock_incidents(session, keys.values(), [])
-            wanted = {(keys["A"], fp) for fp in [*ODD, "shared", "b1", "missing"]}
-            wanted |= {(keys["B"], "shared"), (keys["C"], "shared")}
-            found = await alerts_of(session, incidents, wanted)
-        got = sorted((alert.incident.key, alert.fingerprint) for alert in found)
-        # A's own alerts and B's "shared": not A's "b1" (B's), nor anything of C's.
-        assert got == sorted({(keys["A"], fp) for fp in [*ODD, "shared"]} | {(keys["B"], "shared")})
-    finally:
-        await db.close()
+    async with db.transaction() as session:
+        rows = await session.execute(text("SELECT key FROM incidents"))
+        keys = {key.split("|")[0].removeprefix("triage:"): key for (key,) in rows}
+        incidents = await lock_incidents(session, keys.values(), [])
+        wanted = {(keys["A"], fp) for fp in [*ODD, "shared", "b1", "missing"]}
+        wanted |= {(keys["B"], "shared"), (keys["C"], "shared")}
+        found = await alerts_of(session, incidents, wanted)
+    got = sorted((alert.incident.key, alert.fingerprint) for alert in found)
+    # A's own alerts and B's "shared": not A's "b1" (B's), nor anything of C's.
+    assert got == sorted({(keys["A"], fp) for fp in [*ODD, "shared"]} | {(keys["B"], "shared")})
 
 
 async def test_sqlite_probes_the_unique_index_once_per_pair(tmp_path: Path) -> None:

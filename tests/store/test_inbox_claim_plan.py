@@ -13,9 +13,10 @@ from sqlalchemy import func, select, text, update
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.store import inbox
+from bot.store.database import Database
 from bot.store.incident_batch import _CLAIM, _CLAIM_SKIP_LOCKED, claim
 from bot.store.tables import InboxAlert
-from tests.conftest import Clock, DatabaseUnderTest
+from tests.conftest import Clock
 
 ROWS, WAITING = 3_000, 40
 
@@ -50,9 +51,13 @@ async def backlog(db: Any, clock: Clock, per_batch: int = 1_000) -> int:
     return last_processed
 
 
+def literal_sql(conn: Any, query: Any) -> str:
+    return str(query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
+
+
 async def plan_of(db: Any, query: Any) -> str:
     async with db.engine.connect() as conn:
-        sql = str(query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
+        sql = literal_sql(conn, query)
         explain = "EXPLAIN QUERY PLAN " if db.is_sqlite else "EXPLAIN "
         return "\n".join(" ".join(map(str, row)) for row in await conn.execute(text(explain + sql)))
 
@@ -68,58 +73,46 @@ def through_the_unprocessed(db: Any, plan: str) -> None:
         assert "ix_inbox_alerts_unprocessed" in plan, plan
 
 
-async def test_the_claim_reads_through_the_unprocessed_index(
-    test_database: DatabaseUnderTest, clock: Clock
-) -> None:
-    db = test_database.make()
-    await db.migrate()
-    try:
-        last_processed = await backlog(db, clock)
-        query: Any = _CLAIM if db.is_sqlite else _CLAIM_SKIP_LOCKED
-        through_the_unprocessed(db, await plan_of(db, query.params(limit=10)))
-        async with db.transaction() as session:
-            claimed = await claim(session, 10)
-        assert [row.id for row in claimed] == list(range(last_processed + 1, last_processed + 11))
-    finally:
-        await db.close()
+async def test_the_claim_reads_through_the_unprocessed_index(db: Database, clock: Clock) -> None:
+    last_processed = await backlog(db, clock)
+    query: Any = _CLAIM if db.is_sqlite else _CLAIM_SKIP_LOCKED
+    through_the_unprocessed(db, await plan_of(db, query.params(limit=10)))
+    async with db.transaction() as session:
+        claimed = await claim(session, 10)
+    assert [row.id for row in claimed] == list(range(last_processed + 1, last_processed + 11))
 
 
 async def test_the_inbox_lag_reads_one_row_through_the_unprocessed_index(
-    test_database: DatabaseUnderTest, clock: Clock
+    db: Database, clock: Clock
 ) -> None:
     """What ``/metrics`` reads for ``ballast_inbox_lag_seconds`` at every scrape: the arrival of
     the next row the engine claims, not a minimum over every unprocessed row."""
-    db = test_database.make()
-    await db.migrate()
-    try:
-        last_processed = await backlog(db, clock, per_batch=20)  # arrivals a minute apart
-        through_the_unprocessed(db, await plan_of(db, inbox.OLDEST_UNPROCESSED))
-        async with db.sessions() as session:
-            oldest = await inbox.oldest_unprocessed(session)
-            first = await session.get(InboxAlert, last_processed + 1)
-        assert first is not None
-        assert oldest == first.received_at
-        # Its cost does not grow with the backlog; a minimum over the unprocessed rows' does.
-        every = select(func.min(InboxAlert.received_at)).where(InboxAlert.processed_at.is_(None))
-        before = (await cost(db, inbox.OLDEST_UNPROCESSED), await cost(db, every))
-        async with db.transaction() as session:
-            await session.execute(
-                update(InboxAlert)
-                .where(InboxAlert.id > last_processed - 10 * WAITING)
-                .values(processed_at=None, outcome=None)
-            )
-        after = (await cost(db, inbox.OLDEST_UNPROCESSED), await cost(db, every))
-        assert after[0] == before[0], (before, after)
-        assert after[1] > before[1], (before, after)
-    finally:
-        await db.close()
+    last_processed = await backlog(db, clock, per_batch=20)  # arrivals a minute apart
+    through_the_unprocessed(db, await plan_of(db, inbox.OLDEST_UNPROCESSED))
+    async with db.sessions() as session:
+        oldest = await inbox.oldest_unprocessed(session)
+        first = await session.get(InboxAlert, last_processed + 1)
+    assert first is not None
+    assert oldest == first.received_at
+    # Its cost does not grow with the backlog; a minimum over the unprocessed rows' does.
+    every = select(func.min(InboxAlert.received_at)).where(InboxAlert.processed_at.is_(None))
+    before = (await cost(db, inbox.OLDEST_UNPROCESSED), await cost(db, every))
+    async with db.transaction() as session:
+        await session.execute(
+            update(InboxAlert)
+            .where(InboxAlert.id > last_processed - 10 * WAITING)
+            .values(processed_at=None, outcome=None)
+        )
+    after = (await cost(db, inbox.OLDEST_UNPROCESSED), await cost(db, every))
+    assert after[0] == before[0], (before, after)
+    assert after[1] > before[1], (before, after)
 
 
 async def cost(db: Any, query: Any) -> int:
     """What the query reads: PostgreSQL's rows read from ``inbox_alerts`` (EXPLAIN ANALYZE),
     SQLite's virtual machine steps (sqlite3's progress handler called at every step)."""
     async with db.engine.connect() as conn:
-        sql = str(query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
+        sql = literal_sql(conn, query)
         if not db.is_sqlite:
             rows = await conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql))
             nodes, read = [rows.scalar_one()[0]["Plan"]], 0
