@@ -471,7 +471,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services.syncer is not None:  # first: a server with no catalog stops here
             await _first_sync(services.syncer, services.catalog)
-        await services.db.migrate()
+        await services.db.migrate_at_start()  # again while PostgreSQL is away
         services.db.start_housekeeping()
         freeze_startup_heap()  # process-wide GC policy: see bot/runtime/gc_tuning.py
         recovered = await _first_recovery(services)  # before ready: what is already expired

@@ -39,10 +39,18 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util import await_only
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from bot.runtime.worker import WorkerLoop
 from bot.store import sqlite_driver
 from bot.store.pool_liveness import watch_liveness
+from bot.store.transient import Transience, classify, reason
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +62,9 @@ DATABASE_KEY = "ballast.database"
 # Connection.info key: this DBAPI connection holds the write gate.
 _GATE_HELD = "ballast.write_gate_held"
 BUSY_TIMEOUT_SECONDS = 30.0
+# How long a starting server keeps trying to migrate while PostgreSQL is away; then it exits
+# (and its supervisor starts it again). Well inside a readiness probe's patience.
+STARTUP_PATIENCE_SECONDS = 30.0
 # A checkpoint that has to wait longer than this for readers gives up and tries next time.
 CHECKPOINT_BUSY_MS = 100
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLAC")
@@ -278,6 +289,43 @@ class Database:
             await conn.run_sync(_upgrade)
             after = await conn.run_sync(_current_revision)
         return before, after
+
+    async def migrate_at_start(
+        self, patience: float = STARTUP_PATIENCE_SECONDS
+    ) -> tuple[str | None, str | None]:
+        """:meth:`migrate`, made again while PostgreSQL is away (a connection the server
+        terminated, a failover, too many connections) for up to ``patience`` seconds, with a
+        warning each time: a replica restarting while the database drops connections must
+        still start (seen under chaos in CI: a restart's migration, its transaction idle while
+        Alembic loaded the scripts, was the connection terminated and the replica exited).
+
+        Safe to repeat: the whole upgrade is one PostgreSQL transaction (DDL included) under a
+        transaction-scoped lock, so a failed attempt left nothing behind. SQLite is not retried:
+        its only such trouble is the file's lock held past the 30 s busy timeout by another
+        process, and every other error sqlite3 raises as OperationalError (a statement error
+        in a migration too) would be retried for nothing."""
+
+        def away(err: BaseException) -> bool:
+            return not self.is_sqlite and classify(err) is Transience.UNAVAILABLE
+
+        def warn(state: RetryCallState) -> None:
+            err = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "migrating the database at start failed (%s: %s); trying again in %.1f s",
+                reason(err) if err is not None else "?",
+                err,
+                state.upcoming_sleep,
+            )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(away),
+            stop=stop_after_delay(patience),
+            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            before_sleep=warn,
+            reraise=True,
+        )
+        result: tuple[str | None, str | None] = await retrying(self.migrate)
+        return result
 
     async def current_revision(self) -> str | None:
         """The schema's Alembic revision (None: an empty database); changes nothing."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -34,6 +35,21 @@ def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) ->
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
+def last_errors(log: str) -> str:
+    """The end of each error's traceback in a JSON log, first in a failure message: what a
+    truncated CI print of a failed start must still show (the traceback's last lines)."""
+    found = []
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
+            tail = str(entry.get("exc", "")).strip().splitlines()[-2:]
+            found.append(" | ".join([str(entry.get("msg", "")), *tail]))
+    return "\n  ".join(found) or "(no error logged)"
+
+
 class BallastServer:
     """``ballast serve`` as a child process, as a user would run it."""
 
@@ -55,6 +71,7 @@ class BallastServer:
         machine has taken over 20 s to start a server."""
         started = time.monotonic()
         log = self.log_path.open("ab")
+        since = log.tell()  # this start's lines (the log keeps every start's)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--port", str(self.port)],
             cwd=self.workdir,
@@ -67,8 +84,10 @@ class BallastServer:
         def ready() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
+                lines = self.logs()[since:]
                 raise AssertionError(
-                    f"ballast serve exited with {self.process.returncode}:\n{self.logs()}"
+                    f"ballast serve exited with {self.process.returncode}; "
+                    f"why: {last_errors(lines)}\nthis start's log:\n{lines}"
                 )
             return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
 
