@@ -296,8 +296,8 @@ class Database:
         """:meth:`migrate`, made again while PostgreSQL is away (a connection the server
         terminated, a failover, too many connections) for up to ``patience`` seconds, with a
         warning each time: a replica restarting while the database drops connections must
-        still start (seen under chaos in CI: a restart's migration, its transaction idle while
-        Alembic loaded the scripts, was the connection terminated and the replica exited).
+        still start (under chaos in CI a restarting replica exited in its start-up; a
+        migration's transaction, idle while Alembic works, is the first a terminator picks).
 
         Safe to repeat: the whole upgrade is one PostgreSQL transaction (DDL included) under a
         transaction-scoped lock, so a failed attempt left nothing behind. SQLite is not retried:
