@@ -44,7 +44,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from bot.runtime.worker import WorkerLoop
@@ -320,7 +320,7 @@ class Database:
         retrying = AsyncRetrying(
             retry=retry_if_exception(away),
             stop=stop_after_delay(patience),
-            wait=wait_exponential_jitter(initial=0.2, max=5.0),
+            wait=wait_random_exponential(multiplier=0.2, max=5.0),
             before_sleep=warn,
             reraise=True,
         )
