@@ -49,6 +49,7 @@ from bot.intake.alert import AlertFacts, AlertStatus, template_context
 from bot.metrics import Metrics
 from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.templates import render_template
+from bot.runtime.cpu_meter import CpuMeter
 from bot.runtime.turns import let_waiting_requests_in
 from bot.runtime.worker import WorkerLoop
 from bot.store import inbox, incident_batch
@@ -212,14 +213,18 @@ class IncidentEngine:
             limit = min(self._batch_size, self._sized)
         else:
             limit = self._batch_size
-        started, cpu, started_ns = time.monotonic(), time.thread_time(), time.time_ns()
+        started, started_ns = time.monotonic(), time.time_ns()
+        # The batch's own CPU: the webhooks the loop serves while it waits are not its work.
+        cpu = CpuMeter()
         # What the opening listeners did in each attempt: only the last one committed.
         attempts: list[list[AfterCommit]] = []
         try:
-            done, more = await in_transaction(
-                self._db,
-                lambda session: self._set_based_in(session, limit, attempts),
-                what="batch",
+            done, more = await cpu.run(
+                in_transaction(
+                    self._db,
+                    lambda session: self._set_based_in(session, limit, attempts),
+                    what="batch",
+                )
             )
         except BaseException:
             _tell(attempts, committed=False)
@@ -242,10 +247,11 @@ class IncidentEngine:
             self._sized = max(self._min_rows, limit // 2, min(wanted, 2 * limit, self._batch_size))
             if budget == 0:
                 self._sized = 1
-        await self._committed(done, started_ns)
-        # What the webhooks waited for: the loop's CPU (this thread's, webhooks interleaved
-        # during the awaits included: an overestimate), or SQLite's write lock if longer.
-        self._worked = time.thread_time() - cpu
+        await cpu.run(self._committed(done, started_ns))
+        # What the webhooks waited for: the batch's CPU on the loop, or SQLite's write lock if
+        # longer. (The thread's CPU around it also counted the webhooks served during the
+        # batch's waits, most of a PostgreSQL batch's time: the engine rested for them too.)
+        self._worked = cpu.seconds
         if done.locked_at is not None:
             self._worked = max(self._worked, committed - done.locked_at)
         return processed, more
