@@ -100,8 +100,9 @@ class IngestPacing:
         """Called as the engine starts a batch: under webhook load, rest in proportion to the
         time it worked since its last batch started, so it keeps to its share of the loop.
 
-        ``worked``: what the batched engine measured of its own last batch (the event loop's
-        CPU, or on SQLite the time it held the write lock if longer); by default the wall time
+        ``worked``: what the batched engine measured of its own last batch (its own CPU on
+        the loop, :mod:`bot.runtime.cpu_meter`, not the webhooks' served in its waits, or on
+        SQLite the time it held the write lock if longer); by default the wall time
         since the last batch started, which also counts the waits for the database that leave
         the loop to the webhooks (on PostgreSQL most of a batch's time). Nothing is timed
         before the first batch, so it does not rest. ``stop`` (the worker stopping) ends a rest:

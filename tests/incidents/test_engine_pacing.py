@@ -86,7 +86,8 @@ async def test_a_batch_is_charged_its_own_cpu_not_the_webhooks_served_in_its_wai
         done.set()
         await loader
     # Three batches; the second and third are told what the one before cost.
-    assert len(pacing.reported) == 3 and pacing.reported[0] is None
+    assert len(pacing.reported) == 3
+    assert pacing.reported[0] is None
     charged = [worked for worked in pacing.reported[1:] if worked is not None]
     assert len(charged) == 2
     # Each batch waited on several round trips, each a turn for the "webhooks" (10 ms of CPU
