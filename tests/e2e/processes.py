@@ -36,13 +36,15 @@ def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) ->
 
 
 def last_errors(log: str) -> str:
-    """The end of each error's traceback in a JSON log, first in a failure message: what a
-    truncated CI print of a failed start must still show (the traceback's last lines)."""
+    """Each error of a server's log (in the JSON format, with the end of its traceback), first
+    in a failure message: what a truncated CI print of a failed start must still show."""
     found = []
     for line in log.splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
+            if " ERROR " in line:  # the plain log format
+                found.append(line.strip())
             continue
         if isinstance(entry, dict) and entry.get("level") in ("error", "critical"):
             tail = str(entry.get("exc", "")).strip().splitlines()[-2:]
@@ -84,7 +86,7 @@ class BallastServer:
         def ready() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
-                lines = self.logs()[since:]
+                lines = self.log_path.read_bytes()[since:].decode(errors="replace")
                 raise AssertionError(
                     f"ballast serve exited with {self.process.returncode}; "
                     f"why: {last_errors(lines)}\nthis start's log:\n{lines}"
