@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Generator
 
 import pytest
 
@@ -79,3 +80,24 @@ async def test_errors_and_cancellation_pass_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cleaned.is_set()  # the cancellation reached the work itself
+
+
+def test_closing_the_metered_awaitable_closes_the_work() -> None:
+    """A coroutine dropped unfinished (its task garbage-collected, the loop closed) is closed:
+    the work's own clean-up runs, as it would without the meter."""
+    cleaned: list[str] = []
+
+    class Suspend:
+        def __await__(self) -> Generator[None, None, None]:
+            yield  # suspended until sent something: driven by hand below, no event loop
+
+    async def work() -> None:
+        try:
+            await Suspend()
+        finally:
+            cleaned.append("work")
+
+    metered = CpuMeter().run(work())
+    metered.send(None)  # to the work's first suspension
+    metered.close()
+    assert cleaned == ["work"]
