@@ -44,7 +44,7 @@ from tenacity import (
     RetryCallState,
     retry_if_exception,
     stop_after_delay,
-    wait_random_exponential,
+    wait_exponential_jitter,
 )
 
 from bot.runtime.worker import WorkerLoop
@@ -305,8 +305,11 @@ class Database:
         process, and every other error sqlite3 raises as OperationalError (a statement error
         in a migration too) would be retried for nothing."""
 
+        if self.is_sqlite:
+            return await self.migrate()
+
         def away(err: BaseException) -> bool:
-            return not self.is_sqlite and classify(err) is Transience.UNAVAILABLE
+            return classify(err) is Transience.UNAVAILABLE
 
         def warn(state: RetryCallState) -> None:
             err = state.outcome.exception() if state.outcome else None
@@ -320,7 +323,7 @@ class Database:
         retrying = AsyncRetrying(
             retry=retry_if_exception(away),
             stop=stop_after_delay(patience),
-            wait=wait_random_exponential(multiplier=0.2, max=5.0),
+            wait=wait_exponential_jitter(multiplier=0.2, max=5.0),
             before_sleep=warn,
             reraise=True,
         )

@@ -20,6 +20,7 @@ from bot.store import inbox
 from bot.store.database import Database
 from bot.store.ingest_pacing import IngestPacing
 from tests.conftest import Clock
+from tests.runtime.test_cpu_meter import burn
 
 RUNBOOKS = Path(__file__).resolve().parents[1] / "api" / "runbooks"
 OTHERS_STEP_SECONDS = 0.01  # the "webhooks": CPU spent at every turn of the loop they get
@@ -36,12 +37,6 @@ class RecordingPacing(IngestPacing):
         self, worked: float | None = None, *, stop: asyncio.Event | None = None
     ) -> None:
         self.reported.append(worked)
-
-
-def burn(seconds: float) -> None:
-    until = time.thread_time() + seconds
-    while time.thread_time() < until:
-        pass
 
 
 @pytest.mark.parametrize("database_kind", ["postgres"])
