@@ -97,6 +97,10 @@ _SPAN_KINDS = (
 # Span links per batch span at most (the SDK's default limit): one per webhook it processed.
 MAX_LINKS = 128
 PER_ALERT_BATCH_SIZE = 200
+# Batched transactions in flight at once on PostgreSQL (see ``_in_lanes``). A batch is Ballast's
+# CPU and the server's, one after the other; with a second one in flight each overlaps the
+# other's. SQLite has one write lock and takes one at a time.
+POSTGRES_LANES = 2
 
 
 class IncidentEngine:
@@ -115,6 +119,7 @@ class IncidentEngine:
         sqlite_transaction_budget: float = SQLITE_TRANSACTION_BUDGET,
         pacing: IngestPacing | None = None,
         batched: bool = True,
+        lanes: int | None = None,
     ) -> None:
         """``pacing``: the inbox writer's, so that the engine yields to a webhook storm.
 
@@ -122,6 +127,8 @@ class IncidentEngine:
         per-alert path, which the differential test compares it with. ``batch_size``: rows per
         transaction at most (default 500 batched, 200 per alert). ``opening``: hear the
         incidents a batch opens inside its transaction (batched only; see ``OpeningListener``).
+        ``lanes``: batched transactions in flight at once on PostgreSQL (default
+        ``POSTGRES_LANES``); SQLite and the per-alert path take one at a time.
         """
         self._db = db
         self._catalog = catalog
@@ -134,9 +141,10 @@ class IncidentEngine:
         self._batch_size = batch_size or (BATCH_SIZE if batched else PER_ALERT_BATCH_SIZE)
         self._sqlite_budget = sqlite_transaction_budget
         self._pacing = pacing
+        # What the batches finished since the engine last paced cost (None before any).
+        self._worked: float | None = None
         # Rows per batched transaction while it has a time budget (SQLite, a storm): adapted
         # to the time the last full transaction took.
-        self._worked: float | None = None
         self._min_rows = min(self._batch_size, MIN_SQLITE_ROWS)
         self._sized = max(
             self._min_rows,
@@ -146,6 +154,8 @@ class IncidentEngine:
             self._sized = 1  # no budget at all: a row per transaction (tests of the budget)
         # One pass at a time in this process: SQLite has no row locks to keep two apart.
         self._pass = asyncio.Lock()
+        on_postgres = db.dialect == "postgresql" and batched
+        self._lanes = max(1, lanes or POSTGRES_LANES) if on_postgres else 1
         self._loop = WorkerLoop(
             self._run_pass,
             poll_interval=poll_interval,
@@ -175,13 +185,70 @@ class IncidentEngine:
 
     async def process_pending(self) -> int:
         """Process stored alerts until none are left; returns how many were processed."""
-        total = 0
         async with self._pass:
+            if self._lanes > 1:
+                return await self._in_lanes()
+            total = 0
             while True:
                 done, more = await self._process_batch()
                 total += done
                 if not more or self._loop.stopping:
                     return total
+
+    async def _in_lanes(self) -> int:
+        """PostgreSQL: up to ``lanes`` batches in flight, each in its own transaction, while
+        no storm of webhooks is arriving (then one: ``_lanes_now``).
+
+        A lone batch spends Ballast's CPU and the server's one after the other; while one waits
+        for the server, the next claims, routes and reads. The next batch starts once the last
+        one's claim returned with more rows behind it, so claims (and the pacing's rests) come
+        one after another, each taking the rows after the last one's, and a pass that finds
+        one batch of work makes one transaction. Batches in flight are what several replicas
+        are, within one process (``FOR UPDATE SKIP LOCKED`` claims, incident rows locked in
+        key order, a lost race to open an incident redone whole). A failure starts no further
+        batch; the ones in flight finish (never cancelled mid-transaction) and the first
+        failure is raised.
+        """
+        running: set[asyncio.Task[tuple[int, bool]]] = set()
+        total = 0
+        failure: BaseException | None = None
+        more = True
+        try:
+            while True:
+                for task in [task for task in running if task.done()]:
+                    running.discard(task)
+                    if (error := task.exception()) is not None:
+                        failure = failure or error
+                        continue
+                    done, later = task.result()
+                    total += done
+                    # It saw more behind its rows: the one more row its claim took to know (or,
+                    # retried, claimed again) was locked until its commit, so a claim made in
+                    # between skipped it and may have found "no more". Look once more.
+                    more = more or later
+                starting = more and failure is None and not self._loop.stopping
+                if starting and len(running) < self._lanes_now():
+                    claim = _Claim()
+                    running.add(asyncio.create_task(self._process_set_based(claim)))
+                    await claim.returned.wait()
+                    more = claim.more
+                    continue
+                if not running:
+                    break
+                await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            raise
+        if failure is not None:
+            raise failure
+        return total
+
+    def _lanes_now(self) -> int:
+        """One batch at a time while webhooks are arriving (the pacing keeps them first: a
+        second batch in flight took more of the loop from them), else all lanes."""
+        return 1 if self._pacing is not None and self._pacing.busy else self._lanes
 
     async def _process_batch(self) -> tuple[int, bool]:
         """One transaction; returns how many rows it processed and whether more may wait."""
@@ -198,14 +265,23 @@ class IncidentEngine:
         processed = len(done.processed)
         return processed, processed < claimed or claimed == self._batch_size
 
-    async def _process_set_based(self) -> tuple[int, bool]:
+    async def _process_set_based(self, claim: _Claim | None = None) -> tuple[int, bool]:
         """One batched transaction (:mod:`bot.incidents.batch`): during a storm of the pacing's
         size, else on SQLite sized to its time budget (a webhook that comes waits for its write
-        lock), else of the full batch size."""
+        lock), else of the full batch size. ``claim`` hears when its claim returned."""
+        claim = claim or _Claim()
+        try:
+            return await self._set_based_batch(claim)
+        finally:
+            claim.returned.set()  # also when it failed before its claim
+
+    async def _set_based_batch(self, claim: _Claim) -> tuple[int, bool]:
         if self._pacing is not None:
-            # Outside the transaction and its timing.
-            await self._pacing.pace_engine(self._worked, stop=self._loop.stopped)
-        storm = self._pacing.engine_rows(self._db.dialect) if self._pacing is not None else None
+            # Outside the transaction and its timing, for what the batches finished since the
+            # engine last paced cost (with lanes, more than one).
+            worked, self._worked = self._worked, None if self._worked is None else 0.0
+            await self._pacing.pace_engine(worked, stop=self._loop.stopped)
+        storm = self._pacing.engine_rows() if self._pacing is not None else None
         budget = self._sqlite_budget if self._db.is_sqlite and storm is None else None
         if storm is not None:
             limit = min(self._batch_size, storm)
@@ -222,7 +298,7 @@ class IncidentEngine:
             done, more = await cpu.run(
                 in_transaction(
                     self._db,
-                    lambda session: self._set_based_in(session, limit, attempts),
+                    lambda session: self._set_based_in(session, limit, attempts, claim),
                     what="batch",
                 )
             )
@@ -251,17 +327,19 @@ class IncidentEngine:
         # What the webhooks waited for: the batch's CPU on the loop, or SQLite's write lock if
         # longer. (The thread's CPU around it also counted the webhooks served during the
         # batch's waits, most of a PostgreSQL batch's time: the engine rested for them too.)
-        self._worked = cpu.seconds
+        cost = cpu.seconds
         if done.locked_at is not None:
-            self._worked = max(self._worked, committed - done.locked_at)
+            cost = max(cost, committed - done.locked_at)
+        self._worked = (self._worked or 0.0) + cost
         return processed, more
 
     async def _set_based_in(
-        self, session: AsyncSession, limit: int, attempts: list[list[AfterCommit]]
+        self, session: AsyncSession, limit: int, attempts: list[list[AfterCommit]], claim: _Claim
     ) -> tuple[_Pass, bool]:
         """The batch's work in ``session``: what it did, and whether more rows wait (it claims
         one row more than it processes to know, so that no transaction is spent on none).
-        ``attempts`` gets what the opening listeners did in this attempt."""
+        ``attempts`` gets what the opening listeners did in this attempt; ``claim`` hears
+        what its claim found (the next lane may start)."""
         locked_at = None
         if self._db.is_sqlite:
             # SQLite's write lock before the claim: from here every statement of the batch
@@ -271,6 +349,7 @@ class IncidentEngine:
             locked_at = time.monotonic()
         rows = await incident_batch.claim(session, limit + 1)
         more = len(rows) > limit
+        claim.found(more)
         rows = rows[:limit]
         if self._pacing is not None and rows:
             oldest = min(row.received_at for row in rows)
@@ -523,6 +602,19 @@ class IncidentEngine:
                 await listener.incidents_changed(batch)
             except Exception:
                 log.exception("listener %r failed on %d incident change(s)", listener, len(batch))
+
+
+class _Claim:
+    """When a batch's claim returned, and whether it left more rows behind (see
+    ``IncidentEngine._in_lanes``). A retried attempt of the transaction tells again."""
+
+    def __init__(self) -> None:
+        self.returned = asyncio.Event()
+        self.more = False
+
+    def found(self, more: bool) -> None:
+        self.more = more
+        self.returned.set()
 
 
 def _tell(attempts: list[list[AfterCommit]], *, committed: bool) -> None:

@@ -73,7 +73,7 @@ async def claim(
     dialect = session.get_bind().dialect.name
     if pacing is not None:
         await pacing.pace_engine()
-        limit = pacing.engine_batch(dialect, limit)
+        limit = pacing.engine_batch(limit)
     query = (
         select(InboxAlert)
         .where(InboxAlert.processed_at.is_(None))

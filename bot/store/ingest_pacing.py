@@ -68,10 +68,16 @@ class IngestPacing:
     own state); :meth:`committed` is called by the writer after each group commit.
     """
 
-    def __init__(self, writing: Callable[[], bool], dialect: str = "sqlite") -> None:
-        """``dialect``: the database's (``sqlite`` or ``postgresql``), for the engine's share."""
+    def __init__(self, writing: Callable[[], bool], dialect: str) -> None:
+        """``dialect``: the database's (``sqlite`` or ``postgresql``): the engine's batch sizes
+        and its share under a storm are chosen per database (see the constants above)."""
+        if dialect not in ENGINE_MAX_SHARE_UNDER_INGEST:
+            known = ", ".join(sorted(ENGINE_MAX_SHARE_UNDER_INGEST))
+            raise ValueError(f"no ingest pacing for database {dialect!r} (known: {known})")
         self._writing = writing
-        self._max_share = ENGINE_MAX_SHARE_UNDER_INGEST.get(dialect, 0.75)
+        self._max_share = ENGINE_MAX_SHARE_UNDER_INGEST[dialect]
+        self._batch_under_ingest = ENGINE_BATCH_UNDER_INGEST[dialect]
+        self._batched_under_ingest = ENGINE_BATCHED_UNDER_INGEST[dialect]
         self._window_start = 0.0
         self._commits = 0
         self._commits_before = 0
@@ -90,9 +96,9 @@ class IngestPacing:
         behind = min(1.0, self._engine_lag / ENGINE_LAG_TARGET_SECONDS)
         return ENGINE_SHARE_UNDER_INGEST + behind * (self._max_share - ENGINE_SHARE_UNDER_INGEST)
 
-    def engine_rows(self, dialect: str) -> int | None:
+    def engine_rows(self) -> int | None:
         """Rows one batched engine transaction takes now (None: no storm, its own size)."""
-        return ENGINE_BATCHED_UNDER_INGEST.get(dialect, 100) if self.busy else None
+        return self._batched_under_ingest if self.busy else None
 
     async def pace_engine(
         self, worked: float | None = None, *, stop: asyncio.Event | None = None
@@ -100,13 +106,15 @@ class IngestPacing:
         """Called as the engine starts a batch: under webhook load, rest in proportion to the
         time it worked since its last batch started, so it keeps to its share of the loop.
 
-        ``worked``: what the batched engine measured of its own last batch (its own CPU on
-        the loop, :mod:`bot.runtime.cpu_meter`, not the webhooks' served in its waits, or on
-        SQLite the time it held the write lock if longer); by default the wall time
-        since the last batch started, which also counts the waits for the database that leave
-        the loop to the webhooks (on PostgreSQL most of a batch's time). Nothing is timed
-        before the first batch, so it does not rest. ``stop`` (the worker stopping) ends a rest:
-        a shutdown never waits for one.
+        ``worked``: what the batched engine measured of its own batches since it last paced
+        (its own CPU on the loop, :mod:`bot.runtime.cpu_meter`, not the webhooks' served in
+        its waits, or on SQLite the time it held the write lock if longer); by default the
+        wall time since the last batch started, which also counts the waits for the database
+        that leave the loop to the webhooks (on PostgreSQL most of a batch's time). Those waits
+        are not credited against the rest: tried, the engine then took its whole share on
+        PostgreSQL and the webhooks' p99 under a storm rose 31.5 -> 43.1 ms (issue 16,
+        docs/benchmarks.md). Nothing is timed before the first batch, so it does not rest.
+        ``stop`` (the worker stopping) ends a rest: a shutdown never waits for one.
         """
         now = time.monotonic()
         started, self._engine_started = self._engine_started, now
@@ -125,10 +133,10 @@ class IngestPacing:
                 await asyncio.wait_for(stop.wait(), rest)
         self._engine_started = time.monotonic()
 
-    def engine_batch(self, dialect: str, limit: int) -> int:
-        """Rows the engine may take in one transaction now."""
+    def engine_batch(self, limit: int) -> int:
+        """Rows the per-alert engine may take in one transaction now."""
         if self.busy:
-            return min(limit, ENGINE_BATCH_UNDER_INGEST.get(dialect, limit))
+            return min(limit, self._batch_under_ingest)
         return limit
 
     @property

@@ -200,6 +200,9 @@ class Side:
             # the two engines (new incidents would then get their ids in another order).
             sqlite_transaction_budget=3600.0,
             batched=self.batched,
+            # One batch at a time: with two in flight on PostgreSQL, new incidents get their
+            # ids, and listeners hear batches, in the order the transactions run.
+            lanes=1,
         )
 
     async def reset(self, batch_size: int) -> None:

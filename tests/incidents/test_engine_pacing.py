@@ -47,7 +47,13 @@ async def test_a_batch_is_charged_its_own_cpu_not_the_webhooks_served_in_its_wai
     assert load.catalog is not None, load.diagnostics
     pacing = RecordingPacing()
     engine = IncidentEngine(
-        db, LiveCatalog(load.catalog), Metrics(), clock=clock, pacing=pacing, batch_size=20
+        db,
+        LiveCatalog(load.catalog),
+        Metrics(),
+        clock=clock,
+        pacing=pacing,
+        batch_size=20,
+        lanes=1,  # each batch told what the one before it cost
     )
     alerts = [
         Alert(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from bot.store.ingest_pacing import (
     ENGINE_BATCH_UNDER_INGEST,
     ENGINE_BATCHED_UNDER_INGEST,
@@ -19,36 +21,41 @@ from bot.store.ingest_pacing import (
 
 
 def test_idle_means_full_batches() -> None:
-    pacing = IngestPacing(lambda: False)
-    assert not pacing.busy
-    assert pacing.engine_batch("sqlite", 200) == 200
+    for dialect in ("sqlite", "postgresql"):
+        pacing = IngestPacing(lambda: False, dialect)
+        assert not pacing.busy
+        assert pacing.engine_batch(200) == 200
+        assert pacing.engine_rows() is None
 
 
 def test_a_webhook_in_the_writer_means_busy() -> None:
     writing = True
-    pacing = IngestPacing(lambda: writing)
-    assert pacing.busy
-    assert pacing.engine_batch("sqlite", 200) == ENGINE_BATCH_UNDER_INGEST["sqlite"]
-    assert pacing.engine_batch("postgresql", 200) == ENGINE_BATCH_UNDER_INGEST["postgresql"]
-    assert pacing.engine_batch("postgresql", 5) == 5
+    sqlite = IngestPacing(lambda: writing, "sqlite")
+    postgres = IngestPacing(lambda: writing, "postgresql")
+    assert sqlite.busy
+    assert postgres.busy
+    assert sqlite.engine_batch(200) == ENGINE_BATCH_UNDER_INGEST["sqlite"]
+    assert postgres.engine_batch(200) == ENGINE_BATCH_UNDER_INGEST["postgresql"]
+    assert postgres.engine_batch(5) == 5
     writing = False
-    assert not pacing.busy
+    assert not sqlite.busy
+    assert not postgres.busy
 
 
 def test_a_storm_of_commits_or_alerts_means_busy() -> None:
-    by_commits = IngestPacing(lambda: False)
+    by_commits = IngestPacing(lambda: False, "sqlite")
     for _ in range(INGEST_BUSY_COMMITS - 1):
         by_commits.committed(1)
     assert not by_commits.busy  # a trickle
     by_commits.committed(1)
     assert by_commits.busy
-    by_alerts = IngestPacing(lambda: False)
+    by_alerts = IngestPacing(lambda: False, "sqlite")
     by_alerts.committed(INGEST_BUSY_ALERTS)
     assert by_alerts.busy
 
 
 async def test_the_engine_rests_in_proportion_under_load() -> None:
-    pacing = IngestPacing(lambda: True)
+    pacing = IngestPacing(lambda: True, "sqlite")
     started = time.monotonic()
     await pacing.pace_engine()  # nothing timed yet: no rest
     assert time.monotonic() - started < 0.01
@@ -57,7 +64,7 @@ async def test_the_engine_rests_in_proportion_under_load() -> None:
     await pacing.pace_engine()
     rested = time.monotonic() - started
     assert 0.05 <= rested < 0.5  # three times the work at a 25% share
-    idle = IngestPacing(lambda: False)
+    idle = IngestPacing(lambda: False, "sqlite")
     started = time.monotonic()
     await idle.pace_engine()
     assert time.monotonic() - started < 0.01
@@ -65,15 +72,22 @@ async def test_the_engine_rests_in_proportion_under_load() -> None:
 
 def test_the_batched_engine_takes_fixed_batches_only_in_a_storm() -> None:
     writing = True
-    pacing = IngestPacing(lambda: writing)
-    assert pacing.engine_rows("sqlite") == ENGINE_BATCHED_UNDER_INGEST["sqlite"]
-    assert pacing.engine_rows("postgresql") == ENGINE_BATCHED_UNDER_INGEST["postgresql"]
+    sqlite = IngestPacing(lambda: writing, "sqlite")
+    postgres = IngestPacing(lambda: writing, "postgresql")
+    assert sqlite.engine_rows() == ENGINE_BATCHED_UNDER_INGEST["sqlite"]
+    assert postgres.engine_rows() == ENGINE_BATCHED_UNDER_INGEST["postgresql"]
     writing = False
-    assert pacing.engine_rows("postgresql") is None
+    assert sqlite.engine_rows() is None
+    assert postgres.engine_rows() is None
+
+
+def test_an_unknown_database_is_refused_not_paced_by_a_guess() -> None:
+    with pytest.raises(ValueError, match="no ingest pacing for database 'mysql'"):
+        IngestPacing(lambda: False, "mysql")
 
 
 def test_the_engines_share_rises_with_its_lag_so_it_is_never_starved() -> None:
-    pacing = IngestPacing(lambda: True)
+    pacing = IngestPacing(lambda: True, "sqlite")
     assert pacing.engine_share == ENGINE_SHARE_UNDER_INGEST
     pacing.engine_lag(ENGINE_LAG_TARGET_SECONDS / 2)
     assert ENGINE_SHARE_UNDER_INGEST < pacing.engine_share < ENGINE_MAX_SHARE_UNDER_INGEST["sqlite"]
@@ -89,7 +103,7 @@ def test_the_engines_share_rises_with_its_lag_so_it_is_never_starved() -> None:
 async def test_the_rest_follows_the_work_the_engine_reports() -> None:
     """A batch that mostly waited for the database reports little work: the rest is in
     proportion to that, not to the batch's wall time."""
-    pacing = IngestPacing(lambda: True)
+    pacing = IngestPacing(lambda: True, "sqlite")
     pacing.engine_lag(ENGINE_LAG_TARGET_SECONDS)  # lagging: share at its maximum
     started = time.monotonic()
     await pacing.pace_engine(0.03)
@@ -105,7 +119,7 @@ async def test_the_first_batch_does_not_rest_however_long_since_start() -> None:
     """Before any batch was timed there is nothing to rest in proportion to: the time since
     the process started is not work (it rested the 2 s cap, and a test's or a shutdown's
     engine stop waited for it)."""
-    pacing = IngestPacing(lambda: True)
+    pacing = IngestPacing(lambda: True, "sqlite")
     time.sleep(0.05)  # the server started a while ago
     started = time.monotonic()
     await pacing.pace_engine()
@@ -113,7 +127,7 @@ async def test_the_first_batch_does_not_rest_however_long_since_start() -> None:
 
 
 async def test_stopping_ends_a_rest_at_once() -> None:
-    pacing = IngestPacing(lambda: True)
+    pacing = IngestPacing(lambda: True, "sqlite")
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(0.05, stop.set)
     started = time.monotonic()

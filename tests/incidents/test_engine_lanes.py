@@ -1,0 +1,182 @@
+"""PostgreSQL: the engine keeps a second batch in flight while the first waits for the server.
+
+What must hold is what holds for several replicas: every alert processed exactly once, counts
+that match the rows, one ``opened`` per incident; a failure starts no further batch, lets the
+one in flight commit, and leaves its own rows for the next pass. The in-flight count is
+measured, and one lane is the control that shows the measure can fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.incidents import engine as engine_module
+from bot.incidents.batch import run_batch
+from bot.incidents.engine import IncidentEngine
+from bot.intake.alert import AlertBatch, AlertSource
+from bot.metrics import Metrics
+from bot.runbooks.catalog import LiveCatalog
+from bot.runbooks.loader import load_catalog
+from bot.store import inbox
+from bot.store import incidents as repo
+from bot.store.database import Database
+from bot.store.ingest_pacing import IngestPacing
+from bot.store.tables import InboxAlert
+from tests.conftest import Clock
+from tests.incidents.test_engine import RUNBOOKS, T0, alert, recount
+
+pytestmark = pytest.mark.parametrize("database_kind", ["postgres"])
+
+ALERTS = 120
+INCIDENTS = 4
+BATCH = 10
+
+
+class Batches:
+    """Wraps the engine's batch work: counts the batches in it at once; may fail one."""
+
+    def __init__(self, fail_call: int | None = None) -> None:
+        self.real = run_batch
+        self.calls = 0
+        self.in_flight = 0
+        self.most = 0
+        self.fail_call = fail_call
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        call = self.calls
+        self.in_flight += 1
+        self.most = max(self.most, self.in_flight)
+        try:
+            if call == self.fail_call:
+                raise RuntimeError("injected: this batch fails")
+            # A batch that waits a moment before its statements: the next lane, started once
+            # this one's claim returned, gets here meanwhile if it can.
+            await asyncio.sleep(0.05)
+            return await self.real(*args, **kwargs)
+        finally:
+            self.in_flight -= 1
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> Batches:
+    wrapped = Batches()
+    monkeypatch.setattr(engine_module, "run_batch", wrapped)
+    return wrapped
+
+
+def engine_of(db: Database, clock: Clock, lanes: int) -> IncidentEngine:
+    load = load_catalog([RUNBOOKS])
+    assert load.catalog is not None, load.diagnostics
+    return IncidentEngine(
+        db, LiveCatalog(load.catalog), Metrics(), clock=clock, batch_size=BATCH, lanes=lanes
+    )
+
+
+async def store_storm(db: Database, clock: Clock) -> None:
+    alerts = [
+        alert(f"fp{i}", service=f"svc-{i % INCIDENTS}", starts_at=T0 + timedelta(seconds=i))
+        for i in range(ALERTS)
+    ]
+    async with db.transaction() as session:
+        batch = AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts)
+        await inbox.store_batch(session, batch, clock())
+
+
+async def assert_each_alert_once(db: Database) -> None:
+    async with db.sessions() as session:
+        left = await session.scalar(
+            select(func.count()).select_from(InboxAlert).where(InboxAlert.processed_at.is_(None))
+        )
+        incidents = await repo.list_incidents(session)
+    assert left == 0
+    assert sorted(i.alert_count for i in incidents) == [ALERTS // INCIDENTS] * INCIDENTS
+    for incident in incidents:
+        assert (incident.alert_count, incident.firing_count) == await recount(db, incident.id)
+        async with db.sessions() as session:
+            kinds = [e.kind for e in await repo.timeline_of(session, incident.id)]
+        assert kinds.count("opened") == 1
+        assert kinds.count("alert_firing") == ALERTS // INCIDENTS
+
+
+@pytest.mark.parametrize("lanes", [2, 1])
+async def test_batches_overlap_and_each_alert_is_processed_once(
+    db: Database, clock: Clock, batches: Batches, lanes: int
+) -> None:
+    await store_storm(db, clock)
+    engine = engine_of(db, clock, lanes)
+    assert await engine.process_pending() == ALERTS
+    assert batches.most == lanes  # one lane: never two at once (the measure can fail)
+    # (Two lanes opening the same incidents at once: one of them is redone, as a replica's.)
+    assert batches.calls >= ALERTS // BATCH
+    await assert_each_alert_once(db)
+    assert await engine.process_pending() == 0
+
+
+async def test_the_default_on_postgresql_is_two_lanes(
+    db: Database, clock: Clock, batches: Batches
+) -> None:
+    load = load_catalog([RUNBOOKS])
+    assert load.catalog is not None, load.diagnostics
+    engine = IncidentEngine(db, LiveCatalog(load.catalog), Metrics(), clock=clock, batch_size=BATCH)
+    await store_storm(db, clock)
+    assert await engine.process_pending() == ALERTS
+    assert batches.most == engine_module.POSTGRES_LANES == 2
+
+
+async def test_a_failed_batch_starts_no_other_and_its_rows_wait_for_the_next_pass(
+    db: Database, clock: Clock, batches: Batches
+) -> None:
+    batches.fail_call = 2  # the second batch, in flight beside the first
+    await store_storm(db, clock)
+    engine = engine_of(db, clock, lanes=2)
+    with pytest.raises(RuntimeError, match="injected"):
+        await engine.process_pending()
+    # The first batch committed; the second failed at once (rolled back) while the first was
+    # in flight, and nothing started after it.
+    assert batches.calls == 2
+    async with db.sessions() as session:
+        left = await session.scalar(
+            select(func.count()).select_from(InboxAlert).where(InboxAlert.processed_at.is_(None))
+        )
+    assert left == ALERTS - BATCH
+    assert await engine.process_pending() == ALERTS - BATCH
+    await assert_each_alert_once(db)
+
+
+class Storm(IngestPacing):
+    """Webhooks arriving all along (busy), and no rests: only the lanes are under test."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda: True, "postgresql")
+
+    async def pace_engine(
+        self, worked: float | None = None, *, stop: asyncio.Event | None = None
+    ) -> None:
+        return None
+
+
+async def test_while_webhooks_arrive_one_batch_at_a_time(
+    db: Database, clock: Clock, batches: Batches
+) -> None:
+    """Webhooks first: a second batch in flight would take more of the loop from them."""
+    load = load_catalog([RUNBOOKS])
+    assert load.catalog is not None, load.diagnostics
+    engine = IncidentEngine(
+        db,
+        LiveCatalog(load.catalog),
+        Metrics(),
+        clock=clock,
+        batch_size=BATCH,
+        lanes=2,
+        pacing=Storm(),
+    )
+    await store_storm(db, clock)
+    assert await engine.process_pending() == ALERTS
+    assert batches.most == 1
+    await assert_each_alert_once(db)
