@@ -94,5 +94,9 @@ async def test_a_batch_is_charged_its_own_cpu_not_the_webhooks_served_in_its_wai
     # Each batch waited on several round trips, each a turn for the "webhooks" (10 ms of CPU
     # each); its own CPU for 20 alerts is a few ms.
     assert others >= 3 * 5 * OTHERS_STEP_SECONDS, others
-    for worked in charged:
-        assert 0 < worked < 4 * OTHERS_STEP_SECONDS, (worked, others)
+    # The thread's CPU around a batch held the "webhooks" of its waits: most of ``others``
+    # (0.49 s per batch when this was found). Its own CPU is a small part of that, however
+    # slow the machine (42 ms per 20-alert batch under coverage on a half-speed one, against
+    # 1.47 s of "webhooks"): a fixed bound in ms failed there.
+    assert all(worked > 0 for worked in charged), charged
+    assert sum(charged) < others / 4, (charged, others)
