@@ -46,12 +46,15 @@ class Batches:
         self.in_flight = 0
         self.most = 0
         self.fail_call = fail_call
+        self.two_in_flight = asyncio.Event()
 
     async def __call__(self, *args: Any, **kwargs: Any) -> Any:
         self.calls += 1
         call = self.calls
         self.in_flight += 1
         self.most = max(self.most, self.in_flight)
+        if self.in_flight >= 2:
+            self.two_in_flight.set()
         try:
             if call == self.fail_call:
                 raise RuntimeError("injected: this batch fails")
@@ -179,4 +182,22 @@ async def test_while_webhooks_arrive_one_batch_at_a_time(
     await store_storm(db, clock)
     assert await engine.process_pending() == ALERTS
     assert batches.most == 1
+    await assert_each_alert_once(db)
+
+
+async def test_cancelled_mid_pass_every_batch_in_flight_is_cancelled_and_nothing_is_lost(
+    db: Database, clock: Clock, batches: Batches
+) -> None:
+    """The worker cancelled after its grace at shutdown: the batches in flight are cancelled
+    and waited for (none goes on in the background), and their rows are the next pass's."""
+    await store_storm(db, clock)
+    engine = engine_of(db, clock, lanes=2)
+    task = asyncio.create_task(engine.process_pending())
+    async with asyncio.timeout(10):
+        await batches.two_in_flight.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert batches.in_flight == 0
+    assert await engine.process_pending() == ALERTS  # neither had committed: all redone
     await assert_each_alert_once(db)
