@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from bot.incidents import engine as engine_module
 from bot.incidents.batch import run_batch
@@ -26,7 +25,6 @@ from bot.store import inbox
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.ingest_pacing import IngestPacing
-from bot.store.tables import InboxAlert
 from tests.conftest import Clock
 from tests.incidents.test_engine import RUNBOOKS, T0, alert, recount
 
@@ -73,11 +71,20 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> Batches:
     return wrapped
 
 
-def engine_of(db: Database, clock: Clock, lanes: int) -> IncidentEngine:
+def engine_of(
+    db: Database, clock: Clock, lanes: int | None = None, pacing: IngestPacing | None = None
+) -> IncidentEngine:
+    """``lanes`` None: the engine's own default."""
     load = load_catalog([RUNBOOKS])
     assert load.catalog is not None, load.diagnostics
     return IncidentEngine(
-        db, LiveCatalog(load.catalog), Metrics(), clock=clock, batch_size=BATCH, lanes=lanes
+        db,
+        LiveCatalog(load.catalog),
+        Metrics(),
+        clock=clock,
+        batch_size=BATCH,
+        lanes=lanes,
+        pacing=pacing,
     )
 
 
@@ -93,9 +100,7 @@ async def store_storm(db: Database, clock: Clock) -> None:
 
 async def assert_each_alert_once(db: Database) -> None:
     async with db.sessions() as session:
-        left = await session.scalar(
-            select(func.count()).select_from(InboxAlert).where(InboxAlert.processed_at.is_(None))
-        )
+        left = await inbox.count_unprocessed(session)
         incidents = await repo.list_incidents(session)
     assert left == 0
     assert sorted(i.alert_count for i in incidents) == [ALERTS // INCIDENTS] * INCIDENTS
@@ -124,9 +129,7 @@ async def test_batches_overlap_and_each_alert_is_processed_once(
 async def test_the_default_on_postgresql_is_two_lanes(
     db: Database, clock: Clock, batches: Batches
 ) -> None:
-    load = load_catalog([RUNBOOKS])
-    assert load.catalog is not None, load.diagnostics
-    engine = IncidentEngine(db, LiveCatalog(load.catalog), Metrics(), clock=clock, batch_size=BATCH)
+    engine = engine_of(db, clock)
     await store_storm(db, clock)
     assert await engine.process_pending() == ALERTS
     assert batches.most == engine_module.POSTGRES_LANES == 2
@@ -144,9 +147,7 @@ async def test_a_failed_batch_starts_no_other_and_its_rows_wait_for_the_next_pas
     # in flight, and nothing started after it.
     assert batches.calls == 2
     async with db.sessions() as session:
-        left = await session.scalar(
-            select(func.count()).select_from(InboxAlert).where(InboxAlert.processed_at.is_(None))
-        )
+        left = await inbox.count_unprocessed(session)
     assert left == ALERTS - BATCH
     assert await engine.process_pending() == ALERTS - BATCH
     await assert_each_alert_once(db)
@@ -168,17 +169,7 @@ async def test_while_webhooks_arrive_one_batch_at_a_time(
     db: Database, clock: Clock, batches: Batches
 ) -> None:
     """Webhooks first: a second batch in flight would take more of the loop from them."""
-    load = load_catalog([RUNBOOKS])
-    assert load.catalog is not None, load.diagnostics
-    engine = IncidentEngine(
-        db,
-        LiveCatalog(load.catalog),
-        Metrics(),
-        clock=clock,
-        batch_size=BATCH,
-        lanes=2,
-        pacing=Storm(),
-    )
+    engine = engine_of(db, clock, lanes=2, pacing=Storm())
     await store_storm(db, clock)
     assert await engine.process_pending() == ALERTS
     assert batches.most == 1
