@@ -235,8 +235,10 @@ def build_services(
     traces = TraceLinks(config.traces)
     auto = AutoMitigator(executor)
     bus.subscribe(auto)
+    console = None
     if delivery is None:
-        bus.subscribe(ConsoleAnnouncer(db))
+        console = ConsoleAnnouncer(db)
+        bus.subscribe(console)
     else:
         bus.subscribe(
             SlackAnnouncer(
@@ -325,6 +327,7 @@ def build_services(
         contexts=contexts,
         executor=executor,
         auto=auto,
+        console=console,
         bus=bus,
         timers=timers,
         http=http,
@@ -524,6 +527,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
                 await socket.close_async()
             await services.engine.stop(worker)
             await services.auto.drain(grace=services.settings.shutdown_grace)
+            if services.console is not None:
+                await services.console.drain()
             if services.scorecards is not None:
                 await services.scorecards.drain()
             if services.exemplars is not None:
