@@ -48,7 +48,7 @@ from tenacity import (
 )
 
 from bot.runtime.worker import WorkerLoop
-from bot.store import sqlite_driver
+from bot.store import sqlite_driver, stored_json
 from bot.store.pool_liveness import watch_liveness
 from bot.store.transient import Transience, classify, reason
 
@@ -177,7 +177,7 @@ class Database:
         # SQLite through bot.store.sqlite_driver: one thread hop per statement, none once the
         # write lock is held, and isolation-level switches without one while idle.
         self.one_hop_sqlite = False
-        options: dict[str, Any] = {"echo": echo}
+        options: dict[str, Any] = {"echo": echo, "json_deserializer": stored_json.loads}
         if self.is_sqlite:
             _ensure_sqlite_folder(url)
             options["connect_args"] = {"timeout": 30, **(connect_args or {})}
