@@ -42,6 +42,7 @@ class ConsoleAnnouncer:
         # incident's counts when it is printed).
         self._held: dict[int, IncidentChange] = {}
         self._flusher: asyncio.Task[None] | None = None
+        self._drained = False  # shutting down: nothing is held any more
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         now = time.monotonic()
@@ -53,6 +54,7 @@ class ConsoleAnnouncer:
                 change.notes
                 or not change.kinds.isdisjoint(_PRINTED_AT_ONCE)
                 or incident_id not in self._printed
+                or self._drained
             ):
                 self._held.pop(incident_id, None)  # this line shows the counts too
                 at_once.append(change)
@@ -64,7 +66,9 @@ class ConsoleAnnouncer:
             self._flusher = asyncio.create_task(self._print_held(), name="console-updates")
 
     async def drain(self) -> None:
-        """At shutdown, before the database closes: print what is held back now."""
+        """At shutdown, before the database closes: print what is held back now, and every
+        change after this at once (no task is left waiting for a window)."""
+        self._drained = True
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

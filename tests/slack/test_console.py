@@ -132,7 +132,7 @@ async def test_changes_of_state_and_notes_are_printed_at_once(
     assert len(lines(caplog, incident)) == 4
 
 
-async def test_drain_prints_what_is_held_back(
+async def test_drain_prints_what_is_held_back_and_holds_nothing_after(
     db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     console = ConsoleAnnouncer(db, update_every=60.0)
@@ -147,3 +147,6 @@ async def test_drain_prints_what_is_held_back(
     assert printed[1].endswith("7/7 alerts firing"), printed
     await console.drain()  # twice is harmless
     assert len(lines(caplog, incident)) == 2
+    # After it (the shutdown goes on), nothing is held back for a window.
+    await console.incidents_changed([change(incident, ChangeKind.UPDATED)])
+    assert len(lines(caplog, incident)) == 3
