@@ -15,6 +15,7 @@ from bot.incidents.changes import ChangeKind, IncidentChange, Note
 from bot.slack.console import ConsoleAnnouncer
 from bot.store.database import Database
 from bot.store.tables import Incident
+from tests.rows import incident_row
 
 T0 = datetime(2026, 12, 6, 4, 0, tzinfo=UTC)
 WINDOW = 0.5
@@ -22,21 +23,8 @@ WINDOW = 0.5
 
 async def new_incident(db: Database, name: str) -> int:
     async with db.transaction() as session:
-        incident = Incident(
-            key=f"rb:{name}|{{}}",
-            open_key=f"rb:{name}|{{}}",
-            runbook_id=name,
-            status="open",
-            title=f"{name} is failing",
-            severity="sev2",
-            service=None,
-            group_labels={},
-            alert_count=1,
-            firing_count=1,
-            detected_at=T0,
-            opened_at=T0,
-            updated_at=T0,
-            reopen_count=0,
+        incident = incident_row(
+            f"rb:{name}|{{}}", T0, runbook_id=name, title=f"{name} is failing", service=None
         )
         session.add(incident)
         await session.flush()

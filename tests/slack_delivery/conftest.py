@@ -22,8 +22,9 @@ from bot.slack.budgets import BudgetLimits, SlackBudgets
 from bot.slack.delivery import ClientFactory, SlackDelivery, slack_client_factory
 from bot.slack.outbox import Enqueued, OutboxState, SlackOutbox
 from bot.store.database import Database
-from bot.store.tables import Incident, SlackIncidentMessage, SlackOutboxEntry
+from bot.store.tables import SlackIncidentMessage, SlackOutboxEntry
 from tests.conftest import Clock
+from tests.rows import incident_row
 from tests.slack_emulator import DEFAULT_LIMITS, Call, SlackChannel, SlackEmulator
 
 TOKEN = "xoxb-ballast-test"
@@ -98,19 +99,13 @@ class Rig:
     async def incident(self, title: str = "Groundedness low") -> int:
         now = self.clock()
         async with self.db.transaction() as session:
-            row = Incident(
-                key=f"test:{title}:{now.timestamp()}:{len(self.stamps)}",
+            row = incident_row(
+                f"test:{title}:{now.timestamp()}:{len(self.stamps)}",
+                now,
                 open_key=None,
                 status="triggered",
                 title=title,
                 severity="high",
-                group_labels={},
-                alert_count=1,
-                firing_count=1,
-                detected_at=now,
-                opened_at=now,
-                reopen_count=0,
-                updated_at=now,
             )
             session.add(row)
             await session.flush()

@@ -9,29 +9,15 @@ from sqlalchemy import select
 
 from bot.store import incidents as repo
 from bot.store.database import Database
-from bot.store.tables import Incident, TimelineEntry
+from bot.store.tables import TimelineEntry
+from tests.rows import incident_row
 
 T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
 
 
 async def test_an_entry_inserted_now_follows_the_ones_added_before_it(db: Database) -> None:
     async with db.transaction() as session:
-        incident = Incident(
-            key="rb:x|{}",
-            open_key="rb:x|{}",
-            runbook_id="x",
-            status="open",
-            title="X",
-            severity="sev2",
-            service=None,
-            group_labels={},
-            alert_count=1,
-            firing_count=1,
-            detected_at=T0,
-            opened_at=T0,
-            updated_at=T0,
-            reopen_count=0,
-        )
+        incident = incident_row("rb:x|{}", T0, runbook_id="x", title="X", service=None)
         session.add(incident)
         await session.flush()
         repo.append_timeline(session, incident.id, at=T0, actor="a", kind="note", summary="one")
