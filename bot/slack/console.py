@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
 
 from bot import telemetry
 from bot.incidents.changes import ChangeKind, IncidentChange, Note
@@ -102,8 +101,7 @@ class ConsoleAnnouncer:
             except Exception:
                 log.exception("could not print %d held incident update(s)", len(due))
 
-    async def _say(self, changes: Iterable[IncidentChange]) -> None:
-        changes = list(changes)
+    async def _say(self, changes: list[IncidentChange]) -> None:
         if not changes:
             return
         now = time.monotonic()
