@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,13 @@ PLAN_BUDGET = 2.0
 (Slack message, API, console), which then say the plan could not be read in time."""
 
 
+SUMMARY_TIMELINE_KINDS = frozenset(
+    {TimelineKind.MITIGATION_VERIFIED, TimelineKind.SCORECARD, TimelineKind.EXEMPLARS}
+)
+"""The timeline entries the detail's verdicts, scorecards and exemplar traces are read from:
+all a message of the incident needs of its timeline (``timeline_kinds``)."""
+
+
 Planner = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 """The exact control change running an action with params would make now (a
 ``ControlPlan.as_dict``; None: not a control change). Raises ``ActionError`` when it cannot
@@ -65,6 +72,7 @@ async def load_incident_detail(
     now: datetime | None = None,
     planner: Planner | None = None,
     alert_limit: int | None = None,
+    timeline_kinds: Iterable[TimelineKind] | None = None,
 ) -> IncidentDetail:
     """Raises ``NotFoundError`` for an unknown id. ``change_window``: how long before the
     first alert the change log is searched (``changes.window`` in ballast.yaml). ``traces``
@@ -72,14 +80,16 @@ async def load_incident_detail(
     ``planner``: fills in, for the open incident's mitigations a click would run now, the exact
     change it would make (a requested one shows the change stored with the request).
     ``alert_limit``: read at most this many alerts (:func:`bot.store.incidents.alerts_sample`;
-    a message of a storm incident), not all of them; the counts stay the incident's."""
+    a message of a storm incident), not all of them; the counts stay the incident's.
+    ``timeline_kinds``: read only the timeline entries of these kinds (a message shows its
+    verdicts, scorecards and exemplars, not the entry each alert left)."""
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
         if alert_limit is None:
             alerts = await repo.alerts_of(session, incident_id)
         else:
             alerts = await repo.alerts_sample(session, incident_id, alert_limit)
-        timeline = await repo.timeline_of(session, incident_id)
+        timeline = await repo.timeline_of(session, incident_id, kinds=timeline_kinds)
         runs = {
             row.mitigation_id: row for row in await executions.of_incident(session, incident_id)
         }

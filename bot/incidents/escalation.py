@@ -162,9 +162,10 @@ class Escalator:
             incident = await repo.get(session, incident_id)
             fired = sum(
                 1
-                for entry in await repo.timeline_of(session, incident_id)
-                if entry.kind == TimelineKind.ESCALATED
-                and entry.details.get("reopen_count", 0) == incident.reopen_count
+                for entry in await repo.timeline_of(
+                    session, incident_id, kinds=[TimelineKind.ESCALATED]
+                )
+                if entry.details.get("reopen_count", 0) == incident.reopen_count
             )
         if incident.status == IncidentStatus.RESOLVED.value:
             return EscalationResult(

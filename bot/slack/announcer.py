@@ -19,13 +19,14 @@ from bot.changelog.ranking import DEFAULT_WINDOW
 from bot.config import SlackConfig
 from bot.errors import NotFoundError
 from bot.incidents.changes import ChangeKind, IncidentChange
-from bot.incidents.detail import Planner, load_incident_detail
+from bot.incidents.detail import SUMMARY_TIMELINE_KINDS, Planner, load_incident_detail
 from bot.incidents.traces import TraceLinks
 from bot.runbooks.catalog import LiveCatalog
 from bot.slack.incident_message import render_incident
 from bot.slack.outbox import Enqueued, SlackOutbox
 from bot.slack.text import note_text
 from bot.slack.view import MESSAGE_ALERT_SAMPLE, build_view
+from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.telemetry import names
 
@@ -103,6 +104,7 @@ class SlackAnnouncer:
             now=self._clock() if self._clock else None,
             planner=self._planner,
             alert_limit=MESSAGE_ALERT_SAMPLE,
+            timeline_kinds=SUMMARY_TIMELINE_KINDS,
         )
         runbook = (
             self._catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None
@@ -126,9 +128,12 @@ class SlackAnnouncer:
                     )
                     return
                 await self._outbox.post_incident_message(session, detail.id, channel, message)
+            # A note's key: its text at this state of the timeline (the same announcement
+            # enqueued again is one reply; the same text later is another).
+            state = await repo.newest_timeline_id(session, detail.id) if change.notes else None
             for note in dict.fromkeys(change.notes):
                 text = note_text(note, self._config.usergroup_ids)
-                key = hashlib.sha256(f"{len(detail.timeline)}:{text}".encode()).hexdigest()[:20]
+                key = hashlib.sha256(f"{state}:{text}".encode()).hexdigest()[:20]
                 await self._outbox.post_thread(session, detail.id, text, key)
         if self._on_enqueued is not None:
             self._on_enqueued()

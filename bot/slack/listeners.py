@@ -29,7 +29,7 @@ from bot.gates.check import ReleaseGates
 from bot.incidents import operations
 from bot.incidents.actors import Actor
 from bot.incidents.changes import ChangeBus, ChangeKind, Note
-from bot.incidents.detail import load_incident_detail
+from bot.incidents.detail import SUMMARY_TIMELINE_KINDS, load_incident_detail
 from bot.incidents.escalation import Escalator
 from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.read_model import IncidentSummary
@@ -169,6 +169,7 @@ class SlackHandlers:
                 now=s.clock(),
                 planner=s.executor.plan_now,
                 alert_limit=MESSAGE_ALERT_SAMPLE,
+                timeline_kinds=SUMMARY_TIMELINE_KINDS,
             )
             runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
             return render_incident(build_view(detail, runbook))
@@ -347,6 +348,7 @@ class SlackHandlers:
             now=s.clock(),
             planner=s.executor.plan_now,
             alert_limit=MESSAGE_ALERT_SAMPLE,
+            timeline_kinds=SUMMARY_TIMELINE_KINDS,
         )
         runbook = s.catalog.current.runbooks.get(detail.runbook_id or "")
         return build_view(detail, runbook, group_ids=s.slack_config.usergroup_ids)

@@ -5,7 +5,7 @@ Only this module and the inbox write SQL; the engine and the API speak in these 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -151,14 +151,49 @@ async def alert_of(
     )
 
 
-async def timeline_of(session: AsyncSession, incident_id: int) -> Sequence[TimelineEntry]:
+async def timeline_of(
+    session: AsyncSession, incident_id: int, *, kinds: Iterable[str] | None = None
+) -> Sequence[TimelineEntry]:
+    """The incident's timeline in order; with ``kinds``, only entries of those kinds.
+
+    A storm incident has an entry per alert (tens of thousands): whoever looks for its own
+    entries (a verdict, a scorecard, an escalation) names their kinds, so the database finds
+    them through ``(incident_id, kind, id)`` instead of every entry being read into objects
+    (half a second of the event loop and over 100 MB per read at 50,000 alerts).
+    """
+    if kinds is None:
+        return (await session.scalars(_TIMELINE, {"incident_id": incident_id})).all()
+    wanted = sorted({str(kind) for kind in kinds})
+    if not wanted:
+        return []
     return (
-        await session.scalars(
-            select(TimelineEntry)
-            .where(TimelineEntry.incident_id == incident_id)
-            .order_by(TimelineEntry.id)
-        )
+        await session.scalars(_TIMELINE_OF_KINDS, {"incident_id": incident_id, "kinds": wanted})
     ).all()
+
+
+async def newest_timeline_id(session: AsyncSession, incident_id: int) -> int | None:
+    """The id of the incident's newest timeline entry: what changes whenever an entry is
+    added, read from the index without counting them."""
+    newest = await session.scalar(_NEWEST_TIMELINE_ID, {"incident_id": incident_id})
+    return None if newest is None else int(newest)
+
+
+_TIMELINE = (
+    select(TimelineEntry)
+    .where(TimelineEntry.incident_id == bindparam("incident_id"))
+    .order_by(TimelineEntry.id)
+)
+_TIMELINE_OF_KINDS = (
+    select(TimelineEntry)
+    .where(
+        TimelineEntry.incident_id == bindparam("incident_id"),
+        TimelineEntry.kind.in_(bindparam("kinds", expanding=True)),
+    )
+    .order_by(TimelineEntry.id)
+)
+_NEWEST_TIMELINE_ID = select(func.max(TimelineEntry.id)).where(
+    TimelineEntry.incident_id == bindparam("incident_id")
+)
 
 
 def append_timeline(

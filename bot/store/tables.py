@@ -81,12 +81,12 @@ class InboxAlert(Base):
     __tablename__ = "inbox_alerts"
     __table_args__ = (
         UniqueConstraint("fingerprint", "starts_at", "status"),
-        Index(None, "processed_at", "id"),
-        # The engine's claim (unprocessed rows by id): processed rows stay in the inbox, and
-        # PostgreSQL's planner does not take ``processed_at IS NULL`` on the index above as
-        # fixing its order by id, so it walked the primary key over every processed row (a
-        # claim took 62 ms with 50,000 processed rows, 0.8 ms through this index). SQLite's,
-        # once it has statistics, may scan the table in id order the same way.
+        # The engine's claim, the lag gauge and the backlog count (unprocessed rows by id):
+        # processed rows stay in the inbox, and on ``(processed_at, id)`` PostgreSQL's planner
+        # did not take ``processed_at IS NULL`` as fixing the order by id, so the claim walked
+        # the primary key over every processed row (62 ms with 50,000 of them, 0.8 ms through
+        # this index). That index is gone (migration 0014): no query read it, and every stored
+        # and every processed alert wrote it.
         Index(
             "ix_inbox_alerts_unprocessed",
             "id",
@@ -168,7 +168,13 @@ class TimelineEntry(Base):
     """Append-only: what happened to an incident, when, and who did it."""
 
     __tablename__ = "timeline"
-    __table_args__ = (Index(None, "incident_id", "id"),)
+    __table_args__ = (
+        Index(None, "incident_id", "id"),
+        # Entries of some kinds (bot.store.incidents.timeline_of): a storm incident has one
+        # entry per alert, and its verdicts, scorecards and escalations must not cost a read of
+        # all of them (migration 0014).
+        Index(None, "incident_id", "kind", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))

@@ -107,10 +107,8 @@ class ExemplarRecorder:
         shown = expr if len(expr) <= _EXPR_LIMIT else expr[: _EXPR_LIMIT - 1] + "…"
         async with self._db.transaction() as session:
             await repo.get(session, incident_id, lock=True)
-            entries = await repo.timeline_of(session, incident_id)
-            if any(
-                e.kind == TimelineKind.EXEMPLARS and e.details.get("key") == key for e in entries
-            ):
+            entries = await repo.timeline_of(session, incident_id, kinds=[TimelineKind.EXEMPLARS])
+            if any(e.details.get("key") == key for e in entries):
                 return 0
             repo.append_timeline(
                 session,

@@ -124,10 +124,8 @@ class ScorecardRecorder:
         readings = await read_panels(panels, self._clients(incident.service), at)
         async with self._db.transaction() as session:
             await repo.get(session, incident_id, lock=True)
-            entries = await repo.timeline_of(session, incident_id)
-            if any(
-                e.kind == TimelineKind.SCORECARD and e.details.get("key") == key for e in entries
-            ):
+            entries = await repo.timeline_of(session, incident_id, kinds=[TimelineKind.SCORECARD])
+            if any(e.details.get("key") == key for e in entries):
                 return False
             text = " · ".join(
                 f"{panel.name} {shown(panel, reading.value)}"

@@ -173,12 +173,10 @@ class Verifier:
 
         async with self._db.transaction() as session:
             await repo.get(session, incident.id, lock=True)  # one verdict per execution
-            entries = await repo.timeline_of(session, incident.id)
-            if any(
-                _verdict_of(entry.details, execution)
-                for entry in entries
-                if entry.kind == TimelineKind.MITIGATION_VERIFIED
-            ):
+            entries = await repo.timeline_of(
+                session, incident.id, kinds=[TimelineKind.MITIGATION_VERIFIED]
+            )
+            if any(_verdict_of(entry.details, execution) for entry in entries):
                 return "skipped: already verified"
             repo.append_timeline(
                 session,
@@ -254,11 +252,10 @@ class Verifier:
         the incident (re)opened: the ladder only moves down, each rung once."""
         async with self._db.sessions() as session:
             runs = await executions.of_incident(session, incident.id)
-            entries = await repo.timeline_of(session, incident.id)
-        opened = max(
-            (e.at for e in entries if e.kind in (TimelineKind.OPENED, TimelineKind.REOPENED)),
-            default=incident.opened_at,
-        )
+            entries = await repo.timeline_of(
+                session, incident.id, kinds=[TimelineKind.OPENED, TimelineKind.REOPENED]
+            )
+        opened = max((e.at for e in entries), default=incident.opened_at)
         ran = {run.mitigation_id for run in runs if run.created_at >= opened}
         ids = [m.id for m in runbook.mitigations]
         for candidate in runbook.mitigations[ids.index(mitigation.id) + 1 :]:
