@@ -159,7 +159,7 @@ async def timeline_of(
     A storm incident has an entry per alert (tens of thousands): whoever looks for its own
     entries (a verdict, a scorecard, an escalation) names their kinds, so the database finds
     them through ``(incident_id, kind, id)`` instead of every entry being read into objects
-    (half a second of the event loop and over 100 MB per read at 50,000 alerts).
+    (about a second of the event loop and over 100 MB per read at 50,000 alerts).
     """
     if kinds is None:
         return (await session.scalars(_TIMELINE, {"incident_id": incident_id})).all()

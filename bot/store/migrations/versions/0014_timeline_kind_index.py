@@ -3,7 +3,7 @@
 - ``ix_timeline_incident_id_kind_id``: a storm incident has one timeline entry per alert (tens
   of thousands). The verifier, the scorecard, the exemplars, the escalation ladder and the
   incident's Slack message look for entries of a few kinds of their own; they read every entry
-  before (about half a second of the event loop and over 100 MB per read at 50,000 alerts).
+  before (about a second of the event loop and over 100 MB per read at 50,000 alerts).
 - ``ix_inbox_alerts_processed_at_id``: every query of the inbox by ``processed_at`` asks for
   the unprocessed rows (the engine's claim, the lag gauge, the backlog count), which the
   partial index of 0012 serves. The old index still cost a write for every stored alert and
