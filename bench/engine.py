@@ -2,10 +2,11 @@
 
 Run ``python bench/engine.py`` (SQLite and PostgreSQL side by side, about 15 minutes with the
 default sizes), ``--quick`` for a few minutes; ``--backlog`` sets the drained backlog of the
-memory phase (1,000,000 by default), ``--json FILE`` writes the results. Goals (issue 16): at
-least 5,000 alerts/s per replica, alone and under intake, for a storm into 20 incidents and for
-2,000 distinct incidents; resident memory at most 300 MB through a 60 s storm at 3,000 alerts/s
-and while draining the backlog.
+memory phase (1,000,000 by default), ``--json FILE`` writes the results, ``--slack`` runs
+the servers with Slack configured (``bench/slack.py``'s emulator) instead of the console.
+Goals (issue 16): at least 5,000 alerts/s per replica, alone and under intake, for a storm
+into 20 incidents and for 2,000 distinct incidents; resident memory at most 300 MB through a
+60 s storm at 3,000 alerts/s and while draining the backlog.
 
 Method:
 
@@ -479,6 +480,26 @@ async def run(args: argparse.Namespace) -> list[Result]:
     return results
 
 
+def with_slack() -> None:
+    """Servers started from here on post every incident message to a Slack emulator in a
+    child process (Slack's rate limits at real speed), as ``bench/slack.py``'s does: the
+    announcer renders each changed incident's message instead of the console's line."""
+    from bench.slack import INCIDENTS, SECRET, TOKEN, Emulator
+
+    emulator = Emulator()
+    atexit.register(emulator.stop)
+    for name in ("SLACK_APP_TOKEN", "BALLAST_SLACK_APP_TOKEN", "BALLAST_CONFIG"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "BALLAST_SLACK_API_URL": emulator.base_url,
+            "BALLAST_SLACK_CHANNEL": INCIDENTS.id,
+        }
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", default="sqlite,postgres", type=lambda v: v.split(","))
@@ -489,12 +510,19 @@ def main() -> None:
     parser.add_argument("--phases", default="alone,intake,storm,drain", type=lambda v: v.split(","))
     parser.add_argument("--quick", action="store_true", help="small sizes, a few minutes")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--slack",
+        action="store_true",
+        help="the server posts to a Slack emulator (bench/slack.py's) instead of the console",
+    )
     args = parser.parse_args()
     if args.quick:
         args.drain, args.intake_seconds, args.storm_seconds, args.backlog = 20_000, 5, 10, 50_000
     os.sched_setaffinity(0, {CLIENT_CORE})
     atexit.register(kill_spawned)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.slack:
+        with_slack()
     before = machine()
     try:
         import uvloop
