@@ -17,6 +17,7 @@ from bot.store.database import Database
 from bot.store.incident_batch import _CLAIM, _CLAIM_SKIP_LOCKED, claim
 from bot.store.tables import InboxAlert
 from tests.conftest import Clock
+from tests.store.query_cost import literal_sql, query_cost
 
 ROWS, WAITING = 3_000, 40
 
@@ -49,10 +50,6 @@ async def backlog(db: Any, clock: Clock, per_batch: int = 1_000) -> int:
     async with db.engine.begin() as conn:  # committed: the planner's statistics
         await conn.execute(text("ANALYZE"))
     return last_processed
-
-
-def literal_sql(conn: Any, query: Any) -> str:
-    return str(query.compile(conn.sync_connection, compile_kwargs={"literal_binds": True}))
 
 
 async def plan_of(db: Any, query: Any) -> str:
@@ -110,30 +107,4 @@ async def test_the_inbox_lag_reads_one_row_through_the_unprocessed_index(
 
 
 async def cost(db: Any, query: Any) -> int:
-    """What the query reads: PostgreSQL's rows read from ``inbox_alerts`` (EXPLAIN ANALYZE),
-    SQLite's virtual machine steps (sqlite3's progress handler called at every step)."""
-    async with db.engine.connect() as conn:
-        sql = literal_sql(conn, query)
-        if not db.is_sqlite:
-            rows = await conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql))
-            nodes, read = [rows.scalar_one()[0]["Plan"]], 0
-            while nodes:
-                node = nodes.pop()
-                if node.get("Relation Name") == "inbox_alerts":
-                    read += int(node["Actual Rows"])
-                nodes.extend(node.get("Plans", []))
-            return read
-        raw = (await conn.get_raw_connection()).driver_connection._conn
-        steps = 0
-
-        def step() -> int:
-            nonlocal steps
-            steps += 1
-            return 0  # go on
-
-        raw.set_progress_handler(step, 1)
-        try:
-            raw.execute(sql).fetchall()
-        finally:
-            raw.set_progress_handler(None, 1)
-        return steps
+    return await query_cost(db, query, "inbox_alerts")

@@ -23,7 +23,7 @@ from bot.store.database import Database
 from bot.store.tables import TimelineEntry, table_of
 from tests.conftest import REPO, Clock
 from tests.rows import incident_row
-from tests.store.test_inbox_claim_plan import literal_sql
+from tests.store.query_cost import query_cost
 
 VERDICT = {
     "mitigation_id": "disable-tool",
@@ -153,31 +153,4 @@ async def analyze(db: Database) -> None:
 
 
 async def cost(db: Database, query: Any) -> int:
-    """PostgreSQL: rows read from ``timeline`` (EXPLAIN ANALYZE); SQLite: virtual machine steps
-    (sqlite3's progress handler, called at every step)."""
-    async with db.engine.connect() as conn:
-        sql = literal_sql(conn, query)
-        if not db.is_sqlite:
-            await conn.execute(text("SET enable_seqscan = off"))  # small tables: as when large
-            rows = await conn.execute(text("EXPLAIN (ANALYZE, FORMAT JSON) " + sql))
-            nodes, read = [rows.scalar_one()[0]["Plan"]], 0
-            while nodes:
-                node = nodes.pop()
-                if node.get("Relation Name") == "timeline" or "Index Name" in node:
-                    read += int(node["Actual Rows"]) + int(node.get("Rows Removed by Filter", 0))
-                nodes.extend(node.get("Plans", []))
-            return read
-        raw = (await conn.get_raw_connection()).driver_connection._conn
-        steps = 0
-
-        def step() -> int:
-            nonlocal steps
-            steps += 1
-            return 0
-
-        raw.set_progress_handler(step, 1)
-        try:
-            raw.execute(sql).fetchall()
-        finally:
-            raw.set_progress_handler(None, 1)
-        return steps
+    return await query_cost(db, query, "timeline", seqscan=False)  # small tables: as when large
