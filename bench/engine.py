@@ -484,20 +484,11 @@ def with_slack() -> None:
     """Servers started from here on post every incident message to a Slack emulator in a
     child process (Slack's rate limits at real speed), as ``bench/slack.py``'s does: the
     announcer renders each changed incident's message instead of the console's line."""
-    from bench.slack import INCIDENTS, SECRET, TOKEN, Emulator
+    from bench.slack import Emulator, post_to
 
     emulator = Emulator()
     atexit.register(emulator.stop)
-    for name in ("SLACK_APP_TOKEN", "BALLAST_SLACK_APP_TOKEN", "BALLAST_CONFIG"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "SLACK_BOT_TOKEN": TOKEN,
-            "SLACK_SIGNING_SECRET": SECRET,
-            "BALLAST_SLACK_API_URL": emulator.base_url,
-            "BALLAST_SLACK_CHANNEL": INCIDENTS.id,
-        }
-    )
+    post_to(emulator)
 
 
 def main() -> None:

@@ -155,6 +155,21 @@ def emulator_child() -> None:
     emulator.stop()
 
 
+def post_to(emulator: Emulator) -> None:
+    """Servers started from here on (they inherit this environment) post to ``emulator``, with
+    the variables a user sets for Slack."""
+    for name in ("SLACK_APP_TOKEN", "BALLAST_SLACK_APP_TOKEN", "BALLAST_CONFIG"):
+        os.environ.pop(name, None)
+    os.environ.update(
+        {
+            "SLACK_BOT_TOKEN": TOKEN,
+            "SLACK_SIGNING_SECRET": SECRET,
+            "BALLAST_SLACK_API_URL": emulator.base_url,
+            "BALLAST_SLACK_CHANNEL": INCIDENTS.id,
+        }
+    )
+
+
 class Emulator:
     """The parent's handle on the emulator process (calls are blocking; one at a time)."""
 
@@ -775,16 +790,7 @@ class Bench:
         emulator = Emulator()
         server: Server | None = None
         try:
-            for name in ("SLACK_APP_TOKEN", "BALLAST_SLACK_APP_TOKEN", "BALLAST_CONFIG"):
-                os.environ.pop(name, None)
-            os.environ.update(
-                {
-                    "SLACK_BOT_TOKEN": TOKEN,
-                    "SLACK_SIGNING_SECRET": SECRET,
-                    "BALLAST_SLACK_API_URL": emulator.base_url,
-                    "BALLAST_SLACK_CHANNEL": INCIDENTS.id,
-                }
-            )
+            post_to(emulator)
             server = SlackServer(self.workdir)
             server.start()
             self.monitor = CoreMonitor(server.pid).start()
