@@ -14,6 +14,8 @@ a scorecard), written directly with SQLAlchemy Core. Then, in this process:
 
 - **message**: ``load_incident_detail`` as the Slack announcer calls it (a sample of the
   alerts, the timeline entries a message reads);
+- **sample**: the part of it that reads the alerts (``alerts_sample``: the first alert, then
+  firing ones first, ``MESSAGE_ALERT_SAMPLE`` in all);
 - **verdict**: the verifier's read of the incident's earlier verdicts (``timeline_of`` with
   ``kinds``);
 - **full**: the whole timeline, as the API's detail, the CLI and the postmortem read it.
@@ -207,6 +209,10 @@ async def run(db_name: str, alerts: int, repeat: int, workdir: Path) -> list[tup
             db, catalog, registry, incident_id, alert_limit=MESSAGE_ALERT_SAMPLE, **extra
         )
 
+    async def sample() -> None:
+        async with db.sessions() as session:
+            await repo.alerts_sample(session, incident_id, MESSAGE_ALERT_SAMPLE)
+
     async def verdict() -> None:
         async with db.sessions() as session:
             try:
@@ -221,7 +227,8 @@ async def run(db_name: str, alerts: int, repeat: int, workdir: Path) -> list[tup
             await repo.timeline_of(session, incident_id)
 
     rows = []
-    for name, read in (("message", message), ("verdict", verdict), ("full", full)):
+    reads = (("message", message), ("sample", sample), ("verdict", verdict), ("full", full))
+    for name, read in reads:
         best, median, peak = await measure(read, repeat if name != "full" else max(1, repeat // 4))
         rows.append((db_name, name, f"{best:,.1f}", f"{median:,.1f}", f"{peak:,.0f}"))
     await db.close()

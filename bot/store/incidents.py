@@ -9,10 +9,11 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, select
+from sqlalchemy import Integer, Select, bindparam, func, insert, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import NotFoundError
+from bot.intake.alert import AlertStatus
 from bot.store.tables import Incident, IncidentAlert, TimelineEntry, table_of
 
 # The statements of the mitigation path, built once: building a SELECT costs more CPU than
@@ -20,17 +21,47 @@ from bot.store.tables import Incident, IncidentAlert, TimelineEntry, table_of
 # runs a few dozen (issue 16). Their parameters are bound at execution.
 _GET = select(Incident).where(Incident.id == bindparam("incident_id"))
 _GET_LOCKED = _GET.with_for_update()
+
+# What a message reads of a storm incident's tens of thousands of alerts (migration 0015): for
+# each status, its first ids, one range of the index (incident_id, status, id) read in order.
+# Each is a query of its own, with equality on both columns, so that neither database has a
+# plan to choose: with a single ``ORDER BY``, SQLite (which keeps no statistics) and PostgreSQL
+# (before autovacuum has seen a new storm incident) sorted every alert of the incident.
+_FIRING_FIRST = sorted(AlertStatus, key=lambda status: status is not AlertStatus.FIRING)
+
+
+def _first_ids(status: AlertStatus, limit: Any) -> Select[int]:
+    return (
+        select(IncidentAlert.id)
+        .where(
+            IncidentAlert.incident_id == bindparam("incident_id"),
+            IncidentAlert.status == status.value,
+        )
+        .order_by(IncidentAlert.id)
+        .limit(limit)
+    )
+
+
 _FIRST_ALERT = (
     select(IncidentAlert)
-    .where(IncidentAlert.incident_id == bindparam("incident_id"))
+    .where(IncidentAlert.id.in_([_first_ids(s, 1).scalar_subquery() for s in _FIRING_FIRST]))
     .order_by(IncidentAlert.id)
     .limit(1)
 )
+_SAMPLE_LIMIT = bindparam("limit", type_=Integer)
+_SAMPLE_IDS = union_all(
+    *(
+        select(first.c.id, literal(rank).label("rank"))
+        for rank, first in enumerate(
+            _first_ids(status, _SAMPLE_LIMIT).subquery() for status in _FIRING_FIRST
+        )
+    )
+).subquery()
 _ALERTS_SAMPLE = (
     select(IncidentAlert)
-    .where(IncidentAlert.incident_id == bindparam("incident_id"))
-    .order_by(case((IncidentAlert.status == "firing", 0), else_=1), IncidentAlert.id)
-    .limit(bindparam("limit"))
+    .join(_SAMPLE_IDS, _SAMPLE_IDS.c.id == IncidentAlert.id)
+    .order_by(_SAMPLE_IDS.c.rank, IncidentAlert.id)
+    .limit(_SAMPLE_LIMIT)
 )
 
 
@@ -166,9 +197,10 @@ async def timeline_of(
     wanted = sorted({str(kind) for kind in kinds})
     if not wanted:
         return []
-    return (
-        await session.scalars(_TIMELINE_OF_KINDS, {"incident_id": incident_id, "kinds": wanted})
-    ).all()
+    entries = await session.scalars(
+        _TIMELINE_OF_KINDS, {"incident_id": incident_id, "kinds": wanted}
+    )
+    return sorted(entries, key=lambda entry: entry.id)
 
 
 async def newest_timeline_id(session: AsyncSession, incident_id: int) -> int | None:
@@ -183,13 +215,12 @@ _TIMELINE = (
     .where(TimelineEntry.incident_id == bindparam("incident_id"))
     .order_by(TimelineEntry.id)
 )
-_TIMELINE_OF_KINDS = (
-    select(TimelineEntry)
-    .where(
-        TimelineEntry.incident_id == bindparam("incident_id"),
-        TimelineEntry.kind.in_(bindparam("kinds", expanding=True)),
-    )
-    .order_by(TimelineEntry.id)
+# Unordered: put in order here, they are few. With ``ORDER BY id`` and more than one kind,
+# SQLite (which keeps no statistics) read every entry of the incident through (incident_id,
+# id) to spare itself the sort, instead of a seek per kind in (incident_id, kind, id).
+_TIMELINE_OF_KINDS = select(TimelineEntry).where(
+    TimelineEntry.incident_id == bindparam("incident_id"),
+    TimelineEntry.kind.in_(bindparam("kinds", expanding=True)),
 )
 _NEWEST_TIMELINE_ID = select(func.max(TimelineEntry.id)).where(
     TimelineEntry.incident_id == bindparam("incident_id")

@@ -116,13 +116,18 @@ async def test_reading_some_kinds_does_not_grow_with_the_alerts(db: Database, cl
     kinds = repo._TIMELINE_OF_KINDS.params(
         incident_id=incident_id, kinds=[TimelineKind.MITIGATION_VERIFIED.value]
     )
+    # The message's kinds: with more than one, SQLite read every entry when the query was
+    # ordered (it spared itself the sort instead).
+    message = repo._TIMELINE_OF_KINDS.params(
+        incident_id=incident_id, kinds=sorted(SUMMARY_TIMELINE_KINDS)
+    )
     every = repo._TIMELINE.params(incident_id=incident_id)
-    before = (await cost(db, kinds), await cost(db, every))
+    before = (await cost(db, kinds), await cost(db, message), await cost(db, every))
     await entries(db, incident_id, clock(), [TimelineKind.ALERT_FIRING] * 3_000)
     await analyze(db)
-    after = (await cost(db, kinds), await cost(db, every))
-    assert after[0] == before[0], (before, after)
-    assert after[1] > 2 * before[1], (before, after)
+    after = (await cost(db, kinds), await cost(db, message), await cost(db, every))
+    assert after[:2] == before[:2], (before, after)
+    assert after[2] > 2 * before[2], (before, after)
 
 
 async def test_the_message_reads_the_entries_it_shows(db: Database, clock: Clock) -> None:
@@ -148,6 +153,10 @@ async def test_the_message_reads_the_entries_it_shows(db: Database, clock: Clock
 
 
 async def analyze(db: Database) -> None:
+    """PostgreSQL's statistics, as autovacuum keeps them; SQLite as Ballast runs it, with none
+    (it never runs ANALYZE there), which is what its planner chooses by."""
+    if db.is_sqlite:
+        return
     async with db.engine.begin() as conn:
         await conn.execute(text("ANALYZE"))
 
