@@ -397,6 +397,9 @@ async def phase_storm(db: str, seconds: float, workdir: Path, tag: int) -> Resul
         f"inbox empty {caught_up.at - storm_end:.2f} s after the last webhook "
         f"({int(caught_up.processed)} of {samples.stored} processed); lag sampled every 0.5 s"
     )
+    # When the lag was high tells what caused it (the onset, a flush of held updates, ...).
+    high = [f"{s.at - started:.1f} s: {s.lag:.2f}" for s in during if s.lag > GOAL_LAG_SECONDS / 2]
+    result.notes.append(f"lag over {GOAL_LAG_SECONDS / 2:g} s at: {', '.join(high) or 'never'}")
     return result
 
 

@@ -235,26 +235,24 @@ def build_services(
     traces = TraceLinks(config.traces)
     auto = AutoMitigator(executor)
     bus.subscribe(auto)
-    console = None
+    announcer: SlackAnnouncer | ConsoleAnnouncer
     if delivery is None:
-        console = ConsoleAnnouncer(db)
-        bus.subscribe(console)
+        announcer = ConsoleAnnouncer(db)
     else:
-        bus.subscribe(
-            SlackAnnouncer(
-                db,
-                catalog,
-                registry,
-                outbox,
-                config.slack,
-                fallback_channel=settings.slack_channel,
-                on_enqueued=delivery.wake,
-                change_window=config.changes.window,
-                traces=traces,
-                clock=clock,
-                planner=executor.plan_now,
-            )
+        announcer = SlackAnnouncer(
+            db,
+            catalog,
+            registry,
+            outbox,
+            config.slack,
+            fallback_channel=settings.slack_channel,
+            on_enqueued=delivery.wake,
+            change_window=config.changes.window,
+            traces=traces,
+            clock=clock,
+            planner=executor.plan_now,
         )
+    bus.subscribe(announcer)
     if syncer is not None and runbooks_config.git is not None:
         syncer.on_refused = _refusal_reporter(runbooks_config.git, messenger)
     prometheus = prometheus_clients(config, http, environ)
@@ -327,7 +325,7 @@ def build_services(
         contexts=contexts,
         executor=executor,
         auto=auto,
-        console=console,
+        announcer=announcer,
         bus=bus,
         timers=timers,
         http=http,
@@ -527,8 +525,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
                 await socket.close_async()
             await services.engine.stop(worker)
             await services.auto.drain(grace=services.settings.shutdown_grace)
-            if services.console is not None:
-                await services.console.drain()
+            if services.announcer is not None:
+                await services.announcer.drain()
             if services.scorecards is not None:
                 await services.scorecards.drain()
             if services.exemplars is not None:

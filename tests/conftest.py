@@ -194,10 +194,12 @@ class Harness:
         return self.as_(None)
 
     async def settle(self) -> int:
-        """Process everything stored so far, as the background engine would, and let the
-        auto mitigations it started finish."""
+        """Process everything stored so far, as the background engine would, let the auto
+        mitigations it started finish, and announce the updates held for their window."""
         done = int(await self.services.engine.process_pending())
         await self.services.auto.drain()
+        if self.services.announcer is not None:
+            await self.services.announcer.flush()
         return done
 
     async def post_fixture(self, source: str, path: Path, **headers: str) -> httpx.Response:

@@ -30,6 +30,7 @@ from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
 from bot.scheduling.timers import TimerService
 from bot.settings import Settings
+from bot.slack.announcer import SlackAnnouncer
 from bot.slack.console import ConsoleAnnouncer
 from bot.slack.delivery import SlackDelivery
 from bot.slack.outbox import SlackOutbox
@@ -67,7 +68,8 @@ class Services:
     change_window: timedelta = DEFAULT_WINDOW
     gates: ReleaseGates | None = None
     delivery: SlackDelivery | None = None
-    console: ConsoleAnnouncer | None = None  # without Slack: changes printed on the console
+    # The incident's message in Slack, or without Slack the line printed on the console.
+    announcer: SlackAnnouncer | ConsoleAnnouncer | None = None
     feed: ChangeFeed | None = None  # notifications from other replicas (PostgreSQL)
     postmortems: PostmortemService | None = None
     scorecards: ScorecardRecorder | None = None  # snapshots at open, verification, resolve

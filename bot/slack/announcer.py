@@ -1,8 +1,15 @@
 """Keeps each incident's Slack message in step with the incident, through the outbox.
 
-One message per incident, posted when it opens and updated in place (coalesced by the outbox)
-on every change; the details of a change go to the message's thread. Everything is enqueued
-in one transaction, so a restart neither loses nor doubles a message.
+One message per incident, posted when it opens and updated in place on every change; the
+details of a change go to the message's thread. Everything is enqueued in one transaction, so
+a restart neither loses nor doubles a message.
+
+Changes are rendered in the background, one at a time, in order for each incident: whoever
+publishes a change (the engine after each batch) does not wait for the message's reads and
+writes. An incident whose only news is more alerts is rendered at most once per window
+(:mod:`bot.slack.update_window`), and a queued render subsumes a later counts-only change; the
+outbox then coalesces the updates still pending for one message. Under a storm this is what
+keeps the engine at the speed of the intake with Slack configured (issue 16).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from bot.runbooks.catalog import LiveCatalog
 from bot.slack.incident_message import render_incident
 from bot.slack.outbox import Enqueued, SlackOutbox
 from bot.slack.text import note_text
+from bot.slack.update_window import UPDATE_EVERY_SECONDS, UpdateWindow, counts_only
 from bot.slack.view import MESSAGE_ALERT_SAMPLE, build_view
 from bot.store import incidents as repo
 from bot.store.database import Database
@@ -48,6 +56,7 @@ class SlackAnnouncer:
         traces: TraceLinks | None = None,
         clock: Callable[[], datetime] | None = None,
         planner: Planner | None = None,
+        update_every: float = UPDATE_EVERY_SECONDS,
     ) -> None:
         self._planner = planner
         self._traces = traces
@@ -60,38 +69,73 @@ class SlackAnnouncer:
         self._config = config
         self._fallback = fallback_channel
         self._on_enqueued = on_enqueued
-        # One announcement of an incident at a time in this process: each renders what it read
-        # and enqueues it later, so two overlapping ones (the engine's "opened" and the auto
-        # mitigation's record right after it) could enqueue the older render last.
-        self._announcing: dict[int, tuple[asyncio.Lock, int]] = {}  # lock, its users
+        self._window = UpdateWindow(self._queue_all, every=update_every, name="slack-updates")
+        # Incident id -> its changes waiting to be rendered, in order; incidents in the order
+        # they are due (round robin). Rendered one at a time by ``_work``, so the last message
+        # enqueued for an incident is rendered from the last state read.
+        self._queued: dict[int, list[tuple[IncidentChange, str | None]]] = {}
+        self._worker: asyncio.Task[None] | None = None
+        self._drained = False
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
+        """Take the changes and return: the engine (which awaits its listeners after each
+        batch) does not wait for the rendering, nor for the database round trips behind it.
+        """
+        await self._window.incidents_changed(changes)
+
+    async def flush(self) -> None:
+        """Render and enqueue what is held back and queued now; return once it is enqueued."""
+        await self._window.flush()
+        await self._worked_off()
+
+    async def drain(self) -> None:
+        """At shutdown, before the outbox stops: enqueue everything held back and queued now,
+        and each change after this as it comes."""
+        await self._window.drain()
+        await self._worked_off()
+        self._drained = True
+
+    async def _queue_all(self, changes: list[IncidentChange]) -> None:
         for change in changes:
+            # The span the render continues: the change's, else the publisher's (the render
+            # runs in a task of its own, whose current span is whatever started it).
+            entry = (change, change.traceparent or telemetry.traceparent())
+            queued = self._queued.setdefault(change.incident_id, [])
+            if counts_only(change):
+                if not queued:  # otherwise a render still to come shows the counts too
+                    queued.append(entry)
+            elif queued and counts_only(queued[-1][0]):
+                queued[-1] = entry  # this render shows the counts too
+            else:
+                queued.append(entry)
+        if self._drained:
+            await self._work()
+        elif self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work(), name="slack-announcer")
+
+    async def _worked_off(self) -> None:
+        while self._worker is not None and not self._worker.done():
+            await asyncio.shield(self._worker)
+
+    async def _work(self) -> None:
+        """Render the queued changes, one at a time, until none is left."""
+        while self._queued:
+            incident_id = next(iter(self._queued))
+            queued = self._queued.pop(incident_id)
+            change, parent = queued.pop(0)
+            if queued:
+                self._queued[incident_id] = queued  # its next change after the others' turn
             try:
                 with telemetry.span(
                     names.SLACK_ANNOUNCE,
                     {names.INCIDENT_ID: change.incident_id, names.RUNBOOK_ID: change.runbook_id},
-                    parent=change.traceparent,
+                    parent=parent,
                 ):
-                    await self._announce_in_order(change)
+                    await self._announce(change)
             except NotFoundError:
                 log.warning("incident #%d vanished before it was announced", change.incident_id)
-
-    async def _announce_in_order(self, change: IncidentChange) -> None:
-        """Announce after any announcement of the same incident under way here (so the last
-        message enqueued is rendered from the last state read)."""
-        incident_id = change.incident_id
-        lock, users = self._announcing.get(incident_id, (asyncio.Lock(), 0))
-        self._announcing[incident_id] = (lock, users + 1)
-        try:
-            async with lock:
-                await self._announce(change)
-        finally:
-            lock, users = self._announcing[incident_id]
-            if users == 1:
-                del self._announcing[incident_id]
-            else:
-                self._announcing[incident_id] = (lock, users - 1)
+            except Exception:
+                log.exception("could not announce a change of incident #%d", change.incident_id)
 
     async def _announce(self, change: IncidentChange) -> None:
         detail = await load_incident_detail(

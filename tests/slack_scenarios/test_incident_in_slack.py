@@ -1,19 +1,27 @@
 """Scenarios through Slack: a real HTTP Slack emulation, signed requests, real Bolt.
 
 alert → incident message → an owner clicks Run → action applied → message updated in place;
-a non-owner's click is refused (and recorded); a badly signed or stale request gets 401.
+a non-owner's click is refused (and recorded); a badly signed or stale request gets 401; a
+storm's more-alerts changes render the message once per window, not once per engine batch
+(issue 16: the engine awaits the announcer, and a render per batch kept a 3,000 alerts/s storm
+minutes behind), and the message still converges to the last counts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
 from bot.config import BallastConfig
+from bot.slack.outbox import OutboxKind
+from bot.slack.update_window import UPDATE_EVERY_SECONDS
+from bot.store.tables import SlackOutboxEntry
 from tests.principals import BRIDGE
 from tests.slack_emulator import SlackEmulator
 from tests.slack_emulator.payloads import SlackChannel, SlackUser, click, slash_command_form
@@ -365,3 +373,42 @@ async def test_shutdown_waits_for_lazy_listeners_still_answering(
     await drain_lazy_listeners(h.services.slack_app)  # what the lifespan's shutdown does
     assert runner.tasks == set()
     assert len(slack.response_posts(url)) == 1
+
+
+async def renders_enqueued(h: Any, incident_id: int) -> int:
+    """Every message the announcer enqueued for the incident: each row, and each newer
+    payload a row took while it waited (``revision``)."""
+    async with h.services.db.sessions() as session:
+        total = await session.scalar(
+            select(func.sum(SlackOutboxEntry.revision + 1)).where(
+                SlackOutboxEntry.incident_id == incident_id,
+                SlackOutboxEntry.kind.in_([OutboxKind.POST, OutboxKind.UPDATE]),
+            )
+        )
+    return int(total or 0)
+
+
+def storm_alert(pod: int) -> dict[str, Any]:
+    return {**ALERT, "labels": {**ALERT["labels"], "pod": f"pod-{pod}"}}
+
+
+async def test_a_storm_renders_its_message_once_per_window(h: Any, slack: SlackEmulator) -> None:
+    await h.client.post("/webhooks/generic", json={"alerts": [storm_alert(0)]})
+    await settle(h)  # posted, and the auto mitigation's notes announced
+    [incident] = (await h.client.get("/api/v1/incidents")).json()["incidents"]
+    before = await renders_enqueued(h, incident["id"])
+
+    started = time.monotonic()
+    for pod in range(1, 31):  # thirty engine batches, each with one more alert
+        response = await h.client.post("/webhooks/generic", json={"alerts": [storm_alert(pod)]})
+        assert response.status_code == 200, response.text
+        await h.services.engine.process_pending()  # or the background engine did
+    took = time.monotonic() - started
+    renders = await renders_enqueued(h, incident["id"]) - before
+    # At most one render per window (the first of these batches came inside the window of
+    # the announcement before it); fault: rendering every batch enqueues 30.
+    assert renders <= int(took // UPDATE_EVERY_SECONDS) + 1, (renders, took)
+
+    await settle(h)  # what the window held is enqueued, with the counts as they are now
+    assert await renders_enqueued(h, incident["id"]) - before <= renders + 1
+    assert "*Alerts firing*\\n31 of 31" in str(incident_message(slack)["blocks"])
