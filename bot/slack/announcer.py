@@ -15,6 +15,7 @@ keeps the engine at the speed of the intake with Slack configured (issue 16).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 from collections.abc import Callable
@@ -111,7 +112,10 @@ class SlackAnnouncer:
         if self._drained:
             await self._work()
         elif self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._work(), name="slack-announcer")
+            # In a context of its own: no span of whoever happened to start it is current.
+            self._worker = asyncio.create_task(
+                self._work(), name="slack-announcer", context=contextvars.Context()
+            )
 
     async def _worked_off(self) -> None:
         while self._worker is not None and not self._worker.done():

@@ -11,10 +11,13 @@ import logging
 from typing import Any, cast
 
 import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from bot import telemetry
 from bot.config import SlackConfig
 from bot.incidents.changes import ChangeKind, IncidentChange, Note
 from bot.slack.announcer import SlackAnnouncer
+from tests.telemetry.test_spans import spans  # noqa: F401 (fixture)
 
 
 class RecordingAnnouncer(SlackAnnouncer):
@@ -139,3 +142,24 @@ async def test_drain_renders_what_is_queued_and_then_each_change_as_it_comes() -
     later = change(3, ChangeKind.OPENED)
     await announcer.incidents_changed([later])
     assert announcer.rendered[-1] is later
+
+
+async def test_a_render_continues_its_changes_trace_or_its_publishers(
+    spans: InMemorySpanExporter,  # noqa: F811 (the fixture)
+) -> None:
+    announcer = RecordingAnnouncer()
+    with telemetry.span("engine.batch") as batch:
+        engine_change = change(1, ChangeKind.OPENED)
+        engine_change.traceparent = telemetry.traceparent()
+        await announcer.incidents_changed([engine_change])  # the worker starts in this span
+        with telemetry.span("mitigation.auto") as auto:
+            await announcer.incidents_changed([change(1, ChangeKind.UPDATED, note="applied")])
+    await announcer.incidents_changed([change(2, ChangeKind.OPENED)])  # outside any span
+    await announcer.flush()
+    announced = [s for s in spans.get_finished_spans() if s.name == "slack.announce"]
+    parents = [s.parent.span_id if s.parent else None for s in announced]
+    assert parents == [  # incidents take turns: 1's opening, 2's, then 1's note
+        batch.get_span_context().span_id,
+        None,  # not the span that happened to be current when the worker started
+        auto.get_span_context().span_id,
+    ]
