@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -524,9 +525,11 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
             if socket is not None:
                 await socket.close_async()
             await services.engine.stop(worker)
+            # One grace for the mitigations in flight and then the Slack messages to render.
+            grace_over = time.monotonic() + services.settings.shutdown_grace
             await services.auto.drain(grace=services.settings.shutdown_grace)
             if services.announcer is not None:
-                await services.announcer.drain()
+                await services.announcer.drain(grace=max(0.0, grace_over - time.monotonic()))
             if services.scorecards is not None:
                 await services.scorecards.drain()
             if services.exemplars is not None:

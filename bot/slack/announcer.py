@@ -15,6 +15,7 @@ keeps the engine at the speed of the intake with Slack configured (issue 16).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import logging
@@ -89,11 +90,26 @@ class SlackAnnouncer:
         await self._window.flush()
         await self._worked_off()
 
-    async def drain(self) -> None:
-        """At shutdown, before the outbox stops: enqueue everything held back and queued now,
-        and each change after this as it comes."""
+    async def drain(self, grace: float | None = None) -> None:
+        """At shutdown, before the outbox stops: enqueue everything held back and queued now
+        (within ``grace`` seconds; what is left then is dropped, and logged), and each change
+        after this as it comes."""
         await self._window.drain()
-        await self._worked_off()
+        try:
+            async with asyncio.timeout(grace):
+                await self._worked_off()
+        except TimeoutError:
+            left = sum(len(queued) for queued in self._queued.values())
+            log.warning(
+                "shutting down: %d incident change(s) not rendered for Slack within %s s",
+                left + 1,  # and the one under way
+                grace,
+            )
+            self._queued.clear()
+            if self._worker is not None:
+                self._worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._worker
         self._drained = True
 
     async def _queue_all(self, changes: list[IncidentChange]) -> None:

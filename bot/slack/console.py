@@ -35,9 +35,11 @@ class ConsoleAnnouncer:
         """Print the updates held back now, without waiting for their window."""
         await self._window.flush()
 
-    async def drain(self) -> None:
-        """At shutdown, before the database closes: print what is held back now, and every
-        change after this at once (no task is left waiting for a window)."""
+    async def drain(self, grace: float | None = None) -> None:
+        """At shutdown, before the database closes: print what is held back now (one query,
+        whatever ``grace``), and every change after this at once (no task is left waiting
+        for a window)."""
+        del grace  # printing is one read; the Slack announcer's renders are what may take long
         await self._window.drain()
 
     async def _say(self, changes: list[IncidentChange]) -> None:

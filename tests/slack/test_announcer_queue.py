@@ -144,6 +144,22 @@ async def test_drain_renders_what_is_queued_and_then_each_change_as_it_comes() -
     assert announcer.rendered[-1] is later
 
 
+async def test_drain_gives_up_after_its_grace_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SIGTERM's grace bounds the shutdown: renders still queued then are dropped, logged."""
+    announcer = RecordingAnnouncer()
+    announcer.gate.clear()  # the database no longer answers
+    await announcer.incidents_changed([change(n, ChangeKind.OPENED) for n in (1, 2, 3)])
+    with caplog.at_level(logging.WARNING, logger="bot.slack.announcer"):
+        await asyncio.wait_for(announcer.drain(grace=0.2), timeout=5)
+    assert "3 incident change(s) not rendered for Slack within 0.2 s" in caplog.text
+    assert announcer.rendered == []
+    announcer.gate.set()
+    await announcer.incidents_changed([later := change(4, ChangeKind.OPENED)])
+    assert announcer.rendered == [later]  # rendered as it comes after the drain
+
+
 async def test_a_render_continues_its_changes_trace_or_its_publishers(
     spans: InMemorySpanExporter,  # noqa: F811 (the fixture)
 ) -> None:
