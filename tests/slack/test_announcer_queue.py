@@ -15,8 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from bot import telemetry
 from bot.config import SlackConfig
-from bot.incidents.changes import ChangeKind, IncidentChange, Note
+from bot.incidents.changes import ChangeKind, IncidentChange
 from bot.slack.announcer import SlackAnnouncer
+from tests.slack.test_update_window import change
 from tests.telemetry.test_spans import spans  # noqa: F401 (fixture)
 
 
@@ -46,10 +47,6 @@ class RecordingAnnouncer(SlackAnnouncer):
         if change.incident_id in self.failing:
             raise RuntimeError("the database went away")
         self.rendered.append(change)
-
-
-def change(incident_id: int, *kinds: ChangeKind, note: str | None = None) -> IncidentChange:
-    return IncidentChange(incident_id, set(kinds), [Note(note)] if note else [])
 
 
 async def test_the_publisher_does_not_wait_for_the_render() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -36,9 +37,9 @@ def change(incident_id: int, *kinds: ChangeKind, note: str | None = None) -> Inc
     return IncidentChange(incident_id, set(kinds), [Note(note)] if note else [])
 
 
-async def until(check: object, seconds: float = 10.0) -> None:
+async def until(check: Callable[[], bool], seconds: float = 10.0) -> None:
     for _ in range(int(seconds / 0.02)):
-        if callable(check) and check():
+        if check():
             return
         await asyncio.sleep(0.02)
     raise AssertionError("timed out")

@@ -16,18 +16,10 @@ from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.tables import IncidentAlert, table_of
 from tests.conftest import Clock
-from tests.rows import incident_row
 from tests.store.query_cost import query_cost
+from tests.store.test_timeline_reads import an_incident
 
 SAMPLE = 50
-
-
-async def an_incident(db: Database, at: datetime) -> int:
-    async with db.transaction() as session:
-        incident = incident_row("rb:storm", at)
-        session.add(incident)
-        await session.flush()
-        return incident.id
 
 
 async def alerts(db: Database, incident_id: int, at: datetime, statuses: list[str]) -> None:
