@@ -490,6 +490,11 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         sender = None
         if services.delivery is not None:
             sender = asyncio.create_task(services.delivery.run(), name="slack-delivery")
+        catching_up = None
+        if isinstance(services.announcer, SlackAnnouncer):
+            catching_up = asyncio.create_task(
+                services.announcer.catch_up.run(), name="slack-catch-up"
+            )
         socket = None
         if services.slack_app is not None and services.settings.slack_app_token is not None:
             socket = await start_socket_mode(
@@ -525,6 +530,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
             if socket is not None:
                 await socket.close_async()
             await services.engine.stop(worker)
+            if isinstance(services.announcer, SlackAnnouncer) and catching_up is not None:
+                await services.announcer.catch_up.stop(catching_up)
             # One grace for the mitigations in flight and then the Slack messages to render.
             grace_over = time.monotonic() + services.settings.shutdown_grace
             await services.auto.drain(grace=services.settings.shutdown_grace)

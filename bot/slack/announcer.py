@@ -10,6 +10,10 @@ writes. An incident whose only news is more alerts is rendered at most once per 
 (:mod:`bot.slack.update_window`), and a queued render subsumes a later counts-only change; the
 outbox then coalesces the updates still pending for one message. Under a storm this is what
 keeps the engine at the speed of the intake with Slack configured (issue 16).
+
+What is queued is in memory until it is rendered, so each render also records the state it
+was made from (:mod:`bot.slack.render_marks`). A catch-up at start and every minute renders
+the incidents with a change no render showed: one lost in a crash, or whose render failed.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import contextvars
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from actions.registry import ActionRegistry
 from bot import telemetry
@@ -31,6 +35,8 @@ from bot.incidents.changes import ChangeKind, IncidentChange
 from bot.incidents.detail import SUMMARY_TIMELINE_KINDS, Planner, load_incident_detail
 from bot.incidents.traces import TraceLinks
 from bot.runbooks.catalog import LiveCatalog
+from bot.runtime.worker import WorkerLoop
+from bot.slack import render_marks
 from bot.slack.incident_message import render_incident
 from bot.slack.outbox import Enqueued, SlackOutbox
 from bot.slack.text import note_text
@@ -41,6 +47,11 @@ from bot.store.database import Database
 from bot.telemetry import names
 
 log = logging.getLogger(__name__)
+
+CATCH_UP_EVERY_SECONDS = 60.0
+# A resolved incident's message is brought up to date for this long after its last change.
+CATCH_UP_RESOLVED = timedelta(hours=24)
+CATCH_UP_BATCH = 200  # incidents queued per catch-up pass (the rest at the next)
 
 
 class SlackAnnouncer:
@@ -77,7 +88,14 @@ class SlackAnnouncer:
         # enqueued for an incident is rendered from the last state read.
         self._queued: dict[int, list[tuple[IncidentChange, str | None]]] = {}
         self._worker: asyncio.Task[None] | None = None
+        self._rendering: int | None = None  # the incident whose change is being rendered
         self._drained = False
+        self.catch_up = WorkerLoop(
+            self._catch_up_pass,
+            poll_interval=CATCH_UP_EVERY_SECONDS,
+            log=log,
+            failure="could not look for incidents whose Slack message is behind",
+        )
 
     async def incidents_changed(self, changes: list[IncidentChange]) -> None:
         """Take the changes and return: the engine (which awaits its listeners after each
@@ -112,6 +130,41 @@ class SlackAnnouncer:
                     await self._worker
         self._drained = True
 
+    async def _catch_up_pass(self) -> float | None:
+        behind, queued = await self.catch_up_once()
+        return 0 if behind == CATCH_UP_BATCH and queued else None
+
+    async def catch_up_once(self) -> tuple[int, int]:
+        """Queue a render of each incident with a change no render showed (see the module
+        docstring), but those whose render is queued or under way here. Returns how many
+        were behind, and how many of them it queued."""
+        now = self._now()
+        async with self._db.reads() as session:
+            behind = await render_marks.behind(
+                session, resolved_since=now - CATCH_UP_RESOLVED, limit=CATCH_UP_BATCH
+            )
+        waiting = [
+            incident_id
+            for incident_id in behind
+            if incident_id not in self._queued and incident_id != self._rendering
+        ]
+        if waiting:
+            log.info(
+                "%d incident(s) with a change their Slack message does not show yet: "
+                "rendering them (first: #%d)",
+                len(waiting),
+                waiting[0],
+            )
+            # Counts-only changes: held by the window like any other, subsumed by a render
+            # already queued.
+            await self._window.incidents_changed(
+                [IncidentChange(incident_id, {ChangeKind.UPDATED}) for incident_id in waiting]
+            )
+        return len(behind), len(waiting)
+
+    def _now(self) -> datetime:
+        return self._clock() if self._clock else datetime.now(UTC)
+
     async def _queue_all(self, changes: list[IncidentChange]) -> None:
         for change in changes:
             # The span the render continues: the change's, else the publisher's (the render
@@ -145,6 +198,7 @@ class SlackAnnouncer:
             change, parent = queued.pop(0)
             if queued:
                 self._queued[incident_id] = queued  # its next change after the others' turn
+            self._rendering = incident_id
             try:
                 with telemetry.span(
                     names.SLACK_ANNOUNCE,
@@ -156,8 +210,15 @@ class SlackAnnouncer:
                 log.warning("incident #%d vanished before it was announced", change.incident_id)
             except Exception:
                 log.exception("could not announce a change of incident #%d", change.incident_id)
+            finally:
+                self._rendering = None
 
     async def _announce(self, change: IncidentChange) -> None:
+        # Read first, so the mark never claims a change the render did not see.
+        async with self._db.reads() as session:
+            shown = await render_marks.updated_at_of(session, change.incident_id)
+        if shown is None:
+            raise NotFoundError(f"incident #{change.incident_id} not found")
         detail = await load_incident_detail(
             self._db,
             self._catalog,
@@ -192,6 +253,7 @@ class SlackAnnouncer:
                     )
                     return
                 await self._outbox.post_incident_message(session, detail.id, channel, message)
+            await render_marks.mark_rendered(session, detail.id, shown, self._now())
             # A note's key: its text at this state of the timeline (the same announcement
             # enqueued again is one reply; the same text later is another).
             state = await repo.newest_timeline_id(session, detail.id) if change.notes else None

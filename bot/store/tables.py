@@ -448,6 +448,21 @@ class SlackIncidentMessage(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64))
 
 
+class SlackRender(Base):
+    """The incident state its Slack message was last rendered from: ``incident_updated_at``
+    as the render read it before reading the rest, written with the render's outbox rows. An
+    incident whose ``updated_at`` differs has a change no render showed (one lost in a crash,
+    or one that failed): the announcer's catch-up renders it again (migration 0016)."""
+
+    __tablename__ = "slack_renders"
+
+    incident_id: Mapped[int] = mapped_column(
+        ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    incident_updated_at: Mapped[datetime]
+    rendered_at: Mapped[datetime]
+
+
 class StoredPostmortem(Base):
     """Every postmortem draft made (on resolve, again after a re-open and resolve); the newest
     per incident is the current one. ``polished``: a language model reworded the summary."""
