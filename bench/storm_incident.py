@@ -18,7 +18,11 @@ a scorecard), written directly with SQLAlchemy Core. Then, in this process:
   firing ones first, ``MESSAGE_ALERT_SAMPLE`` in all);
 - **verdict**: the verifier's read of the incident's earlier verdicts (``timeline_of`` with
   ``kinds``);
-- **full**: the whole timeline, as the API's detail, the CLI and the postmortem read it.
+- **full**: the whole timeline, as the CLI and the postmortem read it;
+- **page**: what the console's page of the incident reads: the detail with its alerts and
+  per-alert entries limited (``PAGE_ALERTS``, ``PAGE_ALERT_ENTRIES``), and every alert's start
+  for its chart;
+- **detail**: the API's detail without limits (every alert, the whole timeline).
 
 Each is timed (best and median of ``--repeat``), with the process's peak resident size over
 the reads (``/proc/self/clear_refs`` resets it first), so a read that materialises every entry
@@ -226,10 +230,35 @@ async def run(db_name: str, alerts: int, repeat: int, workdir: Path) -> list[tup
         async with db.sessions() as session:
             await repo.timeline_of(session, incident_id)
 
+    page_limits = {}
+    if hasattr(repo, "alert_starts"):  # a tree before the bounded page reads it all
+        from bot.web.incidents import PAGE_ALERT_ENTRIES, PAGE_ALERTS
+
+        page_limits = {"alert_limit": PAGE_ALERTS, "alert_entries_limit": PAGE_ALERT_ENTRIES}
+
+    async def page() -> None:
+        await incident_detail.load_incident_detail(
+            db, catalog, registry, incident_id, **page_limits
+        )
+        if page_limits:
+            async with db.sessions() as session:
+                await repo.alert_starts(session, incident_id)
+
+    async def detail() -> None:
+        await incident_detail.load_incident_detail(db, catalog, registry, incident_id)
+
     rows = []
-    reads = (("message", message), ("sample", sample), ("verdict", verdict), ("full", full))
+    reads = (
+        ("message", message),
+        ("sample", sample),
+        ("verdict", verdict),
+        ("full", full),
+        ("page", page),
+        ("detail", detail),
+    )
     for name, read in reads:
-        best, median, peak = await measure(read, repeat if name != "full" else max(1, repeat // 4))
+        whole = name in ("full", "detail") or (name == "page" and not page_limits)
+        best, median, peak = await measure(read, max(1, repeat // 4) if whole else repeat)
         rows.append((db_name, name, f"{best:,.1f}", f"{median:,.1f}", f"{peak:,.0f}"))
     await db.close()
     print(f"{db_name}: {alerts:,} alerts written in {filled:.1f} s", file=sys.stderr)

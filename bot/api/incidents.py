@@ -55,9 +55,28 @@ async def list_incidents(
         return IncidentList(incidents=[IncidentSummary.model_validate(row) for row in rows])
 
 
+# A storm incident holds tens of thousands of alerts and as many timeline entries (29 MB of
+# JSON and seconds of reads at 50,000): a caller that shows it asks for a bounded part.
+DetailLimit = Annotated[int | None, Query(ge=0, le=100_000)]
+
+
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail, dependencies=Reader)
-async def show_incident(incident_id: IncidentIdPath, services: ServicesDep) -> IncidentDetail:
-    return await incident_detail(services, incident_id)
+async def show_incident(
+    incident_id: IncidentIdPath,
+    services: ServicesDep,
+    alerts_limit: DetailLimit = None,
+    alert_entries_limit: DetailLimit = None,
+) -> IncidentDetail:
+    """Every alert and every timeline entry, unless limited: ``alerts_limit`` alerts at most
+    (the first, then firing before the others), ``alert_entries_limit`` of the entries each
+    alert leaves (the newest; entries of other kinds are all returned). ``alerts_omitted``
+    and ``timeline_omitted`` count what the limits left out."""
+    return await incident_detail(
+        services,
+        incident_id,
+        alerts_limit=alerts_limit,
+        alert_entries_limit=alert_entries_limit,
+    )
 
 
 @router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentDetail)
@@ -117,7 +136,13 @@ async def escalate_incident(
     return EscalationOut(incident_id=incident_id, step=result.step, summary=result.summary)
 
 
-async def incident_detail(services: Services, incident_id: int) -> IncidentDetail:
+async def incident_detail(
+    services: Services,
+    incident_id: int,
+    *,
+    alerts_limit: int | None = None,
+    alert_entries_limit: int | None = None,
+) -> IncidentDetail:
     return await load_incident_detail(
         services.db,
         services.catalog,
@@ -127,4 +152,6 @@ async def incident_detail(services: Services, incident_id: int) -> IncidentDetai
         traces=services.traces,
         now=services.clock(),
         planner=services.executor.plan_now,
+        alert_limit=alerts_limit,
+        alert_entries_limit=alert_entries_limit,
     )

@@ -35,6 +35,26 @@ IncidentId = Annotated[
     int, typer.Argument(metavar="ID", help="The incident's number.", min=1, max=MAX_ID)
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+# A storm incident holds tens of thousands of alerts and an entry each: the text view lists
+# this many of each, as the console's page does (--json prints everything unless told).
+SHOWN = 200
+AlertsShown = Annotated[
+    int | None,
+    typer.Option(
+        "--alerts",
+        min=0,
+        help=f"Alerts to list: the first, then firing ones [default: {SHOWN}; --json: all].",
+    ),
+]
+AlertEntriesShown = Annotated[
+    int | None,
+    typer.Option(
+        "--alert-entries",
+        min=0,
+        help="Timeline entries of alerts firing, firing again or resolved to list, the newest; "
+        f"every other entry is listed [default: {SHOWN}; --json: all].",
+    ),
+]
 
 
 @command(incidents_app, "list")
@@ -84,13 +104,20 @@ def list_command(
 
 @command(incidents_app, "show")
 def show_command(
-    incident_id: IncidentId, as_json: JsonOption = False, database_url: DatabaseUrlOption = None
+    incident_id: IncidentId,
+    as_json: JsonOption = False,
+    alerts: AlertsShown = None,
+    alert_entries: AlertEntriesShown = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Show one incident with its alerts and timeline."""
     from bot.errors import NotFoundError
 
+    if not as_json:
+        alerts = SHOWN if alerts is None else alerts
+        alert_entries = SHOWN if alert_entries is None else alert_entries
     try:
-        detail = run_async(_show(database_url, incident_id))
+        detail = run_async(_show(database_url, incident_id, alerts, alert_entries))
     except NotFoundError as err:
         fail(str(err))
     if as_json:
@@ -105,6 +132,8 @@ def show_command(
     typer.echo(f"  alerts {detail.firing_count}/{detail.alert_count} firing")
     for alert in detail.alerts:
         typer.echo(f"    {alert.status:<8} {alert.fingerprint}  {_labels(alert.labels)}")
+    if detail.alerts_omitted:
+        typer.echo(f"    ... {detail.alerts_omitted:,} more (--alerts N lists more)")
     if detail.changes:
         typer.echo("  recent AI changes (likely causes first)")
         for change in detail.changes:
@@ -119,6 +148,11 @@ def show_command(
                 f"   {mark}{change.kind:<15} {previous}{change.version}  by {change.by}, {when}"
             )
     typer.echo("  timeline (UTC)")
+    if detail.timeline_omitted:
+        typer.echo(
+            f"    ... {detail.timeline_omitted:,} older entries of alerts firing, firing again "
+            "or resolved (--alert-entries N lists more)"
+        )
     for entry in detail.timeline:
         typer.echo(f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor:<14} {entry.summary}")
 
@@ -221,9 +255,14 @@ async def _list(
         await db.close()
 
 
-async def _show(database_url: str | None, incident_id: int) -> IncidentDetail:
+async def _show(
+    database_url: str | None,
+    incident_id: int,
+    alerts_limit: int | None,
+    alert_entries_limit: int | None,
+) -> IncidentDetail:
     from bot.config import load_config
-    from bot.incidents.detail import load_changes
+    from bot.incidents.detail import bounded_timeline, load_changes
     from bot.incidents.read_model import AlertOut, IncidentDetail, IncidentSummary, TimelineOut
     from bot.store import incidents as repo
 
@@ -233,14 +272,21 @@ async def _show(database_url: str | None, incident_id: int) -> IncidentDetail:
     try:
         async with db.sessions() as session:
             incident = await repo.get(session, incident_id)
-            alerts = await repo.alerts_of(session, incident_id)
-            timeline = await repo.timeline_of(session, incident_id)
+            if alerts_limit is None:
+                alerts = await repo.alerts_of(session, incident_id)
+            else:
+                alerts = await repo.alerts_sample(session, incident_id, alerts_limit)
+            timeline, timeline_omitted = await bounded_timeline(
+                session, incident_id, alert_entries_limit
+            )
             # Without the runbooks loaded, changes are ranked by time alone.
             changes = await load_changes(session, incident, None, window)
         return IncidentDetail(
             **IncidentSummary.model_validate(incident).model_dump(),
             alerts=[AlertOut.model_validate(a) for a in alerts],
+            alerts_omitted=max(0, incident.alert_count - len(alerts)),
             timeline=[TimelineOut.model_validate(t) for t in timeline],
+            timeline_omitted=timeline_omitted,
             mitigations=[],
             changes=changes,
         )

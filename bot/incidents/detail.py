@@ -30,7 +30,7 @@ from bot.incidents.read_model import (
     TimelineOut,
     VerificationOut,
 )
-from bot.incidents.timeline import TimelineKind
+from bot.incidents.timeline import OTHER_KINDS, PER_ALERT_KINDS, TimelineKind
 from bot.incidents.traces import ExemplarTrace, TraceLinks
 from bot.intake.alert import template_context
 from bot.runbooks.catalog import LiveCatalog
@@ -61,6 +61,26 @@ Planner = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 tell (no earlier value recorded, the control plane cannot be read)."""
 
 
+async def bounded_timeline(
+    session: AsyncSession,
+    incident_id: int,
+    alert_entries_limit: int | None,
+    *,
+    kinds: Iterable[TimelineKind] | None = None,
+) -> tuple[Sequence[TimelineEntry], int]:
+    """The incident's timeline in order (of ``kinds`` only, if given), with only the newest
+    ``alert_entries_limit`` of the entries each alert leaves (None: all of them); and how many
+    of those it left out."""
+    if alert_entries_limit is None:
+        return await repo.timeline_of(session, incident_id, kinds=kinds), 0
+    wanted = set(TimelineKind if kinds is None else kinds)
+    others = await repo.timeline_of(session, incident_id, kinds=wanted & OTHER_KINDS)
+    newest, total = await repo.newest_of_kinds(
+        session, incident_id, wanted & PER_ALERT_KINDS, alert_entries_limit
+    )
+    return sorted([*others, *newest], key=lambda entry: entry.id), total - len(newest)
+
+
 async def load_incident_detail(
     db: Database,
     catalog: LiveCatalog,
@@ -73,6 +93,7 @@ async def load_incident_detail(
     planner: Planner | None = None,
     alert_limit: int | None = None,
     timeline_kinds: Iterable[TimelineKind] | None = None,
+    alert_entries_limit: int | None = None,
 ) -> IncidentDetail:
     """Raises ``NotFoundError`` for an unknown id. ``change_window``: how long before the
     first alert the change log is searched (``changes.window`` in ballast.yaml). ``traces``
@@ -82,14 +103,19 @@ async def load_incident_detail(
     ``alert_limit``: read at most this many alerts (:func:`bot.store.incidents.alerts_sample`;
     a message of a storm incident), not all of them; the counts stay the incident's.
     ``timeline_kinds``: read only the timeline entries of these kinds (a message shows its
-    verdicts, scorecards and exemplars, not the entry each alert left)."""
+    verdicts, scorecards and exemplars, not the entry each alert left).
+    ``alert_entries_limit``: of the entries each alert leaves, only the newest this many (a
+    page of a storm incident); the entries of other kinds are all read. What either limit
+    left out is counted in ``alerts_omitted`` and ``timeline_omitted``."""
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
         if alert_limit is None:
             alerts = await repo.alerts_of(session, incident_id)
         else:
             alerts = await repo.alerts_sample(session, incident_id, alert_limit)
-        timeline = await repo.timeline_of(session, incident_id, kinds=timeline_kinds)
+        timeline, timeline_omitted = await bounded_timeline(
+            session, incident_id, alert_entries_limit, kinds=timeline_kinds
+        )
         runs = {
             row.mitigation_id: row for row in await executions.of_incident(session, incident_id)
         }
@@ -123,10 +149,13 @@ async def load_incident_detail(
             ):
                 mitigation.verdict, mitigation.verified = verification.verdict, text
     alerts_out = [AlertOut.model_validate(alert) for alert in alerts]
+    alerts_omitted = 0 if alert_limit is None else max(0, incident.alert_count - len(alerts))
     return IncidentDetail(
         **summary.model_dump(),
         runbook_url=url,
         alerts=alerts_out,
+        alerts_omitted=alerts_omitted,
+        timeline_omitted=timeline_omitted,
         timeline=[TimelineOut.model_validate(entry) for entry in timeline],
         mitigations=mitigations,
         changes=changes,

@@ -215,6 +215,10 @@ class IncidentDetail(IncidentSummary):
     runbook_url: str | None = None  # the runbook file at runbook_revision (runbooks.web_url)
     alerts: list[AlertOut]
     timeline: list[TimelineOut]
+    # Left out by the request's limits (``alerts_limit``, ``alert_entries_limit``): 0 when
+    # every alert and every entry is here.
+    alerts_omitted: int = 0
+    timeline_omitted: int = 0
     mitigations: list[MitigationOut]
     changes: list[ChangeOut] = []
     verifications: list[VerificationOut] = []

@@ -47,6 +47,13 @@ class TimelineKind(StrEnum):
     )
 
 
+# The entries each alert leaves (a storm incident has tens of thousands): pages that show a
+# storm incident show the newest of these and every entry of the other kinds.
+PER_ALERT_KINDS = frozenset(
+    {TimelineKind.ALERT_FIRING, TimelineKind.ALERT_REFIRING, TimelineKind.ALERT_RESOLVED}
+)
+OTHER_KINDS = frozenset(TimelineKind) - PER_ALERT_KINDS
+
 SYSTEM_ACTOR = "ballast"
 """The actor of what Ballast does by itself: its timeline entries, automatic runs and undos
 (execution policy lets it run only what needs no approval)."""

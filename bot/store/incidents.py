@@ -203,6 +203,31 @@ async def timeline_of(
     return sorted(entries, key=lambda entry: entry.id)
 
 
+async def newest_of_kinds(
+    session: AsyncSession, incident_id: int, kinds: Iterable[str], limit: int
+) -> tuple[list[TimelineEntry], int]:
+    """The newest ``limit`` entries of ``kinds`` in order, and how many entries of those kinds
+    the incident has. Each kind is read backwards through ``(incident_id, kind, id)``, with
+    equality on both columns (no plan to choose, no sort: see ``_TIMELINE_OF_KINDS``), and
+    counted from the same index: a storm incident's page reads a few hundred of its tens of
+    thousands of per-alert entries."""
+    newest: list[TimelineEntry] = []
+    total = 0
+    for kind in sorted({str(kind) for kind in kinds}):
+        params = {"incident_id": incident_id, "kind": kind}
+        total += int(await session.scalar(_COUNT_OF_KIND, params) or 0)
+        if limit > 0:
+            newest += (await session.scalars(_NEWEST_OF_KIND, {**params, "limit": limit})).all()
+    newest.sort(key=lambda entry: entry.id)
+    return newest[-limit:] if limit > 0 else [], total
+
+
+async def alert_starts(session: AsyncSession, incident_id: int) -> list[datetime]:
+    """When each of the incident's alerts started (one column: a chart of a storm incident's
+    alerts per minute, without reading the alerts)."""
+    return list((await session.scalars(_ALERT_STARTS, {"incident_id": incident_id})).all())
+
+
 async def newest_timeline_id(session: AsyncSession, incident_id: int) -> int | None:
     """The id of the incident's newest timeline entry: what changes whenever an entry is
     added, read from the index without counting them."""
@@ -221,6 +246,20 @@ _TIMELINE = (
 _TIMELINE_OF_KINDS = select(TimelineEntry).where(
     TimelineEntry.incident_id == bindparam("incident_id"),
     TimelineEntry.kind.in_(bindparam("kinds", expanding=True)),
+)
+_OF_KIND = (
+    TimelineEntry.incident_id == bindparam("incident_id"),
+    TimelineEntry.kind == bindparam("kind"),
+)
+_NEWEST_OF_KIND = (
+    select(TimelineEntry)
+    .where(*_OF_KIND)
+    .order_by(TimelineEntry.id.desc())
+    .limit(bindparam("limit", type_=Integer))
+)
+_COUNT_OF_KIND = select(func.count(TimelineEntry.id)).where(*_OF_KIND)
+_ALERT_STARTS = select(IncidentAlert.starts_at).where(
+    IncidentAlert.incident_id == bindparam("incident_id")
 )
 _NEWEST_TIMELINE_ID = select(func.max(TimelineEntry.id)).where(
     TimelineEntry.incident_id == bindparam("incident_id")

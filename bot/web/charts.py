@@ -5,6 +5,7 @@ scorecard panel across the snapshots taken during its life. No script, no chart 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -46,13 +47,16 @@ def _id(title: str) -> str:
     return "chart-" + hashlib.sha256(title.encode()).hexdigest()[:12]
 
 
-def alerts_per_minute(detail: IncidentDetail, now: datetime) -> Chart | None:
-    """Alerts that started in each minute (or wider step on a long incident)."""
-    starts = sorted(_utc(alert.starts_at) for alert in detail.alerts)
+def alerts_per_minute(
+    alert_starts: Iterable[datetime], resolved_at: datetime | None, now: datetime
+) -> Chart | None:
+    """Alerts that started in each minute (or wider step on a long incident): every alert of
+    the incident, though its page lists only some (``bot.store.incidents.alert_starts``)."""
+    starts = sorted(_utc(start) for start in alert_starts)
     if not starts:
         return None
     first = starts[0].replace(second=0, microsecond=0)
-    end = _utc(detail.resolved_at) if detail.resolved_at else max(_utc(now), starts[-1])
+    end = _utc(resolved_at) if resolved_at else max(_utc(now), starts[-1])
     minutes = max(1, int((end - first).total_seconds() // 60) + 1)
     step = max(1, -(-minutes // MAX_BARS))  # minutes per bar
     bars = -(-minutes // step)

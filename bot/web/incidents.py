@@ -104,6 +104,12 @@ async def incident_list(
     )
 
 
+# What an incident's page lists of a storm incident's tens of thousands of alerts and entries
+# (the chart still counts them all); the API's detail without limits has the rest.
+PAGE_ALERTS = 200
+PAGE_ALERT_ENTRIES = 200
+
+
 async def _detail_page(
     request: Request,
     services: Services,
@@ -113,9 +119,16 @@ async def _detail_page(
     status_code: int = 200,
 ) -> Response:
     try:
-        detail = await api.incident_detail(services, incident_id)
+        detail = await api.incident_detail(
+            services,
+            incident_id,
+            alerts_limit=PAGE_ALERTS,
+            alert_entries_limit=PAGE_ALERT_ENTRIES,
+        )
     except NotFoundError as err:
         return render(request, "error.html", {"message": str(err)}, status_code=404)
+    async with services.db.sessions() as session:
+        starts = await repo.alert_starts(session, incident_id)
     runbook = (
         services.catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None
     )
@@ -126,7 +139,7 @@ async def _detail_page(
             "incident": detail,
             "runbook": runbook,
             "error": error,
-            "alerts_chart": charts.alerts_per_minute(detail, services.clock()),
+            "alerts_chart": charts.alerts_per_minute(starts, detail.resolved_at, services.clock()),
             "scorecard_charts": charts.scorecard_panels(detail),
             "timeline": _timeline(detail),
             "dashboards": _dashboards(runbook, detail),

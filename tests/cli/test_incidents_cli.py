@@ -167,3 +167,37 @@ def test_db_upgrade_then_current(cli_env: Path) -> None:
         0,
         f"sqlite+aiosqlite:///{database}: revision {head}, up to date",
     )
+
+
+def test_show_lists_a_part_of_a_storm_incident_unless_told(cli_env: Path) -> None:
+    """A storm incident: the text view lists a part of its alerts and of their entries and
+    says how many it left out; ``--json`` prints everything unless limited."""
+    alerts = [
+        {
+            "labels": {"alertname": "HighErrorRate", "service": "checkout", "pod": f"p{n:03d}"},
+            "starts_at": "2026-11-27T02:00:00Z",
+        }
+        for n in range(30)
+    ]
+    storm = cli_env / "storm.json"
+    storm.write_text(json.dumps({"alerts": alerts}))
+    code, out = run("replay", "--source", "generic", str(storm))
+    assert code == 0, out
+
+    code, out = run("incidents", "show", "1", "--alerts", "5", "--alert-entries", "4")
+    assert code == 0, out
+    assert "alerts 30/30 firing" in out
+    assert out.count("    firing   ") == 5
+    assert "... 25 more (--alerts N lists more)" in out
+    assert "... 26 older entries of alerts firing" in out
+    assert out.count("HighErrorRate firing") == 4  # the newest entries of the alerts
+    assert "Opened from generic alert HighErrorRate" in out  # every other entry is listed
+
+    code, out = run("incidents", "show", "1", "--json")
+    whole = json.loads(out)
+    assert (len(whole["alerts"]), whole["alerts_omitted"], whole["timeline_omitted"]) == (30, 0, 0)
+    code, out = run("incidents", "show", "1", "--json", "--alerts", "2", "--alert-entries", "1")
+    part = json.loads(out)
+    assert (len(part["alerts"]), part["alerts_omitted"]) == (2, 28)
+    assert part["timeline_omitted"] == 29
+    assert len(part["timeline"]) == len(whole["timeline"]) - 29
