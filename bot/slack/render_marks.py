@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.incidents.lifecycle import IncidentStatus
 from bot.store.tables import Incident, SlackRender, table_of
 from bot.store.upsert import upsert
 
@@ -30,7 +31,10 @@ _BEHIND = (
             RENDERS.c.incident_id.is_(None),
             RENDERS.c.incident_updated_at != INCIDENTS.c.updated_at,
         ),
-        or_(INCIDENTS.c.status != "resolved", INCIDENTS.c.updated_at >= bindparam("since")),
+        or_(
+            INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
+            INCIDENTS.c.updated_at >= bindparam("since"),
+        ),
     )
     .order_by(INCIDENTS.c.id)
     .limit(bindparam("limit"))
