@@ -20,8 +20,8 @@ a scorecard), written directly with SQLAlchemy Core. Then, in this process:
   ``kinds``);
 - **full**: the whole timeline, as the CLI and the postmortem read it;
 - **page**: what the console's page of the incident reads: the detail with its alerts and
-  per-alert entries limited (``PAGE_ALERTS``, ``PAGE_ALERT_ENTRIES``), and every alert's start
-  for its chart;
+  per-alert entries limited (``PAGE_ALERTS``, ``PAGE_ALERT_ENTRIES``), and the alerts started
+  in each minute for its chart;
 - **detail**: the API's detail without limits (every alert, the whole timeline).
 
 Each is timed (best and median of ``--repeat``), with the process's peak resident size over
@@ -231,7 +231,7 @@ async def run(db_name: str, alerts: int, repeat: int, workdir: Path) -> list[tup
             await repo.timeline_of(session, incident_id)
 
     page_limits = {}
-    if hasattr(repo, "alert_starts"):  # a tree before the bounded page reads it all
+    if hasattr(repo, "alert_starts_per_minute"):  # a tree before the bounded page reads it all
         from bot.web.incidents import PAGE_ALERT_ENTRIES, PAGE_ALERTS
 
         page_limits = {"alert_limit": PAGE_ALERTS, "alert_entries_limit": PAGE_ALERT_ENTRIES}
@@ -242,7 +242,7 @@ async def run(db_name: str, alerts: int, repeat: int, workdir: Path) -> list[tup
         )
         if page_limits:
             async with db.sessions() as session:
-                await repo.alert_starts(session, incident_id)
+                await repo.alert_starts_per_minute(session, incident_id)
 
     async def detail() -> None:
         await incident_detail.load_incident_detail(db, catalog, registry, incident_id)

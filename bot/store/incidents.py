@@ -6,10 +6,20 @@ Only this module and the inbox write SQL; the engine and the API speak in these 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, func, insert, literal, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    bindparam,
+    func,
+    insert,
+    literal,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.errors import NotFoundError
@@ -222,10 +232,21 @@ async def newest_of_kinds(
     return newest[-limit:] if limit > 0 else [], total
 
 
-async def alert_starts(session: AsyncSession, incident_id: int) -> list[datetime]:
-    """When each of the incident's alerts started (one column: a chart of a storm incident's
-    alerts per minute, without reading the alerts)."""
-    return list((await session.scalars(_ALERT_STARTS, {"incident_id": incident_id})).all())
+async def alert_starts_per_minute(
+    session: AsyncSession, incident_id: int
+) -> list[tuple[datetime, int]]:
+    """How many of the incident's alerts started in each minute, in order (a chart of a storm
+    incident's alerts, counted by the database: reading 50,000 start times into Python took
+    200 ms)."""
+    if session.get_bind().dialect.name == "postgresql":
+        rows = await session.execute(_STARTS_PER_MINUTE_PG, {"incident_id": incident_id})
+        return [(minute.astimezone(UTC), int(count)) for minute, count in rows]
+    # SQLite keeps the UTC time as text; strftime reads it.
+    rows = await session.execute(_STARTS_PER_MINUTE_SQLITE, {"incident_id": incident_id})
+    return [
+        (datetime.strptime(minute, "%Y-%m-%d %H:%M").replace(tzinfo=UTC), int(count))
+        for minute, count in rows
+    ]
 
 
 async def newest_timeline_id(session: AsyncSession, incident_id: int) -> int | None:
@@ -258,9 +279,19 @@ _NEWEST_OF_KIND = (
     .limit(bindparam("limit", type_=Integer))
 )
 _COUNT_OF_KIND = select(func.count(TimelineEntry.id)).where(*_OF_KIND)
-_ALERT_STARTS = select(IncidentAlert.starts_at).where(
-    IncidentAlert.incident_id == bindparam("incident_id")
-)
+
+
+def _per_minute(minute: ColumnElement[Any]) -> Select[tuple[Any, int]]:
+    return (
+        select(minute, func.count())
+        .where(IncidentAlert.incident_id == bindparam("incident_id"))
+        .group_by(minute)
+        .order_by(minute)
+    )
+
+
+_STARTS_PER_MINUTE_PG = _per_minute(func.date_trunc("minute", IncidentAlert.starts_at))
+_STARTS_PER_MINUTE_SQLITE = _per_minute(func.strftime("%Y-%m-%d %H:%M", IncidentAlert.starts_at))
 _NEWEST_TIMELINE_ID = select(func.max(TimelineEntry.id)).where(
     TimelineEntry.incident_id == bindparam("incident_id")
 )

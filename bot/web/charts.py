@@ -48,21 +48,23 @@ def _id(title: str) -> str:
 
 
 def alerts_per_minute(
-    alert_starts: Iterable[datetime], resolved_at: datetime | None, now: datetime
+    per_minute: Iterable[tuple[datetime, int]], resolved_at: datetime | None, now: datetime
 ) -> Chart | None:
     """Alerts that started in each minute (or wider step on a long incident): every alert of
-    the incident, though its page lists only some (``bot.store.incidents.alert_starts``)."""
-    starts = sorted(_utc(start) for start in alert_starts)
-    if not starts:
+    the incident, though its page lists only some. ``per_minute``: (a time in the minute, how
+    many started then), as ``bot.store.incidents.alert_starts_per_minute`` counts them."""
+    minutes_seen = sorted((_utc(at), count) for at, count in per_minute if count)
+    if not minutes_seen:
         return None
-    first = starts[0].replace(second=0, microsecond=0)
-    end = _utc(resolved_at) if resolved_at else max(_utc(now), starts[-1])
+    first = minutes_seen[0][0].replace(second=0, microsecond=0)
+    last = minutes_seen[-1][0]
+    end = _utc(resolved_at) if resolved_at else max(_utc(now), last)
     minutes = max(1, int((end - first).total_seconds() // 60) + 1)
     step = max(1, -(-minutes // MAX_BARS))  # minutes per bar
     bars = -(-minutes // step)
     counts = [0] * bars
-    for start in starts:
-        counts[min(bars - 1, int((start - first).total_seconds() // 60) // step)] += 1
+    for at, count in minutes_seen:
+        counts[min(bars - 1, int((at - first).total_seconds() // 60) // step)] += count
     top = max(counts)
     width = (WIDTH - PAD - 4) / bars
     body = []
@@ -88,7 +90,7 @@ def alerts_per_minute(
         if count
     ]
     description = (
-        f"{len(starts)} alerts from {first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, "
+        f"{sum(counts)} alerts from {first:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC, "
         f"at most {top} per {unit}."
     )
     return Chart(title, _frame(title, description, "".join(body)), rows)

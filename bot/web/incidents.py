@@ -128,7 +128,7 @@ async def _detail_page(
     except NotFoundError as err:
         return render(request, "error.html", {"message": str(err)}, status_code=404)
     async with services.db.sessions() as session:
-        starts = await repo.alert_starts(session, incident_id)
+        per_minute = await repo.alert_starts_per_minute(session, incident_id)
     runbook = (
         services.catalog.current.runbooks.get(detail.runbook_id) if detail.runbook_id else None
     )
@@ -139,7 +139,9 @@ async def _detail_page(
             "incident": detail,
             "runbook": runbook,
             "error": error,
-            "alerts_chart": charts.alerts_per_minute(starts, detail.resolved_at, services.clock()),
+            "alerts_chart": charts.alerts_per_minute(
+                per_minute, detail.resolved_at, services.clock()
+            ),
             "scorecard_charts": charts.scorecard_panels(detail),
             "timeline": _timeline(detail),
             "dashboards": _dashboards(runbook, detail),

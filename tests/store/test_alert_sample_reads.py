@@ -77,3 +77,27 @@ async def test_the_sample_is_firing_first_in_arrival_order(db: Database, clock: 
     # The first alert, then firing ones, then the others, each in arrival order.
     assert [a.id for a in sample] == [ids[0], ids[2], ids[4], ids[1]]
     assert [a.id for a in whole] == [ids[0], ids[2], ids[4], ids[1], ids[3]]
+
+
+async def test_alerts_started_per_minute_are_counted_by_the_database(db: Database) -> None:
+    """The console's chart of a storm incident: the database counts each minute's alerts
+    (SQLite from its UTC text, PostgreSQL with date_trunc), whatever the second or the
+    session's time zone; another incident's alerts are not counted."""
+    from datetime import UTC, timedelta
+
+    t0 = datetime(2026, 12, 6, 2, 59, 59, 999_999, tzinfo=UTC)
+    incident_id = await an_incident(db, t0)
+    other = await an_incident(db, t0, key="rb:other")
+    await alerts(db, incident_id, t0, ["firing", "resolved"])
+    await alerts(db, incident_id, t0 + timedelta(microseconds=1), ["firing"] * 3)
+    await alerts(db, incident_id, t0 + timedelta(minutes=5, seconds=30), ["firing"])
+    await alerts(db, other, t0, ["firing"] * 7)
+    async with db.sessions() as session:
+        if db.dialect == "postgresql":
+            await session.execute(text("SET TIME ZONE 'Asia/Kolkata'"))  # +05:30
+        counted = await repo.alert_starts_per_minute(session, incident_id)
+    assert counted == [
+        (datetime(2026, 12, 6, 2, 59, tzinfo=UTC), 2),
+        (datetime(2026, 12, 6, 3, 0, tzinfo=UTC), 3),
+        (datetime(2026, 12, 6, 3, 5, tzinfo=UTC), 1),
+    ]

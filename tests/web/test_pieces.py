@@ -155,14 +155,14 @@ def _alert(minutes: float) -> AlertOut:
 
 def test_alerts_per_minute_buckets_and_describes() -> None:
     assert alerts_per_minute([], None, T0) is None
-    starts = [_alert(0).starts_at, _alert(0.5).starts_at, _alert(3).starts_at]
+    starts = [(_alert(0).starts_at, 2), (_alert(3).starts_at, 1), (_alert(4).starts_at, 0)]
     chart = alerts_per_minute(starts, None, T0 + timedelta(minutes=5))
     assert chart is not None
     assert chart.title == "Alerts per minute"
     assert chart.rows == [("2026-11-27 03:00 UTC", "2"), ("2026-11-27 03:03 UTC", "1")]
     assert 'role="img"' in chart.svg
     assert "3 alerts from 2026-11-27 03:00" in chart.svg
-    long = alerts_per_minute([_alert(0).starts_at], T0 + timedelta(days=2), T0)
+    long = alerts_per_minute([(_alert(0).starts_at, 1)], T0 + timedelta(days=2), T0)
     assert long is not None
     assert long.title.startswith("Alerts per ")
     assert "minutes" in long.title
