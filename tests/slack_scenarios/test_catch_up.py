@@ -10,13 +10,11 @@ Slack emulator, the outbox and its delivery. A server killed with the change unr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from bot.config import BallastConfig
 from bot.incidents.changes import IncidentChange
 from bot.slack import announcer as announcer_module
 from bot.slack.announcer import CATCH_UP_RESOLVED
@@ -25,36 +23,8 @@ from tests.slack_emulator import SlackEmulator
 from tests.slack_scenarios.test_incident_in_slack import (
     ALERT,
     CHANNEL,
-    OWNER,
-    RUNBOOKS,
-    SECRET,
-    STRANGER,
     settle,
 )
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[SlackEmulator]:
-    with SlackEmulator(users=(OWNER, STRANGER), time_scale=60) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def runbooks_dir() -> Any:
-    return RUNBOOKS
-
-
-@pytest.fixture
-async def h(make_harness: Any, slack: SlackEmulator) -> Any:
-    slack.reset()
-    return await make_harness(
-        config=BallastConfig.model_validate({"teams": {"@oncall": ["U0OWNER2"]}}),
-        slack_bot_token="xoxb-ballast-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.base_url,
-        slack_channel=CHANNEL.id,
-        api_token="t",
-    )
 
 
 def lose_renders(monkeypatch: pytest.MonkeyPatch, h: Any) -> list[IncidentChange]:

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import func, select
 
 from bot.config import BallastConfig
@@ -37,29 +35,6 @@ ALERT = {
     "labels": {"alertname": "ToolFailing", "service": "svc-a", "tool": "search"},
     "starts_at": "2026-11-27T02:00:00Z",
 }
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[SlackEmulator]:
-    with SlackEmulator(users=(OWNER, STRANGER), time_scale=60) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-def runbooks_dir() -> Path:
-    return RUNBOOKS
-
-
-@pytest.fixture
-async def h(make_harness: Any, slack: SlackEmulator) -> Any:
-    slack.reset()
-    return await make_harness(
-        config=BallastConfig.model_validate({"teams": {"@oncall": ["U0OWNER2"]}}),
-        slack_bot_token="xoxb-ballast-test",
-        slack_signing_secret=SECRET,
-        slack_api_url=slack.base_url,
-        slack_channel=CHANNEL.id,
-    )
 
 
 async def settle(h: Any) -> None:
