@@ -83,18 +83,34 @@ async def show_incident(
 async def acknowledge_incident(
     incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep, principal: ResponderDep
 ) -> IncidentDetail:
+    await acknowledge(incident_id, body, services, principal)
+    return await incident_detail(services, incident_id)
+
+
+async def acknowledge(
+    incident_id: int, body: ActorBody, services: Services, principal: Principal
+) -> None:
+    """Acknowledge, as the API and the console do (the console answers with its own page, not
+    the detail: a storm incident's is tens of MB)."""
     actor = acting(principal, body.actor)
     async with services.db.transaction() as session:
         changed = await operations.acknowledge(session, incident_id, actor, services.clock())
     if changed:
         await services.bus.changed(incident_id, ChangeKind.STATUS, Note("Acknowledged", actor.name))
-    return await incident_detail(services, incident_id)
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentDetail)
 async def resolve_incident(
     incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep, principal: ResponderDep
 ) -> IncidentDetail:
+    await resolve(incident_id, body, services, principal)
+    return await incident_detail(services, incident_id)
+
+
+async def resolve(
+    incident_id: int, body: ActorBody, services: Services, principal: Principal
+) -> None:
+    """Resolve, as the API and the console do (see :func:`acknowledge`)."""
     actor = acting(principal, body.actor)
     async with services.db.transaction() as session:
         changed = await operations.resolve(
@@ -102,7 +118,6 @@ async def resolve_incident(
         )
     if changed:
         await services.bus.changed(incident_id, ChangeKind.RESOLVED, Note("Resolved", actor.name))
-    return await incident_detail(services, incident_id)
 
 
 @router.post(

@@ -1,7 +1,7 @@
 """Incident pages: the list (filters, live refresh), the detail, the postmortem draft, and the
 forms that act (acknowledge, resolve, run/approve, undo, dry run).
 
-Each form calls what the API calls: ``bot.api.incidents``' handlers for acknowledge and
+Each form calls what the API calls: ``bot.api.incidents``' acknowledge and
 resolve, the executor (through the API's ``acting``) for mitigations. So the owner and
 two-person rules, and the words of a refusal, are the API's; only the status code is carried
 into an HTML page instead of JSON.
@@ -224,7 +224,7 @@ async def _act(
     try:
         if action in ("acknowledge", "resolve"):
             body = ActorBody(reason=reason or None)
-            handler = api.acknowledge_incident if action == "acknowledge" else api.resolve_incident
+            handler = api.acknowledge if action == "acknowledge" else api.resolve
             await handler(incident_id, body, services, principal)
             return back_to(request, f"/incidents/{incident_id}", f"{action.capitalize()}d.")
         mitigation = form.get("mitigation", "")

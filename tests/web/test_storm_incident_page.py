@@ -115,3 +115,31 @@ async def test_the_page_lists_a_part_says_so_and_charts_every_alert(h: Any) -> N
     assert text.count('class="kind-alert_') == PAGE_ALERT_ENTRIES
     assert 'class="kind-opened"' in page.text  # the other entries are all there
     assert f"{STORM} alerts from" in text  # the chart counts them all
+
+
+async def test_acknowledging_and_resolving_from_the_page_read_no_whole_detail(
+    h: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's forms act through the API's own code, but answer with the page: the
+    whole detail a storm incident's API answer carries is never read for them."""
+    from bot.api import incidents as api
+    from tests.web.helpers import post_form
+
+    real = api.incident_detail
+    reads: list[dict[str, Any]] = []
+
+    async def recorded(services: Any, incident_id: int, **limits: Any) -> Any:
+        reads.append(limits)
+        return await real(services, incident_id, **limits)
+
+    monkeypatch.setattr(api, "incident_detail", recorded)
+    browser = h.anonymous
+    assert (await sign_in(browser, ROSTER["responder"].token)).status_code == 303
+    for action in ("acknowledge", "resolve"):
+        answer = await post_form(browser, "/ui/incidents/1", f"/ui/incidents/1/{action}")
+        assert answer.status_code == 303, answer.text
+    bounded = {"alerts_limit": PAGE_ALERTS, "alert_entries_limit": PAGE_ALERT_ENTRIES}
+    assert reads == [bounded, bounded]  # the page each form was posted from, no more
+    whole = await detail(h)
+    assert whole["status"] == "resolved"
+    assert whole["acknowledged_by"] is not None
