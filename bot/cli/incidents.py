@@ -262,7 +262,7 @@ async def _show(
     alert_entries_limit: int | None,
 ) -> IncidentDetail:
     from bot.config import load_config
-    from bot.incidents.detail import bounded_timeline, load_changes
+    from bot.incidents.detail import bounded_alerts, bounded_timeline, load_changes
     from bot.incidents.read_model import AlertOut, IncidentDetail, IncidentSummary, TimelineOut
     from bot.store import incidents as repo
 
@@ -272,10 +272,7 @@ async def _show(
     try:
         async with db.sessions() as session:
             incident = await repo.get(session, incident_id)
-            if alerts_limit is None:
-                alerts = await repo.alerts_of(session, incident_id)
-            else:
-                alerts = await repo.alerts_sample(session, incident_id, alerts_limit)
+            alerts, alerts_omitted = await bounded_alerts(session, incident, alerts_limit)
             timeline, timeline_omitted = await bounded_timeline(
                 session, incident_id, alert_entries_limit
             )
@@ -284,7 +281,7 @@ async def _show(
         return IncidentDetail(
             **IncidentSummary.model_validate(incident).model_dump(),
             alerts=[AlertOut.model_validate(a) for a in alerts],
-            alerts_omitted=max(0, incident.alert_count - len(alerts)),
+            alerts_omitted=alerts_omitted,
             timeline=[TimelineOut.model_validate(t) for t in timeline],
             timeline_omitted=timeline_omitted,
             mitigations=[],

@@ -61,6 +61,17 @@ Planner = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any] | None]]
 tell (no earlier value recorded, the control plane cannot be read)."""
 
 
+async def bounded_alerts(
+    session: AsyncSession, incident: Incident, limit: int | None
+) -> tuple[Sequence[IncidentAlert], int]:
+    """The incident's alerts, or at most ``limit`` of them (the first, then firing ones:
+    :func:`bot.store.incidents.alerts_sample`); and how many it left out."""
+    if limit is None:
+        return await repo.alerts_of(session, incident.id), 0
+    alerts = await repo.alerts_sample(session, incident.id, limit)
+    return alerts, max(0, incident.alert_count - len(alerts))
+
+
 async def bounded_timeline(
     session: AsyncSession,
     incident_id: int,
@@ -109,10 +120,7 @@ async def load_incident_detail(
     left out is counted in ``alerts_omitted`` and ``timeline_omitted``."""
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
-        if alert_limit is None:
-            alerts = await repo.alerts_of(session, incident_id)
-        else:
-            alerts = await repo.alerts_sample(session, incident_id, alert_limit)
+        alerts, alerts_omitted = await bounded_alerts(session, incident, alert_limit)
         timeline, timeline_omitted = await bounded_timeline(
             session, incident_id, alert_entries_limit, kinds=timeline_kinds
         )
@@ -149,7 +157,6 @@ async def load_incident_detail(
             ):
                 mitigation.verdict, mitigation.verified = verification.verdict, text
     alerts_out = [AlertOut.model_validate(alert) for alert in alerts]
-    alerts_omitted = 0 if alert_limit is None else max(0, incident.alert_count - len(alerts))
     return IncidentDetail(
         **summary.model_dump(),
         runbook_url=url,
