@@ -197,7 +197,8 @@ class IncidentEngine:
 
     async def _in_lanes(self) -> int:
         """PostgreSQL: up to ``lanes`` batches in flight, each in its own transaction, while
-        no storm of webhooks is arriving (then one: ``_lanes_now``).
+        no storm of webhooks is arriving or while the engine is behind one (else one:
+        ``_lanes_now``).
 
         A lone batch spends Ballast's CPU and the server's one after the other; while one waits
         for the server, the next claims, routes and reads. The next batch starts once the last
@@ -246,9 +247,24 @@ class IncidentEngine:
         return total
 
     def _lanes_now(self) -> int:
-        """One batch at a time while webhooks are arriving (the pacing keeps them first: a
-        second batch in flight took more of the loop from them), else all lanes."""
-        return 1 if self._pacing is not None and self._pacing.busy else self._lanes
+        """All lanes, except while webhooks are arriving: then one batch at a time (the
+        pacing keeps them first: a second batch in flight takes more of the loop from them),
+        unless the engine is behind (``IngestPacing.behind``) and no webhook is queued or being
+        written at the moment the next batch would start.
+
+        Behind a storm, one lane left the engine waiting for PostgreSQL's round trips in series
+        with its own CPU while the server's core was not saturated: under a 3,000 alerts/s
+        intake with a backlog, 5,899 / 4,980 alerts/s (storm into 20 incidents / 2,000
+        distinct); with a second lane while no webhook waits, 5,907 / 5,439 and 5,975 / 5,743,
+        the webhooks' p99 in that phase 14.4 -> 17.4-18.4 and 18.1 -> 27.8-28.1 ms. A second
+        lane whenever behind took 7,026 / 6,207 but cost the webhooks' closed-loop ceiling
+        14,509 -> 12,308 alerts/s (81% -> 71% of the bare baseline); with the rule it stayed
+        at 14,565 (issue 16, docs/benchmarks.md).
+        """
+        pacing = self._pacing
+        if pacing is None or not pacing.busy or (pacing.behind and not pacing.webhooks_waiting):
+            return self._lanes
+        return 1
 
     async def _process_batch(self) -> tuple[int, bool]:
         """One transaction; returns how many rows it processed and whether more may wait."""

@@ -96,6 +96,18 @@ class IngestPacing:
         behind = min(1.0, self._engine_lag / ENGINE_LAG_TARGET_SECONDS)
         return ENGINE_SHARE_UNDER_INGEST + behind * (self._max_share - ENGINE_SHARE_UNDER_INGEST)
 
+    @property
+    def behind(self) -> bool:
+        """The engine's inbox lag is at the target or beyond: its share is at its most, and on
+        PostgreSQL it keeps a second batch in flight even under a storm (``bot.incidents.
+        engine``): webhooks first, but the engine is never starved."""
+        return self._engine_lag >= ENGINE_LAG_TARGET_SECONDS
+
+    @property
+    def webhooks_waiting(self) -> bool:
+        """A webhook is queued or being written right now."""
+        return self._writing()
+
     def engine_rows(self) -> int | None:
         """Rows one batched engine transaction takes now (None: no storm, its own size)."""
         return self._batched_under_ingest if self.busy else None

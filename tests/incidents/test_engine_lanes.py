@@ -24,7 +24,7 @@ from bot.runbooks.loader import load_catalog
 from bot.store import inbox
 from bot.store import incidents as repo
 from bot.store.database import Database
-from bot.store.ingest_pacing import IngestPacing
+from bot.store.ingest_pacing import ENGINE_LAG_TARGET_SECONDS, IngestPacing
 from tests.conftest import Clock
 from tests.incidents.test_engine import RUNBOOKS, T0, alert, recount
 
@@ -154,10 +154,15 @@ async def test_a_failed_batch_starts_no_other_and_its_rows_wait_for_the_next_pas
 
 
 class Storm(IngestPacing):
-    """Webhooks arriving all along (busy), and no rests: only the lanes are under test."""
+    """Webhooks arriving all along (busy), and no rests: only the lanes are under test.
+    ``waiting``: whether one is queued or being written whenever the engine looks."""
 
-    def __init__(self) -> None:
-        super().__init__(lambda: True, "postgresql")
+    def __init__(self, waiting: bool = True) -> None:
+        super().__init__(lambda: waiting, "postgresql")
+
+    @property
+    def busy(self) -> bool:
+        return True
 
     async def pace_engine(
         self, worked: float | None = None, *, stop: asyncio.Event | None = None
@@ -173,6 +178,24 @@ async def test_while_webhooks_arrive_one_batch_at_a_time(
     await store_storm(db, clock)
     assert await engine.process_pending() == ALERTS
     assert batches.most == 1
+    await assert_each_alert_once(db)
+
+
+@pytest.mark.parametrize(("waiting", "lanes"), [(False, 2), (True, 1)])
+async def test_behind_a_storm_a_second_lane_starts_while_no_webhook_waits(
+    db: Database, clock: Clock, batches: Batches, waiting: bool, lanes: int
+) -> None:
+    """Webhooks first, never starved: with a backlog older than the pacing's lag target, one
+    lane left the engine waiting for PostgreSQL in series with its own CPU; a second starts
+    only while no webhook is queued or being written (else it would take their loop)."""
+    pacing = Storm(waiting)
+    engine = engine_of(db, clock, lanes=2, pacing=pacing)
+    await store_storm(db, clock)
+    clock.advance(seconds=ENGINE_LAG_TARGET_SECONDS)  # the oldest row is this old when claimed
+    assert not pacing.behind  # nothing claimed yet: no lag known
+    assert await engine.process_pending() == ALERTS
+    assert pacing.behind
+    assert batches.most == lanes
     await assert_each_alert_once(db)
 
 
