@@ -81,10 +81,22 @@ async def show_incident(
 
 @router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentDetail)
 async def acknowledge_incident(
-    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep, principal: ResponderDep
+    incident_id: IncidentIdPath,
+    body: ActorBody,
+    services: ServicesDep,
+    principal: ResponderDep,
+    alerts_limit: DetailLimit = None,
+    alert_entries_limit: DetailLimit = None,
 ) -> IncidentDetail:
+    """The incident acknowledged, answered as ``GET /incidents/{id}`` with the same limits
+    (a caller that only wants the new state asks for 0 of each)."""
     await acknowledge(incident_id, body, services, principal)
-    return await incident_detail(services, incident_id)
+    return await incident_detail(
+        services,
+        incident_id,
+        alerts_limit=alerts_limit,
+        alert_entries_limit=alert_entries_limit,
+    )
 
 
 async def acknowledge(
@@ -101,10 +113,21 @@ async def acknowledge(
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentDetail)
 async def resolve_incident(
-    incident_id: IncidentIdPath, body: ActorBody, services: ServicesDep, principal: ResponderDep
+    incident_id: IncidentIdPath,
+    body: ActorBody,
+    services: ServicesDep,
+    principal: ResponderDep,
+    alerts_limit: DetailLimit = None,
+    alert_entries_limit: DetailLimit = None,
 ) -> IncidentDetail:
+    """The incident resolved, answered as ``GET /incidents/{id}`` with the same limits."""
     await resolve(incident_id, body, services, principal)
-    return await incident_detail(services, incident_id)
+    return await incident_detail(
+        services,
+        incident_id,
+        alerts_limit=alerts_limit,
+        alert_entries_limit=alert_entries_limit,
+    )
 
 
 async def resolve(
@@ -126,14 +149,25 @@ async def resolve(
     status_code=status.HTTP_201_CREATED,
 )
 async def comment_on_incident(
-    incident_id: IncidentIdPath, body: CommentBody, services: ServicesDep, principal: ResponderDep
+    incident_id: IncidentIdPath,
+    body: CommentBody,
+    services: ServicesDep,
+    principal: ResponderDep,
+    alerts_limit: DetailLimit = None,
+    alert_entries_limit: DetailLimit = None,
 ) -> IncidentDetail:
-    """A note in the timeline (and the Slack thread), kept for the postmortem."""
+    """A note in the timeline (and the Slack thread), kept for the postmortem; answered as
+    ``GET /incidents/{id}`` with the same limits."""
     actor = acting(principal, body.actor)
     async with services.db.transaction() as session:
         await operations.comment(session, incident_id, actor, services.clock(), body.text)
     await services.bus.changed(incident_id, ChangeKind.UPDATED, Note(body.text, actor.name))
-    return await incident_detail(services, incident_id)
+    return await incident_detail(
+        services,
+        incident_id,
+        alerts_limit=alerts_limit,
+        alert_entries_limit=alert_entries_limit,
+    )
 
 
 @router.post("/incidents/{incident_id}/escalate", response_model=EscalationOut)

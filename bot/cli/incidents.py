@@ -157,6 +157,11 @@ def show_command(
         typer.echo(f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.actor:<14} {entry.summary}")
 
 
+# What ack, resolve and comment print is the incident's state, not its alerts: the answer
+# carries none of them, nor the entries they left (a storm incident's are tens of MB).
+STATE = "?alerts_limit=0&alert_entries_limit=0"
+
+
 @command(incidents_app, "ack")
 def ack_command(
     incident_id: IncidentId,
@@ -166,7 +171,7 @@ def ack_command(
 ) -> None:
     """Acknowledge an incident (through the server's API)."""
     payload = {"actor": actor} if actor else {}
-    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/acknowledge", payload)
+    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/acknowledge{STATE}", payload)
     _print_state(body)
 
 
@@ -182,7 +187,7 @@ def resolve_command(
     payload: dict[str, Any] = {"actor": actor} if actor else {}
     if reason:
         payload["reason"] = reason
-    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/resolve", payload)
+    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/resolve{STATE}", payload)
     _print_state(body)
 
 
@@ -198,8 +203,9 @@ def comment_command(
     payload: dict[str, Any] = {"text": text}
     if actor:
         payload["actor"] = actor
-    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/comments", payload)
-    typer.echo(f"#{body['id']}: comment added ({len(body['timeline'])} timeline entries)")
+    body = Client(url, token).post(f"/api/v1/incidents/{incident_id}/comments{STATE}", payload)
+    entries = len(body["timeline"]) + body["timeline_omitted"]
+    typer.echo(f"#{body['id']}: comment added ({entries} timeline entries)")
 
 
 @command(incidents_app, "escalate")

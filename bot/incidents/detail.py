@@ -121,6 +121,10 @@ async def load_incident_detail(
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
         alerts, alerts_omitted = await bounded_alerts(session, incident, alert_limit)
+        # The mitigations are planned from the first alert, listed or not (alert_limit 0).
+        first = alerts[:1] or (
+            await repo.alerts_sample(session, incident.id, 1) if alerts_omitted else []
+        )
         timeline, timeline_omitted = await bounded_timeline(
             session, incident_id, alert_entries_limit, kinds=timeline_kinds
         )
@@ -144,7 +148,7 @@ async def load_incident_detail(
         for entry in timeline
         if entry.kind == TimelineKind.MITIGATION_VERIFIED
     ]
-    planned = _planned(catalog, registry, incident.runbook_id, alerts)
+    planned = _planned(catalog, registry, incident.runbook_id, first)
     mitigations = _mitigations(planned, runs)
     if planner is not None and IncidentStatus(incident.status).is_open:
         await _plan_runnable(planner, planned, mitigations)

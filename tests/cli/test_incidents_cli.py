@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -25,6 +26,39 @@ def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def run(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(build_cli(), list(args))
     return result.exit_code, result.output
+
+
+def test_ack_resolve_and_comment_ask_for_the_state_not_the_alerts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What they print is the incident's state: the answer they ask for carries none of a
+    storm incident's alerts, nor the entries they left (the API's limits, at 0)."""
+    import httpx
+
+    asked: list[str] = []
+
+    def request(method: str, url: str, **_: Any) -> httpx.Response:
+        asked.append(url)
+        state = {"id": 7, "status": "acknowledged", "title": "Tool failing", "firing_count": 3}
+        state |= {"alert_count": 50_000, "timeline": [{}] * 4, "timeline_omitted": 50_020}
+        return httpx.Response(200, json=state)
+
+    monkeypatch.setattr(httpx, "request", request)
+    url = ("--url", "http://ballast.test")
+    assert run("incidents", "ack", "7", *url) == (
+        0,
+        "#7 acknowledged: Tool failing (3/50000 firing)\n",
+    )
+    assert run("incidents", "comment", "7", "vendor down", *url) == (
+        0,
+        "#7: comment added (50024 timeline entries)\n",
+    )
+    assert run("incidents", "resolve", "7", *url)[0] == 0
+    state = "?alerts_limit=0&alert_entries_limit=0"
+    assert asked == [
+        f"http://ballast.test/api/v1/incidents/7/{path}{state}"
+        for path in ("acknowledge", "comments", "resolve")
+    ]
 
 
 def test_replay_then_list_and_show(cli_env: Path) -> None:

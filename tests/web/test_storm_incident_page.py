@@ -92,6 +92,8 @@ async def test_the_api_detail_is_whole_unless_limited_and_counts_what_it_left_ou
     none = await detail(h, alerts_limit=0, alert_entries_limit=0)
     assert (none["alerts"], none["alerts_omitted"]) == ([], STORM)
     assert none["timeline"] == others
+    for key in ("mitigations", "verifications", "scorecards", "status", "title"):
+        assert none[key] == whole[key], key  # planned from the first alert, listed or not
     bad = await h.client.get(
         "/api/v1/incidents/1",
         params={"alerts_limit": -1},
@@ -99,6 +101,27 @@ async def test_the_api_detail_is_whole_unless_limited_and_counts_what_it_left_ou
     )
     assert bad.status_code == 422
     assert "alerts_limit" in bad.text
+
+
+async def test_answers_to_acknowledge_comment_and_resolve_take_the_same_limits(h: Any) -> None:
+    """A caller acting on a storm incident (the CLI) asks for its state, not tens of MB of
+    alerts: each answer is the detail ``GET`` gives with the same limits."""
+    limits = {"alerts_limit": 0, "alert_entries_limit": 0}
+    headers = ROSTER["responder"].headers
+    for path, body in (("acknowledge", {}), ("comments", {"text": "vendor down"}), ("resolve", {})):
+        answer = await h.client.post(
+            f"/api/v1/incidents/1/{path}", json=body, params=limits, headers=headers
+        )
+        assert answer.status_code in (200, 201), answer.text
+        state = answer.json()
+        assert (state["alerts"], state["alerts_omitted"]) == ([], STORM)
+        assert state == await detail(h, **limits)
+    assert state["status"] == "resolved"
+    assert any(e["summary"] == "vendor down" for e in state["timeline"])
+    unlimited = await h.client.post(
+        "/api/v1/incidents/1/comments", json={"text": "again"}, headers=headers
+    )
+    assert len(unlimited.json()["alerts"]) == STORM  # unlimited, the answer is whole as before
 
 
 async def test_the_page_lists_a_part_says_so_and_charts_every_alert(h: Any) -> None:
