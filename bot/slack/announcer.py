@@ -89,6 +89,11 @@ class SlackAnnouncer:
         self._queued: dict[int, list[tuple[IncidentChange, str | None]]] = {}
         self._worker: asyncio.Task[None] | None = None
         self._rendering: int | None = None  # the incident whose change is being rendered
+        # The catch-up walks the incidents behind a page at a time, from the id after the last
+        # page's (0: from the start), so incidents it cannot render (no channel, a render that
+        # keeps failing) never hold the others back.
+        self._catch_up_after = 0
+        self._no_channel: set[int] = set()  # incidents whose missing channel was logged
         self._drained = False
         self.catch_up = WorkerLoop(
             self._catch_up_pass,
@@ -131,8 +136,12 @@ class SlackAnnouncer:
         self._drained = True
 
     async def _catch_up_pass(self) -> float | None:
-        behind, queued = await self.catch_up_once()
-        return 0 if behind == CATCH_UP_BATCH and queued else None
+        """A page; the next one at once while the renders queued stay under a page (else in
+        a second), and from the start again in a minute once the last page was read."""
+        behind, _ = await self.catch_up_once()
+        if behind < CATCH_UP_BATCH:
+            return None
+        return 0 if len(self._queued) < CATCH_UP_BATCH else 1.0
 
     async def catch_up_once(self) -> tuple[int, int]:
         """Queue a render of each incident with a change no render showed (see the module
@@ -141,8 +150,12 @@ class SlackAnnouncer:
         now = self._now()
         async with self._db.reads() as session:
             behind = await render_marks.behind(
-                session, resolved_since=now - CATCH_UP_RESOLVED, limit=CATCH_UP_BATCH
+                session,
+                resolved_since=now - CATCH_UP_RESOLVED,
+                after=self._catch_up_after,
+                limit=CATCH_UP_BATCH,
             )
+        self._catch_up_after = behind[-1] if len(behind) == CATCH_UP_BATCH else 0
         waiting = [
             incident_id
             for incident_id in behind
@@ -244,13 +257,17 @@ class SlackAnnouncer:
                 outcome = await self._outbox.update_incident_message(session, detail.id, message)
             if outcome is Enqueued.NO_MESSAGE:
                 if channel is None:
-                    log.error(
-                        "no Slack channel for incident #%d (runbook %s, service %s): set "
-                        "BALLAST_SLACK_CHANNEL or slack.service_channels in ballast.yaml",
-                        detail.id,
-                        detail.runbook_id,
-                        detail.service,
-                    )
+                    # Once per incident: the catch-up retries it every minute (the message
+                    # is posted once the configuration names a channel and Ballast restarts).
+                    if detail.id not in self._no_channel:
+                        self._no_channel.add(detail.id)
+                        log.error(
+                            "no Slack channel for incident #%d (runbook %s, service %s): set "
+                            "BALLAST_SLACK_CHANNEL or slack.service_channels in ballast.yaml",
+                            detail.id,
+                            detail.runbook_id,
+                            detail.service,
+                        )
                     return
                 await self._outbox.post_incident_message(session, detail.id, channel, message)
             await render_marks.mark_rendered(session, detail.id, shown, self._now())

@@ -35,6 +35,7 @@ _BEHIND = (
             INCIDENTS.c.status != IncidentStatus.RESOLVED.value,
             INCIDENTS.c.updated_at >= bindparam("since"),
         ),
+        INCIDENTS.c.id > bindparam("after"),
     )
     .order_by(INCIDENTS.c.id)
     .limit(bindparam("limit"))
@@ -62,10 +63,13 @@ async def mark_rendered(
     )
 
 
-async def behind(session: AsyncSession, *, resolved_since: datetime, limit: int) -> list[int]:
-    """Incidents with a change no render showed, oldest first: every unresolved one, and those
-    resolved since ``resolved_since`` (older ones are left as their messages show them)."""
-    rows = await session.execute(_BEHIND, {"since": resolved_since, "limit": limit})
+async def behind(
+    session: AsyncSession, *, resolved_since: datetime, after: int = 0, limit: int
+) -> list[int]:
+    """Incidents with a change no render showed, by id from the first after ``after``: every
+    unresolved one, and those resolved since ``resolved_since`` (older ones are left as their
+    messages show them)."""
+    rows = await session.execute(_BEHIND, {"since": resolved_since, "after": after, "limit": limit})
     return [int(incident_id) for (incident_id,) in rows]
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bot.config import BallastConfig
 from bot.incidents.changes import IncidentChange
 from bot.slack import announcer as announcer_module
 from bot.slack.announcer import CATCH_UP_RESOLVED
@@ -23,6 +24,7 @@ from tests.slack_emulator import SlackEmulator
 from tests.slack_scenarios.test_incident_in_slack import (
     ALERT,
     CHANNEL,
+    SECRET,
     settle,
 )
 
@@ -126,3 +128,55 @@ async def test_resolved_incidents_are_caught_up_for_a_day(
     [svc_a] = [m for text, m in messages.items() if "svc-a" in text]
     assert "— resolved;" in svc_b["text"]
     assert "— mitigating;" in svc_a["text"]  # left as it was: older than the catch-up looks
+
+
+async def test_incidents_it_cannot_post_hold_no_others_back_and_are_logged_once(
+    make_harness: Any,
+    slack: SlackEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """No channel for two triage incidents (no ``BALLAST_SLACK_CHANNEL``): they stay behind.
+    The catch-up walks on past them a page at a time, so a third incident's lost message is
+    posted, and says once per incident what is missing, not every minute."""
+    slack.reset()
+    config = {
+        "teams": {"@oncall": ["U0OWNER2"]},
+        "slack": {"runbook_channels": {"svc/tool-failure": CHANNEL.id}},
+    }
+    h = await make_harness(
+        config=BallastConfig.model_validate(config),
+        slack_bot_token="xoxb-ballast-test",
+        slack_signing_secret=SECRET,
+        slack_api_url=slack.base_url,
+    )
+    # Two triage incidents (no runbook matches): no channel names them.
+    unposted = [
+        {
+            "labels": {"alertname": "DiskFilling", "service": service},
+            "starts_at": ALERT["starts_at"],
+        }
+        for service in ("svc-a", "svc-b")
+    ]
+    await h.client.post("/webhooks/generic", json={"alerts": unposted})
+    await settle(h)
+    lose_renders(monkeypatch, h)
+    await h.client.post("/webhooks/generic", json={"alerts": [ALERT]})
+    await settle(h)
+    monkeypatch.undo()
+    assert slack.messages(CHANNEL.id) == []
+
+    monkeypatch.setattr(announcer_module, "CATCH_UP_BATCH", 2)
+    announcer = h.services.announcer
+    for _ in range(3):  # svc-a and svc-b's page, svc-c's, then from the start again
+        await announcer.catch_up_once()
+        await settle(h)
+    [message] = slack.messages(CHANNEL.id)
+    assert "search failing on svc-a" in message["text"]
+    missing = [r.getMessage() for r in caplog.records if "no Slack channel" in r.getMessage()]
+    assert [m.split(" (")[0] for m in missing] == [
+        "no Slack channel for incident #1",
+        "no Slack channel for incident #2",
+    ]
+    # Still behind (posted once a channel is configured): the walk's end, then its start.
+    assert [await announcer.catch_up_once() for _ in range(2)] == [(0, 0), (2, 2)]
