@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
@@ -60,23 +61,33 @@ async def list_incidents(
 DetailLimit = Annotated[int | None, Query(ge=0, le=100_000)]
 
 
+@dataclass(frozen=True, slots=True)
+class DetailLimits:
+    """How much of an incident's detail an answer carries (see :func:`show_incident`)."""
+
+    alerts_limit: int | None = None
+    alert_entries_limit: int | None = None
+
+
+def detail_limits(
+    alerts_limit: DetailLimit = None, alert_entries_limit: DetailLimit = None
+) -> DetailLimits:
+    """The query's limits, for every endpoint that answers with an incident's detail."""
+    return DetailLimits(alerts_limit, alert_entries_limit)
+
+
+LimitsDep = Annotated[DetailLimits, Depends(detail_limits)]
+
+
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail, dependencies=Reader)
 async def show_incident(
-    incident_id: IncidentIdPath,
-    services: ServicesDep,
-    alerts_limit: DetailLimit = None,
-    alert_entries_limit: DetailLimit = None,
+    incident_id: IncidentIdPath, services: ServicesDep, limits: LimitsDep
 ) -> IncidentDetail:
     """Every alert and every timeline entry, unless limited: ``alerts_limit`` alerts at most
     (the first, then firing before the others), ``alert_entries_limit`` of the entries each
     alert leaves (the newest; entries of other kinds are all returned). ``alerts_omitted``
     and ``timeline_omitted`` count what the limits left out."""
-    return await incident_detail(
-        services,
-        incident_id,
-        alerts_limit=alerts_limit,
-        alert_entries_limit=alert_entries_limit,
-    )
+    return await incident_detail(services, incident_id, **asdict(limits))
 
 
 @router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentDetail)
@@ -85,18 +96,12 @@ async def acknowledge_incident(
     body: ActorBody,
     services: ServicesDep,
     principal: ResponderDep,
-    alerts_limit: DetailLimit = None,
-    alert_entries_limit: DetailLimit = None,
+    limits: LimitsDep,
 ) -> IncidentDetail:
     """The incident acknowledged, answered as ``GET /incidents/{id}`` with the same limits
     (a caller that only wants the new state asks for 0 of each)."""
     await acknowledge(incident_id, body, services, principal)
-    return await incident_detail(
-        services,
-        incident_id,
-        alerts_limit=alerts_limit,
-        alert_entries_limit=alert_entries_limit,
-    )
+    return await incident_detail(services, incident_id, **asdict(limits))
 
 
 async def acknowledge(
@@ -117,17 +122,11 @@ async def resolve_incident(
     body: ActorBody,
     services: ServicesDep,
     principal: ResponderDep,
-    alerts_limit: DetailLimit = None,
-    alert_entries_limit: DetailLimit = None,
+    limits: LimitsDep,
 ) -> IncidentDetail:
     """The incident resolved, answered as ``GET /incidents/{id}`` with the same limits."""
     await resolve(incident_id, body, services, principal)
-    return await incident_detail(
-        services,
-        incident_id,
-        alerts_limit=alerts_limit,
-        alert_entries_limit=alert_entries_limit,
-    )
+    return await incident_detail(services, incident_id, **asdict(limits))
 
 
 async def resolve(
@@ -153,8 +152,7 @@ async def comment_on_incident(
     body: CommentBody,
     services: ServicesDep,
     principal: ResponderDep,
-    alerts_limit: DetailLimit = None,
-    alert_entries_limit: DetailLimit = None,
+    limits: LimitsDep,
 ) -> IncidentDetail:
     """A note in the timeline (and the Slack thread), kept for the postmortem; answered as
     ``GET /incidents/{id}`` with the same limits."""
@@ -162,12 +160,7 @@ async def comment_on_incident(
     async with services.db.transaction() as session:
         await operations.comment(session, incident_id, actor, services.clock(), body.text)
     await services.bus.changed(incident_id, ChangeKind.UPDATED, Note(body.text, actor.name))
-    return await incident_detail(
-        services,
-        incident_id,
-        alerts_limit=alerts_limit,
-        alert_entries_limit=alert_entries_limit,
-    )
+    return await incident_detail(services, incident_id, **asdict(limits))
 
 
 @router.post("/incidents/{incident_id}/escalate", response_model=EscalationOut)
