@@ -100,6 +100,8 @@ class Server:
     workdir: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # What the interpreter runs before ``serve`` (bench/share_trace.py: itself, with hooks).
+    command: tuple[str, ...] = ("-m", "bot")
 
     def start(self) -> None:
         env = {
@@ -112,7 +114,7 @@ class Server:
         for name in ("SLACK_BOT_TOKEN", "BALLAST_CONFIG"):
             env.pop(name, None)
         log = (self.workdir / f"{self.name}.log").open("ab")
-        argv = ["taskset", "-c", str(self.core), sys.executable, "-m", "bot", "serve"]
+        argv = ["taskset", "-c", str(self.core), sys.executable, *self.command, "serve"]
         self.process = subprocess.Popen(
             [*argv, "--port", str(self.port)],
             cwd=REPO,
