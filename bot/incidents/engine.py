@@ -257,9 +257,9 @@ class IncidentEngine:
         intake with a backlog, 5,899 / 4,980 alerts/s (storm into 20 incidents / 2,000
         distinct); with a second lane while no webhook waits, 5,907 / 5,439 and 5,975 / 5,743,
         the webhooks' p99 in that phase 14.4 -> 17.4-18.4 and 18.1 -> 27.8-28.1 ms. A second
-        lane whenever behind took 7,026 / 6,207 but cost the webhooks' closed-loop ceiling
+        lane whenever behind took 7,207 / 6,566 but cost the webhooks' closed-loop ceiling
         14,509 -> 12,308 alerts/s (81% -> 71% of the bare baseline); with the rule it stayed
-        at 14,565 (issue 16, docs/benchmarks.md).
+        at 14,565-14,924 (issue 16, docs/benchmarks.md).
         """
         pacing = self._pacing
         if pacing is None or not pacing.busy or (pacing.behind and not pacing.webhooks_waiting):

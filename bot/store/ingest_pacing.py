@@ -99,8 +99,8 @@ class IngestPacing:
     @property
     def behind(self) -> bool:
         """The engine's inbox lag is at the target or beyond: its share is at its most, and on
-        PostgreSQL it keeps a second batch in flight even under a storm (``bot.incidents.
-        engine``): webhooks first, but the engine is never starved."""
+        PostgreSQL it may start a second batch under a storm while no webhook waits
+        (``bot.incidents.engine``): webhooks first, but the engine is never starved."""
         return self._engine_lag >= ENGINE_LAG_TARGET_SECONDS
 
     @property
