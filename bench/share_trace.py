@@ -45,7 +45,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"
 sys.path.insert(0, str(REPO))
 sys.path.insert(1, str(REPO / "bench"))
 
-STAMPS_ENV = "BALLAST_SHARE_TRACE"
 # (module, attribute, step): async functions stamped at their start and end. Module-level
 # functions are replaced where their callers look them up (the module's global, at call time).
 HOOKS = (
