@@ -122,9 +122,7 @@ async def load_incident_detail(
         incident = await repo.get(session, incident_id)
         alerts, alerts_omitted = await bounded_alerts(session, incident, alert_limit)
         # The mitigations are planned from the first alert, listed or not (alert_limit 0).
-        first = alerts[:1] or (
-            await repo.alerts_sample(session, incident.id, 1) if alerts_omitted else []
-        )
+        first = alerts[0] if alerts else await repo.first_alert_of(session, incident.id)
         timeline, timeline_omitted = await bounded_timeline(
             session, incident_id, alert_entries_limit, kinds=timeline_kinds
         )
@@ -242,12 +240,12 @@ def _planned(
     catalog: LiveCatalog,
     registry: ActionRegistry,
     runbook_id: str | None,
-    alerts: Sequence[IncidentAlert],
+    first: IncidentAlert | None,
 ) -> list[PlannedMitigation]:
     runbook = catalog.current.runbooks.get(runbook_id) if runbook_id else None
-    if runbook is None or not alerts:
+    if runbook is None or first is None:
         return []
-    return plan_mitigations(runbook, registry, template_context(alerts[0]))
+    return plan_mitigations(runbook, registry, template_context(first))
 
 
 async def _plan_runnable(
