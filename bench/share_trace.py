@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import contextlib
 import functools
 import importlib
 import json
@@ -254,8 +253,7 @@ def main(argv: list[str]) -> int:
         return 1
     print(f"{args.db}: " + report(steps))
     if args.json:
-        with contextlib.suppress(OSError):
-            args.json.write_text(json.dumps(steps))
+        args.json.write_text(json.dumps(steps))
     return 0
 
 
