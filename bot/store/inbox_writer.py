@@ -94,6 +94,8 @@ class InboxWriter:
         try:
             while True:
                 if not self._queue:
+                    if not self._writing:
+                        self.pacing.webhooks_written()  # the engine may start a lane now
                     self._kick.clear()
                     await self._kick.wait()
                     continue

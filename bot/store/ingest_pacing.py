@@ -85,6 +85,9 @@ class IngestPacing:
         self._alerts_before = 0
         self._engine_started: float | None = None  # None: no batch started yet
         self._engine_lag = 0.0
+        # Set by the writer as it runs out of webhooks (``webhooks_written``), cleared by
+        # whoever waits for that (``until_no_webhook_waits``).
+        self._written = asyncio.Event()
 
     def engine_lag(self, seconds: float) -> None:
         """The batched engine's inbox lag: the age of the oldest row it just claimed."""
@@ -107,6 +110,16 @@ class IngestPacing:
     def webhooks_waiting(self) -> bool:
         """A webhook is queued or being written right now."""
         return self._writing()
+
+    def webhooks_written(self) -> None:
+        """The writer has no webhook queued or being written any more."""
+        self._written.set()
+
+    async def until_no_webhook_waits(self) -> None:
+        """Return once no webhook is queued or being written (at once if none is)."""
+        while self._writing():
+            self._written.clear()
+            await self._written.wait()
 
     def engine_rows(self) -> int | None:
         """Rows one batched engine transaction takes now (None: no storm, its own size)."""

@@ -3,6 +3,7 @@ group is one statement that commits itself."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from dataclasses import replace
@@ -150,5 +151,33 @@ async def test_with_the_stock_sqlite_adapter_a_group_is_an_ordinary_transaction(
         assert switched == []  # BEGIN and COMMIT, not the autocommit switch and back
         async with db.sessions() as session:
             assert len((await session.scalars(select(InboxAlert))).all()) == 2
+    finally:
+        await db.close()
+
+
+async def test_the_writer_tells_its_pacing_when_it_runs_out_of_webhooks(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """What lets the engine behind a storm start its next lane the moment no webhook waits
+    (``IngestPacing.until_no_webhook_waits``): after a group, with none queued, the writer
+    says so; the pacing then sees none queued or being written."""
+    db = test_database.make()
+    await db.migrate()
+    writer = InboxWriter(db)
+    try:
+        told = asyncio.Event()
+        written = writer.pacing.webhooks_written
+
+        def tell() -> None:
+            told.set()
+            written()
+
+        writer.pacing.webhooks_written = tell  # type: ignore[method-assign]
+        await writer.store(batch(), clock())
+        async with asyncio.timeout(5):
+            await told.wait()
+        assert not writer.pacing.webhooks_waiting
+        async with asyncio.timeout(5):
+            await writer.pacing.until_no_webhook_waits()
     finally:
         await db.close()

@@ -133,3 +133,22 @@ async def test_stopping_ends_a_rest_at_once() -> None:
     started = time.monotonic()
     await pacing.pace_engine(ENGINE_MAX_PAUSE_SECONDS * 10, stop=stop)  # would rest the cap
     assert time.monotonic() - started < ENGINE_MAX_PAUSE_SECONDS / 2
+
+
+async def test_waiting_for_no_webhook_ends_when_the_writer_says_it_ran_out() -> None:
+    """The engine behind a storm waits for a moment with no webhook queued or being written
+    to start its next lane: at once when there is none, else when the writer says so."""
+    writing = False
+    pacing = IngestPacing(lambda: writing, "postgresql")
+    async with asyncio.timeout(1):
+        await pacing.until_no_webhook_waits()  # none waits: at once
+    writing = True
+    waiter = asyncio.create_task(pacing.until_no_webhook_waits())
+    await asyncio.sleep(0.01)
+    pacing.webhooks_written()  # said while one still waits (another writer's): not yet
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    writing = False
+    pacing.webhooks_written()
+    async with asyncio.timeout(1):
+        await waiter
