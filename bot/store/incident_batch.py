@@ -45,14 +45,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 from bot.store.inbox_sql import json_text
-from bot.store.incidents import INSERT_TIMELINE
-from bot.store.tables import InboxAlert, Incident, IncidentAlert, Timer, table_of
+from bot.store.tables import InboxAlert, Incident, IncidentAlert, TimelineEntry, Timer, table_of
 from bot.store.upsert import upsert
 
 INBOX = table_of(InboxAlert)
 INCIDENTS = table_of(Incident)
 ALERTS = table_of(IncidentAlert)
 TIMERS = table_of(Timer)
+TIMELINE = table_of(TimelineEntry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -495,15 +495,15 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
     await _write_alerts(connection, writes.alerts)
     if writes.timeline:
         await connection.execute(
-            INSERT_TIMELINE,
+            _INSERT_TIMELINE,
             [
                 {
-                    "incident_id": e.incident.ident,
-                    "at": e.at,
-                    "actor": e.actor,
-                    "kind": e.kind,
-                    "summary": e.summary,
-                    "details": e.details,
+                    "p_incident_id": e.incident.ident,
+                    "p_at": e.at,
+                    "p_actor": e.actor,
+                    "p_kind": e.kind,
+                    "p_summary": e.summary,
+                    "p_details": e.details,
                 }
                 for e in writes.timeline
             ],
@@ -540,10 +540,13 @@ _ALERT_MUTABLE = (
 )
 
 
-class _AlertMap(TypeDecorator[dict[str, Any]]):
-    """An alert's labels or annotations, written as :func:`~bot.store.inbox_sql.json_text`
-    writes them in the inbox: string maps, which orjson turns into the same JSON values the
-    stdlib reads back, five times faster (the stdlib encoder was a tenth of the batch's CPU)."""
+class _JsonText(TypeDecorator[dict[str, Any]]):
+    """A JSON column the batch writes, as :func:`~bot.store.inbox_sql.json_text` writes the
+    inbox's: an alert's labels or annotations (string maps) and each timeline entry's details
+    (strings, numbers, None and the alert's labels), which orjson turns into the same JSON
+    values the stdlib reads back, ten times faster (the stdlib encoder was a tenth of the
+    batch's CPU for the labels; for the per-alert details, 4.9 against 0.4 µs, about 3% of a
+    storm's CPU on PostgreSQL)."""
 
     impl = JSON
     cache_ok = True
@@ -557,7 +560,7 @@ class _AlertMap(TypeDecorator[dict[str, Any]]):
 
 def _alert_value(name: str) -> BindParameter[Any]:
     if name in ("labels", "annotations"):
-        return bindparam(f"p_{name}", type_=_AlertMap())
+        return bindparam(f"p_{name}", type_=_JsonText())
     return bindparam(f"p_{name}", type_=ALERTS.c[name].type)
 
 
@@ -570,6 +573,17 @@ _UPDATE_ALERTS = (
     .values({name: _alert_value(name) for name in _ALERT_MUTABLE})
 )
 _INSERT_ALERTS = insert(ALERTS).values({name: _alert_value(name) for name in _ALERT_INSERTED})
+
+
+_TIMELINE_COLUMNS = ("incident_id", "at", "actor", "kind", "summary", "details")
+_INSERT_TIMELINE = insert(TIMELINE).values(
+    {
+        name: bindparam(
+            f"p_{name}", type_=_JsonText() if name == "details" else TIMELINE.c[name].type
+        )
+        for name in _TIMELINE_COLUMNS
+    }
+)
 
 
 async def _write_alerts(connection: Any, alerts: Sequence[AlertState]) -> None:
