@@ -121,8 +121,11 @@ async def load_incident_detail(
     async with db.sessions() as session:
         incident = await repo.get(session, incident_id)
         alerts, alerts_omitted = await bounded_alerts(session, incident, alert_limit)
-        # The mitigations are planned from the first alert, listed or not (alert_limit 0).
-        first = alerts[0] if alerts else await repo.first_alert_of(session, incident.id)
+        # The mitigations are planned from the first alert, listed or not (alert_limit 0);
+        # an incident with no alerts (declared by hand) needs no read for it.
+        first = alerts[0] if alerts else None
+        if first is None and alerts_omitted:
+            first = await repo.first_alert_of(session, incident.id)
         timeline, timeline_omitted = await bounded_timeline(
             session, incident_id, alert_entries_limit, kinds=timeline_kinds
         )

@@ -575,6 +575,10 @@ _UPDATE_ALERTS = (
 _INSERT_ALERTS = insert(ALERTS).values({name: _alert_value(name) for name in _ALERT_INSERTED})
 
 
+# The batch's own timeline INSERT, not ``bot.store.incidents.INSERT_TIMELINE``: its details are
+# ones the batch builds (strings, finite numbers, None, labels), safe for orjson; the shared
+# statement takes any caller's details, which the stdlib encodes as it always has (orjson would
+# write a NaN as null, for one).
 _TIMELINE_COLUMNS = ("incident_id", "at", "actor", "kind", "summary", "details")
 _INSERT_TIMELINE = insert(TIMELINE).values(
     {
