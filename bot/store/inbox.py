@@ -25,6 +25,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from bot.intake.alert import Alert, AlertBatch
+from bot.store.driver_sql import DriverStatement
 from bot.store.inbox_sql import row_of
 from bot.store.ingest_pacing import IngestPacing
 from bot.store.tables import InboxAlert, table_of
@@ -108,8 +109,11 @@ def _mark_processed() -> Update:
     )
 
 
-# Built once: statement construction costs more CPU than a small batch's rows (issue 16).
-_MARK_PROCESSED = _mark_processed()
+# Built once, executed as driver SQL (bot.store.driver_sql): statement construction and
+# SQLAlchemy's per-row parameter handling cost more CPU than a batch's rows (issue 16).
+_MARK_PROCESSED = DriverStatement(
+    _mark_processed(), ("p_row_id", "p_at", "p_outcome", "p_incident_id")
+)
 
 
 async def mark_processed(session: AsyncSession, processed: Sequence[Processed]) -> None:
@@ -124,19 +128,12 @@ async def mark_processed(session: AsyncSession, processed: Sequence[Processed]) 
     # On the session's connection, as Core: an ORM UPDATE with a list of parameters would be
     # SQLAlchemy's "bulk update by primary key", which takes no WHERE of its own.
     connection = await session.connection()
-    await connection.execute(
-        _MARK_PROCESSED,
-        [
-            {
-                "p_row_id": p.row_id,
-                "p_at": p.at,
-                "p_outcome": p.outcome,
-                "p_incident_id": p.incident_id,
-            }
-            for p in processed
-        ],
+    await _MARK_PROCESSED.execute_many(
+        connection, [(p.row_id, p.at, p.outcome, p.incident_id) for p in processed]
     )
     identity_map = session.sync_session.identity_map
+    if not len(identity_map):
+        return  # the batched engine's claim is Core: its session holds no rows
     for p in processed:
         row = identity_map.get(identity_key(InboxAlert, p.row_id))
         if row is not None:

@@ -1,0 +1,205 @@
+"""``DriverStatement``: rows written as driver SQL are stored exactly as SQLAlchemy's own
+executemany of the same statement stores them, on both databases."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    insert,
+    update,
+)
+from sqlalchemy.dialects.sqlite import aiosqlite
+
+from bot.store.database import Database
+from bot.store.driver_sql import DriverStatement, _sqlite_utc_text
+from bot.store.incident_batch import _JsonText
+from bot.store.tables import BigId, UtcDateTime
+
+PROBE = Table(
+    "driver_sql_probe",
+    MetaData(),
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=True),
+    Column("body", Text, nullable=True),
+    Column("count", Integer, nullable=True),
+    Column("big", BigInteger, nullable=True),
+    Column("at", UtcDateTime(), nullable=True),
+    Column("labels", JSON, nullable=True),
+    Column("details", JSON, nullable=True),
+)
+NAMES = ("p_name", "p_body", "p_count", "p_big", "p_at", "p_labels", "p_details")
+INSERT = insert(PROBE).values(
+    name=bindparam("p_name"),
+    body=bindparam("p_body"),
+    count=bindparam("p_count"),
+    big=bindparam("p_big"),
+    at=bindparam("p_at", type_=UtcDateTime()),
+    labels=bindparam("p_labels", type_=_JsonText()),
+    details=bindparam("p_details", type_=JSON()),
+)
+UPDATE = (
+    update(PROBE)
+    .where(PROBE.c.id == bindparam("p_id"))
+    .values(at=bindparam("p_at"), count=bindparam("p_count"), labels=bindparam("p_labels"))
+)
+
+ZONES = [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-11))]
+TEXTS = ["", "plain", "ünïcödé ✓", "quote ' and \" and \\", "line\nbreak", "x" * 200, "null"]
+
+
+def _rows(seed: int, count: int) -> list[tuple[Any, ...]]:
+    rnd = random.Random(seed)
+
+    def maybe(value: Any) -> Any:
+        return None if rnd.random() < 0.15 else value
+
+    rows = []
+    for _ in range(count):
+        at = datetime(1, 1, 2, tzinfo=UTC) + timedelta(
+            seconds=rnd.randrange(0, 10**11), microseconds=rnd.choice([0, 1, 999_999, 123_456])
+        )
+        rows.append(
+            (
+                maybe(rnd.choice(TEXTS)),
+                maybe(rnd.choice(TEXTS) * rnd.randrange(1, 4)),
+                maybe(rnd.randrange(-(2**31), 2**31)),
+                maybe(rnd.randrange(-(2**63), 2**63)),
+                maybe(at.astimezone(rnd.choice(ZONES))),
+                maybe({rnd.choice(TEXTS): rnd.choice(TEXTS) for _ in range(rnd.randrange(4))}),
+                maybe(
+                    {
+                        "n": rnd.randrange(-(10**12), 10**12),
+                        "f": rnd.random() * 1e6,
+                        "none": None,
+                        "list": [rnd.choice(TEXTS), 1, True],
+                    }
+                ),
+            )
+        )
+    return rows
+
+
+async def _stored(db: Database) -> list[tuple[Any, ...]]:
+    """The rows as the driver reads them back, without SQLAlchemy's result conversions: for
+    SQLite the very text stored."""
+    async with db.engine.connect() as conn:
+        result = await conn.exec_driver_sql(
+            "SELECT name, body, count, big, at, labels, details FROM driver_sql_probe ORDER BY id"
+        )
+        return [tuple(row) for row in result.all()]
+
+
+async def _fresh(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(PROBE.drop, checkfirst=True)
+        await conn.run_sync(PROBE.create)
+
+
+async def _sqlalchemy_writes(db: Database, rows: Sequence[tuple[Any, ...]]) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(INSERT, [dict(zip(NAMES, row, strict=True)) for row in rows])
+
+
+async def _driver_writes(db: Database, rows: Sequence[tuple[Any, ...]]) -> None:
+    async with db.engine.begin() as conn:
+        await DriverStatement(INSERT, NAMES).execute_many(conn, rows)
+
+
+@pytest.mark.parametrize("count", [1, 300])
+async def test_inserted_rows_are_stored_as_sqlalchemy_stores_them(db: Database, count: int) -> None:
+    rows = _rows(seed=count, count=count)
+    await _fresh(db)
+    await _sqlalchemy_writes(db, rows)
+    expected = await _stored(db)
+    await _fresh(db)
+    await _driver_writes(db, rows)
+    assert await _stored(db) == expected
+    assert len(expected) == count
+
+
+async def test_updated_rows_are_stored_as_sqlalchemy_stores_them(db: Database) -> None:
+    rows = _rows(seed=7, count=50)
+    changes = [
+        (i + 1, row[4], row[2], row[5])
+        for i, row in enumerate(reversed(_rows(seed=8, count=50)))
+        if i % 3
+    ]
+    names = ("p_id", "p_at", "p_count", "p_labels")
+    await _fresh(db)
+    await _sqlalchemy_writes(db, rows)
+    async with db.engine.begin() as conn:
+        await conn.execute(UPDATE, [dict(zip(names, c, strict=True)) for c in changes])
+    expected = await _stored(db)
+    await _fresh(db)
+    await _sqlalchemy_writes(db, rows)
+    async with db.engine.begin() as conn:
+        # The caller's order of names need not be the statement's.
+        statement = DriverStatement(UPDATE, ("p_labels", "p_count", "p_at", "p_id"))
+        await statement.execute_many(conn, [(c[3], c[2], c[1], c[0]) for c in changes])
+    assert await _stored(db) == expected
+    assert expected != await _stored_after_inserts_only(db, rows)
+
+
+async def _stored_after_inserts_only(db: Database, rows: Sequence[tuple[Any, ...]]) -> Any:
+    await _fresh(db)
+    await _sqlalchemy_writes(db, rows)
+    return await _stored(db)
+
+
+async def test_no_rows_execute_nothing(db: Database) -> None:
+    await _fresh(db)
+    async with db.engine.begin() as conn:
+        await DriverStatement(INSERT, NAMES).execute_many(conn, [])
+    assert await _stored(db) == []
+
+
+async def test_a_naive_time_is_refused_and_nothing_is_written(db: Database) -> None:
+    await _fresh(db)
+    row = list(_rows(seed=3, count=1)[0])
+    row[4] = datetime(2026, 12, 6, 12, 0)  # no zone
+    with pytest.raises(ValueError, match="naive datetime"):
+        async with db.engine.begin() as conn:
+            await DriverStatement(INSERT, NAMES).execute_many(conn, [tuple(row)])
+    assert await _stored(db) == []
+
+
+def test_a_statement_parameter_without_a_value_is_an_error_naming_it() -> None:
+    statement = DriverStatement(INSERT, NAMES[:-1])
+    with pytest.raises(ValueError, match="p_details"):
+        statement.plan(aiosqlite.dialect())
+
+
+_SQLITE = aiosqlite.dialect()
+_SQLALCHEMY_SQLITE_TIME = UtcDateTime().dialect_impl(_SQLITE).bind_processor(_SQLITE)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
+    )
+)
+def test_the_fast_sqlite_time_text_is_sqlalchemys(value: datetime) -> None:
+    assert _SQLALCHEMY_SQLITE_TIME is not None
+    assert _sqlite_utc_text(value) == _SQLALCHEMY_SQLITE_TIME(value)
+
+
+def test_the_fast_sqlite_time_text_keeps_none_and_refuses_naive_times() -> None:
+    assert _sqlite_utc_text(None) is None
+    with pytest.raises(ValueError, match="naive"):
+        _sqlite_utc_text(datetime(2026, 1, 1))
