@@ -7,8 +7,8 @@ databases, more than the rows' own writing (issue 16, docs/benchmarks.md). A
 :class:`DriverStatement` does the same conversions without the dictionaries: the statement is
 compiled once per dialect by SQLAlchemy (the SQL text the ORM path sends, casts included, as
 for ``executemany``), each parameter is converted by its bound type's own bind processor for
-that dialect, except where an equal but faster conversion is known (:func:`_fast_processor`,
-tested equal), and the rows go to ``exec_driver_sql`` as tuples in the driver's parameter order.
+that dialect (for times on SQLite, ``UtcDateTime``'s own fast one), and the rows go to
+``exec_driver_sql`` as tuples in the driver's parameter order.
 
 The same approach as the inbox writer's INSERT (:mod:`bot.store.inbox_sql`), there with a
 statement text of its own (a multi-row VALUES). Nothing from a request is ever part of the SQL
@@ -18,14 +18,11 @@ text: it is the compiled statement; values go as parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
-
-from bot.store.tables import UtcDateTime
 
 Processor = Callable[[Any], Any]
 
@@ -85,50 +82,8 @@ class _Plan:
 
 
 def _processor(type_: Any, dialect: Dialect) -> Processor | None:
-    fast = _fast_processor(type_, dialect)
-    if fast is not None:
-        return fast
     processor: Processor | None = type_.dialect_impl(dialect).bind_processor(dialect)
     return processor
-
-
-def _fast_processor(type_: Any, dialect: Dialect) -> Processor | None:
-    """Conversions equal to SQLAlchemy's, faster: a UTC time on SQLite, which SQLAlchemy
-    formats through a dictionary and ``%`` (2.2 µs a value; here 1.2, or 0.1 for a time
-    converted shortly before: a batch writes each row's "now" two or three times)."""
-    if isinstance(type_, UtcDateTime) and dialect.name == "sqlite":
-        return _sqlite_utc_text
-    return None
-
-
-_SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
-_recent_times: dict[datetime, str] = {}
-
-
-def _sqlite_utc_text(value: datetime | None) -> str | None:
-    """What ``UtcDateTime`` and SQLite's ``DATETIME`` make of a time: UTC, with no zone, as
-    ``YYYY-MM-DD HH:MM:SS.ffffff``."""
-    if value is None:
-        return None
-    text = _recent_times.get(value)  # equal times are the same instant: the same text
-    if text is not None:
-        return text
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given; Ballast stores UTC-aware times")
-    utc = value.astimezone(UTC)
-    text = _SQLITE_TIME % (
-        utc.year,
-        utc.month,
-        utc.day,
-        utc.hour,
-        utc.minute,
-        utc.second,
-        utc.microsecond,
-    )
-    if len(_recent_times) >= 4096:
-        _recent_times.clear()
-    _recent_times[value] = text
-    return text
 
 
 __all__ = ["DriverStatement"]

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -27,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import aiosqlite
 
 from bot.store.database import Database
-from bot.store.driver_sql import DriverStatement, _sqlite_utc_text
+from bot.store.driver_sql import DriverStatement
 from bot.store.incident_batch import _JsonText
 from bot.store.tables import BigId, UtcDateTime
 
@@ -183,23 +181,3 @@ def test_a_statement_parameter_without_a_value_is_an_error_naming_it() -> None:
     statement = DriverStatement(INSERT, NAMES[:-1])
     with pytest.raises(ValueError, match="p_details"):
         statement.plan(aiosqlite.dialect())
-
-
-_SQLITE = aiosqlite.dialect()
-_SQLALCHEMY_SQLITE_TIME = UtcDateTime().dialect_impl(_SQLITE).bind_processor(_SQLITE)
-
-
-@given(
-    st.datetimes(
-        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.timezones()
-    )
-)
-def test_the_fast_sqlite_time_text_is_sqlalchemys(value: datetime) -> None:
-    assert _SQLALCHEMY_SQLITE_TIME is not None
-    assert _sqlite_utc_text(value) == _SQLALCHEMY_SQLITE_TIME(value)
-
-
-def test_the_fast_sqlite_time_text_keeps_none_and_refuses_naive_times() -> None:
-    assert _sqlite_utc_text(None) is None
-    with pytest.raises(ValueError, match="naive"):
-        _sqlite_utc_text(datetime(2026, 1, 1))
