@@ -479,18 +479,18 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
             result = await connection.execute(_INSERT_INCIDENTS_RETURNING, values)
             ids = [int(i) for (i,) in result.all()]
         elif len(values) == 1:
-            # One new incident (a lone alert: the path to its first mitigation): the statement
-            # built once, so SQLAlchemy's compiled cache serves it; a multi-row VALUES
-            # construct below is compiled again for every batch.
+            # One new incident (a lone alert: the path to its first mitigation): no executemany
+            # bookkeeping.
             result = await connection.execute(_INSERT_INCIDENT_RETURNING, values[0])
             ids = [int(result.scalar_one())]
         else:
-            # SQLAlchemy sends an ordered RETURNING to SQLite one row at a time; SQLite, with
-            # one writer, numbers the rows of a multi-row INSERT in their order, so the ids
-            # sorted are the rows' ids in order.
-            result = await connection.execute(
-                insert(INCIDENTS).values(values).returning(INCIDENTS.c.id)
-            )
+            # The statement built once, so SQLAlchemy's compiled cache serves it, executed for
+            # the list: SQLAlchemy sends it as multi-row INSERTs ("insertmanyvalues"; a
+            # ``values(list)`` construct was compiled again for every batch). Unordered: an
+            # ordered RETURNING goes to SQLite one row at a time; SQLite, with one writer,
+            # numbers the rows of a multi-row INSERT in their order, so the ids sorted are the
+            # rows' ids in order.
+            result = await connection.execute(_INSERT_INCIDENT_RETURNING, values)
             ids = sorted(int(i) for (i,) in result.all())
         for incident, incident_id in zip(new, ids, strict=True):
             incident.id = incident_id
