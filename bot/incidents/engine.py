@@ -18,6 +18,7 @@ One open incident per key: ``rb:<runbook id>|<group labels>`` for a runbook, or
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -43,7 +44,8 @@ from bot.incidents.lifecycle import IncidentStatus
 from bot.incidents.merge import merge_alert
 from bot.incidents.operations import mark_resolved
 from bot.incidents.outcome import AlertOutcome
-from bot.incidents.routing_key import Routing, runbook_key, triage_group, triage_key
+from bot.incidents.route_memo import RouteMemo, route_in
+from bot.incidents.routing_key import Routing
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.intake.alert import AlertFacts, AlertStatus, template_context
 from bot.metrics import Metrics
@@ -132,6 +134,7 @@ class IncidentEngine:
         """
         self._db = db
         self._catalog = catalog
+        self._routes: RouteMemo | None = None  # for the catalog snapshot it names
         self._metrics = metrics
         self._clock = clock
         self._listeners = list(listeners)
@@ -534,13 +537,10 @@ class IncidentEngine:
 
     def _route(self, labels: dict[str, Any]) -> Routing:
         catalog = self._catalog.current  # one snapshot: the runbook and its commit agree
-        runbook = catalog.best(labels)
-        if runbook is None:
-            group = triage_group(labels)
-            return Routing(triage_key(group), None, group)
-        group = runbook.group_labels(labels)
-        commit = catalog.revision.commit if catalog.revision is not None else None
-        return Routing(runbook_key(runbook.id, group), runbook, group, commit)
+        memo = self._routes
+        if memo is None or memo.catalog is not catalog:
+            memo = self._routes = RouteMemo(catalog, functools.partial(route_in, catalog))
+        return memo.route(labels)
 
     async def _open(
         self,
