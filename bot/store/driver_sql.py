@@ -71,7 +71,11 @@ class _Plan:
             raise ValueError(f"no value given for the statement's parameters {missing}")
         self.sql = compiled.string
         self.steps: list[tuple[int, Processor | None]] = [
-            (names.index(name), _processor(compiled.binds[name].type, dialect)) for name in order
+            (
+                names.index(name),
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+            )
+            for name in order
         ]
         self.sequence: Callable[[Iterable[Any]], Sequence[Any]] = dialect.execute_sequence_format
 
@@ -79,11 +83,6 @@ class _Plan:
         return self.sequence(
             [row[i] if process is None else process(row[i]) for i, process in self.steps]
         )
-
-
-def _processor(type_: Any, dialect: Dialect) -> Processor | None:
-    processor: Processor | None = type_.dialect_impl(dialect).bind_processor(dialect)
-    return processor
 
 
 __all__ = ["DriverStatement"]

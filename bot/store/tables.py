@@ -56,11 +56,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} given; Ballast stores UTC-aware times")
-        return value.astimezone(UTC)
+        return None if value is None else _in_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
@@ -73,9 +69,9 @@ class UtcDateTime(TypeDecorator[datetime]):
         return super().bind_processor(dialect)
 
     def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
-        if dialect.name != "sqlite":
-            return super().result_processor(dialect, coltype)
         general = super().result_processor(dialect, coltype)
+        if dialect.name != "sqlite":
+            return general
         assert general is not None
 
         def process(value: Any) -> datetime | None:
@@ -91,6 +87,12 @@ class UtcDateTime(TypeDecorator[datetime]):
         return process
 
 
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} given; Ballast stores UTC-aware times")
+    return value.astimezone(UTC)
+
+
 _SQLITE_TIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 _recent_times: dict[datetime, str] = {}
 
@@ -103,9 +105,7 @@ def sqlite_utc_text(value: datetime | None) -> str | None:
     text = _recent_times.get(value)  # equal times are the same instant: the same text
     if text is not None:
         return text
-    if value.tzinfo is None:
-        raise ValueError(f"naive datetime {value!r} given; Ballast stores UTC-aware times")
-    utc = value.astimezone(UTC)
+    utc = _in_utc(value)
     text = _SQLITE_TIME % (
         utc.year,
         utc.month,
