@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     JSON,
     BigInteger,
-    BindParameter,
     ColumnElement,
     String,
     and_,
@@ -45,7 +44,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeDecorator
 
-from bot.store.driver_sql import DriverStatement
+from bot.store.driver_sql import DriverStatement, insert_rows, update_rows
 from bot.store.inbox_sql import json_text
 from bot.store.tables import InboxAlert, Incident, IncidentAlert, TimelineEntry, Timer, table_of
 from bot.store.upsert import upsert
@@ -549,25 +548,15 @@ class _JsonText(TypeDecorator[dict[str, Any]]):
         return process
 
 
-def _alert_value(name: str) -> BindParameter[Any]:
-    if name in ("labels", "annotations"):
-        return bindparam(f"p_{name}", type_=_JsonText())
-    return bindparam(f"p_{name}", type_=ALERTS.c[name].type)
-
-
-# An insert writes the mutable columns and those fixed at the alert's first sight.
+# Labels and annotations through the batch's orjson text (the columns' own type is JSON).
+_ALERT_TYPES = {"labels": _JsonText(), "annotations": _JsonText()}
+# An insert writes the mutable columns and those fixed at the alert's first sight. Updates on
+# PostgreSQL as one statement: no unique column among them, and the incidents (so their
+# alerts) are locked by the batch.
 _ALERT_FIXED = ("fingerprint", "source", "first_seen_at")
 _ALERT_INSERTED = ("incident_id", *_ALERT_FIXED, *_ALERT_MUTABLE)
-_UPDATE_ALERTS = DriverStatement(
-    update(ALERTS)
-    .where(ALERTS.c.id == bindparam("p_id"))
-    .values({name: _alert_value(name) for name in _ALERT_MUTABLE}),
-    ("p_id", *(f"p_{name}" for name in _ALERT_MUTABLE)),
-)
-_INSERT_ALERTS = DriverStatement(
-    insert(ALERTS).values({name: _alert_value(name) for name in _ALERT_INSERTED}),
-    tuple(f"p_{name}" for name in _ALERT_INSERTED),
-)
+_UPDATE_ALERTS = update_rows(ALERTS, "id", _ALERT_MUTABLE, _ALERT_TYPES)
+_INSERT_ALERTS = insert_rows(ALERTS, _ALERT_INSERTED, _ALERT_TYPES)
 _alert_mutable = attrgetter(*_ALERT_MUTABLE)
 _alert_written = attrgetter(*_ALERT_FIXED, *_ALERT_MUTABLE)
 
@@ -577,17 +566,7 @@ _alert_written = attrgetter(*_ALERT_FIXED, *_ALERT_MUTABLE)
 # statement takes any caller's details, which the stdlib encodes as it always has (orjson would
 # write a NaN as null, for one).
 _TIMELINE_COLUMNS = ("incident_id", "at", "actor", "kind", "summary", "details")
-_INSERT_TIMELINE = DriverStatement(
-    insert(TIMELINE).values(
-        {
-            name: bindparam(
-                f"p_{name}", type_=_JsonText() if name == "details" else TIMELINE.c[name].type
-            )
-            for name in _TIMELINE_COLUMNS
-        }
-    ),
-    tuple(f"p_{name}" for name in _TIMELINE_COLUMNS),
-)
+_INSERT_TIMELINE = insert_rows(TIMELINE, _TIMELINE_COLUMNS, {"details": _JsonText()})
 
 
 async def _write_alerts(connection: AsyncConnection, alerts: Sequence[AlertState]) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.sqlite import aiosqlite
 
 from bot.store.database import Database
-from bot.store.driver_sql import DriverStatement
+from bot.store.driver_sql import DriverStatement, insert_rows, update_rows
 from bot.store.incident_batch import _JsonText
 from bot.store.tables import BigId, UtcDateTime
 
@@ -181,3 +181,90 @@ def test_a_statement_parameter_without_a_value_is_an_error_naming_it() -> None:
     statement = DriverStatement(INSERT, NAMES[:-1])
     with pytest.raises(ValueError, match="p_details"):
         statement.plan(aiosqlite.dialect())
+
+
+# The many-rows form (one statement on PostgreSQL, the compiled one on SQLite): the rows stored
+# as SQLAlchemy's executemany of the same columns stores them, in the caller's order.
+COLUMNS = ("name", "body", "count", "big", "at", "labels", "details")
+TYPES = {"labels": _JsonText()}
+INSERT_ROWS = insert_rows(PROBE, COLUMNS, TYPES)
+
+
+@pytest.mark.parametrize("count", [1, 2, 300])
+async def test_rows_inserted_as_one_statement_are_stored_in_order(
+    db: Database, count: int
+) -> None:
+    rows = _rows(seed=100 + count, count=count)
+    await _fresh(db)
+    await _sqlalchemy_writes(db, rows)
+    expected = await _stored(db)
+    await _fresh(db)
+    async with db.engine.begin() as conn:
+        await INSERT_ROWS.execute_many(conn, iter(rows))  # any iterable
+    assert await _stored(db) == expected  # ORDER BY id: the ids follow the rows' order
+    assert len(expected) == count
+
+
+async def test_rows_updated_as_one_statement_are_stored_as_sqlalchemy_stores_them(
+    db: Database,
+) -> None:
+    rows = _rows(seed=9, count=60)
+    changes = [
+        (i + 1, row[4], row[2], row[5], row[0])
+        for i, row in enumerate(reversed(_rows(seed=10, count=60)))
+        if i % 4
+    ]
+    names = ("p_id", "p_at", "p_count", "p_labels", "p_name")
+    await _fresh(db)
+    await _sqlalchemy_writes(db, rows)
+    statement = (
+        update(PROBE)
+        .where(PROBE.c.id == bindparam("p_id"))
+        .values(
+            at=bindparam("p_at"),
+            count=bindparam("p_count"),
+            labels=bindparam("p_labels", type_=_JsonText()),
+            name=bindparam("p_name"),
+        )
+    )
+    async with db.engine.begin() as conn:
+        await conn.execute(statement, [dict(zip(names, c, strict=True)) for c in changes])
+    expected = await _stored(db)
+    await _fresh(db)
+    await _sqlalchemy_writes(db, rows)
+    async with db.engine.begin() as conn:
+        await update_rows(PROBE, "id", ("at", "count", "labels", "name"), TYPES).execute_many(
+            conn, changes
+        )
+    assert await _stored(db) == expected
+    assert expected != await _stored_after_inserts_only(db, rows)
+
+
+def test_the_postgresql_form_is_one_statement_of_arrays_made_of_the_tables_names() -> None:
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    dialect = asyncpg.dialect()
+    inserted = INSERT_ROWS.plan(dialect).arrays_sql
+    assert inserted is not None
+    assert inserted.startswith("INSERT INTO driver_sql_probe (name, body, count, big, at, ")
+    assert "$5::TIMESTAMP WITH TIME ZONE[]" in inserted
+    assert inserted.endswith("ORDER BY n__")
+    updated = update_rows(PROBE, "id", ("count",)).plan(dialect).arrays_sql
+    assert updated == (
+        "UPDATE driver_sql_probe SET count = v.count FROM unnest($1::BIGINT[], $2::INTEGER[]) "
+        "AS v(id, count) WHERE driver_sql_probe.id = v.id"
+    )
+    assert INSERT_ROWS.plan(aiosqlite.dialect()).arrays_sql is None  # SQLite: as compiled
+
+
+async def test_a_failing_row_fails_the_whole_statement_and_nothing_is_written(
+    db: Database,
+) -> None:
+    await _fresh(db)
+    rows = _rows(seed=11, count=5)
+    bad = list(rows[3])
+    bad[4] = datetime(2026, 12, 7, 3, 0)  # no zone: refused before anything is sent
+    with pytest.raises(ValueError, match="naive datetime"):
+        async with db.engine.begin() as conn:
+            await INSERT_ROWS.execute_many(conn, [*rows[:3], tuple(bad), rows[4]])
+    assert await _stored(db) == []
