@@ -20,13 +20,13 @@ types); values go as parameters.
 parameter, ``unnest`` turns them back into rows (``INSERT ... SELECT ... FROM unnest(...) WITH
 ORDINALITY ... ORDER BY`` the ordinality, so rows are inserted, and numbered, in the caller's
 order; ``UPDATE ... FROM unnest(...) WHERE`` the key). asyncpg's executemany runs the prepared
-statement once per row, and PostgreSQL starts its executor for each: measured on this project's
-kind of machine, 200-row batches, PostgreSQL's CPU per row for a timeline-like INSERT 24.5 ->
-20.5 µs and for the inbox's processed mark (the rows already locked by the claim) 28.5 -> 20.7
-µs (docs/benchmarks.md). One UPDATE of many rows applies them in the plan's order, not the
-caller's: only for rows whose order cannot matter (no unique column changed, rows locked
-before). A single row, and SQLite (in-process, no executor start-up to save), take the
-statement as compiled.
+statement once per row, and PostgreSQL starts its executor for each: ``bench/pg_rows.py``
+(200-row batches of the engine's own statements) measured PostgreSQL's CPU per row 23.0 -> 17.5
+µs for the timeline's INSERT, 25.0 -> 21.5 for the incident alerts' and 29.0 -> 22.5 for the
+inbox's claim and processed mark (docs/benchmarks.md). One UPDATE of many rows applies them
+in the plan's order, not the caller's: only for rows whose order cannot matter (no unique
+column changed, rows locked before). A single row, and SQLite (in-process, no executor
+start-up to save), take the statement as compiled.
 """
 
 from __future__ import annotations
