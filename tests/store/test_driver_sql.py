@@ -191,9 +191,7 @@ INSERT_ROWS = insert_rows(PROBE, COLUMNS, TYPES)
 
 
 @pytest.mark.parametrize("count", [1, 2, 300])
-async def test_rows_inserted_as_one_statement_are_stored_in_order(
-    db: Database, count: int
-) -> None:
+async def test_rows_inserted_as_one_statement_are_stored_in_order(db: Database, count: int) -> None:
     rows = _rows(seed=100 + count, count=count)
     await _fresh(db)
     await _sqlalchemy_writes(db, rows)
