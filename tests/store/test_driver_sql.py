@@ -266,3 +266,11 @@ async def test_a_failing_row_fails_the_whole_statement_and_nothing_is_written(
         async with db.engine.begin() as conn:
             await INSERT_ROWS.execute_many(conn, [*rows[:3], tuple(bad), rows[4]])
     assert await _stored(db) == []
+
+
+def test_a_dialect_without_positional_parameters_is_refused_by_name() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    statement = insert_rows(PROBE, COLUMNS, TYPES)  # its own: plans are kept per dialect name
+    with pytest.raises(ValueError, match="sqlite's paramstyle is not positional"):
+        statement.plan(sqlite.dialect(paramstyle="named"))
