@@ -45,7 +45,8 @@ async def readyz(services: ServicesDep) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(services: ServicesDep, request: Request) -> Response:
-    """Prometheus exposition; gauges that need the database are refreshed per scrape.
+    """Prometheus exposition; gauges that need the database are refreshed per scrape (the
+    inbox's pending count at most as often as its cost allows: ``PendingCount``).
 
     Needs ``BALLAST_METRICS_TOKEN`` (a bearer token, as Prometheus's ``authorization`` scrape
     option sends it) or a named token with the reader role."""
@@ -59,7 +60,7 @@ async def metrics(services: ServicesDep, request: Request) -> Response:
     async with services.db.sessions() as session:
         counts = await repo.count_by_status(session)
         oldest = await inbox.oldest_unprocessed(session)
-        pending = await inbox.count_unprocessed(session)
+        pending = await services.pending.read(session)
     for state in IncidentStatus:
         services.metrics.incidents.labels(state).set(counts.get(state, 0))
     lag = (services.clock() - oldest).total_seconds() if oldest else 0.0

@@ -14,7 +14,8 @@ storm's rate, ``claim`` keeps the incident engine to small, paced batches
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -167,6 +168,34 @@ async def count_unprocessed(session: AsyncSession) -> int:
     )
 
 
+class PendingCount:
+    """The unprocessed rows' count for ``/metrics``, counted again at most as often as the
+    count's own cost allows.
+
+    Counting is a scan of the unprocessed rows' index: with a backlog of a million freshly
+    stored rows that is 250-290 ms of PostgreSQL's CPU (50-60 ms once vacuumed), per scrape.
+    A count is kept for ``cost_factor`` times what it took (a 1 ms count: 20 ms, so every
+    ordinary scrape counts afresh; a 290 ms one: 5.8 s), so frequent scrapes during a storm
+    never spend more than a twentieth of a core of the database on it. ``clock``: monotonic
+    seconds.
+    """
+
+    def __init__(
+        self, *, cost_factor: float = 20.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._cost_factor = cost_factor
+        self._clock = clock
+        self._value: int | None = None
+        self._until = 0.0
+
+    async def read(self, session: AsyncSession) -> int:
+        started = self._clock()
+        if self._value is None or started >= self._until:
+            self._value = await count_unprocessed(session)
+            self._until = started + (self._clock() - started) * self._cost_factor
+        return self._value
+
+
 def _unique_states(alerts: Sequence[Alert]) -> list[Alert]:
     """One row per (fingerprint, startsAt, status) even if the payload repeats an alert."""
     seen: dict[tuple[str, datetime, str], Alert] = {}
@@ -176,6 +205,7 @@ def _unique_states(alerts: Sequence[Alert]) -> list[Alert]:
 
 
 __all__ = [
+    "PendingCount",
     "Processed",
     "StoreResult",
     "claim",
