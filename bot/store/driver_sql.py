@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import BindParameter, Table, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
@@ -123,13 +123,7 @@ def insert_rows(
     """An INSERT of ``columns`` (each row's values in that order), as one statement on
     PostgreSQL. ``types``: a column's values bound through another type than the column's
     (its bind processor), as a ``bindparam(type_=...)`` would."""
-    types = types or {}
-    statement = insert(table).values(
-        {
-            name: bindparam(f"p_{name}", type_=types.get(name, table.c[name].type))
-            for name in columns
-        }
-    )
+    statement = insert(table).values(_binds(table, columns, types))
     return DriverStatement(
         statement, [f"p_{name}" for name in columns], rows=_RowsForm(table, tuple(columns))
     )
@@ -145,19 +139,23 @@ def update_rows(
     then the columns), as one statement on PostgreSQL, where the rows' order cannot matter:
     no unique column among ``columns``, and rows another transaction might update too already
     locked by this one. ``types`` as for :func:`insert_rows`."""
-    types = types or {}
     statement = (
         update(table)
         .where(table.c[key] == bindparam(f"p_{key}"))
-        .values(
-            {
-                name: bindparam(f"p_{name}", type_=types.get(name, table.c[name].type))
-                for name in columns
-            }
-        )
+        .values(_binds(table, columns, types))
     )
     names = [f"p_{key}", *(f"p_{name}" for name in columns)]
     return DriverStatement(statement, names, rows=_RowsForm(table, tuple(columns), key))
+
+
+def _binds(
+    table: Table, columns: Sequence[str], types: Mapping[str, TypeEngine[Any]] | None
+) -> dict[str, BindParameter[Any]]:
+    """Each column's parameter ``p_<column>``, of the column's type or its entry in ``types``."""
+    types = types or {}
+    return {
+        name: bindparam(f"p_{name}", type_=types.get(name, table.c[name].type)) for name in columns
+    }
 
 
 class _Plan:

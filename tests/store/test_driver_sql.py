@@ -122,8 +122,7 @@ async def _driver_writes(db: Database, rows: Sequence[tuple[Any, ...]]) -> None:
 @pytest.mark.parametrize("count", [1, 300])
 async def test_inserted_rows_are_stored_as_sqlalchemy_stores_them(db: Database, count: int) -> None:
     rows = _rows(seed=count, count=count)
-    await _fresh(db)
-    await _sqlalchemy_writes(db, rows)
+    await _fresh_with(db, rows)
     expected = await _stored(db)
     await _fresh(db)
     await _driver_writes(db, rows)
@@ -139,13 +138,8 @@ async def test_updated_rows_are_stored_as_sqlalchemy_stores_them(db: Database) -
         if i % 3
     ]
     names = ("p_id", "p_at", "p_count", "p_labels")
-    await _fresh(db)
-    await _sqlalchemy_writes(db, rows)
-    async with db.engine.begin() as conn:
-        await conn.execute(UPDATE, [dict(zip(names, c, strict=True)) for c in changes])
-    expected = await _stored(db)
-    await _fresh(db)
-    await _sqlalchemy_writes(db, rows)
+    expected = await _stored_after_sqlalchemy_update(db, rows, UPDATE, names, changes)
+    await _fresh_with(db, rows)
     async with db.engine.begin() as conn:
         # The caller's order of names need not be the statement's.
         statement = DriverStatement(UPDATE, ("p_labels", "p_count", "p_at", "p_id"))
@@ -154,9 +148,29 @@ async def test_updated_rows_are_stored_as_sqlalchemy_stores_them(db: Database) -
     assert expected != await _stored_after_inserts_only(db, rows)
 
 
-async def _stored_after_inserts_only(db: Database, rows: Sequence[tuple[Any, ...]]) -> Any:
+async def _fresh_with(db: Database, rows: Sequence[tuple[Any, ...]]) -> None:
+    """A fresh table holding ``rows``, written by SQLAlchemy's own executemany."""
     await _fresh(db)
     await _sqlalchemy_writes(db, rows)
+
+
+async def _stored_after_sqlalchemy_update(
+    db: Database,
+    rows: Sequence[tuple[Any, ...]],
+    statement: Any,
+    names: Sequence[str],
+    changes: Sequence[tuple[Any, ...]],
+) -> list[tuple[Any, ...]]:
+    """What ``rows`` become once SQLAlchemy's own executemany of ``statement`` applied
+    ``changes`` (values in ``names`` order)."""
+    await _fresh_with(db, rows)
+    async with db.engine.begin() as conn:
+        await conn.execute(statement, [dict(zip(names, c, strict=True)) for c in changes])
+    return await _stored(db)
+
+
+async def _stored_after_inserts_only(db: Database, rows: Sequence[tuple[Any, ...]]) -> Any:
+    await _fresh_with(db, rows)
     return await _stored(db)
 
 
@@ -193,8 +207,7 @@ INSERT_ROWS = insert_rows(PROBE, COLUMNS, TYPES)
 @pytest.mark.parametrize("count", [1, 2, 300])
 async def test_rows_inserted_as_one_statement_are_stored_in_order(db: Database, count: int) -> None:
     rows = _rows(seed=100 + count, count=count)
-    await _fresh(db)
-    await _sqlalchemy_writes(db, rows)
+    await _fresh_with(db, rows)
     expected = await _stored(db)
     await _fresh(db)
     async with db.engine.begin() as conn:
@@ -213,8 +226,6 @@ async def test_rows_updated_as_one_statement_are_stored_as_sqlalchemy_stores_the
         if i % 4
     ]
     names = ("p_id", "p_at", "p_count", "p_labels", "p_name")
-    await _fresh(db)
-    await _sqlalchemy_writes(db, rows)
     statement = (
         update(PROBE)
         .where(PROBE.c.id == bindparam("p_id"))
@@ -225,11 +236,8 @@ async def test_rows_updated_as_one_statement_are_stored_as_sqlalchemy_stores_the
             name=bindparam("p_name"),
         )
     )
-    async with db.engine.begin() as conn:
-        await conn.execute(statement, [dict(zip(names, c, strict=True)) for c in changes])
-    expected = await _stored(db)
-    await _fresh(db)
-    await _sqlalchemy_writes(db, rows)
+    expected = await _stored_after_sqlalchemy_update(db, rows, statement, names, changes)
+    await _fresh_with(db, rows)
     async with db.engine.begin() as conn:
         await update_rows(PROBE, "id", ("at", "count", "labels", "name"), TYPES).execute_many(
             conn, changes
