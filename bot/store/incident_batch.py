@@ -122,8 +122,13 @@ def _dialect(session: AsyncSession) -> str:
     return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
 
 
-# The stale check rides on the claim: one lookup per row in the inbox's unique key
+# The stale check rides on the claim: one lookup per claimed row in the inbox's unique key
 # (fingerprint, starts_at, status), not a statement (a round trip on PostgreSQL) of its own.
+# A scalar subquery, not EXISTS: PostgreSQL may answer an EXISTS with a hashed subplan, made
+# by reading every resolve the inbox holds, whenever its statistics show many unprocessed rows
+# (it prices the lookups for all of them, not for the claim's LIMIT): during a backlog, every
+# claim then read the whole history of resolves (test_inbox_claim_plan.py). It never hashes a
+# scalar subquery.
 _RESOLVES = INBOX.alias("resolves")
 _RESOLVE_STORED = (
     select(_RESOLVES.c.id)
@@ -132,7 +137,9 @@ _RESOLVE_STORED = (
         _RESOLVES.c.starts_at == INBOX.c.starts_at,
         _RESOLVES.c.status == "resolved",
     )
-    .exists()
+    .limit(1)
+    .scalar_subquery()
+    .is_not(None)
     .label("resolve_stored")
 )
 _CLAIM = (

@@ -108,3 +108,60 @@ async def test_the_inbox_lag_reads_one_row_through_the_unprocessed_index(
 
 async def cost(db: Any, query: Any) -> int:
     return await query_cost(db, query, "inbox_alerts")
+
+
+async def fired_and_resolved(db: Any, clock: Clock, first: int, count: int) -> None:
+    """``count`` alerts stored firing and then resolved (two rows each, as Alertmanager sends
+    them), none processed: a backlog over a history of resolves. Then ANALYZE."""
+    async with db.transaction() as session:
+        for start in range(first, first + count, 500):
+            alerts = []
+            for i in range(start, min(start + 500, first + count)):
+                started = clock()
+                labels = {"alertname": "ToolCallFailureRate", "tool": f"t{i}"}
+                alerts.append(
+                    Alert(
+                        fingerprint=f"fp{i}",
+                        status=AlertStatus.FIRING,
+                        labels=labels,
+                        starts_at=started,
+                        source=AlertSource.ALERTMANAGER,
+                    )
+                )
+                alerts.append(
+                    Alert(
+                        fingerprint=f"fp{i}",
+                        status=AlertStatus.RESOLVED,
+                        labels=labels,
+                        starts_at=started,
+                        ends_at=started,
+                        source=AlertSource.ALERTMANAGER,
+                    )
+                )
+            batch = AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts)
+            await inbox.store_batch(session, batch, clock())
+            clock.advance(minutes=1)
+    async with db.engine.begin() as conn:
+        await conn.execute(text("ANALYZE"))
+
+
+async def test_the_claims_stale_check_looks_up_the_claimed_rows_only(
+    db: Database, clock: Clock
+) -> None:
+    """The claim tells each row whether a resolve of its (fingerprint, startsAt) is stored.
+    Asked as EXISTS, PostgreSQL's planner, seeing many unprocessed rows, answered it with a
+    hashed subplan that read the inbox's whole unique key, at every claim: the cost of
+    claiming 10 rows grew with the inbox (500 → 2,000 alerts fired and resolved: 1,010 →
+    4,010 rows read). Now a lookup per claimed row in that key."""
+    query: Any = (_CLAIM if db.is_sqlite else _CLAIM_SKIP_LOCKED).params(limit=10)
+    await fired_and_resolved(db, clock, 0, 500)
+    before = await cost(db, query)
+    await fired_and_resolved(db, clock, 500, 1_500)
+    after = await cost(db, query)
+    assert after == before, (before, after)
+    async with db.transaction() as session:
+        claimed = await claim(session, 10)
+    assert [(row.status, row.resolve_stored) for row in claimed] == [
+        (AlertStatus.FIRING, True),
+        (AlertStatus.RESOLVED, True),
+    ] * 5
