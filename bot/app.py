@@ -109,6 +109,7 @@ from bot.slack.outbox import SlackOutbox
 from bot.slack.postmortem_thread import PostmortemThread
 from bot.slack.responders import Responders
 from bot.store.database import Database
+from bot.store.inbox_retention import InboxPruner
 from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed, Channel
 from bot.store.tables import Timer
@@ -355,6 +356,9 @@ def build_services(
         traces=traces,
         syncer=syncer,
         runbooks_config=runbooks_config,
+        pruner=None
+        if config.inbox.retention is None
+        else InboxPruner(db, config.inbox.retention, metrics, clock),
     )
     if delivery is not None:
         services.slack_app = build_slack_app(settings, services)
@@ -483,6 +487,9 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
         if services.feed is not None:
             listener = asyncio.create_task(services.feed.run(), name="change-feed")
         worker = asyncio.create_task(services.engine.run(), name="incident-engine")
+        pruning = None
+        if services.pruner is not None:
+            pruning = asyncio.create_task(services.pruner.loop.run(), name="inbox-retention")
         syncing = None
         if services.syncer is not None:
             syncing = asyncio.create_task(services.syncer.loop.run(), name="runbooks-git-sync")
@@ -529,6 +536,8 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
                 await drain_lazy_listeners(services.slack_app)  # Slack answers still going out
             if socket is not None:
                 await socket.close_async()
+            if services.pruner is not None and pruning is not None:
+                await services.pruner.loop.stop(pruning)
             await services.engine.stop(worker)
             if isinstance(services.announcer, SlackAnnouncer) and catching_up is not None:
                 await services.announcer.catch_up.stop(catching_up)

@@ -56,6 +56,27 @@ class IncidentsConfig(BaseModel):
     )
 
 
+class InboxConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    retention: Duration | None = Field(
+        default=timedelta(days=30),
+        description="Processed alert states are deleted this long after they arrived (at least "
+        "1d; a firing state is kept while no resolve of it is stored); null keeps them all. "
+        "docs/operations.md.",
+    )
+
+    @field_validator("retention")
+    @classmethod
+    def _at_least_a_day(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(days=1):
+            raise ValueError(
+                "must be at least 1d: a sender's resend of a state already handled would "
+                "become a new alert (null keeps every state)"
+            )
+        return value
+
+
 class ChangesConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -575,6 +596,9 @@ class BallastConfig(BaseModel):
         default=None, description="A folder (overrides BALLAST_RUNBOOKS) or a git remote."
     )
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
+    inbox: InboxConfig = Field(
+        default_factory=InboxConfig, description="The stored alerts (docs/operations.md)."
+    )
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     services: dict[str, ServiceConfig] = Field(

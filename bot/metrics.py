@@ -26,6 +26,11 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.inbox_pruned = Counter(
+            "ballast_inbox_pruned",
+            "Processed alert states deleted by the inbox's retention (inbox.retention).",
+            registry=self.registry,
+        )
         self.alerts_unmatched = Counter(
             "ballast_alerts_unmatched",
             "Alerts that matched no runbook and went to a triage incident.",

@@ -37,6 +37,7 @@ from bot.slack.outbox import SlackOutbox
 from bot.slack.responders import Responders
 from bot.store.database import Database
 from bot.store.inbox import PendingCount
+from bot.store.inbox_retention import InboxPruner
 from bot.store.inbox_writer import InboxWriter
 from bot.store.notifications import ChangeFeed
 from bot.verification.exemplars import ExemplarRecorder
@@ -79,6 +80,7 @@ class Services:
     traces: TraceLinks = field(default_factory=TraceLinks)  # ballast.yaml traces:
     syncer: RunbookSyncer | None = None  # runbooks.git: keeps the catalog at the ref's commit
     runbooks_config: RunbooksConfig = field(default_factory=RunbooksConfig)
+    pruner: InboxPruner | None = None  # inbox.retention: deletes expired alert states
     # /metrics' count of the unprocessed inbox, kept while a large backlog makes it costly.
     pending: PendingCount = field(default_factory=PendingCount)
     slack_app: Any = None  # slack_bolt's AsyncApp, when Slack is configured
