@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -85,6 +85,28 @@ async def claim(
     if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
     return (await session.scalars(query)).all()
+
+
+def resolve_stored(rows: Table) -> ColumnElement[bool]:
+    """For each row of ``rows`` (the inbox, or an alias of it): whether a resolve of its
+    (fingerprint, startsAt) is stored, which makes a firing row stale. One lookup per row in
+    the inbox's unique key. A scalar subquery, not EXISTS: PostgreSQL may answer an EXISTS
+    with a hashed subplan, made by reading the whole key, whenever its statistics show many
+    rows to look up (it prices a lookup for every one of them, not for the query's LIMIT):
+    during a backlog every claim then read the history of every alert stored
+    (tests/store/test_inbox_claim_plan.py). It never hashes a scalar subquery."""
+    resolves = table_of(InboxAlert).alias("resolves")
+    return (
+        select(resolves.c.id)
+        .where(
+            resolves.c.fingerprint == rows.c.fingerprint,
+            resolves.c.starts_at == rows.c.starts_at,
+            resolves.c.status == "resolved",
+        )
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +234,7 @@ __all__ = [
     "count_unprocessed",
     "mark_processed",
     "oldest_unprocessed",
+    "resolve_stored",
     "resolved_state_exists",
     "store_batch",
 ]

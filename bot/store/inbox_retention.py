@@ -38,12 +38,12 @@ from sqlalchemy import BigInteger, bindparam, delete, select
 from bot.metrics import Metrics
 from bot.runtime.worker import WorkerLoop
 from bot.store.database import Database
+from bot.store.inbox import resolve_stored
 from bot.store.tables import InboxAlert, table_of
 
 log = logging.getLogger(__name__)
 
 INBOX = table_of(InboxAlert)
-_RESOLVES = INBOX.alias("resolves")
 
 # Rows looked at per transaction (about 11 ms on SQLite and PostgreSQL on a 2-core machine),
 # and the rest between two batches: at least REST_SECONDS and twice what the batch took, so a
@@ -66,17 +66,7 @@ _STATES = (
         INBOX.c.processed_at,
         INBOX.c.status,
         INBOX.c.outcome,
-        # A scalar subquery, not EXISTS: looked up per row (incident_batch.py says why).
-        select(_RESOLVES.c.id)
-        .where(
-            _RESOLVES.c.fingerprint == INBOX.c.fingerprint,
-            _RESOLVES.c.starts_at == INBOX.c.starts_at,
-            _RESOLVES.c.status == "resolved",
-        )
-        .limit(1)
-        .scalar_subquery()
-        .is_not(None)
-        .label("resolve_stored"),
+        resolve_stored(INBOX).label("resolve_stored"),
     )
     .where(INBOX.c.id > bindparam("after", type_=BigInteger))
     .order_by(INBOX.c.id)

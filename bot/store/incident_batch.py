@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import TypeDecorator
 
 from bot.store.driver_sql import DriverStatement, insert_rows, update_rows
+from bot.store.inbox import resolve_stored
 from bot.store.inbox_sql import json_text
 from bot.store.tables import InboxAlert, Incident, IncidentAlert, TimelineEntry, Timer, table_of
 from bot.store.upsert import upsert
@@ -122,26 +123,9 @@ def _dialect(session: AsyncSession) -> str:
     return "postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"
 
 
-# The stale check rides on the claim: one lookup per claimed row in the inbox's unique key
-# (fingerprint, starts_at, status), not a statement (a round trip on PostgreSQL) of its own.
-# A scalar subquery, not EXISTS: PostgreSQL may answer an EXISTS with a hashed subplan, made
-# by reading every resolve the inbox holds, whenever its statistics show many unprocessed rows
-# (it prices the lookups for all of them, not for the claim's LIMIT): during a backlog, every
-# claim then read the whole history of resolves (test_inbox_claim_plan.py). It never hashes a
-# scalar subquery.
-_RESOLVES = INBOX.alias("resolves")
-_RESOLVE_STORED = (
-    select(_RESOLVES.c.id)
-    .where(
-        _RESOLVES.c.fingerprint == INBOX.c.fingerprint,
-        _RESOLVES.c.starts_at == INBOX.c.starts_at,
-        _RESOLVES.c.status == "resolved",
-    )
-    .limit(1)
-    .scalar_subquery()
-    .is_not(None)
-    .label("resolve_stored")
-)
+# The stale check rides on the claim: one lookup per claimed row in the inbox's unique key, not
+# a statement (a round trip on PostgreSQL) of its own.
+_RESOLVE_STORED = resolve_stored(INBOX).label("resolve_stored")
 _CLAIM = (
     select(*_CLAIM_COLUMNS, _RESOLVE_STORED)
     .where(INBOX.c.processed_at.is_(None))

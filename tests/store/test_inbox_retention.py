@@ -98,6 +98,13 @@ async def process(db: Database, clock: Clock, fingerprint: str, outcome: str) ->
         )
 
 
+async def resolved_and_processed(
+    db: Database, clock: Clock, fingerprint: str, starts_at: datetime | None = None
+) -> None:
+    await store(db, clock, alert(fingerprint, AlertStatus.RESOLVED, starts_at or clock()))
+    await process(db, clock, fingerprint, AlertOutcome.RESOLVED_WITHOUT_INCIDENT)
+
+
 async def remaining(db: Database) -> list[tuple[str, str]]:
     async with db.sessions() as session:
         rows = await session.execute(
@@ -127,8 +134,7 @@ async def history(db: Database, clock: Clock) -> datetime:
     await store(db, clock, alert("waiting", AlertStatus.RESOLVED, started))
     clock.advance(days=35)
     # Newer than the retention: kept.
-    await store(db, clock, alert("recent", AlertStatus.RESOLVED, clock()))
-    await process(db, clock, "recent", AlertOutcome.RESOLVED_WITHOUT_INCIDENT)
+    await resolved_and_processed(db, clock, "recent")
     clock.advance(days=5)
     return started
 
@@ -163,13 +169,11 @@ async def test_the_pass_walks_the_inbox_in_batches_and_stops_at_the_cutoff(
     db: Database, clock: Clock
 ) -> None:
     for i in range(7):
-        await store(db, clock, alert(f"old{i}", AlertStatus.RESOLVED, clock()))
-        await process(db, clock, f"old{i}", AlertOutcome.RESOLVED_WITHOUT_INCIDENT)
+        await resolved_and_processed(db, clock, f"old{i}")
     clock.advance(days=31)
     new = [("new", "resolved")] * 4
     for i in range(4):
-        await store(db, clock, alert("new", AlertStatus.RESOLVED, clock() + timedelta(seconds=i)))
-    await process(db, clock, "new", AlertOutcome.RESOLVED_WITHOUT_INCIDENT)
+        await resolved_and_processed(db, clock, "new", clock() + timedelta(seconds=i))
     cutoff = clock() - RETENTION
     first = await prune_batch(db, cutoff, 0, limit=3)
     assert (first.deleted, first.done) == (3, False)
@@ -181,8 +185,7 @@ async def test_the_pass_walks_the_inbox_in_batches_and_stops_at_the_cutoff(
     assert await remaining(db) == new
     # The whole pass in batches of two does the same from scratch.
     for i in range(5):
-        await store(db, clock, alert(f"more{i}", AlertStatus.RESOLVED, clock()))
-        await process(db, clock, f"more{i}", AlertOutcome.RESOLVED_WITHOUT_INCIDENT)
+        await resolved_and_processed(db, clock, f"more{i}")
     clock.advance(days=31)
     metrics = Metrics()
     await InboxPruner(db, RETENTION, metrics, clock, rest=0, batch=2).prune()
