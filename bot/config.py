@@ -63,7 +63,7 @@ class InboxConfig(BaseModel):
         default=timedelta(days=30),
         description="Processed alert states are deleted this long after they arrived (at least "
         "1d; a firing state is kept while no resolve of it is stored); null keeps them all. "
-        "docs/operations.md.",
+        "docs/deploy.md.",
     )
 
     @field_validator("retention")
@@ -597,7 +597,7 @@ class BallastConfig(BaseModel):
     )
     incidents: IncidentsConfig = Field(default_factory=IncidentsConfig)
     inbox: InboxConfig = Field(
-        default_factory=InboxConfig, description="The stored alerts (docs/operations.md)."
+        default_factory=InboxConfig, description="The stored alerts (docs/deploy.md)."
     )
     execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
