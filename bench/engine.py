@@ -151,17 +151,11 @@ async def prefill(server: EngineServer, shape: str, count: int, tag: int) -> flo
     """Store ``count`` alerts of ``shape`` in the server's inbox (the server is not running),
     through the webhooks' own group-commit writer; returns the seconds it took."""
     from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
+    from bot.settings import Settings
     from bot.store.database import Database
     from bot.store.inbox_writer import InboxWriter
 
-    url = server.database
-    for plain, driver in (
-        ("sqlite://", "sqlite+aiosqlite://"),
-        ("postgresql://", "postgresql+asyncpg://"),
-    ):
-        if url.startswith(plain):
-            url = driver + url[len(plain) :]
-    db = Database(url)
+    db = Database(Settings(database_url=server.database).async_database_url)
     await db.migrate()
     writer = InboxWriter(db)
     groups = shape_groups(shape)

@@ -64,11 +64,7 @@ async def _drain(db: str, shape: str, alerts: int) -> None:
     from bot.settings import Settings
 
     workdir = Path(tempfile.mkdtemp(prefix="ballast-instructions-"))
-    if db == "sqlite":
-        url = f"sqlite:///{workdir / 'engine.db'}"
-    else:
-        await ingest.reset_postgres(DATABASE)
-        url = f"{ingest.PG_ADMIN_DSN.rsplit('/', 1)[0]}/{DATABASE}"
+    url = await ingest.fresh_database(db, DATABASE, workdir)
 
     class Target:
         database = url

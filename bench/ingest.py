@@ -580,6 +580,15 @@ async def reset_postgres(name: str) -> None:
         await conn.close()
 
 
+async def fresh_database(db: str, name: str, workdir: Path) -> str:
+    """The URL of a fresh, empty database of kind ``db``: a SQLite file ``<name>.db`` in
+    ``workdir``, or the PostgreSQL database ``name`` made anew."""
+    if db == "sqlite":
+        return f"sqlite:///{workdir / name}.db"
+    await reset_postgres(name)
+    return f"{PG_ADMIN_DSN.rsplit('/', 1)[0]}/{name}"
+
+
 # -- phases --------------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
+import shutil
 import sys
 import tempfile
 import time
@@ -39,24 +39,18 @@ async def measure(db: str, rows: int) -> dict[str, Any]:
     import ingest
     from sqlalchemy import text
 
+    from bot.settings import Settings
     from bot.store.database import Database
     from bot.store.inbox_retention import BATCH, prune_batch
 
-    workdir = tempfile.mkdtemp(prefix="ballast-retention-")
-    if db == "sqlite":
-        url = f"sqlite:///{workdir}/retention.db"
-    else:
-        await ingest.reset_postgres(DATABASE)
-        url = f"{ingest.PG_ADMIN_DSN.rsplit('/', 1)[0]}/{DATABASE}"
+    workdir = Path(tempfile.mkdtemp(prefix="ballast-retention-"))
+    url = await ingest.fresh_database(db, DATABASE, workdir)
 
     class Target:
         database = url
 
     await bench_engine.prefill(Target, "distinct2000", rows, 1)  # type: ignore[arg-type]
-    driver = url.replace("sqlite://", "sqlite+aiosqlite://").replace(
-        "postgresql://", "postgresql+asyncpg://"
-    )
-    database = Database(driver)
+    database = Database(Settings(database_url=url).async_database_url)
     async with database.engine.begin() as conn:
         await conn.execute(
             text(
@@ -80,6 +74,7 @@ async def measure(db: str, rows: int) -> dict[str, Any]:
             break
     seconds = time.perf_counter() - started
     await database.close()
+    shutil.rmtree(workdir, ignore_errors=True)
     ordered = sorted(batches)
     return {
         "db": db,
@@ -87,8 +82,8 @@ async def measure(db: str, rows: int) -> dict[str, Any]:
         "deleted": deleted,
         "batch_rows": BATCH,
         "rows_per_second": round(deleted / seconds),
-        "batch_ms_p50": round(statistics.median(ordered) * 1000, 1),
-        "batch_ms_p99": round(ordered[int(len(ordered) * 0.99)] * 1000, 1),
+        "batch_ms_p50": round(ingest.percentile(ordered, 50) * 1000, 1),
+        "batch_ms_p99": round(ingest.percentile(ordered, 99) * 1000, 1),
         "batch_ms_max": round(ordered[-1] * 1000, 1),
     }
 

@@ -118,25 +118,16 @@ async def fired_and_resolved(db: Any, clock: Clock, first: int, count: int) -> N
             alerts = []
             for i in range(start, min(start + 500, first + count)):
                 started = clock()
-                labels = {"alertname": "ToolCallFailureRate", "tool": f"t{i}"}
-                alerts.append(
+                alerts.extend(
                     Alert(
                         fingerprint=f"fp{i}",
-                        status=AlertStatus.FIRING,
-                        labels=labels,
+                        status=status,
+                        labels={"alertname": "ToolCallFailureRate", "tool": f"t{i}"},
                         starts_at=started,
+                        ends_at=started if status == AlertStatus.RESOLVED else None,
                         source=AlertSource.ALERTMANAGER,
                     )
-                )
-                alerts.append(
-                    Alert(
-                        fingerprint=f"fp{i}",
-                        status=AlertStatus.RESOLVED,
-                        labels=labels,
-                        starts_at=started,
-                        ends_at=started,
-                        source=AlertSource.ALERTMANAGER,
-                    )
+                    for status in (AlertStatus.FIRING, AlertStatus.RESOLVED)
                 )
             batch = AlertBatch(source=AlertSource.ALERTMANAGER, alerts=alerts)
             await inbox.store_batch(session, batch, clock())
