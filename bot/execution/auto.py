@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import telemetry
 from bot.execution.executor import FirstWritten, MitigationExecutor
-from bot.incidents.changes import AfterCommit, ChangeKind, IncidentChange
+from bot.incidents.changes import AfterCommit, ChangeKind, IncidentChange, OpeningFailed
 from bot.store.transient import is_transient
 from bot.telemetry import names
 
@@ -34,8 +34,14 @@ class AutoMitigator:
         self, session: AsyncSession, changes: Sequence[IncidentChange]
     ) -> AfterCommit | None:
         """In the engine's transaction: claim and write each new incident's first auto
-        mitigation where it sets a control in the built-in store (``claim_first_in``)."""
-        written = {}
+        mitigation where it sets a control in the built-in store (``claim_first_in``).
+
+        Never the batch's failure: if one fails, what this transaction holds of it cannot be
+        told from the rest (no savepoint), so the engine redoes the batch without this
+        listener (:class:`OpeningFailed`) and every new incident's mitigations run after the
+        commit, the usual way (retried, journaled). A transient database error is raised as
+        it is: the engine redoes the batch whole."""
+        written: dict[int, FirstWritten] = {}
         for change in changes:
             if change.opened is None or not self._executor.auto_mitigations(change.runbook_id):
                 continue
@@ -43,15 +49,15 @@ class AutoMitigator:
                 first = await self._executor.claim_first_in(
                     session, change.incident_id, change.opened
                 )
-            except SQLAlchemyError as err:
-                if is_transient(err):
-                    raise  # the batch's transaction is lost: the engine redoes it whole
-                log.exception("first auto mitigation of #%d failed", change.incident_id)
-                continue
-            except Exception:
-                # Never the batch's failure: the run after the commit tries again, journaled.
-                log.exception("first auto mitigation of #%d failed", change.incident_id)
-                continue
+            except Exception as err:
+                for done in written.values():
+                    done.rolled_back()
+                if isinstance(err, SQLAlchemyError) and is_transient(err):
+                    raise
+                raise OpeningFailed(
+                    f"the first auto mitigation of #{change.incident_id} failed in the "
+                    f"engine's transaction ({type(err).__name__}: {err})"
+                ) from err
             if first is not None:
                 written[change.incident_id] = first
         return _Claimed(self._written, written) if written else None

@@ -113,7 +113,7 @@ class FirstWritten:
 
 
 class _NotAtOnce(Exception):
-    """Rolls back a claim in the engine's transaction that would not apply at once."""
+    """A claim asked to run at once only would not (it needs approvals): nothing written."""
 
 
 def plan_of(row: Execution) -> ControlPlan | None:
@@ -318,10 +318,11 @@ class MitigationExecutor(UndoSteps):
         *,
         traced: bool = True,
         new_incident: bool = False,
+        at_once_only: bool = False,
     ) -> Written | PolicyError:
         """The plan's read, the claim and the write, in ``session`` (``bound``: the built-in
         store bound to it). Untraced, it makes no span and returns the times instead.
-        ``new_incident``: see :meth:`_claim_in`."""
+        ``new_incident``, ``at_once_only``: see :meth:`_claim_in`."""
 
         def backend_for(service: str) -> ControlBackend:
             backend = self._contexts.backend_for(service)
@@ -341,7 +342,7 @@ class MitigationExecutor(UndoSteps):
         started = time.time_ns()
         claimed = await self._claim_in(
             session, incident_id, mitigation, action, planned, actor, now, assess,
-            new_incident=new_incident,
+            new_incident=new_incident, at_once_only=at_once_only,
         )  # fmt: skip
         if isinstance(claimed, PolicyError):
             return claimed
@@ -418,11 +419,13 @@ class MitigationExecutor(UndoSteps):
         self, session: AsyncSession, incident_id: int, opened: Opened
     ) -> FirstWritten | None:
         """In the engine's transaction that opens ``incident_id``: claim and write its first
-        ``auto`` mitigation, when that sets a control in the built-in store (one commit
-        between the webhook's and the served value). In a savepoint: if it cannot be done
-        here, nothing of it is kept and the batch goes on; the auto mitigator then runs it
-        the usual way. None when not done; else what :meth:`run_auto` records after the
-        commit (:meth:`FirstWritten.committed` first)."""
+        ``auto`` mitigation, when that sets a control in the built-in store and may run at
+        once (one commit between the webhook's and the served value). None when it is not
+        done here, having written nothing: the auto mitigator then runs it the usual way. No
+        savepoint: an error once something may be written leaves the transaction to be rolled
+        back (the caller, :class:`~bot.execution.auto.AutoMitigator`, tells the engine so).
+        Else what :meth:`run_auto` records after the commit (:meth:`FirstWritten.committed`
+        first)."""
         autos = self.auto_mitigations(opened.runbook_id)
         if not autos or self._dry_run:
             return None
@@ -444,33 +447,14 @@ class MitigationExecutor(UndoSteps):
         # No span here: the engine's spans are made after its commit; run_auto makes this
         # run's (with the times it took) under the incident's, like every other run's.
         try:
-            async with session.begin_nested():
-                done = await self._claim_and_write_in(
-                    session, bound, incident_id, mitigation, action, planned, params,
-                    SYSTEM, "", key, self._clock(), traced=False, new_incident=True,
-                )  # fmt: skip
-                if isinstance(done, PolicyError):
-                    raise done  # rolls the savepoint back; the usual path journals it
-                if done.held is None:
-                    raise _NotAtOnce  # waits for approvals: the usual path asks for them
+            done = await self._claim_and_write_in(
+                session, bound, incident_id, mitigation, action, planned, params, SYSTEM, "",
+                key, self._clock(), traced=False, new_incident=True, at_once_only=True,
+            )  # fmt: skip
         except _NotAtOnce:
-            return None
-        except Exception as err:
-            # Rolled back to the savepoint: the batch goes on whatever went wrong here.
-            if isinstance(err, SQLAlchemyError) and is_transient(err):
-                raise  # the batch's transaction is lost: it is redone whole
-            expected = isinstance(err, ActionError | PolicyError)
-            log.log(
-                logging.INFO if expected else logging.WARNING,
-                "%s of #%d not written in the engine's transaction (%s: %s); "
-                "it runs after the commit",
-                mitigation.id,
-                incident_id,
-                type(err).__name__,
-                err,
-                exc_info=not expected,
-            )
-            return None
+            return None  # it waits for approvals: nothing written; the usual path asks
+        if isinstance(done, PolicyError) or done.held is None:
+            raise RuntimeError(f"{mitigation.id} of #{incident_id} written but not running")
         return FirstWritten(done, bound)
 
     async def run_auto(
@@ -630,12 +614,15 @@ class MitigationExecutor(UndoSteps):
         assess: Callable[[], Awaitable[tuple[Risk, ControlPlan | None]]],
         *,
         new_incident: bool = False,
+        at_once_only: bool = False,
     ) -> tuple[RunResult, Held | None] | PolicyError:
         """The claim's statements in ``session``. ``assess`` gives the risk and plan of a new
         generation (not asked for when an approval adds to a waiting one). A refusal is
         journaled and returned (the caller commits, then raises it). ``new_incident``: the
         incident was inserted by ``session``'s own transaction (the engine's), so it is locked
-        by it and has no executions yet: nothing to read for either."""
+        by it and has no executions yet: nothing to read for either. ``at_once_only``: claim
+        only a request that runs at once, else write nothing and raise :class:`_NotAtOnce`
+        (decided before the first write: the engine's transaction has no savepoint)."""
         # The incident's lock serialises requests per incident (lock order: store.locked).
         execution = None
         if not new_incident:
@@ -662,10 +649,14 @@ class MitigationExecutor(UndoSteps):
         try:
             decision = decide(previous, actor, mitigation.mode, Risk(execution.risk))
         except PolicyError as err:
+            if at_once_only:
+                raise _NotAtOnce from err
             # Nothing stored of a refused request but the refusal (a new generation has no
             # approvals yet, which ``decide`` never refuses; an awaiting one stays as it was).
             journal.refused(session, incident_id, now, actor, f"approve {mitigation.id}", str(err))
             return err
+        if at_once_only and not decision.execute:
+            raise _NotAtOnce
         result = await self._approved(session, execution, mitigation, decision, actor, now, new=new)
         if result.state != ExecutionState.RUNNING:
             return result, None

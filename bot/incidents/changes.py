@@ -104,11 +104,20 @@ class AfterCommit(Protocol):
     def rolled_back(self) -> None: ...
 
 
+class OpeningFailed(Exception):
+    """An :class:`OpeningListener`'s work failed part way through, in the engine's
+    transaction: the engine rolls that attempt back and redoes the batch without its opening
+    listeners (what they would have done then runs after the commit, the usual way)."""
+
+
 class OpeningListener(Protocol):
     """Hears the incidents a batch opens inside the engine's transaction, before its commit
     (the auto mitigator: the first mitigation claimed with the incident). It must not fail the
-    batch for its own sake: what may fail goes in a savepoint. The engine calls
-    ``committed`` or ``rolled_back`` on what it returns, then publishes the changes as usual.
+    batch for its own sake: when its work fails it raises :class:`OpeningFailed` (a
+    transient database error as it is: the batch is then redone whole). No savepoint: its
+    SAVEPOINT and RELEASE were two of the statements between a webhook and the value OFREP
+    serves (issue 16), for a failure that is rare. The engine calls ``committed`` or
+    ``rolled_back`` on what it returns, then publishes the changes as usual.
     """
 
     async def incidents_opening(

@@ -37,6 +37,7 @@ from bot.incidents.changes import (
     ChangeListener,
     IncidentChange,
     Note,
+    OpeningFailed,
     OpeningListener,
 )
 from bot.incidents.escalation import schedule_escalations
@@ -343,14 +344,24 @@ class IncidentEngine:
         cpu = CpuMeter()
         # What the opening listeners did in each attempt: only the last one committed.
         attempts: list[list[AfterCommit]] = []
-        try:
-            done, more = await cpu.run(
+
+        async def transaction(opening: bool) -> tuple[_Pass, bool]:
+            return await cpu.run(
                 in_transaction(
                     self._db,
-                    lambda session: self._set_based_in(session, limit, attempts, claim),
+                    lambda session: self._set_based_in(session, limit, attempts, claim, opening),
                     what="batch",
                 )
             )
+
+        try:
+            try:
+                done, more = await transaction(opening=True)
+            except OpeningFailed as failed:
+                # Rolled back whole (no savepoint): the batch again, the listeners' work left
+                # to their usual path after the commit.
+                log.warning("%s; the batch is redone without it", failed, exc_info=True)
+                done, more = await transaction(opening=False)
         except BaseException:
             _tell(attempts, committed=False)
             raise
@@ -383,12 +394,17 @@ class IncidentEngine:
         return processed, more
 
     async def _set_based_in(
-        self, session: AsyncSession, limit: int, attempts: list[list[AfterCommit]], claim: _Claim
+        self,
+        session: AsyncSession,
+        limit: int,
+        attempts: list[list[AfterCommit]],
+        claim: _Claim,
+        opening: bool,
     ) -> tuple[_Pass, bool]:
         """The batch's work in ``session``: what it did, and whether more rows wait (it claims
         one row more than it processes to know, so that no transaction is spent on none).
-        ``attempts`` gets what the opening listeners did in this attempt; ``claim`` hears
-        what its claim found (the next lane may start)."""
+        ``attempts`` gets what the opening listeners did in this attempt (``opening``: whether
+        they are called); ``claim`` hears what its claim found (the next lane may start)."""
         locked_at = None
         if self._db.is_sqlite:
             # SQLite's write lock before the claim: from here every statement of the batch
@@ -415,7 +431,7 @@ class IncidentEngine:
         heard: list[AfterCommit] = []
         attempts.append(heard)
         opened = [change for change in done.changes.values() if change.opened is not None]
-        for listener in self._opening if opened else ():
+        for listener in self._opening if opened and opening else ():
             after = await listener.incidents_opening(session, opened)
             if after is not None:
                 heard.append(after)

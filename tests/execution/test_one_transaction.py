@@ -2,13 +2,14 @@
 claimed and written in one transaction, then recorded, on SQLite and PostgreSQL (issue 16).
 
 A new incident's first auto mitigation is claimed and written in the engine's own transaction
-(in a savepoint), so the value an AI application reads over OFREP changes with the commit that
+(no savepoint), so the value an AI application reads over OFREP changes with the commit that
 opens the incident; any other run claims and writes in one transaction of its own. Never a
 value without its execution; the record follows in its own transaction (the value is served
 without waiting for it), and if it fails the lease's takeover finishes it as for any backend.
-Any error rolls the claim back with the write: in the engine's transaction to its savepoint
-(the incident is still opened), and the request then takes the three steps every other backend
-takes (which retry and journal).
+Any error rolls the claim back with the write: in the engine's transaction the whole attempt,
+redone without the claim (the incident is still opened), and the request then takes the usual
+path, and the three steps every other backend takes if it fails again (which retry and
+journal).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from bot.controls import store as store_module
 from bot.controls.store import SessionControlWrites
 from bot.execution import executor as executor_module
 from bot.execution.results import ExecutionState
-from bot.store.tables import Execution, Incident, TimelineEntry
+from bot.incidents.outcome import AlertOutcome
+from bot.store.tables import Execution, InboxAlert, Incident, TimelineEntry
 from tests.conftest import Clock, DatabaseUnderTest
 from tests.execution.test_listener_skips import services_for, store_tool_failure
 from tests.store.thread_hops import recording_thread_calls
@@ -132,8 +134,10 @@ async def test_the_engine_opens_claims_and_writes_in_one_transaction(
     opened = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO incidents"))
     commit_at = events.index("COMMIT", opened)
     transaction = events[opened:commit_at]
-    # The incident, the claim and the control write (revision, value, history): one commit.
+    # The incident, the claim and the control write (revision, value, history): one commit,
+    # no savepoint (its two statements were on the path to the served value).
     assert any(s.startswith("INSERT INTO executions") for s in transaction), transaction
+    assert not [s for s in transaction if "SAVEPOINT" in s], transaction
     assert any(s.startswith("UPDATE control_revision") for s in transaction), transaction
     assert any("INSERT INTO control_history" in s for s in transaction), transaction
     # The transaction inserted the incident: the claim reads neither it nor its executions.
@@ -277,6 +281,95 @@ async def test_an_unexpected_error_in_the_engines_transaction_never_fails_the_ba
     await services.db.close()
 
 
+async def inbox_states(services: Any) -> list[tuple[str | None, int | None]]:
+    """Each stored alert's outcome and incident, in order."""
+    async with services.db.sessions() as session:
+        rows = await session.execute(
+            select(InboxAlert.outcome, InboxAlert.incident_id).order_by(InboxAlert.id)
+        )
+        return [tuple(row) for row in rows]
+
+
+async def test_a_failure_part_way_redoes_the_batch_without_the_first_claim(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fault injected once: the control write fails in the engine's transaction after
+    the execution and its 'approved' entry were written. With no savepoint to roll back to,
+    the engine rolls the attempt back and redoes the batch without its opening listener: the
+    alert is processed once, into one incident opened once, and the mitigation is then run
+    the usual way and applied once, generation 1 (a batch that went on would keep the
+    failed attempt's execution and entry)."""
+    services = await services_with_an_alert(test_database, clock)
+    write = SessionControlWrites.write
+    failed: list[str] = []
+
+    async def fails_once(self: SessionControlWrites, key: str, value: Any, **kwargs: Any) -> Any:
+        if not failed:
+            failed.append(key)
+            raise RuntimeError("injected: the write fails after the claim's rows")
+        return await write(self, key, value, **kwargs)
+
+    monkeypatch.setattr(SessionControlWrites, "write", fails_once)
+    events = await traced_open_and_mitigate(services)
+
+    assert failed == [KEY]
+    assert sum(s.startswith("INSERT INTO incidents") for s in events) == 2, events  # redone
+    kinds = await check_applied_once(services)
+    assert "mitigation_failed" not in kinds, kinds
+    async with services.db.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Incident)) == 1
+        opened = await session.scalar(
+            select(func.count()).select_from(TimelineEntry).where(TimelineEntry.kind == "opened")
+        )
+    assert opened == 1
+    assert [outcome for outcome, _ in await inbox_states(services)] == [AlertOutcome.NEW_ALERT]
+    await services.db.close()
+
+
+async def test_a_failed_first_claim_redoes_the_others_of_its_batch_too(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two incidents opened by one batch: the first one's mitigation is claimed and written,
+    the second one's fails. The whole attempt is rolled back (the first one's write told so,
+    never served) and redone without either claim; both mitigations then run the usual way,
+    each applied once."""
+    services = await services_with_an_alert(test_database, clock)
+    other = "support-assistant.tools.second.enabled"
+    await services.controls.write(other, True, actor="U0ONCALL", reason="on by default")
+    await store_tool_failure(services, clock, tool="second")
+    write = SessionControlWrites.write
+    calls: list[str] = []
+
+    async def second_fails_once(
+        self: SessionControlWrites, key: str, value: Any, **kwargs: Any
+    ) -> Any:
+        calls.append(key)
+        if key == other and calls.count(other) == 1:
+            raise RuntimeError("injected: the second incident's write fails")
+        return await write(self, key, value, **kwargs)
+
+    monkeypatch.setattr(SessionControlWrites, "write", second_fails_once)
+    assert await services.engine.process_pending() == 2
+    await services.auto.drain()
+
+    assert calls[:2] == [KEY, other], calls  # both in the engine's first attempt
+    assert (calls.count(KEY), calls.count(other)) == (2, 2), calls  # then each run's own
+    values = (await services.controls.current()).values
+    assert (values[KEY].value, values[other].value) == (False, False)
+    async with services.db.sessions() as session:
+        rows = await session.execute(
+            select(Execution.incident_id, Execution.generation, Execution.state)
+            .where(Execution.mitigation_id == "disable-tool")
+            .order_by(Execution.incident_id)
+        )
+        states = [tuple(row) for row in rows]
+        assert await session.scalar(select(func.count()).select_from(Incident)) == 2
+    assert [(g, s) for _, g, s in states] == [(1, ExecutionState.APPLIED.value)] * 2
+    assert len({incident for incident, _, _ in states}) == 2
+    assert [outcome for outcome, _ in await inbox_states(services)] == [AlertOutcome.NEW_ALERT] * 2
+    await services.db.close()
+
+
 async def test_a_lost_engine_commit_claims_again_and_applies_once(
     test_database: DatabaseUnderTest, clock: Clock
 ) -> None:
@@ -335,9 +428,9 @@ async def test_a_lone_alerts_path_compiles_no_statement_once_warm(
 ) -> None:
     """From a lone alert to its recorded mitigation, every statement comes from SQLAlchemy's
     compiled cache once one like it has run (a statement compiled again per batch, the
-    multi-row INSERT of new incidents on SQLite, cost more CPU than SQLite's work for it),
-    but SAVEPOINT and RELEASE, which SQLAlchemy never caches. Driver SQL (the batch's
-    executemany writes, ``bot.store.driver_sql``) is compiled once per process, never here."""
+    multi-row INSERT of new incidents on SQLite, cost more CPU than SQLite's work for it).
+    Driver SQL (the batch's executemany writes, ``bot.store.driver_sql``) is compiled once
+    per process, never here."""
     services = services_for(test_database, clock)
     await services.db.migrate()
     compiled: list[str] = []
@@ -359,7 +452,7 @@ async def test_a_lone_alerts_path_compiles_no_statement_once_warm(
             event.listen(engine, "before_cursor_execute", record)
         await open_and_mitigate(services)
     event.remove(engine, "before_cursor_execute", record)
-    assert [s for s in compiled if not s.startswith(("SAVEPOINT", "RELEASE"))] == []
+    assert compiled == []
     await services.db.close()
 
 

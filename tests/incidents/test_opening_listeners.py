@@ -8,11 +8,11 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.incidents.changes import IncidentChange
+from bot.incidents.changes import IncidentChange, OpeningFailed
 from bot.incidents.engine import IncidentEngine
 from bot.metrics import Metrics
 from bot.runbooks.catalog import LiveCatalog
@@ -92,4 +92,49 @@ async def test_listeners_hear_new_incidents_in_the_transaction_and_its_fate(
     # An alert of an incident already open opens nothing: nothing heard.
     await rig.send(alert("c"))
     assert listener.log == ["heard 1", "heard 2", "rolled back 1", "committed 2"]
+    await db.close()
+
+
+class FailsPartWay:
+    """A listener that writes a row in the engine's transaction and then fails: with no
+    savepoint, it tells the engine so (``OpeningFailed``)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def incidents_opening(
+        self, session: AsyncSession, changes: Sequence[IncidentChange]
+    ) -> None:
+        self.calls += 1
+        await session.execute(update(Incident).values(title="written by a failed listener"))
+        raise OpeningFailed("injected: failed after a write")
+
+
+async def test_a_failed_listener_has_the_batch_redone_without_listeners(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """The attempt in which a listener failed is rolled back whole (its write with it, the
+    other listener's work told rolled back) and the batch is redone once, without any
+    opening listener; its incidents are opened once."""
+    db = test_database.make()
+    await db.migrate()
+    load = load_catalog([RUNBOOKS])
+    assert load.catalog is not None
+    listener, fails = Listener(), FailsPartWay()
+    rig = Rig(db, clock)
+    rig.engine = IncidentEngine(
+        db, LiveCatalog(load.catalog), Metrics(), clock=clock, opening=[listener, fails]
+    )
+    await rig.send(alert("a"), alert("b", service="billing"))
+    assert listener.log == ["heard 1", "rolled back 1"]
+    assert fails.calls == 1
+    incidents = await rig.incidents()
+    assert len(incidents) == 2
+    assert all(i.title != "written by a failed listener" for i in incidents)
+
+    # The next batch that opens one hears the listeners again (and is redone again).
+    await rig.send(alert("c", service="search"))
+    assert listener.log == ["heard 1", "rolled back 1", "heard 2", "rolled back 2"]
+    assert fails.calls == 2
+    assert len(await rig.incidents()) == 3
     await db.close()
