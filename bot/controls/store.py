@@ -319,14 +319,26 @@ class BuiltinControlStore(ControlBackend):
         return SessionControlWrites(self, session)
 
     async def _change_in(
-        self, session: AsyncSession, key: str, value: FlagValue | None, actor: str, reason: str
+        self,
+        session: AsyncSession,
+        key: str,
+        value: FlagValue | None,
+        actor: str,
+        reason: str,
+        ahead: _Ahead | None = None,
     ) -> _Written:
         """The write's statements in ``session``: the revision first (the write lock), the
-        locked value, the upsert or delete, the history row and the notification."""
+        locked value, the upsert or delete, the history row and the notification. ``ahead``:
+        the revision already bumped by this transaction and the value read after it (see
+        :meth:`SessionControlWrites.take_write_lock`), so neither is done again."""
         now = self._clock()
-        revision, notified = await _bump_revision(session)
-        current = _VALUE_OF_LOCKED if self._db.dialect == "postgresql" else _VALUE_OF
-        existing = (await session.execute(current, {"key": key})).first()
+        if ahead is None:
+            revision, notified = await _bump_revision(session)
+            current = _VALUE_OF_LOCKED if self._db.dialect == "postgresql" else _VALUE_OF
+            row = (await session.execute(current, {"key": key})).first()
+            existing = None if row is None else _value(row)
+        else:
+            revision, notified, existing = ahead.revision, ahead.notified, ahead.existing
         before: FlagValue | None = None if existing is None else existing.value
         changed = not same_value(before, value)
         # ``stored``: the row as the database holds it after this write, read back in this
@@ -337,7 +349,7 @@ class BuiltinControlStore(ControlBackend):
             await session.execute(_DELETE_VALUE, {"key": key})
             stored = None
         elif changed and value is not None:
-            row = {
+            values = {
                 "key": key,
                 "value": value,
                 "value_type": value_type_of(value),
@@ -345,7 +357,8 @@ class BuiltinControlStore(ControlBackend):
                 "updated_at": now,
                 "updated_by": actor,
             }
-            stored = (await session.execute(_upsert(self._db.dialect), row)).first()
+            row = (await session.execute(_upsert(self._db.dialect), values)).first()
+            stored = None if row is None else _value(row)
         after: FlagValue | None = None if stored is None else stored.value
         if not same_value(after, value):
             raise FinalError(f"{key}: wrote {value!r} but read back {after!r}; rolled back")
@@ -363,7 +376,7 @@ class BuiltinControlStore(ControlBackend):
                 "history_id": change.id,
             },
         )
-        return _Written(result, revision, None if stored is None else _value(stored))
+        return _Written(result, revision, stored)
 
     def _committed(self, written: _Written) -> None:
         self._writes += 1  # a refresh under way may have read the values before this write
@@ -372,6 +385,16 @@ class BuiltinControlStore(ControlBackend):
         except Exception:
             self._snapshot = None  # never serve the value from before a committed write
             raise
+
+
+@dataclass(frozen=True, slots=True)
+class _Ahead:
+    """A write's first two steps, already done in its transaction: the revision bumped (and
+    whether that notified), then the key's value read (None: no row)."""
+
+    revision: tuple[str, int]
+    notified: bool
+    existing: ControlValue | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,14 +424,38 @@ class SessionControlWrites(ControlBackend):
         self._store = store
         self._session = session
         self._written: list[_Written] = []
+        # After take_write_lock: its bump, until a write uses it, and every value read or
+        # written since (None: no row), which no other writer can change before the commit.
+        self._bumped: tuple[tuple[str, int], bool] | None = None
+        self._known: dict[str, ControlValue | None] | None = None
 
     @property
     def store(self) -> BuiltinControlStore:
         return self._store
 
+    async def take_write_lock(self) -> None:
+        """Bump the revision now, before anything is read: every other control write then
+        waits for this transaction or committed before it (see the module docstring), so
+        what it reads from here on is what its write will find, and the write reads nothing
+        again (one statement fewer between an alert and the served value). Only where the
+        transaction takes no other lock after this one that a control writer may hold (the
+        engine's, for an incident it opened: nobody else can lock that)."""
+        if self._known is None:
+            self._bumped = await _bump_revision(self._session)
+            self._known = {}
+
     async def read(self, key: str) -> FlagValue | None:
+        known = await self._value_of(key)
+        return None if known is None else known.value
+
+    async def _value_of(self, key: str) -> ControlValue | None:
+        if self._known is not None and key in self._known:
+            return self._known[key]
         row = (await self._session.execute(_VALUE_OF, {"key": key})).first()
-        return None if row is None else row.value
+        value = None if row is None else _value(row)
+        if self._known is not None:
+            self._known[key] = value
+        return value
 
     async def write(self, key: str, value: FlagValue, *, actor: str, reason: str) -> WriteResult:
         value = check_value(key, value)
@@ -423,7 +470,14 @@ class SessionControlWrites(ControlBackend):
     async def _change(
         self, key: str, value: FlagValue | None, actor: str, reason: str
     ) -> WriteResult:
-        written = await self._store._change_in(self._session, key, value, actor, reason)
+        ahead = None
+        if self._bumped is not None:
+            revision, notified = self._bumped
+            ahead = _Ahead(revision, notified, await self._value_of(key))
+            self._bumped = None  # a later write bumps again: one revision per write
+        written = await self._store._change_in(self._session, key, value, actor, reason, ahead)
+        if self._known is not None:
+            self._known[key] = written.stored
         self._written.append(written)
         on_commit(self._session, lambda: self._landed(written))
         return written.result

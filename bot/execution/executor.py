@@ -444,6 +444,10 @@ class MitigationExecutor(UndoSteps):
         if key is None or local is None:
             return None
         bound = local.in_session(session)
+        # The control write's lock before the plan's read, which the write then uses (the
+        # engine's incident locks were all taken before: no other order between them). If it
+        # then waits for approvals, the bump commits without a write: the copies re-read.
+        await bound.take_write_lock()
         # No span here: the engine's spans are made after its commit; run_auto makes this
         # run's (with the times it took) under the incident's, like every other run's.
         try:
@@ -454,6 +458,8 @@ class MitigationExecutor(UndoSteps):
         except _NotAtOnce:
             return None  # it waits for approvals: nothing written; the usual path asks
         if isinstance(done, PolicyError) or done.held is None:
+            # Its refusal (Ballast's own request is never refused today) or a claim that
+            # does not run is in this transaction: rolled back, the usual path records it.
             raise RuntimeError(f"{mitigation.id} of #{incident_id} written but not running")
         return FirstWritten(done, bound)
 
@@ -649,8 +655,6 @@ class MitigationExecutor(UndoSteps):
         try:
             decision = decide(previous, actor, mitigation.mode, Risk(execution.risk))
         except PolicyError as err:
-            if at_once_only:
-                raise _NotAtOnce from err
             # Nothing stored of a refused request but the refusal (a new generation has no
             # approvals yet, which ``decide`` never refuses; an awaiting one stays as it was).
             journal.refused(session, incident_id, now, actor, f"approve {mitigation.id}", str(err))

@@ -9,6 +9,7 @@ import re
 import pytest
 from sqlalchemy import event
 
+from actions.backends.base import WriteResult
 from actions.errors import RetryableError
 from bot.controls import BuiltinControlStore, ControlHistoryLog, ControlValueError
 from bot.store.database import Database
@@ -354,6 +355,80 @@ async def test_a_write_is_four_statements_on_postgresql(db: Database, clock: Clo
     assert ("pg_notify" in statements[0]) == (db.dialect == "postgresql")
     [change] = await store.history(TOOL)
     assert (change.before, change.after, change.reason) == (None, False, "kill switch")
+
+
+async def test_after_its_write_lock_a_transaction_reads_a_value_once(
+    db: Database, clock: Clock
+) -> None:
+    """``take_write_lock`` bumps the revision before anything is read: the write that follows
+    uses the value read after it (no second read) and that bump (one revision per write).
+    A second write in the same transaction bumps again, so the copy still follows each one
+    without a read; what is recorded is the same as without the lock."""
+    store = BuiltinControlStore(db, clock, max_staleness=3600)  # no re-reads: only the copy
+    await store.write(TOOL, True, actor="a", reason="on")
+    assert (await store.current()).values[TOOL].value is True
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with db.transaction() as session:
+            bound = store.in_session(session)
+            await bound.take_write_lock()
+            assert await bound.read(TOOL) is True
+            off = await bound.write(TOOL, False, actor="a", reason="kill switch")
+            assert await bound.read(TOOL) is False  # what it wrote, not read again
+            model = await bound.write(MODEL, "small", actor="a", reason="")
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    reads = [s for s in statements if s.startswith("SELECT control_values.")]
+    bumps = [i for i, s in enumerate(statements) if s.startswith("UPDATE control_revision")]
+    first_read = statements.index(reads[0])
+    assert len(reads) == 2, statements  # the tool's, once; the model's, after its own bump
+    assert bumps[0] < first_read < bumps[1], statements
+    assert (off.before, off.after, off.response["version"]) == (True, False, 2)
+    assert (model.before, model.after) == (None, "small")
+    assert (off.response["revision"], model.response["revision"]) == (2, 3)
+    served = await store.current()
+    assert (served.values[TOOL].value, served.values[MODEL].value) == (False, "small")
+    assert served.etag == await store.etag()  # taken write by write, no read
+    assert [(c.before, c.after) for c in await store.history(TOOL)] == [(True, False), (None, True)]
+
+
+async def test_a_write_lock_taken_orders_other_writers_after_it(
+    db: Database, test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """From ``take_write_lock`` to the commit no other control write can land (another
+    replica's waits), so the value the transaction read is still the value when it writes:
+    the other writer's ``before`` is this one's ``after``. (Were the lock taken later, the
+    other write would land between the read and the write, and this one's history row would
+    claim a value before it that had been replaced.)"""
+    store = BuiltinControlStore(db, clock)
+    await store.write(MODEL, "large", actor="a", reason="")
+    replica_db: Database = test_database.make()
+    try:
+        replica = BuiltinControlStore(replica_db, clock)
+        other: asyncio.Task[WriteResult] | None = None
+        async with db.transaction() as session:
+            bound = store.in_session(session)
+            await bound.take_write_lock()
+            assert await bound.read(MODEL) == "large"
+            other = asyncio.create_task(replica.write(MODEL, "medium", actor="b", reason=""))
+            await asyncio.sleep(0.3)
+            assert not other.done()  # waits for this transaction
+            mine = await bound.write(MODEL, "small", actor="a", reason="")
+        theirs = await other
+    finally:
+        await replica_db.close()
+    assert (mine.before, mine.after) == ("large", "small")
+    assert (theirs.before, theirs.after) == ("small", "medium")
+    assert [(c.before, c.after) for c in await store.history(MODEL)] == [
+        ("small", "medium"),
+        ("large", "small"),
+        (None, "large"),
+    ]
 
 
 async def test_concurrent_readers_share_one_refresh(db: Database, clock: Clock) -> None:

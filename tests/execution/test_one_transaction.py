@@ -22,12 +22,16 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.exc import OperationalError
 
+from actions.base import Risk
+from actions.builtin.disable_tool import DisableTool
 from actions.errors import FinalError
 from bot.controls import store as store_module
 from bot.controls.store import SessionControlWrites
+from bot.errors import PolicyError
 from bot.execution import executor as executor_module
 from bot.execution.results import ExecutionState
 from bot.incidents.outcome import AlertOutcome
+from bot.incidents.timeline import TimelineKind
 from bot.store.tables import Execution, InboxAlert, Incident, TimelineEntry
 from tests.conftest import Clock, DatabaseUnderTest
 from tests.execution.test_listener_skips import services_for, store_tool_failure
@@ -138,6 +142,11 @@ async def test_the_engine_opens_claims_and_writes_in_one_transaction(
     # no savepoint (its two statements were on the path to the served value).
     assert any(s.startswith("INSERT INTO executions") for s in transaction), transaction
     assert not [s for s in transaction if "SAVEPOINT" in s], transaction
+    # The control's write lock before the plan's read, which the write then uses: one read.
+    reads = [i for i, s in enumerate(transaction) if s.startswith("SELECT control_values")]
+    bump = next(i for i, s in enumerate(transaction) if s.startswith("UPDATE control_revision"))
+    assert len(reads) == 1, transaction
+    assert bump < reads[0], transaction
     assert any(s.startswith("UPDATE control_revision") for s in transaction), transaction
     assert any("INSERT INTO control_history" in s for s in transaction), transaction
     # The transaction inserted the incident: the claim reads neither it nor its executions.
@@ -367,6 +376,85 @@ async def test_a_failed_first_claim_redoes_the_others_of_its_batch_too(
     assert [(g, s) for _, g, s in states] == [(1, ExecutionState.APPLIED.value)] * 2
     assert len({incident for incident, _, _ in states}) == 2
     assert [outcome for outcome, _ in await inbox_states(services)] == [AlertOutcome.NEW_ALERT] * 2
+    await services.db.close()
+
+
+async def test_a_first_mitigation_that_needs_an_approval_is_left_to_the_usual_path(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An auto mitigation whose change rates medium needs an owner's approval: the engine's
+    transaction writes nothing of it (it is decided before the claim's first write; only the
+    control's write lock was taken), and the usual path asks for the approval."""
+    services = await services_with_an_alert(test_database, clock)
+    monkeypatch.setattr(DisableTool, "risk", lambda self, params, current=None: Risk.MEDIUM)
+    events = await traced_open_and_mitigate(services)
+
+    opened = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO incidents"))
+    transaction = events[opened : events.index("COMMIT", opened)]
+    assert not [s for s in transaction if s.startswith("INSERT INTO executions")], transaction
+    assert not [s for s in transaction if "INTO control_values" in s], transaction
+    assert sum(s.startswith("INSERT INTO incidents") for s in events) == 1, events  # not redone
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.AWAITING_APPROVAL.value)]
+    assert await services.controls.read(KEY) is True
+    assert (await services.controls.current()).values[KEY].value is True
+    await services.db.close()
+
+
+async def test_a_refusal_in_the_engines_transaction_is_rolled_back_and_journaled_once(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were Ballast's own request refused, the refusal journaled in the engine's transaction
+    is rolled back with the attempt (no savepoint) and the batch redone; the usual path then
+    refuses and journals it once."""
+    services = await services_with_an_alert(test_database, clock)
+
+    def refuses(*args: Any) -> Any:
+        raise PolicyError("injected: refused")
+
+    monkeypatch.setattr(executor_module, "decide", refuses)
+    events = await traced_open_and_mitigate(services)
+
+    assert sum(s.startswith("INSERT INTO incidents") for s in events) == 2, events  # redone
+    assert await executions(services) == []
+    async with services.db.sessions() as session:
+        refusals = await session.scalar(
+            select(func.count())
+            .select_from(TimelineEntry)
+            .where(TimelineEntry.kind == TimelineKind.MITIGATION_REFUSED)
+            .where(TimelineEntry.summary.contains("disable-tool"))
+        )
+        assert await session.scalar(select(func.count()).select_from(Incident)) == 1
+    assert refusals == 1
+    assert await services.controls.read(KEY) is True
+    await services.db.close()
+
+
+async def test_a_transient_error_in_the_first_claim_redoes_the_batch_with_it(
+    test_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conflict while claiming the first mitigation loses the engine's whole transaction:
+    the batch is redone as it was, first claim included, and the mitigation is written in
+    the engine's transaction that commits (applied once)."""
+    services = await services_with_an_alert(test_database, clock)
+    claim_first_in = services.executor.claim_first_in
+    conflicts: list[int] = []
+
+    async def conflicts_once(session: Any, incident_id: int, opened: Any) -> Any:
+        if not conflicts:
+            conflicts.append(incident_id)
+            locked = sqlite3.OperationalError("database is locked")
+            raise OperationalError("UPDATE control_revision", None, locked)
+        return await claim_first_in(session, incident_id, opened)
+
+    monkeypatch.setattr(services.executor, "claim_first_in", conflicts_once)
+    events = await traced_open_and_mitigate(services)
+
+    assert len(conflicts) == 1
+    inserts = [i for i, s in enumerate(events) if s.startswith("INSERT INTO incidents")]
+    assert len(inserts) == 2, events  # the attempt lost, and the one that committed
+    committed = events[inserts[-1] : events.index("COMMIT", inserts[-1])]
+    assert any(s.startswith("INSERT INTO executions") for s in committed), committed
+    await check_applied_once(services)
     await services.db.close()
 
 
