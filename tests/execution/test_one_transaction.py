@@ -394,7 +394,8 @@ async def test_a_first_mitigation_that_needs_an_approval_is_left_to_the_usual_pa
     assert not [s for s in transaction if s.startswith("INSERT INTO executions")], transaction
     assert not [s for s in transaction if "INTO control_values" in s], transaction
     assert sum(s.startswith("INSERT INTO incidents") for s in events) == 1, events  # not redone
-    assert await executions(services) == [("disable-tool", 1, ExecutionState.AWAITING_APPROVAL.value)]
+    awaiting = ExecutionState.AWAITING_APPROVAL.value
+    assert await executions(services) == [("disable-tool", 1, awaiting)]
     assert await services.controls.read(KEY) is True
     assert (await services.controls.current()).values[KEY].value is True
     await services.db.close()
