@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.incidents.changes import IncidentChange, OpeningFailed
+from bot.incidents.changes import IncidentChange, OpeningFailed, OpeningListener
 from bot.incidents.engine import IncidentEngine
 from bot.metrics import Metrics
 from bot.runbooks.catalog import LiveCatalog
@@ -68,18 +68,26 @@ class FailsOnce:
             raise OperationalError("UPDATE incidents", None, locked)
 
 
-async def test_listeners_hear_new_incidents_in_the_transaction_and_its_fate(
-    test_database: DatabaseUnderTest, clock: Clock
-) -> None:
+async def rig_with(
+    test_database: DatabaseUnderTest, clock: Clock, *opening: OpeningListener
+) -> Rig:
+    """The engine on a migrated test database, with these opening listeners."""
     db = test_database.make()
     await db.migrate()
     load = load_catalog([RUNBOOKS])
     assert load.catalog is not None
-    listener, fails_once = Listener(), FailsOnce()
     rig = Rig(db, clock)
     rig.engine = IncidentEngine(
-        db, LiveCatalog(load.catalog), Metrics(), clock=clock, opening=[listener, fails_once]
+        db, LiveCatalog(load.catalog), Metrics(), clock=clock, opening=list(opening)
     )
+    return rig
+
+
+async def test_listeners_hear_new_incidents_in_the_transaction_and_its_fate(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    listener, fails_once = Listener(), FailsOnce()
+    rig = await rig_with(test_database, clock, listener, fails_once)
     await rig.send(alert("a"), alert("b", service="billing"))
     # The first attempt's work is rolled back, the second's committed: each told once.
     assert listener.log == ["heard 1", "heard 2", "rolled back 1", "committed 2"]
@@ -92,7 +100,7 @@ async def test_listeners_hear_new_incidents_in_the_transaction_and_its_fate(
     # An alert of an incident already open opens nothing: nothing heard.
     await rig.send(alert("c"))
     assert listener.log == ["heard 1", "heard 2", "rolled back 1", "committed 2"]
-    await db.close()
+    await rig.db.close()
 
 
 class FailsPartWay:
@@ -116,15 +124,8 @@ async def test_a_failed_listener_has_the_batch_redone_without_listeners(
     """The attempt in which a listener failed is rolled back whole (its write with it, the
     other listener's work told rolled back) and the batch is redone once, without any
     opening listener; its incidents are opened once."""
-    db = test_database.make()
-    await db.migrate()
-    load = load_catalog([RUNBOOKS])
-    assert load.catalog is not None
     listener, fails = Listener(), FailsPartWay()
-    rig = Rig(db, clock)
-    rig.engine = IncidentEngine(
-        db, LiveCatalog(load.catalog), Metrics(), clock=clock, opening=[listener, fails]
-    )
+    rig = await rig_with(test_database, clock, listener, fails)
     await rig.send(alert("a"), alert("b", service="billing"))
     assert listener.log == ["heard 1", "rolled back 1"]
     assert fails.calls == 1
@@ -137,4 +138,4 @@ async def test_a_failed_listener_has_the_batch_redone_without_listeners(
     assert listener.log == ["heard 1", "rolled back 1", "heard 2", "rolled back 2"]
     assert fails.calls == 2
     assert len(await rig.incidents()) == 3
-    await db.close()
+    await rig.db.close()
