@@ -14,7 +14,9 @@ each through the ORM), about 1.4 ms of CPU per alert. Here one batch is:
    stale firings, order-tolerant merges, re-opening within the window, counts moved by each
    alert's exact transition, a resolve with nothing open going to the newest incident that
    holds the alert, the incident resolving when its last alert does;
-4. write the result set-based (:func:`bot.store.incident_batch.write`) and the inbox outcomes.
+4. write the result set-based (:func:`bot.store.incident_batch.write_incidents`, then
+   :func:`~bot.store.incident_batch.write_rows` with the inbox outcomes: one round trip on
+   PostgreSQL).
 
 The two paths are kept equal by ``tests/incidents/test_engine_differential.py``, which feeds the
 same random alert sequences to both on fresh databases and compares incidents, alerts and
@@ -461,11 +463,12 @@ async def run_batch(
             done.unmatched += 1
         applied.append((row, now, outcome, incident))
         done.outcomes[outcome] += 1
-    await sql.write(session, plan.finish())
+    writes = plan.finish()
+    await sql.write_incidents(session, writes)  # a new incident's id is its rows' and outcome's
     done.processed = [
         inbox.Processed(row.id, now, outcome, incident.ident if incident else None)
         for row, now, outcome, incident in applied
     ]
-    await inbox.mark_processed(session, done.processed)
+    await sql.write_rows(session, writes, inbox.processed_marks(done.processed))
     done.changes = plan.changes()
     return done

@@ -27,19 +27,31 @@ inbox's claim and processed mark (docs/benchmarks.md). One UPDATE of many rows a
 in the plan's order, not the caller's: only for rows whose order cannot matter (no unique
 column changed, rows locked before). A single row, and SQLite (in-process, no executor
 start-up to save), take the statement as compiled.
+
+**On PostgreSQL, several statements as one.** :func:`execute_together` sends the rows of
+several such statements in one round trip: each but the last becomes a data-modifying ``WITH``
+of the last, so PostgreSQL runs them in one statement, all against the same snapshot (none sees
+another's rows) and all or none. Only for statements that neither read what another writes nor
+change the same rows; a row's foreign key to a row written earlier in the transaction is
+fine. A statement the engine's transaction sent once per write was a round trip each, during
+which the event loop had nothing to do for this transaction (issue 16: the incident's alert,
+timeline entry, timer and inbox outcome were four). On SQLite each is executed in turn, as
+:meth:`DriverStatement.execute_many`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BindParameter, Table, bindparam, insert, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.types import TypeEngine
+
+from bot.store.upsert import upsert
 
 Processor = Callable[[Any], Any]
 
@@ -53,8 +65,14 @@ class DriverStatement:
     """
 
     def __init__(
-        self, statement: UpdateBase, names: Sequence[str], *, rows: _RowsForm | None = None
+        self,
+        statement: UpdateBase | Callable[[str], UpdateBase],
+        names: Sequence[str],
+        *,
+        rows: _RowsForm | None = None,
     ) -> None:
+        # A statement, or one built for a dialect's name (an ON CONFLICT clause is each
+        # dialect's own construct).
         self._statement = statement
         self.names = tuple(names)
         self._rows = rows
@@ -63,9 +81,10 @@ class DriverStatement:
     def plan(self, dialect: Dialect) -> _Plan:
         plan = self._plans.get(dialect.name)
         if plan is None:
-            plan = self._plans[dialect.name] = _Plan(
-                self._statement, self.names, dialect, self._rows
-            )
+            statement = self._statement
+            if not isinstance(statement, UpdateBase):
+                statement = statement(dialect.name)
+            plan = self._plans[dialect.name] = _Plan(statement, self.names, dialect, self._rows)
         return plan
 
     async def execute_many(
@@ -86,28 +105,34 @@ class DriverStatement:
 @dataclass(frozen=True, slots=True)
 class _RowsForm:
     """What a many-rows statement writes: ``table``'s ``columns`` (and for an UPDATE, the
-    ``key`` column its rows are found by, first in each row)."""
+    ``key`` column its rows are found by, first in each row); for an INSERT, ``conflict``: the
+    unique columns on whose conflict a row is skipped (``ON CONFLICT ... DO NOTHING``)."""
 
     table: Table
     columns: tuple[str, ...]
     key: str | None = None
+    conflict: tuple[str, ...] = ()
 
-    def arrays_sql(self, dialect: Dialect) -> str:
-        """The statement with one array parameter per column (in the rows' order). Its text is
-        made of the table's own (quoted) names and types only: never anything of a row's."""
+    def arrays_sql(self, dialect: Dialect, first: int = 1) -> str:
+        """The statement with one array parameter per column (in the rows' order), numbered
+        from ``first``. Its text is made of the table's own (quoted) names and types only:
+        never anything of a row's."""
         quote = dialect.identifier_preparer.quote
         table = dialect.identifier_preparer.format_table(self.table)
         names = ([self.key] if self.key is not None else []) + list(self.columns)
         arrays = ", ".join(
             f"${number}::{self.table.c[name].type.compile(dialect=dialect)}[]"
-            for number, name in enumerate(names, start=1)
+            for number, name in enumerate(names, start=first)
         )
         aliases = ", ".join(quote(name) for name in names)
         if self.key is None:
             columns = ", ".join(quote(name) for name in self.columns)
+            skip = ""
+            if self.conflict:
+                skip = f" ON CONFLICT ({', '.join(map(quote, self.conflict))}) DO NOTHING"
             return (
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM unnest({arrays}) "  # noqa: S608
-                f"WITH ORDINALITY AS v({aliases}, n__) ORDER BY n__"
+                f"WITH ORDINALITY AS v({aliases}, n__) ORDER BY n__{skip}"
             )
         key = quote(self.key)
         sets = ", ".join(f"{quote(name)} = v.{quote(name)}" for name in self.columns)
@@ -118,15 +143,30 @@ class _RowsForm:
 
 
 def insert_rows(
-    table: Table, columns: Sequence[str], types: Mapping[str, TypeEngine[Any]] | None = None
+    table: Table,
+    columns: Sequence[str],
+    types: Mapping[str, TypeEngine[Any]] | None = None,
+    *,
+    skip_conflicts_on: Sequence[str] = (),
 ) -> DriverStatement:
     """An INSERT of ``columns`` (each row's values in that order), as one statement on
     PostgreSQL. ``types``: a column's values bound through another type than the column's
-    (its bind processor), as a ``bindparam(type_=...)`` would."""
-    statement = insert(table).values(_binds(table, columns, types))
-    return DriverStatement(
-        statement, [f"p_{name}" for name in columns], rows=_RowsForm(table, tuple(columns))
-    )
+    (its bind processor), as a ``bindparam(type_=...)`` would. ``skip_conflicts_on``: unique
+    columns; a row that would repeat their values is not inserted (``ON CONFLICT DO
+    NOTHING``, a row earlier in the same rows included)."""
+    binds = _binds(table, columns, types)
+    statement: UpdateBase | Callable[[str], UpdateBase] = insert(table).values(binds)
+    if skip_conflicts_on:
+
+        def statement(dialect: str) -> UpdateBase:
+            return (
+                upsert(dialect, table)
+                .values(binds)
+                .on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+            )
+
+    form = _RowsForm(table, tuple(columns), conflict=tuple(skip_conflicts_on))
+    return DriverStatement(statement, [f"p_{name}" for name in columns], rows=form)
 
 
 def update_rows(
@@ -190,6 +230,7 @@ class _Plan:
         # caller's order.
         self.arrays_sql: str | None = None
         self.column_steps: list[tuple[int, Processor | None]] = []
+        self.rows = rows
         if rows is not None and dialect.paramstyle == "numeric_dollar":
             self.arrays_sql = rows.arrays_sql(dialect)
             by_name = {name: process for (_, process), name in zip(self.steps, order, strict=True)}
@@ -209,4 +250,51 @@ class _Plan:
         )
 
 
-__all__ = ["DriverStatement", "insert_rows", "update_rows"]
+class Rows(NamedTuple):
+    """A statement and the rows to execute it for (each row's values in its ``names`` order)."""
+
+    statement: DriverStatement
+    rows: Sequence[Sequence[Any]]
+
+
+# The combined statement of each list of statements, per dialect (a handful of lists: the
+# engine's writes that had rows).
+_TOGETHER: dict[tuple[str, tuple[DriverStatement, ...]], str] = {}
+
+
+async def execute_together(connection: AsyncConnection, parts: Iterable[Rows]) -> None:
+    """Execute each statement for its rows (those without rows skipped): on PostgreSQL in one
+    round trip (above), elsewhere in turn. Every statement must be made by
+    :func:`insert_rows` or :func:`update_rows`, and none may read or change what another
+    writes."""
+    listed = [part for part in parts if part.rows]
+    dialect = connection.dialect
+    if dialect.paramstyle != "numeric_dollar" or len(listed) < 2:
+        for part in listed:
+            await part.statement.execute_many(connection, part.rows)
+        return
+    plans = [part.statement.plan(dialect) for part in listed]
+    key = (dialect.name, tuple(part.statement for part in listed))
+    sql = _TOGETHER.get(key)
+    if sql is None:
+        sql = _TOGETHER[key] = _together_sql(plans, dialect)
+    arguments: list[Any] = []
+    for plan, part in zip(plans, listed, strict=True):
+        arguments.extend(plan.arrays(part.rows))
+    await connection.exec_driver_sql(sql, dialect.execute_sequence_format(arguments))
+
+
+def _together_sql(plans: Sequence[_Plan], dialect: Dialect) -> str:
+    statements = []
+    first = 1
+    for plan in plans:
+        if plan.rows is None:
+            raise ValueError("only statements of insert_rows or update_rows go together")
+        statements.append(plan.rows.arrays_sql(dialect, first))
+        first += len(plan.column_steps)
+    *before, last = statements
+    withs = ", ".join(f"w{n}__ AS ({sql})" for n, sql in enumerate(before))
+    return f"WITH {withs} {last}"
+
+
+__all__ = ["DriverStatement", "Rows", "execute_together", "insert_rows", "update_rows"]

@@ -26,7 +26,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from bot.intake.alert import Alert, AlertBatch
-from bot.store.driver_sql import update_rows
+from bot.store.driver_sql import Rows, execute_together, update_rows
 from bot.store.inbox_sql import row_of
 from bot.store.ingest_pacing import IngestPacing
 from bot.store.tables import InboxAlert, table_of
@@ -127,6 +127,13 @@ _MARK_PROCESSED = update_rows(
 )
 
 
+def processed_marks(processed: Sequence[Processed]) -> Rows:
+    """:func:`mark_processed`'s UPDATE and rows, to go with other writes of the same
+    transaction (:func:`bot.store.driver_sql.execute_together`), for rows of a Core claim:
+    unlike :func:`mark_processed`, it leaves the session's copies of the rows alone."""
+    return Rows(_MARK_PROCESSED, [(p.row_id, p.at, p.outcome, p.incident_id) for p in processed])
+
+
 async def mark_processed(session: AsyncSession, processed: Sequence[Processed]) -> None:
     """Record the outcomes of claimed rows: one executemany for the whole batch.
 
@@ -139,9 +146,7 @@ async def mark_processed(session: AsyncSession, processed: Sequence[Processed]) 
     # On the session's connection, as Core: an ORM UPDATE with a list of parameters would be
     # SQLAlchemy's "bulk update by primary key", which takes no WHERE of its own.
     connection = await session.connection()
-    await _MARK_PROCESSED.execute_many(
-        connection, [(p.row_id, p.at, p.outcome, p.incident_id) for p in processed]
-    )
+    await execute_together(connection, [processed_marks(processed)])
     identity_map = session.sync_session.identity_map
     if not len(identity_map):
         return  # the batched engine's claim is Core: its session holds no rows
@@ -234,6 +239,7 @@ __all__ = [
     "count_unprocessed",
     "mark_processed",
     "oldest_unprocessed",
+    "processed_marks",
     "resolve_stored",
     "resolved_state_exists",
     "store_batch",

@@ -41,14 +41,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import TypeDecorator
 
-from bot.store.driver_sql import DriverStatement, insert_rows, update_rows
+from bot.store.driver_sql import DriverStatement, Rows, execute_together, insert_rows, update_rows
 from bot.store.inbox import resolve_stored
 from bot.store.inbox_sql import json_text
 from bot.store.tables import InboxAlert, Incident, IncidentAlert, TimelineEntry, Timer, table_of
-from bot.store.upsert import upsert
 
 INBOX = table_of(InboxAlert)
 INCIDENTS = table_of(Incident)
@@ -446,15 +445,18 @@ _INSERT_INCIDENTS_RETURNING = insert(INCIDENTS).returning(
     INCIDENTS.c.id, sort_by_parameter_order=True
 )
 _INSERT_INCIDENT_RETURNING = insert(INCIDENTS).returning(INCIDENTS.c.id)
-_INSERT_TIMERS = {
-    dialect: upsert(dialect, TIMERS).on_conflict_do_nothing(index_elements=["dedup_key"])
-    for dialect in ("postgresql", "sqlite")
-}
+# A timer already set (its dedup key) is kept as it is.
+_INSERT_TIMERS = insert_rows(
+    TIMERS,
+    ("kind", "dedup_key", "due_at", "incident_id", "payload", "created_at"),
+    skip_conflicts_on=("dedup_key",),
+)
 
 
-async def write(session: AsyncSession, writes: BatchWrites) -> None:
-    """Write a batch's changes: incidents (changed ones first, so a resolve frees its open
-    key before a new incident takes it), then alerts, timeline and timers."""
+async def write_incidents(session: AsyncSession, writes: BatchWrites) -> None:
+    """Write a batch's incidents: changed ones first (so a resolve frees its open key before a
+    new incident takes it), then the new ones, which get their ids. Then
+    :func:`write_rows`."""
     connection = await session.connection()
     changed = [i for i in writes.incidents if i.id is not None and i.changed]
     # Those that give up their open key first: the UNIQUE is checked row by row.
@@ -484,30 +486,53 @@ async def write(session: AsyncSession, writes: BatchWrites) -> None:
             ids = sorted(int(i) for (i,) in result.all())
         for incident, incident_id in zip(new, ids, strict=True):
             incident.id = incident_id
-    await _write_alerts(connection, writes.alerts)
-    await _INSERT_TIMELINE.execute_many(
+
+
+async def write_rows(session: AsyncSession, writes: BatchWrites, *also: Rows) -> None:
+    """Write what belongs to the batch's incidents (written before: their ids are known):
+    alerts, timeline and timers, and ``also`` (the inbox's outcomes): on PostgreSQL in one
+    round trip (:func:`~bot.store.driver_sql.execute_together`; none of them reads another's
+    rows, and an alert updated is never one inserted)."""
+    connection = await session.connection()
+    await execute_together(
         connection,
-        [(e.incident.ident, e.at, e.actor, e.kind, e.summary, e.details) for e in writes.timeline],
+        (
+            Rows(
+                _UPDATE_ALERTS,
+                [
+                    (a.id, *_alert_mutable(a))
+                    for a in writes.alerts
+                    if a.id is not None and a.changed
+                ],
+            ),
+            Rows(
+                _INSERT_ALERTS,
+                [(a.incident.ident, *_alert_written(a)) for a in writes.alerts if a.id is None],
+            ),
+            Rows(
+                _INSERT_TIMELINE,
+                [
+                    (e.incident.ident, e.at, e.actor, e.kind, e.summary, e.details)
+                    for e in writes.timeline
+                ],
+            ),
+            Rows(
+                _INSERT_TIMERS,
+                [
+                    (
+                        t.kind,
+                        t.make_key(t.incident.ident),
+                        t.due_at,
+                        t.incident.ident,
+                        t.payload,
+                        t.now,
+                    )
+                    for t in writes.timers
+                ],
+            ),
+            *also,
+        ),
     )
-    if writes.timers:
-        dialect = session.get_bind().dialect.name
-        await connection.execute(
-            _INSERT_TIMERS[dialect],
-            [
-                {
-                    "kind": t.kind,
-                    "dedup_key": t.make_key(t.incident.ident),
-                    "due_at": t.due_at,
-                    "incident_id": t.incident.ident,
-                    "payload": t.payload,
-                    "created_at": t.now,
-                    "claimed_at": None,
-                    "fired_at": None,
-                    "outcome": None,
-                }
-                for t in writes.timers
-            ],
-        )
 
 
 _ALERT_MUTABLE = (
@@ -560,15 +585,6 @@ _TIMELINE_COLUMNS = ("incident_id", "at", "actor", "kind", "summary", "details")
 _INSERT_TIMELINE = insert_rows(TIMELINE, _TIMELINE_COLUMNS, {"details": _JsonText()})
 
 
-async def _write_alerts(connection: AsyncConnection, alerts: Sequence[AlertState]) -> None:
-    await _UPDATE_ALERTS.execute_many(
-        connection, [(a.id, *_alert_mutable(a)) for a in alerts if a.id is not None and a.changed]
-    )
-    await _INSERT_ALERTS.execute_many(
-        connection, [(a.incident.ident, *_alert_written(a)) for a in alerts if a.id is None]
-    )
-
-
 __all__ = [
     "AlertState",
     "BatchWrites",
@@ -581,5 +597,6 @@ __all__ = [
     "latest_holding",
     "lock_incidents",
     "take_write_lock",
-    "write",
+    "write_incidents",
+    "write_rows",
 ]

@@ -19,13 +19,22 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    event,
     insert,
     update,
 )
 from sqlalchemy.dialects.sqlite import aiosqlite
+from sqlalchemy.exc import IntegrityError
 
 from bot.store.database import Database
-from bot.store.driver_sql import DriverStatement, insert_rows, update_rows
+from bot.store.driver_sql import (
+    DriverStatement,
+    Rows,
+    _together_sql,
+    execute_together,
+    insert_rows,
+    update_rows,
+)
 from bot.store.incident_batch import _JsonText
 from bot.store.tables import BigId, UtcDateTime
 
@@ -282,3 +291,117 @@ def test_a_dialect_without_positional_parameters_is_refused_by_name() -> None:
     statement = insert_rows(PROBE, COLUMNS, TYPES)  # its own: plans are kept per dialect name
     with pytest.raises(ValueError, match="sqlite's paramstyle is not positional"):
         statement.plan(sqlite.dialect(paramstyle="named"))
+
+
+# Several statements together (one round trip on PostgreSQL, in turn on SQLite): what each
+# stores is what it stores executed alone, and they stand or fall together.
+NAMED = Table(
+    "driver_sql_named",
+    MetaData(),
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("count", Integer, nullable=True),
+)
+INSERT_NAMED = insert_rows(NAMED, ("name", "count"), skip_conflicts_on=("name",))
+INSERT_NAMED_STRICT = insert_rows(NAMED, ("name", "count"))
+UPDATE_COUNTS = update_rows(PROBE, "id", ("count",))
+
+
+async def _fresh_named(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.run_sync(NAMED.drop, checkfirst=True)
+        await conn.run_sync(NAMED.create)
+        await conn.exec_driver_sql("INSERT INTO driver_sql_named (name, count) VALUES ('old', 0)")
+
+
+async def _named(db: Database) -> list[tuple[Any, ...]]:
+    async with db.engine.connect() as conn:
+        result = await conn.exec_driver_sql(
+            "SELECT id, name, count FROM driver_sql_named ORDER BY id"
+        )
+        return [tuple(row) for row in result.all()]
+
+
+def _parts() -> list[Rows]:
+    return [
+        Rows(INSERT_ROWS, _rows(seed=21, count=3)),
+        Rows(UPDATE_COUNTS, []),  # nothing to do: left out
+        # A name already stored, and one repeated in the rows: skipped, the first kept.
+        Rows(INSERT_NAMED, [("new", 1), ("old", 2), ("newer", 3), ("new", 4)]),
+        Rows(UPDATE_COUNTS, [(2, 20), (1, 10)]),
+    ]
+
+
+async def test_statements_together_store_what_each_stores_in_turn(db: Database) -> None:
+    base = _rows(seed=20, count=2)
+    await _fresh_with(db, base)
+    await _fresh_named(db)
+    async with db.engine.begin() as conn:
+        for part in _parts():
+            await part.statement.execute_many(conn, part.rows)
+    expected = (await _stored(db), await _named(db))
+    assert [row[1:] for row in expected[1]] == [("old", 0), ("new", 1), ("newer", 3)]
+
+    await _fresh_with(db, base)
+    await _fresh_named(db)
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with db.engine.begin() as conn:
+            await execute_together(conn, _parts())
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert (await _stored(db), await _named(db)) == expected
+    if db.dialect == "postgresql":
+        assert len(sent) == 1, sent  # one round trip
+        assert sent[0].startswith("WITH w0__ AS (INSERT INTO driver_sql_probe ")
+        assert "$8::VARCHAR(200)[]" in sent[0]  # numbered on from the first statement's 7
+    else:
+        assert len(sent) == 3, sent
+
+
+async def test_statements_together_stand_or_fall_together(db: Database) -> None:
+    await _fresh(db)
+    await _fresh_named(db)
+    parts = [
+        Rows(INSERT_ROWS, _rows(seed=22, count=2)),
+        Rows(INSERT_NAMED_STRICT, [("fine", 1), ("old", 2)]),  # 'old' is taken: refused
+    ]
+    with pytest.raises(IntegrityError):
+        async with db.engine.begin() as conn:
+            await execute_together(conn, parts)
+    assert await _stored(db) == []
+    assert [row[1:] for row in await _named(db)] == [("old", 0)]
+
+
+async def test_one_statement_with_rows_goes_alone(db: Database) -> None:
+    await _fresh(db)
+    sent: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with db.engine.begin() as conn:
+            await execute_together(conn, [Rows(UPDATE_COUNTS, []), Rows(INSERT_ROWS, _rows(23, 1))])
+            await execute_together(conn, [])
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    assert len(sent) == 1
+    assert not sent[0].startswith("WITH")
+    assert len(await _stored(db)) == 1
+
+
+def test_only_many_rows_statements_go_together() -> None:
+    from sqlalchemy.dialects.postgresql import asyncpg
+
+    plain = DriverStatement(INSERT, NAMES)
+    with pytest.raises(ValueError, match="insert_rows or update_rows"):
+        _together_sql(
+            [plain.plan(asyncpg.dialect()), INSERT_ROWS.plan(asyncpg.dialect())], asyncpg.dialect()
+        )
