@@ -291,6 +291,7 @@ def build_services(
         reopen_window=config.incidents.reopen_window,
         pacing=inbox_writer.pacing,
     )
+    inbox_writer.when_stored(engine.wake)
 
     async def auto_undo(timer: Timer) -> str:
         result = await executor.undo(

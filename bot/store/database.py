@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import uuid
 from collections import deque
@@ -366,6 +367,22 @@ class Database:
         async with self.gated():
             await asyncio.to_thread(_checkpoint, path, "RESTART")
 
+    async def sync_wal(self) -> None:
+        """SQLite: make every commit so far durable, as ``synchronous=FULL`` does at each
+        commit: one ``fdatasync`` of the WAL file, on a thread, outside SQLite's write lock.
+
+        For a writer that committed with ``synchronous=NORMAL`` (the inbox writer): its commit
+        released the write lock without waiting for the disk, so the next writer (the engine,
+        on the alert just stored) starts while this waits; the writer answers its requests
+        only once this returns. A WAL is append-only between checkpoints, so one sync covers
+        every frame written before it, the commit's included; a checkpoint that copied those
+        frames first synced the database file itself. A file database only (``:memory:``
+        has nothing to sync); an ``OSError`` is raised as it is (the webhooks get 503).
+        """
+        path = sqlite_path(self.url)
+        if self.is_sqlite and path and path != ":memory:":
+            await asyncio.to_thread(_sync_file, path + "-wal")
+
     async def close(self) -> None:
         tasks = [*self._tasks, *([self._checkpointer] if self._checkpointer else [])]
         for task in tasks:
@@ -384,6 +401,18 @@ def _checkpoint(path: str, mode: str) -> None:
         conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
     finally:
         conn.close()
+
+
+def _sync_file(path: str) -> None:
+    fd = os.open(os.path.expanduser(path), os.O_RDONLY)
+    try:
+        _datasync(fd)
+    finally:
+        os.close(fd)
+
+
+# fdatasync where the system has it (Linux, as SQLite uses there), else fsync.
+_datasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

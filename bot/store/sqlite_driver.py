@@ -75,8 +75,9 @@ _WRITES = frozenset({"INSERT", "UPDATE", "DELETE", "REPLACE"})
 
 
 # PRAGMAs that only set a flag of the connection (SQLAlchemy's isolation level reset, when the
-# pool takes back a connection that ran in autocommit): no lock, no disk.
-_FLAG_PRAGMAS = ("PRAGMA read_uncommitted",)
+# pool takes back a connection that ran in autocommit; the inbox writer's commit without a
+# sync): no lock, no disk.
+_FLAG_PRAGMAS = ("PRAGMA read_uncommitted", "PRAGMA synchronous")
 
 
 def _sets_a_flag(operation: str) -> bool:

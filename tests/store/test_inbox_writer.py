@@ -1,11 +1,12 @@
 """The webhook writer: its driver SQL stores exactly what the ORM path stores; on SQLite a
-group is one statement that commits itself."""
+group is one statement that commits itself, synced after the write lock is free."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import sqlite3
+import threading
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +16,11 @@ import pytest
 from sqlalchemy import delete, inspect, select
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
-from bot.store import inbox, sqlite_driver
+from bot.store import database, inbox, sqlite_driver
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import InboxAlert
+from bot.store.transient import is_unavailable
 from tests.conftest import Clock, DatabaseUnderTest
 from tests.store.thread_hops import recording_thread_calls
 
@@ -93,9 +95,10 @@ async def test_writer_stores_what_the_orm_stores(
 async def test_on_sqlite_a_group_is_one_thread_hop_committed_when_answered(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One INSERT in autocommit: the statement and its commit (the fsync) are one call on the
-    connection's thread. When the request is answered another process sees the rows, and the
-    connection went back to the pool transactional and without the write gate."""
+    """One INSERT in autocommit: the statement and its commit are one call on the connection's
+    thread (its sync another, below). When the request is answered another process sees the
+    rows, and the connection went back to the pool transactional and without the write
+    gate."""
     path = tmp_path / "inbox.db"
     db = Database(f"sqlite+aiosqlite:///{path}")
     await db.migrate()
@@ -179,5 +182,114 @@ async def test_the_writer_tells_its_pacing_when_it_runs_out_of_webhooks(
         assert not writer.pacing.webhooks_waiting
         async with asyncio.timeout(5):
             await writer.pacing.until_no_webhook_waits()
+    finally:
+        await db.close()
+
+
+class _HeldSync:
+    """``bot.store.database._sync_file`` held until released: what it was asked to sync, and
+    whether it is running now."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, fails: OSError | None = None) -> None:
+        self.paths: list[str] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self._fails = fails
+        self._sync = database._sync_file
+        monkeypatch.setattr(database, "_sync_file", self._held)
+
+    def _held(self, path: str) -> None:
+        self.paths.append(path)
+        self.started.set()
+        assert self.release.wait(10)
+        if self._fails is not None:
+            raise self._fails
+        self._sync(path)
+
+
+def _synchronous(db: Database) -> Any:
+    """The ``synchronous`` setting of the connection the pool hands out next (2: FULL)."""
+
+    async def read() -> Any:
+        async with db.engine.connect() as conn:
+            return (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
+
+    return read()
+
+
+async def test_on_sqlite_the_commit_lets_go_of_the_lock_and_the_answer_waits_for_the_sync(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group commits without waiting for the disk: the write lock is free and the engine
+    is woken while the WAL is synced; the request is answered only once that sync is done."""
+    path = tmp_path / "inbox.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.migrate()
+    writer = InboxWriter(db)
+    woken = asyncio.Event()
+    writer.when_stored(woken.set)
+    held = _HeldSync(monkeypatch)
+    try:
+        storing = asyncio.create_task(writer.store(batch(), clock()))
+        await asyncio.sleep(0)  # queued: a webhook waits
+        assert writer.pacing.webhooks_waiting
+        engine_waits = asyncio.create_task(writer.pacing.until_no_webhook_waits())
+        async with asyncio.timeout(10):
+            await woken.wait()
+            await asyncio.to_thread(held.started.wait, 10)
+        assert held.paths == [f"{path}-wal"]
+        await asyncio.sleep(0.05)
+        assert not storing.done(), "answered before its rows were durable"
+        # The lock is free meanwhile: another writer commits at once.
+        with contextlib.closing(sqlite3.connect(path, timeout=0)) as other:
+            other.execute("BEGIN IMMEDIATE")
+            assert other.execute("SELECT count(*) FROM inbox_alerts").fetchone() == (2,)
+            other.rollback()
+        async with asyncio.timeout(5):
+            await engine_waits  # the engine, paced behind webhooks, may start meanwhile
+        held.release.set()
+        async with asyncio.timeout(10):
+            receipt = await storing
+        assert (receipt.received, receipt.stored) == (2, 2)
+        assert await _synchronous(db) == 2  # the pool's connection is FULL again
+    finally:
+        held.release.set()
+        await db.close()
+
+
+async def test_on_sqlite_a_failed_sync_fails_the_request_as_unavailable(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error of the sync (the disk) answers the request 503 (the sender retries; the rows,
+    committed, are stored once); the next group syncs again before it is answered."""
+    path = tmp_path / "inbox.db"
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    await db.migrate()
+    writer = InboxWriter(db)
+    held = _HeldSync(monkeypatch, fails=OSError(5, "Input/output error"))
+    held.release.set()
+    try:
+        with pytest.raises(OSError, match="Input/output") as failed:
+            await writer.store(batch(), clock())
+        assert is_unavailable(failed.value)
+        assert await _synchronous(db) == 2
+        held._fails = None
+        receipt = await writer.store(batch(), clock())  # the sender's retry: duplicates
+        assert (receipt.received, receipt.stored) == (2, 0)
+        assert len(held.paths) == 2
+    finally:
+        await db.close()
+
+
+async def test_postgresql_commits_are_durable_when_they_return(
+    postgres_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = postgres_database.make()
+    await db.migrate()
+    held = _HeldSync(monkeypatch)
+    try:
+        receipt = await InboxWriter(db).store(batch(), clock())
+        assert (receipt.received, receipt.stored) == (2, 2)
+        assert held.paths == []
     finally:
         await db.close()
