@@ -367,21 +367,23 @@ class Database:
         async with self.gated():
             await asyncio.to_thread(_checkpoint, path, "RESTART")
 
-    async def sync_wal(self) -> None:
-        """SQLite: make every commit so far durable, as ``synchronous=FULL`` does at each
-        commit: one ``fdatasync`` of the WAL file, on a thread, outside SQLite's write lock.
+    async def sync_wal(self, database_file: str) -> None:
+        """SQLite: make every commit so far to ``database_file`` (SQLite's own path of it,
+        ``PRAGMA database_list``) durable, as ``synchronous=FULL`` does at each commit: one
+        ``fdatasync`` of its WAL file, on a thread, outside SQLite's write lock.
 
         For a writer that committed with ``synchronous=NORMAL`` (the inbox writer): its commit
         released the write lock without waiting for the disk, so the next writer (the engine,
         on the alert just stored) starts while this waits; the writer answers its requests
         only once this returns. A WAL is append-only between checkpoints, so one sync covers
         every frame written before it, the commit's included; a checkpoint that copied those
-        frames first synced the database file itself. A file database only (``:memory:``
-        has nothing to sync); an ``OSError`` is raised as it is (the webhooks get 503).
+        frames first synced the database file itself. The WAL file carries none of SQLite's
+        locks (those are on the database and ``-shm`` files), so opening and closing it here
+        releases none. ``""`` (a database without a file) has nothing to sync; an ``OSError``
+        is raised as it is (the webhooks get 503).
         """
-        path = sqlite_path(self.url)
-        if self.is_sqlite and path and path != ":memory:":
-            await asyncio.to_thread(_sync_file, path + "-wal")
+        if self.is_sqlite and database_file:
+            await asyncio.to_thread(_sync_file, database_file + "-wal")
 
     async def close(self) -> None:
         tasks = [*self._tasks, *([self._checkpointer] if self._checkpointer else [])]
@@ -404,7 +406,7 @@ def _checkpoint(path: str, mode: str) -> None:
 
 
 def _sync_file(path: str) -> None:
-    fd = os.open(os.path.expanduser(path), os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
     try:
         _datasync(fd)
     finally:

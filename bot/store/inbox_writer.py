@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from bot.store.inbox import StoreResult
 from bot.store.inbox_sql import InsertPlan
 from bot.store.ingest_pacing import IngestPacing
 from bot.store.transient import is_unavailable
+
+log = logging.getLogger(__name__)
 
 # Requests and rows per group: bound how long one commit holds the write lock. A group of at
 # most MAX_GROUP_ROWS rows is one INSERT statement (a single request may exceed it alone).
@@ -215,7 +218,10 @@ class InboxWriter:
         self.pacing.committed(len(rows))
         if any(stored):
             for listener in self._on_stored:
-                listener()  # the engine starts on the rows while they are synced
+                try:
+                    listener()  # the engine starts on the rows while they are synced
+                except Exception:  # the rows are stored: the engine's poll finds them
+                    log.exception("a listener of stored alerts failed")
         return [StoreResult(len(w.batch.alerts), n) for w, n in zip(group, stored, strict=True)]
 
 
@@ -242,6 +248,7 @@ class _Connection:
         self._db = db
         self._kept: AsyncConnection | None = None
         self._owes_sync = False  # a commit was made without its sync (SQLite)
+        self._database_file: str | None = None  # SQLite's own path of the file (once read)
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, single_statement: bool) -> AsyncIterator[AsyncConnection]:
@@ -252,14 +259,25 @@ class _Connection:
             # the stock adapter's switches are hops each, so with it the group takes BEGIN).
             async with self._db.engine.connect() as conn:
                 await conn.execution_options(isolation_level="AUTOCOMMIT")
+                if self._database_file is None:
+                    # The file as SQLite opened it (whatever form the URL took); "" for a
+                    # database with no file, which has nothing to sync.
+                    listed = await conn.exec_driver_sql("PRAGMA database_list")
+                    main = [row["file"] for row in listed.mappings() if row["name"] == "main"]
+                    self._database_file = str(main[0] or "") if main else ""
                 await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
                 self._owes_sync = True
                 try:
                     yield conn
                     await conn.commit()  # ends SQLAlchemy's bookkeeping; SQLite already did
                 finally:
-                    # The pool's next user commits as every other connection does.
-                    await conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                    # The pool's next user commits as every other connection does; a connection
+                    # that could not be switched back is never used again.
+                    try:
+                        await conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                    except BaseException:
+                        await conn.invalidate()
+                        raise
             return
         if self._db.is_sqlite or not single_statement:
             async with self._db.engine.begin() as conn:
@@ -287,7 +305,7 @@ class _Connection:
         """Sync what was committed without its sync (see above); nothing to do otherwise. Until
         a sync succeeds, every group owes one: none is answered before its rows are durable."""
         if self._owes_sync:
-            await self._db.sync_wal()
+            await self._db.sync_wal(self._database_file or "")
             self._owes_sync = False
 
     async def close(self) -> None:

@@ -293,3 +293,28 @@ async def test_postgresql_commits_are_durable_when_they_return(
         assert held.paths == []
     finally:
         await db.close()
+
+
+async def test_a_failing_listener_of_stored_alerts_is_logged_and_the_request_answered(
+    test_database: DatabaseUnderTest, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = test_database.make()
+    await db.migrate()
+    writer = InboxWriter(db)
+    told: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("listener bug")
+
+    writer.when_stored(broken)
+    writer.when_stored(lambda: told.append("woken"))
+    try:
+        receipt = await writer.store(batch(), clock())
+        assert (receipt.received, receipt.stored) == (2, 2)
+        assert told == ["woken"]
+        assert "a listener of stored alerts failed" in caplog.text
+        duplicate = await writer.store(batch(), clock())  # nothing new: nobody is told
+        assert (duplicate.received, duplicate.stored) == (2, 0)
+        assert told == ["woken"]
+    finally:
+        await db.close()
