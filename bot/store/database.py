@@ -379,8 +379,8 @@ class Database:
         every frame written before it, the commit's included; a checkpoint that copied those
         frames first synced the database file itself. The WAL file carries none of SQLite's
         locks (those are on the database and ``-shm`` files), so opening and closing it here
-        releases none. ``""`` (a database without a file) has nothing to sync; an ``OSError``
-        is raised as it is (the webhooks get 503).
+        releases none. ``""`` (a database without a file) and a WAL that is gone (below) have
+        nothing to sync; any other ``OSError`` is raised as it is (the webhooks get 503).
         """
         if self.is_sqlite and database_file:
             await asyncio.to_thread(_sync_file, database_file + "-wal")
@@ -406,7 +406,12 @@ def _checkpoint(path: str, mode: str) -> None:
 
 
 def _sync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        # No WAL: the last connection to close copied it into the database file (a checkpoint,
+        # which syncs that file) and deleted it, or nothing was written since. Nothing to sync.
+        return
     try:
         _datasync(fd)
     finally:

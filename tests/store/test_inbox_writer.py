@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, inspect, select
+from sqlalchemy.exc import OperationalError
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.store import database, inbox, sqlite_driver
@@ -318,3 +319,46 @@ async def test_a_failing_listener_of_stored_alerts_is_logged_and_the_request_ans
         assert told == ["woken"]
     finally:
         await db.close()
+
+
+async def test_on_sqlite_a_connection_not_switched_back_to_full_is_never_reused(
+    tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Were the switch back to ``synchronous=FULL`` to fail, that connection is dropped: no
+    later transaction (an approval, a control write) commits on it without its fsync."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}")
+    await db.migrate()
+    writer = InboxWriter(db)
+    run = sqlite_driver._run
+    failures = ["PRAGMA synchronous=FULL"]
+
+    def failing_once(raw: sqlite3.Connection, operation: Any, parameters: Any) -> Any:
+        if operation in failures:
+            failures.remove(operation)
+            raise sqlite3.OperationalError("disk I/O error")
+        return run(raw, operation, parameters)
+
+    monkeypatch.setattr(sqlite_driver, "_run", failing_once)
+    try:
+        with pytest.raises(OperationalError, match="disk I/O error"):
+            await writer.store(batch(), clock())
+        assert failures == []
+        for _ in range(3):  # whichever connection the pool hands out
+            assert await _synchronous(db) == 2
+        receipt = await writer.store(batch(), clock())  # committed before the failure
+        assert (receipt.received, receipt.stored) == (2, 0)
+    finally:
+        await db.close()
+
+
+async def test_a_wal_that_is_gone_has_nothing_to_sync(tmp_path: Path) -> None:
+    """When the last connection closes, SQLite copies the WAL into the database file (syncing
+    it) and deletes the WAL: a sync that finds no WAL has nothing left to make durable."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'gone.db'}")
+    await db.migrate()
+    await db.engine.dispose()  # every connection closed: the WAL is checkpointed and deleted
+    assert not (tmp_path / "gone.db-wal").exists()
+    await db.sync_wal(str(tmp_path / "gone.db"))
+    with pytest.raises(NotADirectoryError):  # any other error is raised
+        await db.sync_wal(str(tmp_path / "gone.db" / "inside"))
+    await db.close()
