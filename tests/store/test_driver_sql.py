@@ -3,8 +3,9 @@ executemany of the same statement stores them, on both databases."""
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -322,6 +323,21 @@ async def _named(db: Database) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in result.all()]
 
 
+@contextlib.contextmanager
+def _statements_sent(db: Database) -> Iterator[list[str]]:
+    """Every statement sent to the database meanwhile (its SQL)."""
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+
+
 def _parts() -> list[Rows]:
     return [
         Rows(INSERT_ROWS, _rows(seed=21, count=3)),
@@ -344,17 +360,9 @@ async def test_statements_together_store_what_each_stores_in_turn(db: Database) 
 
     await _fresh_with(db, base)
     await _fresh_named(db)
-    sent: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with _statements_sent(db) as sent:
         async with db.engine.begin() as conn:
             await execute_together(conn, _parts())
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     assert (await _stored(db), await _named(db)) == expected
     if db.dialect == "postgresql":
         assert len(sent) == 1, sent  # one round trip
@@ -380,18 +388,10 @@ async def test_statements_together_stand_or_fall_together(db: Database) -> None:
 
 async def test_one_statement_with_rows_goes_alone(db: Database) -> None:
     await _fresh(db)
-    sent: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
-    try:
+    with _statements_sent(db) as sent:
         async with db.engine.begin() as conn:
             await execute_together(conn, [Rows(UPDATE_COUNTS, []), Rows(INSERT_ROWS, _rows(23, 1))])
             await execute_together(conn, [])
-    finally:
-        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
     assert len(sent) == 1
     assert not sent[0].startswith("WITH")
     assert len(await _stored(db)) == 1
