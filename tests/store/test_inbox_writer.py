@@ -195,7 +195,7 @@ class _HeldSync:
         self.paths: list[str] = []
         self.started = threading.Event()
         self.release = threading.Event()
-        self._fails = fails
+        self.fails = fails
         self._sync = database._sync_file
         monkeypatch.setattr(database, "_sync_file", self._held)
 
@@ -203,8 +203,8 @@ class _HeldSync:
         self.paths.append(path)
         self.started.set()
         assert self.release.wait(10)
-        if self._fails is not None:
-            raise self._fails
+        if self.fails is not None:
+            raise self.fails
         self._sync(path)
 
 
@@ -274,7 +274,7 @@ async def test_on_sqlite_a_failed_sync_fails_the_request_as_unavailable(
             await writer.store(batch(), clock())
         assert is_unavailable(failed.value)
         assert await _synchronous(db) == 2
-        held._fails = None
+        held.fails = None
         receipt = await writer.store(batch(), clock())  # the sender's retry: duplicates
         assert (receipt.received, receipt.stored) == (2, 0)
         assert len(held.paths) == 2
