@@ -148,8 +148,7 @@ async def _handle(request: Request, services: Services, source: AlertSource) -> 
         )
     services.metrics.alerts_received.labels(source.value, "stored").inc(result.stored)
     services.metrics.alerts_received.labels(source.value, "duplicate").inc(result.duplicates)
-    if result.stored:
-        services.engine.wake()
+    # The engine was woken by the writer as the rows committed (InboxWriter.when_stored).
     if batch.ignored is not None:
         services.metrics.alerts_received.labels(source.value, "ignored").inc()
     receipt = WebhookReceipt(

@@ -339,3 +339,25 @@ async def test_bad_fields_are_422_naming_them(
     assert response.json()["field"] == field
     assert response.json()["detail"].startswith(f"{field}: ")
     assert await stored_alert_count(h) == 0
+
+
+async def test_a_webhook_that_stores_alerts_wakes_the_engine_once(make_harness: Any) -> None:
+    """The writer wakes the engine as the rows commit; a second wake after the answer would
+    start a second pass that claims nothing (an empty write transaction per webhook). A
+    webhook of duplicates wakes nobody."""
+    h = await make_harness()
+    wakes: list[str] = []
+    loop = h.services.engine._loop
+    wake = loop.wake
+
+    def counted() -> None:
+        wakes.append("wake")
+        wake()
+
+    loop.wake = counted
+    response = await h.post_fixture("alertmanager", AM / "firing-group-2-alerts.json")
+    assert response.status_code == 200, response.text
+    assert wakes == ["wake"]
+    again = await h.post_fixture("alertmanager", AM / "firing-group-2-alerts.json")
+    assert again.json()["stored"] == 0
+    assert wakes == ["wake"]
