@@ -11,8 +11,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import CTE, Select, bindparam, insert, select, true
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -227,8 +228,45 @@ async def append_change(
 ) -> ControlChange:
     """Append one change in the caller's transaction (the built-in store's own writes), and
     its line in the change log (one history of what changed, whoever changed it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        both = change_parameters(key, before, after, actor, reason, source, at)
+        change_id = (await session.execute(_INSERT_HISTORY_AND_LINE, both)).scalar_one()
+    else:
+        line = control_change_line(key, before, after, actor=actor, reason=reason, at=at)
+        await session.execute(INSERT_CHANGE, line)
+        row = _history_row(key, before, after, actor, reason, source, at)
+        change_id = (await session.execute(_INSERT_HISTORY, row)).scalar_one()
+    return ControlChange(int(change_id), key, before, after, actor, reason, at, source)
+
+
+def change_parameters(
+    key: str,
+    before: FlagValue | None,
+    after: FlagValue | None,
+    actor: str,
+    reason: str,
+    source: str,
+    at: datetime,
+) -> dict[str, Any]:
+    """The parameters of a change's history row and its change-log line, for a statement of
+    :func:`recorded_with` (and the history's own on PostgreSQL)."""
     line = control_change_line(key, before, after, actor=actor, reason=reason, at=at)
-    row = {
+    return {
+        **_history_row(key, before, after, actor, reason, source, at),
+        **{_LINE + name: value for name, value in line.items()},
+    }
+
+
+def _history_row(
+    key: str,
+    before: FlagValue | None,
+    after: FlagValue | None,
+    actor: str,
+    reason: str,
+    source: str,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
         "key": key,
         "before": before,
         "after": after,
@@ -237,13 +275,21 @@ async def append_change(
         "at": at,
         "source": source,
     }
-    if session.get_bind().dialect.name == "postgresql":
-        both = {**row, **{_LINE + name: value for name, value in line.items()}}
-        change_id = (await session.execute(_INSERT_HISTORY_AND_LINE, both)).scalar_one()
-    else:
-        await session.execute(INSERT_CHANGE, line)
-        change_id = (await session.execute(_INSERT_HISTORY, row)).scalar_one()
-    return ControlChange(int(change_id), key, before, after, actor, reason, at, source)
+
+
+def recorded_with(write: CTE) -> Select[Any]:
+    """PostgreSQL: ``write`` (a data-modifying CTE whose RETURNING is the row it wrote), the
+    change's history row and its change-log line as one statement, one round trip (the
+    parameters: ``write``'s own and :func:`change_parameters`). Its row: the history row's
+    ``change_id`` and ``write``'s columns (none when ``write`` returned no row). All three
+    run against one snapshot; none reads what another writes, so the caller checks the row
+    written against what the history says it is (and rolls back when they differ)."""
+    history = _HISTORY_VALUES.returning(_HISTORY.c.id).cte("history")
+    return (
+        select(history.c.id.label("change_id"), *write.c)
+        .select_from(history.outerjoin(write, true()))
+        .add_cte(_LINE_CTE)
+    )
 
 
 # Core, built once: the ORM's unit of work cost more CPU per row than the INSERT (issue 16).
@@ -252,16 +298,15 @@ _INSERT_HISTORY = insert(_HISTORY).returning(_HISTORY.c.id)
 # PostgreSQL: the change-log line in a data-modifying CTE of the same INSERT, one round trip
 # instead of two (its parameters prefixed, as both rows have an ``at``, a ``source``...).
 _LINE = "line_"
-_INSERT_HISTORY_AND_LINE = (
-    insert(_HISTORY)
-    .values({c.name: bindparam(c.name) for c in _HISTORY.c if c.name != "id"})
-    .add_cte(
-        insert(CHANGES)
-        .values({c.name: bindparam(_LINE + c.name) for c in CHANGES.c if c.name != "id"})
-        .cte("line")
-    )
-    .returning(_HISTORY.c.id)
+_LINE_CTE = (
+    insert(CHANGES)
+    .values({c.name: bindparam(_LINE + c.name) for c in CHANGES.c if c.name != "id"})
+    .cte("line")
 )
+_HISTORY_VALUES = insert(_HISTORY).values(
+    {c.name: bindparam(c.name) for c in _HISTORY.c if c.name != "id"}
+)
+_INSERT_HISTORY_AND_LINE = _HISTORY_VALUES.add_cte(_LINE_CTE).returning(_HISTORY.c.id)
 
 
 def _change_of(row: StoredControlChange) -> ControlChange:

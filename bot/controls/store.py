@@ -45,7 +45,13 @@ from actions.backends.base import ControlBackend, FlagValue, WriteResult
 from actions.control_values import check_audit, check_value, parse_key, same_value, value_type_of
 from actions.errors import ActionError, FinalError, RetryableError
 from bot.controls.failures import store_error
-from bot.controls.history import ControlChange, ControlHistoryLog, append_change
+from bot.controls.history import (
+    ControlChange,
+    ControlHistoryLog,
+    append_change,
+    change_parameters,
+    recorded_with,
+)
 from bot.store.database import Database, on_commit
 from bot.store.notifications import NOTIFYING, ChangeFeed, Channel, notify, notify_params
 from bot.store.tables import ControlRevision, StoredControlValue, table_of
@@ -345,6 +351,7 @@ class BuiltinControlStore(ControlBackend):
         # transaction: the locked row itself when unchanged, nothing once deleted, the
         # upsert's RETURNING otherwise (the row it wrote, through the same types).
         stored = existing
+        change_id: int | None = None  # the history row, when written with the value
         if changed and value is None:
             await session.execute(_DELETE_VALUE, {"key": key})
             stored = None
@@ -357,12 +364,25 @@ class BuiltinControlStore(ControlBackend):
                 "updated_at": now,
                 "updated_by": actor,
             }
-            row = (await session.execute(_upsert(self._db.dialect), values)).first()
-            stored = None if row is None else _value(row)
+            if self._db.dialect == "postgresql":
+                # The history row and its change-log line in the upsert's own statement (one
+                # round trip, not two); they say ``value`` was written: checked just below.
+                recorded = change_parameters(key, before, value, actor, reason, self.name, now)
+                for name, given in values.items():
+                    recorded[_WRITTEN + name] = given
+                row = (await session.execute(_UPSERT_RECORDED, recorded)).one()
+                change_id = int(row.change_id)
+                stored = None if row.key is None else _value(row)
+            else:
+                row = (await session.execute(_upsert(self._db.dialect), values)).first()
+                stored = None if row is None else _value(row)
         after: FlagValue | None = None if stored is None else stored.value
         if not same_value(after, value):
             raise FinalError(f"{key}: wrote {value!r} but read back {after!r}; rolled back")
-        change = await append_change(session, key, before, after, actor, reason, self.name, now)
+        if change_id is None:
+            change = await append_change(session, key, before, after, actor, reason, self.name, now)
+        else:
+            change = ControlChange(change_id, key, before, value, actor, reason, now, self.name)
         if not notified:
             await notify(session, Channel.CONTROLS)  # the other replicas, on commit
         result = WriteResult(
@@ -433,16 +453,26 @@ class SessionControlWrites(ControlBackend):
     def store(self) -> BuiltinControlStore:
         return self._store
 
-    async def take_write_lock(self) -> None:
+    async def take_write_lock(self, key: str | None = None) -> None:
         """Bump the revision now, before anything is read: every other control write then
         waits for this transaction or committed before it (see the module docstring), so
         what it reads from here on is what its write will find, and the write reads nothing
         again (one statement fewer between an alert and the served value). Only where the
         transaction takes no other lock after this one that a control writer may hold (the
-        engine's, for an incident it opened: nobody else can lock that)."""
-        if self._known is None:
+        engine's, for an incident it opened: nobody else can lock that).
+
+        ``key``: the control about to be read, on PostgreSQL read by the bump's own statement
+        (one round trip, not two) when that is its value now (see :func:`_bump_and_read`)."""
+        if self._known is not None:
+            return
+        self._known = {}
+        ahead = None if key is None else await _bump_and_read(self._session, key)
+        if key is None or ahead is None:
             self._bumped = await _bump_revision(self._session)
-            self._known = {}
+            return
+        self._bumped, current = ahead
+        if not isinstance(current, _Stale):
+            self._known[key] = current
 
     async def read(self, key: str) -> FlagValue | None:
         known = await self._value_of(key)
@@ -526,7 +556,67 @@ _REVISION = select(_REVISIONS.c.epoch, _REVISIONS.c.revision).where(
 )
 
 
-def _value(row: Row[str, FlagValue, str, int, datetime, str]) -> ControlValue:
+# PostgreSQL: the upsert with the history row and the change-log line (bot.controls.history),
+# one statement; the upsert's parameters prefixed (the history row has a ``key`` too).
+_WRITTEN = "written_"
+
+
+def _upsert_recorded() -> Any:
+    insert = upsert("postgresql", _VALUES).values(
+        {column.key: bindparam(_WRITTEN + column.key) for column in _VALUE_COLUMNS}
+    )
+    written = insert.on_conflict_do_update(
+        index_elements=[_VALUES.c.key],
+        set_={name: insert.excluded[name] for name in _UPSERT_COLUMNS},
+    ).returning(*_VALUE_COLUMNS)
+    return recorded_with(written.cte("written"))
+
+
+# PostgreSQL: the revision bumped (the write lock; the NOTIFY in its RETURNING), the revision
+# the statement's snapshot holds, and one key's value in that snapshot, as one statement.
+_BUMPED = _BUMP_REVISION_NOTIFYING.cte("bumped")
+_BUMP_AND_READ = select(
+    _BUMPED.c.epoch,
+    _BUMPED.c.revision,
+    _BUMPED.c.notified,
+    select(_REVISIONS.c.revision)
+    .where(_REVISIONS.c.id == _REVISION_ROW)
+    .scalar_subquery()
+    .label("seen"),
+    *_VALUE_COLUMNS,
+).select_from(_BUMPED.outerjoin(_VALUES, _VALUES.c.key == bindparam("key")))
+
+
+class _Stale:
+    """The value read with the bump is not the value now (another write committed between)."""
+
+
+_STALE = _Stale()
+
+
+async def _bump_and_read(
+    session: AsyncSession, key: str
+) -> tuple[tuple[tuple[str, int], bool], ControlValue | _Stale | None] | None:
+    """PostgreSQL: :func:`_bump_revision` and ``key``'s value, in one statement. Every part of
+    it reads one snapshot, taken before the bump waited (if it did) for another writer's
+    commit; each write bumps the revision, so the value read is the value now exactly when
+    the revision the bump found is the snapshot's plus nothing: ``revision == seen + 1``.
+    Otherwise :data:`_STALE` (read it again). None where this is not one statement (SQLite)
+    or the revision row is missing (nothing done: :func:`_bump_revision` creates it)."""
+    params = notify_params(session, Channel.CONTROLS)
+    if params is None:
+        return None
+    row = (await session.execute(_BUMP_AND_READ, {**params, "key": key})).first()
+    if row is None:
+        return None
+    bumped = (str(row.epoch), int(row.revision)), True
+    if row.seen is None or int(row.revision) != int(row.seen) + 1:
+        return bumped, _STALE
+    return bumped, None if row.key is None else _value(row)
+
+
+def _value(row: Row[*tuple[Any, ...]]) -> ControlValue:
+    """A row with the value's columns (:data:`_VALUE_COLUMNS`, among others) as a value."""
     return ControlValue(
         key=row.key,
         value=row.value,
@@ -582,3 +672,6 @@ def _upsert(dialect: str) -> Any:
         ).returning(*_VALUE_COLUMNS)
         _UPSERTS[dialect] = statement
     return statement
+
+
+_UPSERT_RECORDED = _upsert_recorded()

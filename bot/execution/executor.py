@@ -447,7 +447,7 @@ class MitigationExecutor(UndoSteps):
         # The control write's lock before the plan's read, which the write then uses (the
         # engine's incident locks were all taken before: no other order between them). If it
         # then waits for approvals, the bump commits without a write: the copies re-read.
-        await bound.take_write_lock()
+        await bound.take_write_lock(key)
         # No span here: the engine's spans are made after its commit; run_auto makes this
         # run's (with the times it took) under the incident's, like every other run's.
         try:
@@ -715,13 +715,14 @@ class MitigationExecutor(UndoSteps):
         if decision.execute:
             execution.state = ExecutionState.RUNNING.value
             self._lease_row(execution, now)
+        entry = journal.approved(
+            execution.incident_id, now, actor, mitigation, execution, decision.execute
+        )
         if new:
-            await store.insert_generation(session, execution)
+            await store.insert_generation(session, execution, entry)
         else:
             await session.flush()
-        await journal.approved(
-            session, execution.incident_id, now, actor, mitigation, execution, decision.execute
-        )
+            await journal.recorded(session, entry)
         plan = plan_of(execution)
         message = "applying" if decision.execute else waiting_for(decision)
         if plan is not None and not decision.execute:

@@ -88,15 +88,17 @@ def manual(
     )
 
 
-async def approved(
-    session: AsyncSession,
+def approved(
     incident_id: int,
     at: datetime,
     actor: Actor,
     mitigation: Mitigation,
     execution: Execution,
     final: bool,
-) -> None:
+) -> dict[str, Any]:
+    """The timeline entry of a claim's approval (or request), as parameters for the
+    statement that writes it (``bot.store.executions.insert_generation``, or
+    :func:`recorded`)."""
     approvals = list(execution.approvals.get("actors", []))
     first = len(approvals) <= 1 and actor.name == execution.requested_by
     kind = (
@@ -108,9 +110,7 @@ async def approved(
     then = "; applying" if final else "; waiting for another approval"
     # What was approved, exactly: the change planned when it was requested.
     what = f": {execution.plan['text']}" if execution.plan else ""
-    # One INSERT now (not the unit of work's): every claim writes this entry.
-    await repo.insert_timeline(
-        session,
+    return repo.timeline_row(
         incident_id,
         at=at,
         actor=actor.name,
@@ -128,6 +128,12 @@ async def approved(
             "auth": actor.audit(),
         },
     )
+
+
+async def recorded(session: AsyncSession, entry: dict[str, Any]) -> None:
+    """Write an entry made by :func:`approved` on its own: one INSERT now (not the unit of
+    work's)."""
+    await session.execute(repo.INSERT_TIMELINE, entry)
 
 
 def applied(

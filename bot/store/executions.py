@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 
 from bot.store import incidents
-from bot.store.tables import Execution, Incident, Timer, table_of
+from bot.store.tables import Execution, Incident, TimelineEntry, Timer, table_of
 from bot.store.upsert import upsert
 
 # States in which an execution is being worked on by one replica, under its lease.
@@ -108,16 +108,42 @@ def new_generation(
 _EXECUTIONS = table_of(Execution)
 _INSERT_EXECUTION = insert(_EXECUTIONS).returning(_EXECUTIONS.c.id)
 _INSERTED_COLUMNS = tuple(column.key for column in _EXECUTIONS.c if column.key != "id")
+# PostgreSQL: the execution and a timeline entry, one statement (the entry's parameters
+# prefixed: both rows have an ``incident_id``).
+_ENTRY = "entry_"
+_TIMELINE = table_of(TimelineEntry)
+_INSERT_EXECUTION_AND_ENTRY = (
+    insert(_EXECUTIONS)
+    .values({key: bindparam(key) for key in _INSERTED_COLUMNS})
+    .add_cte(
+        insert(_TIMELINE)
+        .values({c.key: bindparam(_ENTRY + c.key) for c in _TIMELINE.c if c.key != "id"})
+        .cte("entry")
+    )
+    .returning(_EXECUTIONS.c.id)
+)
 
 
-async def insert_generation(session: AsyncSession, execution: Execution) -> None:
+async def insert_generation(
+    session: AsyncSession, execution: Execution, entry: dict[str, Any] | None = None
+) -> None:
     """Store a new ``execution`` (every column set) with one INSERT built once, and put it in
     the session as the row it now is: no unit of work, whose flush cost more than the
-    statement on the path from an alert to its first mitigation."""
+    statement on the path from an alert to its first mitigation. ``entry``: a timeline entry
+    (:func:`~bot.store.incidents.timeline_row`) written after it; on PostgreSQL in the same
+    statement (a data-modifying CTE: one round trip, not two)."""
     row = {key: getattr(execution, key) for key in _INSERTED_COLUMNS}
-    execution.id = (await session.execute(_INSERT_EXECUTION, row)).scalar_one()
+    if entry is not None and session.get_bind().dialect.name == "postgresql":
+        for name, value in entry.items():
+            row[_ENTRY + name] = value
+        execution.id = (await session.execute(_INSERT_EXECUTION_AND_ENTRY, row)).scalar_one()
+        entry = None
+    else:
+        execution.id = (await session.execute(_INSERT_EXECUTION, row)).scalar_one()
     make_transient_to_detached(execution)
     session.add(execution)
+    if entry is not None:
+        await session.execute(incidents.INSERT_TIMELINE, entry)
 
 
 async def of_incident(session: AsyncSession, incident_id: int) -> Sequence[Execution]:

@@ -336,14 +336,28 @@ async def insert_timeline(
     an alert to its first mitigation). Through the session, not its connection: its autoflush
     (SQLAlchemy's, before every statement) writes the entries it holds first, so the timeline
     keeps the order in which they were made."""
-    await session.execute(
-        INSERT_TIMELINE,
-        {
-            "incident_id": incident_id,
-            "at": at,
-            "actor": actor,
-            "kind": kind,
-            "summary": summary,
-            "details": details or {},
-        },
+    entry = timeline_row(
+        incident_id, at=at, actor=actor, kind=kind, summary=summary, details=details
     )
+    await session.execute(INSERT_TIMELINE, entry)
+
+
+def timeline_row(
+    incident_id: int,
+    *,
+    at: datetime,
+    actor: str,
+    kind: str,
+    summary: str,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A timeline entry as :data:`INSERT_TIMELINE`'s parameters (for a statement that writes
+    it with another row: ``bot.store.executions.insert_generation``)."""
+    return {
+        "incident_id": incident_id,
+        "at": at,
+        "actor": actor,
+        "kind": kind,
+        "summary": summary,
+        "details": details or {},
+    }

@@ -324,10 +324,11 @@ async def test_a_write_in_a_callers_transaction_is_served_as_it_commits(
     assert dict(served.values) == dict((await BuiltinControlStore(db, clock).current()).values)
 
 
-async def test_a_write_is_four_statements_on_postgresql(db: Database, clock: Clock) -> None:
-    """The revision bump carries the NOTIFY and one INSERT carries the history row and its
-    change-log line (a data-modifying CTE) on PostgreSQL; SQLite runs them one by one (no
-    round trips there: calls in the process). What they write is the same (the tests above)."""
+async def test_a_write_is_three_statements_on_postgresql(db: Database, clock: Clock) -> None:
+    """The revision bump carries the NOTIFY and one statement carries the upsert, the history
+    row and its change-log line (data-modifying CTEs) on PostgreSQL; SQLite runs them one by
+    one (no round trips there: calls in the process). What they write is the same (the
+    tests above)."""
     store = BuiltinControlStore(db, clock)
     statements: list[str] = []
 
@@ -342,16 +343,22 @@ async def test_a_write_is_four_statements_on_postgresql(db: Database, clock: Clo
     expected = [
         "UPDATE control_revision SET",
         "SELECT control_values.",
-        "INSERT INTO control_values ",
         *(
             ["WITH line AS (INSERT INTO changes "]
             if db.dialect == "postgresql"
-            else ["INSERT INTO changes ", "INSERT INTO control_history "]
+            else [
+                "INSERT INTO control_values ",
+                "INSERT INTO changes ",
+                "INSERT INTO control_history ",
+            ]
         ),
     ]
     assert len(statements) == len(expected), statements
     for statement, start in zip(statements, expected, strict=True):
         assert statement.startswith(start), statements
+    if db.dialect == "postgresql":
+        assert "INSERT INTO control_history " in statements[-1], statements
+        assert "INSERT INTO control_values " in statements[-1], statements
     assert ("pg_notify" in statements[0]) == (db.dialect == "postgresql")
     [change] = await store.history(TOOL)
     assert (change.before, change.after, change.reason) == (None, False, "kill switch")
@@ -427,6 +434,80 @@ async def test_a_write_lock_taken_orders_other_writers_after_it(
     assert [(c.before, c.after) for c in await store.history(MODEL)] == [
         ("small", "medium"),
         ("large", "small"),
+        (None, "large"),
+    ]
+
+
+async def test_a_write_lock_taken_for_a_key_reads_it_with_the_bump(
+    db: Database, clock: Clock
+) -> None:
+    """``take_write_lock(key)`` reads the key's value too: on PostgreSQL in the bump's own
+    statement, so the lock, the read and the write (with its history) are two statements;
+    on SQLite the same steps one by one. What is written and recorded is the same."""
+    store = BuiltinControlStore(db, clock, max_staleness=3600)
+    await store.write(TOOL, True, actor="a", reason="on")
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(" ".join(statement.split()))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with db.transaction() as session:
+            bound = store.in_session(session)
+            await bound.take_write_lock(TOOL)
+            assert await bound.read(TOOL) is True
+            off = await bound.write(TOOL, False, actor="a", reason="kill switch")
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    if db.dialect == "postgresql":
+        assert len(statements) == 2, statements
+        assert statements[0].startswith("WITH bumped AS (UPDATE control_revision"), statements
+        assert "JOIN control_values" in statements[0], statements
+    else:
+        assert len(statements) == 5, statements
+        assert statements[0].startswith("UPDATE control_revision"), statements
+        assert statements[1].startswith("SELECT control_values."), statements
+    assert (off.before, off.after, off.response["version"]) == (True, False, 2)
+    assert off.response["revision"] == 2
+    served = await store.current()
+    assert served.values[TOOL].value is False
+    assert served.etag == await store.etag()
+    [change, _] = await store.history(TOOL)
+    assert (change.before, change.after, change.reason) == (True, False, "kill switch")
+
+
+@pytest.mark.parametrize("database_kind", ["postgres"])
+async def test_a_value_read_with_the_bump_is_read_again_when_a_write_landed_first(
+    db: Database, test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """The bump's statement reads the value in the snapshot it took before waiting for
+    another writer's lock: when that writer commits meanwhile, the value read is the one
+    from before its write. The bump's revision tells (not the snapshot's plus one), and the
+    value is read again: this write's ``before`` is the other's ``after``."""
+    store = BuiltinControlStore(db, clock)
+    await store.write(MODEL, "large", actor="a", reason="")
+    replica_db: Database = test_database.make()
+    try:
+        replica = BuiltinControlStore(replica_db, clock)
+        async with db.transaction() as session:
+            bound = store.in_session(session)
+            async with replica_db.transaction() as theirs:
+                other = replica.in_session(theirs)
+                await other.take_write_lock()
+                await other.write(MODEL, "medium", actor="b", reason="")
+                locking = asyncio.create_task(bound.take_write_lock(MODEL))
+                await asyncio.sleep(0.3)
+                assert not locking.done()  # waits for the other transaction
+            await locking
+            assert await bound.read(MODEL) == "medium"
+            mine = await bound.write(MODEL, "small", actor="a", reason="")
+    finally:
+        await replica_db.close()
+    assert (mine.before, mine.after, mine.response["version"]) == ("medium", "small", 3)
+    assert [(c.before, c.after) for c in await store.history(MODEL)] == [
+        ("medium", "small"),
+        ("large", "medium"),
         (None, "large"),
     ]
 

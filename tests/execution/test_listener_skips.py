@@ -148,7 +148,7 @@ async def test_the_first_auto_mitigation_runs_from_the_engines_change_unread(
     assert opened_change.opened is not None
     assert opened_change.opened.first_alert.labels == TOOL_FAILURE
     assert await services.controls.read("support-assistant.tools.order_lookup.enabled") is False
-    claim = next(i for i, s in enumerate(statements) if s.lstrip().startswith("INSERT INTO exec"))
+    claim = next(i for i, s in enumerate(statements) if "INSERT INTO executions" in s)
     # A new incident's alerts are not read at all before the claim: the engine found no
     # incident of that key to read them from, and the auto mitigator had them in the change.
     assert [s for s in statements[:claim] if "FROM incident_alerts" in s] == []
