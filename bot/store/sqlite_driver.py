@@ -39,12 +39,18 @@ most of Ballast's transactions), runs inline with ``busy_timeout`` 0 for its dur
 other connection holds the lock it is taken at once, a thread hop saved; when one does, SQLite
 answers ``SQLITE_BUSY`` at once (and lets go of what the attempt took), sqlite3's BEGIN is
 rolled back (nothing else is in the transaction) and the write goes to the thread, to wait
-there as before. Not in autocommit: such a write commits itself (an fsync).
+there as before. Not in autocommit, where such a write commits itself (an fsync), unless the
+connection's commits wait for no disk (``PRAGMA synchronous`` NORMAL or OFF, as the inbox
+writer sets it: in WAL mode its commit is an append to the WAL in the page cache) and the
+statement is small (at most :data:`INLINE_AUTOCOMMIT_PARAMETERS` parameters: a webhook's few
+alerts; a storm's large group keeps the thread, which on an unpinned machine writes beside the
+loop).
 """
 
 from __future__ import annotations
 
 import collections
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from threading import Thread
@@ -82,6 +88,23 @@ _FLAG_PRAGMAS = ("PRAGMA read_uncommitted", "PRAGMA synchronous")
 
 def _sets_a_flag(operation: str) -> bool:
     return operation.lstrip().startswith(_FLAG_PRAGMAS)
+
+
+# An autocommit write whose commit waits for no disk runs inline with at most this many
+# parameters (the inbox writer's INSERT: about a dozen per alert).
+INLINE_AUTOCOMMIT_PARAMETERS = 256
+_SYNCHRONOUS = re.compile(r"\s*PRAGMA\s+(?:main\.)?synchronous\s*=\s*'?(\w+)'?\s*;?\s*$", re.I)
+_NO_SYNC_AT_COMMIT = frozenset({"OFF", "0", "NORMAL", "1"})
+
+
+def _syncs_commits(operation: str) -> bool | None:
+    """Whether ``operation`` makes the connection's commits sync the disk (``PRAGMA
+    synchronous = ...``: FULL or EXTRA do, in WAL mode NORMAL and OFF do not); None for any
+    other statement."""
+    found = _SYNCHRONOUS.match(operation)
+    if found is None:
+        return None
+    return found.group(1).upper() not in _NO_SYNC_AT_COMMIT
 
 
 def _first_word(operation: str) -> str:
@@ -173,6 +196,8 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         super().execute(operation, parameters)  # raises what the statement raised
         if word in _WRITES:
             adapt.wrote()
+        elif word == "PRAGMA":
+            adapt.pragma_ran(operation)
         return None
 
     async def _execute_async(self, operation: Any, parameters: Any) -> Any:
@@ -184,7 +209,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
         ):
             # Awaited without suspending: no loop turn (SQLAlchemy still sees an await).
             answer = _run(adapt.raw, operation, parameters)
-        elif word in _WRITES and adapt.may_try_first_write():
+        elif word in _WRITES and adapt.may_try_first_write(parameters):
             answer = adapt.first_write_unless_busy(operation, parameters)
         if answer is None:
             conn: aiosqlite.Connection = self._connection  # type: ignore[assignment]
@@ -216,7 +241,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_busy_ms", "_savepoint_began", "_wrote")
+    __slots__ = ("_busy_ms", "_savepoint_began", "_syncs_commits", "_wrote")
     # The stock class's attribute is typed as exactly its own cursor class.
     _cursor_cls = _Cursor  # type: ignore[assignment]
 
@@ -225,6 +250,9 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         self._wrote = False  # a write succeeded in the open transaction
         self._savepoint_began = False  # a SAVEPOINT began it: its RELEASE is the COMMIT
         self._busy_ms: int | None = None  # the connection's busy_timeout, read at first need
+        # Whether a commit waits for the disk: SQLite's default (FULL, as Ballast opens every
+        # connection) until a PRAGMA synchronous says otherwise.
+        self._syncs_commits = True
 
     @property
     def raw(self) -> sqlite3.Connection:
@@ -262,13 +290,24 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         """No transaction open and nothing of this connection queued on its thread."""
         return not self.in_transaction() and not self._execute_mutex.locked()
 
-    def may_try_first_write(self) -> bool:
-        """A write now would begin the transaction (nothing to lose if it is rolled back),
-        and would not commit itself (autocommit: an fsync)."""
+    def pragma_ran(self, operation: str) -> None:
+        """A PRAGMA succeeded: note what it set that decides where a write runs."""
+        syncs = _syncs_commits(operation)
+        if syncs is not None:
+            self._syncs_commits = syncs
+
+    def may_try_first_write(self, parameters: Any) -> bool:
+        """A write now would begin the transaction (nothing to lose if it is rolled back), or
+        in autocommit would commit itself without waiting for the disk and is small."""
         try:
-            return self.idle() and self.raw.isolation_level is not None
+            if not self.idle():
+                return False
+            if self.raw.isolation_level is not None:
+                return True
         except ValueError:  # aiosqlite: no active connection (the thread path raises it)
             return False
+        count = 0 if parameters is None else len(parameters)
+        return not self._syncs_commits and count <= INLINE_AUTOCOMMIT_PARAMETERS
 
     def first_write_unless_busy(
         self, operation: Any, parameters: Any

@@ -369,6 +369,84 @@ async def test_an_autocommit_write_is_one_hop_and_the_connection_comes_back_tran
         ]
 
 
+async def test_an_autocommit_write_without_a_sync_at_commit_is_inline_when_small(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``synchronous=NORMAL`` (the inbox writer's) an autocommit write's commit waits for
+    no disk: a small one runs inline while the write lock is free; one with more parameters
+    than the bound, one while another connection holds the lock (it waits on the thread, the
+    loop running) and any once ``synchronous=FULL`` is back go to the thread. Committed all
+    the same."""
+    path = tmp_path / "auto.db"
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{path}", module=sqlite_driver.dbapi(), connect_args={"timeout": 5}
+    )
+    async with engine.begin() as conn:
+        await conn.execute(text("PRAGMA journal_mode=WAL"))
+        await conn.execute(text(SCHEMA[0]))
+    other = sqlite3.connect(path, isolation_level=None)
+    calls = recording_thread_calls(monkeypatch)
+    many = sqlite_driver.INLINE_AUTOCOMMIT_PARAMETERS + 1
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("PRAGMA synchronous=NORMAL"))
+            calls.clear()
+            await conn.execute(text("INSERT INTO t (name, n) VALUES ('small', 1)"))
+            assert calls == [], "inline"
+            values = ", ".join(f"(:n{i}, {i})" for i in range(many))
+            await conn.execute(
+                text(f"INSERT INTO t (name, n) VALUES {values}"),
+                {f"n{i}": f"large-{i}" for i in range(many)},
+            )
+            assert calls == ["<lambda>"], "too many parameters: on the thread"
+
+            other.execute("BEGIN IMMEDIATE")
+            calls.clear()
+
+            async def commit_later() -> int:
+                ticks = 0
+                for _ in range(20):
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+                other.execute("COMMIT")
+                return ticks
+
+            committer = asyncio.create_task(commit_later())
+            await conn.execute(text("INSERT INTO t (name, n) VALUES ('waited', 1)"))
+            assert await committer == 20, "the loop ran while the write waited"
+            assert calls == ["<lambda>"], "the lock taken: it waited on the thread"
+            timeout = (await conn.execute(text("PRAGMA busy_timeout"))).scalar()
+            assert timeout == 5000, "the connection's busy_timeout is back"
+
+            await conn.execute(text("PRAGMA synchronous = FULL"))
+            calls.clear()
+            await conn.execute(text("INSERT INTO t (name, n) VALUES ('synced', 1)"))
+            assert calls == ["<lambda>"], "a commit that syncs: on the thread"
+        names = {row[0] for row in other.execute("SELECT name FROM t")}
+        assert {"small", "waited", "synced", "large-0"} <= names
+        assert len(names) == 3 + many
+    finally:
+        other.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("statement", "syncs"),
+    [
+        ("PRAGMA synchronous=NORMAL", False),
+        ("  pragma main.synchronous = 'off';", False),
+        ("PRAGMA synchronous=1", False),
+        ("PRAGMA synchronous=FULL", True),
+        ("PRAGMA synchronous = extra", True),
+        ("PRAGMA synchronous", None),
+        ("PRAGMA read_uncommitted = 1", None),
+    ],
+)
+def test_what_a_pragma_says_of_commits(statement: str, syncs: bool | None) -> None:
+    assert sqlite_driver._syncs_commits(statement) is syncs
+
+
 async def test_the_isolation_level_switches_on_the_thread_inside_a_transaction(
     engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
