@@ -33,6 +33,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -267,6 +268,16 @@ class Database:
     def _ungate(self, _dbapi_connection: Any, record: Any, *_: Any) -> None:
         """The connection went back to the pool (or away): its transaction is over."""
         if record is not None and record.info.pop(_GATE_HELD, None):
+            self.gate.release()
+
+    def hand_on_gate(self, conn: AsyncConnection) -> None:
+        """``conn``'s transaction is over though it stays checked out (the inbox writer's kept
+        connection in autocommit: each statement commits itself): the write gate goes on."""
+        try:
+            held = conn.info.pop(_GATE_HELD, None)
+        except Exception:  # closed or invalidated: the pool's events handed it on
+            return
+        if held:
             self.gate.release()
 
     def own(self, task: asyncio.Task[Any]) -> None:

@@ -228,11 +228,15 @@ class InboxWriter:
 class _Connection:
     """The connection a writer task uses for its transactions.
 
-    SQLite: a pooled connection per transaction, because returning it to the pool is what
-    hands the write gate on; a group that is one INSERT statement runs in autocommit (one
-    thread hop: the statement commits itself) and with ``synchronous=NORMAL``: its commit
-    lets go of the write lock without waiting for the disk, and :meth:`durable` then syncs
-    the WAL, outside the lock, before the group's requests are answered. The fsync is the
+    SQLite: a group that is one INSERT statement runs on a kept connection in autocommit
+    (the statement commits itself; a webhook's few rows inline, a larger group in one thread
+    hop), which hands the write gate on as the statement returns, and with
+    ``synchronous=NORMAL``: its commit lets go of the write lock without waiting for the
+    disk, and :meth:`durable` then syncs the WAL, outside the lock, before the group's
+    requests are answered. That connection never goes back to the pool (it is closed with
+    the writer), so no other transaction commits without its fsync; checking a pooled one
+    out and in per group (the isolation level and ``synchronous`` switched there and back)
+    cost more CPU than the INSERT. The fsync is the
     same one FULL makes at the commit (about a millisecond on these machines); only now the
     engine, woken by the commit, processes the alert meanwhile instead of waiting for the
     lock (issue 16). A crash before the sync loses nothing that was answered. PostgreSQL: a
@@ -253,31 +257,21 @@ class _Connection:
     @contextlib.asynccontextmanager
     async def transaction(self, *, single_statement: bool) -> AsyncIterator[AsyncConnection]:
         if self._db.one_hop_sqlite and single_statement:
-            # Autocommit: the INSERT is its own transaction, committed by the same call on the
-            # connection's thread, one hop instead of two (the INSERT, then the COMMIT). The
-            # isolation level and ``synchronous`` switch without one (bot.store.sqlite_driver;
-            # the stock adapter's switches are hops each, so with it the group takes BEGIN).
-            async with self._db.engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                if self._database_file is None:
-                    # The file as SQLite opened it (whatever form the URL took); "" for a
-                    # database with no file, which has nothing to sync.
-                    listed = await conn.exec_driver_sql("PRAGMA database_list")
-                    main = [row["file"] for row in listed.mappings() if row["name"] == "main"]
-                    self._database_file = str(main[0] or "") if main else ""
-                await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-                self._owes_sync = True
-                try:
-                    yield conn
-                    await conn.commit()  # ends SQLAlchemy's bookkeeping; SQLite already did
-                finally:
-                    # The pool's next user commits as every other connection does; a connection
-                    # that could not be switched back is never used again.
-                    try:
-                        await conn.exec_driver_sql("PRAGMA synchronous=FULL")
-                    except BaseException:
-                        await conn.invalidate()
-                        raise
+            # Autocommit on the kept connection: the INSERT is its own transaction, committed
+            # by its own call (inline while the lock is free: bot.store.sqlite_driver), and the
+            # write gate goes on as it returns. synchronous=NORMAL stays on this connection,
+            # which the pool never hands to anyone else.
+            conn = await self._kept_sqlite()
+            self._owes_sync = True
+            try:
+                yield conn
+                await conn.commit()  # ends SQLAlchemy's bookkeeping; SQLite already did
+            except BaseException:
+                if conn.invalidated or conn.closed:
+                    self._kept = None
+                raise
+            finally:
+                self._db.hand_on_gate(conn)
             return
         if self._db.is_sqlite or not single_statement:
             async with self._db.engine.begin() as conn:
@@ -301,6 +295,24 @@ class _Connection:
                     await conn.rollback()
             raise
 
+    async def _kept_sqlite(self) -> AsyncConnection:
+        if self._kept is not None:
+            return self._kept
+        conn = await self._db.engine.connect()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            # The file as SQLite opened it (whatever form the URL took); "" for a database
+            # with no file, which has nothing to sync.
+            listed = await conn.exec_driver_sql("PRAGMA database_list")
+            main = [row["file"] for row in listed.mappings() if row["name"] == "main"]
+            self._database_file = str(main[0] or "") if main else ""
+            await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
+        except BaseException:
+            await _drop(conn)
+            raise
+        self._kept = conn
+        return conn
+
     async def durable(self) -> None:
         """Sync what was committed without its sync (see above); nothing to do otherwise. Until
         a sync succeeds, every group owes one: none is answered before its rows are durable."""
@@ -311,8 +323,19 @@ class _Connection:
     async def close(self) -> None:
         if self._kept is not None:
             conn, self._kept = self._kept, None
-            with contextlib.suppress(Exception):
-                await conn.close()
+            if self._db.is_sqlite:
+                await _drop(conn)  # synchronous=NORMAL: never back into the pool
+            else:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+
+async def _drop(conn: AsyncConnection) -> None:
+    """Close ``conn``'s database connection instead of handing it back to the pool."""
+    with contextlib.suppress(Exception):
+        await conn.invalidate()
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 def _succeed(waiting: _Waiting, result: StoreResult) -> None:

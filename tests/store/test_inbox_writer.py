@@ -17,7 +17,7 @@ from sqlalchemy import delete, inspect, select
 from sqlalchemy.exc import OperationalError
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
-from bot.store import database, inbox, sqlite_driver
+from bot.store import database, inbox, inbox_writer, sqlite_driver
 from bot.store.database import Database
 from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import InboxAlert
@@ -331,32 +331,49 @@ async def test_a_failing_listener_of_stored_alerts_is_logged_and_the_request_ans
         await db.close()
 
 
-async def test_on_sqlite_a_connection_not_switched_back_to_full_is_never_reused(
+async def test_on_sqlite_the_writers_connection_never_goes_back_to_the_pool(
     tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Were the switch back to ``synchronous=FULL`` to fail, that connection is dropped: no
-    later transaction (an approval, a control write) commits on it without its fsync."""
+    """The writer keeps its connection (``synchronous=NORMAL``) and closes it with itself:
+    whatever the pool hands out, before or after, commits with its fsync (FULL). A group
+    whose INSERT fails hands the write gate on all the same, and the next group is stored."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}")
     await db.migrate()
     writer = InboxWriter(db)
     run = sqlite_driver._run
-    failures = ["PRAGMA synchronous=FULL"]
+    failures = ["INSERT"]
 
     def failing_once(raw: sqlite3.Connection, operation: Any, parameters: Any) -> Any:
-        if operation in failures:
-            failures.remove(operation)
+        if operation.startswith(tuple(failures)):
+            failures.clear()
             raise sqlite3.OperationalError("disk I/O error")
         return run(raw, operation, parameters)
 
-    monkeypatch.setattr(sqlite_driver, "_run", failing_once)
+    async def pooled_settings() -> list[Any]:
+        """``synchronous`` of as many connections at once as the pool holds, and one more."""
+        async with contextlib.AsyncExitStack() as stack:
+            settings = []
+            for _ in range(db.engine.pool.checkedin() + 1):  # type: ignore[attr-defined]
+                conn = await stack.enter_async_context(db.engine.connect())
+                settings.append((await conn.exec_driver_sql("PRAGMA synchronous")).scalar())
+            return settings
+
     try:
+        monkeypatch.setattr(sqlite_driver, "_run", failing_once)
         with pytest.raises(OperationalError, match="disk I/O error"):
             await writer.store(batch(), clock())
         assert failures == []
-        for _ in range(3):  # whichever connection the pool hands out
-            assert await _synchronous(db) == 2
-        receipt = await writer.store(batch(), clock())  # committed before the failure
-        assert (receipt.received, receipt.stored) == (2, 0)
+        assert db.gate.try_acquire(), "the write gate was handed back"
+        db.gate.release()
+        receipt = await writer.store(batch(), clock())
+        assert (receipt.received, receipt.stored) == (2, 2)
+        assert set(await pooled_settings()) == {2}
+
+        connection = inbox_writer._Connection(db)
+        async with connection.transaction(single_statement=True) as conn:
+            assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1
+        await connection.close()
+        assert set(await pooled_settings()) == {2}
     finally:
         await db.close()
 
