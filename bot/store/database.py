@@ -9,7 +9,9 @@ handler (naps of 1, 2, 5, 10 … 100 ms) instead of being told when it is free: 
 storm that turned a 2 ms wait into 30 ms and starved rare writers for seconds. So this process
 keeps an in-process twin of that lock, the *write gate*: a connection takes it just before its
 first INSERT/UPDATE/DELETE (when SQLite would take the real one) and gives it back when it
-returns to the pool; waiters queue in order and are handed the gate the moment it is free.
+returns to the pool (or, for a connection kept in autocommit, as its statement returns:
+:meth:`Database.hand_on_gate`); waiters queue in order and are handed the gate the moment it
+is free.
 Waiting longer than the busy timeout raises "database is locked", as SQLite would.
 """
 
