@@ -93,7 +93,7 @@ def _sets_a_flag(operation: str) -> bool:
 # An autocommit write whose commit waits for no disk runs inline with at most this many
 # parameters (the inbox writer's INSERT: about a dozen per alert).
 INLINE_AUTOCOMMIT_PARAMETERS = 256
-_SYNCHRONOUS = re.compile(r"\s*PRAGMA\s+(?:main\.)?synchronous\s*=\s*'?(\w+)'?\s*;?\s*$", re.I)
+_SYNCHRONOUS = re.compile(r"\s*PRAGMA\s+(?:main\.)?synchronous\s*=\s*'?(\w+)'?\s*;?\s*", re.I)
 _NO_SYNC_AT_COMMIT = frozenset({"OFF", "0", "NORMAL", "1"})
 
 
@@ -101,7 +101,7 @@ def _syncs_commits(operation: str) -> bool | None:
     """Whether ``operation`` makes the connection's commits sync the disk (``PRAGMA
     synchronous = ...``: FULL or EXTRA do, in WAL mode NORMAL and OFF do not); None for any
     other statement."""
-    found = _SYNCHRONOUS.match(operation)
+    found = _SYNCHRONOUS.fullmatch(operation)
     if found is None:
         return None
     return found.group(1).upper() not in _NO_SYNC_AT_COMMIT

@@ -441,6 +441,7 @@ async def test_an_autocommit_write_without_a_sync_at_commit_is_inline_when_small
         ("PRAGMA synchronous = extra", True),
         ("PRAGMA synchronous", None),
         ("PRAGMA read_uncommitted = 1", None),
+        ("PRAGMA synchronous=OFF; PRAGMA synchronous=FULL", None),
     ],
 )
 def test_what_a_pragma_says_of_commits(statement: str, syncs: bool | None) -> None:
