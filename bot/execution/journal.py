@@ -133,7 +133,7 @@ def approved(
 async def recorded(session: AsyncSession, entry: dict[str, Any]) -> None:
     """Write an entry made by :func:`approved` on its own: one INSERT now (not the unit of
     work's)."""
-    await session.execute(repo.INSERT_TIMELINE, entry)
+    await repo.insert_timeline_row(session, entry)
 
 
 def applied(

@@ -143,7 +143,7 @@ async def insert_generation(
     make_transient_to_detached(execution)
     session.add(execution)
     if entry is not None:
-        await session.execute(incidents.INSERT_TIMELINE, entry)
+        await incidents.insert_timeline_row(session, entry)
 
 
 async def of_incident(session: AsyncSession, incident_id: int) -> Sequence[Execution]:

@@ -339,6 +339,11 @@ async def insert_timeline(
     entry = timeline_row(
         incident_id, at=at, actor=actor, kind=kind, summary=summary, details=details
     )
+    await insert_timeline_row(session, entry)
+
+
+async def insert_timeline_row(session: AsyncSession, entry: dict[str, Any]) -> None:
+    """Write an entry made by :func:`timeline_row` (as :func:`insert_timeline`)."""
     await session.execute(INSERT_TIMELINE, entry)
 
 
