@@ -55,7 +55,7 @@ from bot.runbooks.templates import render_template
 from bot.runtime.cpu_meter import CpuMeter
 from bot.runtime.turns import let_waiting_requests_in
 from bot.runtime.worker import WorkerLoop
-from bot.store import inbox, incident_batch
+from bot.store import inbox, incident_batch, sqlite_driver
 from bot.store import incidents as repo
 from bot.store.database import Database
 from bot.store.ingest_pacing import IngestPacing
@@ -435,7 +435,15 @@ class IncidentEngine:
             after = await listener.incidents_opening(session, opened)
             if after is not None:
                 heard.append(after)
+        if heard and self._db.is_sqlite and not self._in_storm():
+            # Control values OFREP's readers wait for: SQLite's COMMIT on the loop, so they are
+            # served the moment it is durable (bot.store.sqlite_driver). In a storm the fsync
+            # goes to the thread, and the loop to the webhooks meanwhile.
+            await sqlite_driver.commit_on_loop(await session.connection())
         return done, more
+
+    def _in_storm(self) -> bool:
+        return self._pacing is not None and self._pacing.engine_rows() is not None
 
     async def _batch_in(self, session: AsyncSession, budget: float | None) -> tuple[_Pass, int]:
         """The batch's work in ``session``: what it did, and how many rows it claimed."""

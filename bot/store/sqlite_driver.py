@@ -45,6 +45,13 @@ writer sets it: in WAL mode its commit is an append to the WAL in the page cache
 statement is small (at most :data:`INLINE_AUTOCOMMIT_PARAMETERS` parameters: a webhook's few
 alerts; a storm's large group keeps the thread, which on an unpinned machine writes beside the
 loop).
+
+**A commit that readers wait for may run on the loop.** :func:`commit_on_loop` marks the open
+transaction: its COMMIT then runs inline, the fsync holding the loop (a few tenths of a
+millisecond on an SSD), when nothing of the connection is queued on its thread. The incident
+engine marks a transaction that wrote a first mitigation's control value while no storm is on:
+on the thread, the loop would run whatever was ready meanwhile (the webhook's answer, an OFREP
+evaluation answered with the old value) before the engine's next step could serve the new one.
 """
 
 from __future__ import annotations
@@ -62,6 +69,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import await_only
 
 Description = tuple[tuple[Any, ...], ...] | None
@@ -241,7 +249,7 @@ class _Cursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class _Connection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("_busy_ms", "_savepoint_began", "_syncs_commits", "_wrote")
+    __slots__ = ("_busy_ms", "_commit_on_loop", "_savepoint_began", "_syncs_commits", "_wrote")
     # The stock class's attribute is typed as exactly its own cursor class.
     _cursor_cls = _Cursor  # type: ignore[assignment]
 
@@ -253,6 +261,7 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         # Whether a commit waits for the disk: SQLite's default (FULL, as Ballast opens every
         # connection) until a PRAGMA synchronous says otherwise.
         self._syncs_commits = True
+        self._commit_on_loop = False  # commit_on_loop(): the open transaction's COMMIT inline
 
     @property
     def raw(self) -> sqlite3.Connection:
@@ -351,13 +360,25 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         except Exception as error:
             self._handle_exception(error)
 
+    def commit_on_loop(self) -> None:
+        """The open transaction's COMMIT runs inline (see the module docstring)."""
+        self._commit_on_loop = self.in_transaction()
+
     def _over(self) -> None:
-        self._wrote = self._savepoint_began = False
+        self._wrote = self._savepoint_began = self._commit_on_loop = False
 
     def commit(self) -> None:
+        inline = self._commit_on_loop and not self._execute_mutex.locked()
         self._over()
-        if self.in_transaction():  # else sqlite3's commit() does nothing: spare the hop
-            super().commit()
+        if not self.in_transaction():  # sqlite3's commit() would do nothing: spare the hop
+            return
+        if inline:
+            try:
+                self.raw.commit()
+            except Exception as error:
+                self._handle_exception(error)
+            return
+        super().commit()
 
     def rollback(self) -> None:
         # The pool rolls back every connection it gets back, most of them already committed:
@@ -365,6 +386,15 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         self._over()
         if self.in_transaction():
             super().rollback()
+
+
+async def commit_on_loop(connection: AsyncConnection) -> None:
+    """Have ``connection``'s open transaction commit on the event loop's thread (see the module
+    docstring); nothing on another driver."""
+    raw = await connection.get_raw_connection()
+    driver = raw.dbapi_connection
+    if isinstance(driver, _Connection):
+        driver.commit_on_loop()
 
 
 def _set_isolation(raw: sqlite3.Connection, value: str | None) -> None:

@@ -487,3 +487,73 @@ async def test_switching_the_isolation_level_of_a_closed_connection_is_an_error(
         with pytest.raises(sqlite3.OperationalError, match="Connection closed"):
             await conn.run_sync(write)
         await conn.invalidate()
+
+
+async def test_a_transaction_marked_to_commit_on_the_loop_commits_without_a_hop(
+    engines: tuple[AsyncEngine, AsyncEngine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``commit_on_loop`` marks one transaction: its COMMIT runs inline and is durable (another
+    connection reads it); the next transaction's COMMIT goes to the thread again, as does one
+    marked before it began or rolled back since."""
+    _, one_hop = engines
+    calls = recording_thread_calls(monkeypatch)
+    async with one_hop.connect() as conn:
+        await conn.execute(text("UPDATE t SET n = 10 WHERE name = 'a'"))
+        await sqlite_driver.commit_on_loop(conn)
+        calls.clear()
+        await conn.commit()
+        assert calls == [], "the marked COMMIT ran inline"
+        async with one_hop.connect() as other:
+            seen = (await other.execute(text("SELECT n FROM t WHERE name = 'a'"))).scalar()
+        assert seen == 10, "committed"
+        await conn.execute(text("UPDATE t SET n = 11 WHERE name = 'a'"))
+        calls.clear()
+        await conn.commit()
+        assert calls == ["commit"], "the mark was for that transaction only"
+
+        await sqlite_driver.commit_on_loop(conn)  # no transaction open: nothing to mark
+        await conn.execute(text("UPDATE t SET n = 12 WHERE name = 'a'"))
+        calls.clear()
+        await conn.commit()
+        assert calls == ["commit"], "marked before its transaction began: not this one"
+
+        await conn.execute(text("UPDATE t SET n = 13 WHERE name = 'a'"))
+        await sqlite_driver.commit_on_loop(conn)
+        await conn.rollback()
+        await conn.execute(text("UPDATE t SET n = 14 WHERE name = 'a'"))
+        calls.clear()
+        await conn.commit()
+        assert calls == ["commit"], "a rollback ends the mark with its transaction"
+
+
+async def test_a_failed_commit_on_the_loop_is_the_adapters_error(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    _, one_hop = engines
+    async with one_hop.connect() as conn:
+        await conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+        await conn.exec_driver_sql(
+            "CREATE TABLE child (id INTEGER PRIMARY KEY, "
+            "t_id INTEGER REFERENCES t (id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+        await conn.commit()
+        await conn.exec_driver_sql("PRAGMA foreign_keys = ON")
+        await conn.execute(text("INSERT INTO child (t_id) VALUES (999)"))
+        await sqlite_driver.commit_on_loop(conn)
+        with pytest.raises(exc.IntegrityError, match="FOREIGN KEY"):
+            await conn.commit()
+        async with one_hop.connect() as other:
+            count = (await other.execute(text("SELECT count(*) FROM child"))).scalar()
+        assert count == 0, "nothing committed"
+
+
+async def test_commit_on_the_loop_is_nothing_on_another_driver(tmp_path: Path) -> None:
+    stock = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'stock.db'}")
+    try:
+        async with stock.begin() as conn:
+            await conn.execute(text("CREATE TABLE u (n INTEGER)"))
+            await sqlite_driver.commit_on_loop(conn)
+        async with stock.connect() as conn:
+            assert (await conn.execute(text("SELECT count(*) FROM u"))).scalar() == 0
+    finally:
+        await stock.dispose()
