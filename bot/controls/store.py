@@ -28,6 +28,7 @@ second at most, not one per evaluation, and while it is down the last values are
 from __future__ import annotations
 
 import asyncio
+import bisect
 import builtins
 import logging
 import time
@@ -271,13 +272,9 @@ class BuiltinControlStore(ControlBackend):
         if cached is None or cached.etag != _etag(epoch, number - 1):
             self._snapshot = None
             return
-        values = dict(cached.values)
-        if written is None:
-            values.pop(key, None)
-        else:
-            values[key] = written
-        ordered = {k: values[k] for k in sorted(values)}
-        self._snapshot = ControlSnapshot(_etag(epoch, number), ordered, time.monotonic())
+        self._snapshot = ControlSnapshot(
+            _etag(epoch, number), _with(cached.values, key, written), time.monotonic()
+        )
 
     def invalidate(self) -> None:
         """Re-read before serving the copy again: another process changed a value (called by
@@ -644,6 +641,25 @@ async def _bump_revision(session: AsyncSession) -> tuple[tuple[str, int], bool]:
     session.add(ControlRevision(id=_REVISION_ROW, revision=1, epoch=epoch))
     await session.flush()
     return (epoch, 1), False
+
+
+def _with(
+    values: Mapping[str, ControlValue], key: str, written: ControlValue | None
+) -> dict[str, ControlValue]:
+    """A copy of ``values`` (in key order, as read) with ``key`` written or removed, still in
+    key order: a key already there keeps its place, a new one is put in its place rather than
+    the whole copy sorted again (per write, that grew with the number of controls)."""
+    if written is None:
+        return {k: v for k, v in values.items() if k != key}
+    updated = dict(values)
+    keys = [] if key in updated else list(updated)
+    at = bisect.bisect(keys, key)
+    if at == len(keys):  # already there, or sorts last
+        updated[key] = written
+        return updated
+    items = list(updated.items())
+    items.insert(at, (key, written))
+    return dict(items)
 
 
 async def _read_etag(conn: AsyncConnection) -> str:

@@ -287,6 +287,25 @@ async def test_an_own_write_brings_the_copy_forward_only_when_nothing_else_chang
         fresh = await BuiltinControlStore(replica_db, clock).current()
         assert kept.etag == fresh.etag == await replica.etag()
         assert list(kept.values.items()) == list(fresh.values.items())  # as a read, in order
+
+        # New keys before, between and after the others, each brought in place: still in the
+        # order a read gives.
+        for key in (
+            "support.tools.zz_last.enabled",
+            "aaa.tools.first.enabled",
+            "support.tools.middle.enabled",
+            "support.tools.web-search.enabled",
+        ):
+            await serving.write(key, True, actor="a", reason="")
+            kept = await serving.current()
+            fresh = await BuiltinControlStore(replica_db, clock).current()
+            assert kept.etag == fresh.etag, f"{key} brought the copy forward in place"
+            assert list(kept.values) == sorted(kept.values) == list(fresh.values), key
+        await serving.clear("support.tools.middle.enabled", actor="a", reason="")
+        kept = await serving.current()
+        assert list(kept.values) == list(
+            (await BuiltinControlStore(replica_db, clock).current()).values
+        )
     finally:
         await replica_db.close()
 
