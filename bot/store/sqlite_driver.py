@@ -52,13 +52,18 @@ millisecond on an SSD), when nothing of the connection is queued on its thread. 
 engine marks a transaction that wrote a first mitigation's control value while no storm is on:
 on the thread, the loop would run whatever was ready meanwhile (the webhook's answer, an OFREP
 evaluation answered with the old value) before the engine's next step could serve the new one.
+A disk that stalls would stall the loop with it (every OFREP evaluation and webhook waiting):
+an inline COMMIT that took longer than :data:`SLOW_INLINE_COMMIT_SECONDS` sends every COMMIT to
+the thread for :data:`THREAD_AFTER_SLOW_COMMIT_SECONDS`.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
 import re
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from threading import Thread
 from typing import Any, TypeVar, cast
@@ -71,6 +76,8 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.util import await_only
+
+log = logging.getLogger(__name__)
 
 Description = tuple[tuple[Any, ...], ...] | None
 T = TypeVar("T")
@@ -101,6 +108,11 @@ def _sets_a_flag(operation: str) -> bool:
 # An autocommit write whose commit waits for no disk runs inline with at most this many
 # parameters (the inbox writer's INSERT: about a dozen per alert).
 INLINE_AUTOCOMMIT_PARAMETERS = 256
+# An inline COMMIT slower than this (an fsync is a few tenths of a millisecond on an SSD) sends
+# the marked ones to the thread again for a while: the disk is stalling, and the loop with it.
+SLOW_INLINE_COMMIT_SECONDS = 0.02
+THREAD_AFTER_SLOW_COMMIT_SECONDS = 60.0
+_inline_commits_from = 0.0  # time.monotonic() from which a marked COMMIT may run inline
 _SYNCHRONOUS = re.compile(r"\s*PRAGMA\s+(?:main\.)?synchronous\s*=\s*'?(\w+)'?\s*;?\s*", re.I)
 _NO_SYNC_AT_COMMIT = frozenset({"OFF", "0", "NORMAL", "1"})
 
@@ -361,8 +373,9 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
             self._handle_exception(error)
 
     def commit_on_loop(self) -> None:
-        """The open transaction's COMMIT runs inline (see the module docstring)."""
-        self._commit_on_loop = self.in_transaction()
+        """The open transaction's COMMIT runs inline (see the module docstring), unless one
+        was slow a moment ago."""
+        self._commit_on_loop = self.in_transaction() and time.monotonic() >= _inline_commits_from
 
     def _over(self) -> None:
         self._wrote = self._savepoint_began = self._commit_on_loop = False
@@ -373,10 +386,13 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         if not self.in_transaction():  # sqlite3's commit() would do nothing: spare the hop
             return
         if inline:
+            started = time.monotonic()
             try:
                 self.raw.commit()
             except Exception as error:
                 self._handle_exception(error)
+            finally:
+                _took(time.monotonic() - started)
             return
         super().commit()
 
@@ -386,6 +402,19 @@ class _Connection(AsyncAdapt_aiosqlite_connection):
         self._over()
         if self.in_transaction():
             super().rollback()
+
+
+def _took(seconds: float) -> None:
+    """An inline COMMIT took ``seconds``: a slow one sends the next ones to the thread."""
+    global _inline_commits_from
+    if seconds > SLOW_INLINE_COMMIT_SECONDS:
+        _inline_commits_from = time.monotonic() + THREAD_AFTER_SLOW_COMMIT_SECONDS
+        log.warning(
+            "a COMMIT on the event loop took %.0f ms (the disk is slow): commits go to their "
+            "thread for the next %.0f s",
+            seconds * 1000,
+            THREAD_AFTER_SLOW_COMMIT_SECONDS,
+        )
 
 
 async def commit_on_loop(connection: AsyncConnection) -> None:

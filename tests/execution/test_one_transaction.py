@@ -32,6 +32,7 @@ from bot.execution import executor as executor_module
 from bot.execution.results import ExecutionState
 from bot.incidents.outcome import AlertOutcome
 from bot.incidents.timeline import TimelineKind
+from bot.store import sqlite_driver
 from bot.store.ingest_pacing import INGEST_BUSY_ALERTS
 from bot.store.tables import Execution, InboxAlert, Incident, TimelineEntry
 from tests.conftest import Clock, DatabaseUnderTest
@@ -515,6 +516,7 @@ async def test_on_sqlite_the_engines_transaction_makes_no_thread_hop_but_in_a_st
     value served the moment it is durable; in a storm (webhooks at a storm's rate) it goes to
     the thread (the fsync), the loop left to the webhooks meanwhile."""
     services = await services_with_an_alert(test_database, clock)
+    monkeypatch.setattr(sqlite_driver, "_inline_commits_from", 0.0)  # no slow one before
     if storm:
         services.inbox_writer.pacing.committed(INGEST_BUSY_ALERTS)
         assert services.inbox_writer.pacing.busy

@@ -496,6 +496,7 @@ async def test_a_transaction_marked_to_commit_on_the_loop_commits_without_a_hop(
     connection reads it); the next transaction's COMMIT goes to the thread again, as does one
     marked before it began or rolled back since."""
     _, one_hop = engines
+    monkeypatch.setattr(sqlite_driver, "_inline_commits_from", 0.0)  # no slow one before
     calls = recording_thread_calls(monkeypatch)
     async with one_hop.connect() as conn:
         await conn.execute(text("UPDATE t SET n = 10 WHERE name = 'a'"))
@@ -524,6 +525,34 @@ async def test_a_transaction_marked_to_commit_on_the_loop_commits_without_a_hop(
         calls.clear()
         await conn.commit()
         assert calls == ["commit"], "a rollback ends the mark with its transaction"
+
+
+async def test_after_a_slow_commit_on_the_loop_commits_go_to_the_thread_for_a_while(
+    engines: tuple[AsyncEngine, AsyncEngine],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A disk that stalls must not stall the loop again and again: once an inline COMMIT took
+    longer than the bound (here: any), marked ones go to the thread until the pause is over."""
+    _, one_hop = engines
+    monkeypatch.setattr(sqlite_driver, "_inline_commits_from", 0.0)
+    monkeypatch.setattr(sqlite_driver, "SLOW_INLINE_COMMIT_SECONDS", -1.0)
+    calls = recording_thread_calls(monkeypatch)
+    async with one_hop.connect() as conn:
+        await conn.execute(text("UPDATE t SET n = 10 WHERE name = 'a'"))
+        await sqlite_driver.commit_on_loop(conn)
+        await conn.commit()
+        assert calls == [], "inline, and slow"
+        assert "commits go to their thread" in caplog.text
+        await conn.execute(text("UPDATE t SET n = 11 WHERE name = 'a'"))
+        await sqlite_driver.commit_on_loop(conn)
+        await conn.commit()
+        assert calls == ["commit"], "marked, but after a slow one: the thread"
+        monkeypatch.setattr(sqlite_driver, "_inline_commits_from", 0.0)  # the pause is over
+        await conn.execute(text("UPDATE t SET n = 12 WHERE name = 'a'"))
+        await sqlite_driver.commit_on_loop(conn)
+        await conn.commit()
+        assert calls == ["commit"], "inline again"
 
 
 async def test_a_failed_commit_on_the_loop_is_the_adapters_error(
