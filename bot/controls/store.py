@@ -651,15 +651,15 @@ def _with(
     the whole copy sorted again (per write, that grew with the number of controls)."""
     if written is None:
         return {k: v for k, v in values.items() if k != key}
+    if key not in values:
+        at = bisect.bisect(list(values), key)
+        if at < len(values):  # else it sorts last: appended below
+            items = list(values.items())
+            items.insert(at, (key, written))
+            return dict(items)
     updated = dict(values)
-    keys = [] if key in updated else list(updated)
-    at = bisect.bisect(keys, key)
-    if at == len(keys):  # already there, or sorts last
-        updated[key] = written
-        return updated
-    items = list(updated.items())
-    items.insert(at, (key, written))
-    return dict(items)
+    updated[key] = written
+    return updated
 
 
 async def _read_etag(conn: AsyncConnection) -> str:
