@@ -55,6 +55,7 @@ from bot.controls.history import (
 )
 from bot.store.database import Database, on_commit
 from bot.store.notifications import NOTIFYING, ChangeFeed, Channel, notify, notify_params
+from bot.store.riders import Rider
 from bot.store.tables import ControlRevision, StoredControlValue, table_of
 from bot.store.upsert import upsert
 
@@ -329,11 +330,14 @@ class BuiltinControlStore(ControlBackend):
         actor: str,
         reason: str,
         ahead: _Ahead | None = None,
+        rider: Rider | None = None,
     ) -> _Written:
         """The write's statements in ``session``: the revision first (the write lock), the
         locked value, the upsert or delete, the history row and the notification. ``ahead``:
         the revision already bumped by this transaction and the value read after it (see
-        :meth:`SessionControlWrites.take_write_lock`), so neither is done again."""
+        :meth:`SessionControlWrites.take_write_lock`), so neither is done again. ``rider``:
+        writes to send with the upsert's statement, if there is one (PostgreSQL); else they
+        stay for :meth:`Rider.settle <bot.store.riders.Rider.settle>`."""
         now = self._clock()
         if ahead is None:
             revision, notified = await _bump_revision(session)
@@ -367,7 +371,12 @@ class BuiltinControlStore(ControlBackend):
                 recorded = change_parameters(key, before, value, actor, reason, self.name, now)
                 for name, given in values.items():
                     recorded[_WRITTEN + name] = given
-                row = (await session.execute(_UPSERT_RECORDED, recorded)).one()
+                if rider is None:
+                    row = (await session.execute(_UPSERT_RECORDED, recorded)).one()
+                else:
+                    statement = rider.shape.carried_by(_UPSERT_RECORDED)
+                    row = (await session.execute(statement, {**recorded, **rider.params})).one()
+                    rider.took(row)
                 change_id = int(row.change_id)
                 stored = None if row.key is None else _value(row)
             else:
@@ -445,6 +454,7 @@ class SessionControlWrites(ControlBackend):
         # written since (None: no row), which no other writer can change before the commit.
         self._bumped: tuple[tuple[str, int], bool] | None = None
         self._known: dict[str, ControlValue | None] | None = None
+        self._rider: Rider | None = None
 
     @property
     def store(self) -> BuiltinControlStore:
@@ -470,6 +480,19 @@ class SessionControlWrites(ControlBackend):
         self._bumped, current = ahead
         if not isinstance(current, _Stale):
             self._known[key] = current
+
+    def carry(self, rider: Rider) -> None:
+        """Send ``rider`` (:mod:`bot.store.riders`) with this transaction's next write of a
+        value, as part of its statement (PostgreSQL). The caller then calls :meth:`settle`."""
+        if self._rider is not None:
+            raise RuntimeError("a rider is already waiting for the next write")
+        self._rider = rider
+
+    async def settle(self) -> Any:
+        """The value of the rider handed to :meth:`carry` (None without one): from the write
+        that carried it, or from its own statement, sent now when no write did."""
+        rider, self._rider = self._rider, None
+        return None if rider is None else await rider.settle(self._session)
 
     async def read(self, key: str) -> FlagValue | None:
         known = await self._value_of(key)
@@ -502,7 +525,10 @@ class SessionControlWrites(ControlBackend):
             revision, notified = self._bumped
             ahead = _Ahead(revision, notified, await self._value_of(key))
             self._bumped = None  # a later write bumps again: one revision per write
-        written = await self._store._change_in(self._session, key, value, actor, reason, ahead)
+        rider = self._rider if self._rider is not None and not self._rider.settled else None
+        written = await self._store._change_in(
+            self._session, key, value, actor, reason, ahead, rider
+        )
         if self._known is not None:
             self._known[key] = written.stored
         self._written.append(written)

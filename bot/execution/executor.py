@@ -64,6 +64,7 @@ from bot.runtime.turns import let_waiting_requests_in
 from bot.scheduling.timers import TimerKind
 from bot.store import executions as store
 from bot.store.retry import in_transaction
+from bot.store.riders import Rider
 from bot.store.tables import Execution, Incident
 from bot.store.transient import is_transient
 from bot.telemetry import names
@@ -74,11 +75,21 @@ log = logging.getLogger(__name__)
 
 
 class Held(NamedTuple):
-    """An execution this replica claimed (``running``, under its lease): what applying it needs."""
+    """An execution this replica claimed (``running``, under its lease): what applying it needs.
 
-    execution_id: int
+    ``execution_id`` None: its INSERT rides on the claim's control write (see
+    :meth:`Executor._claim_in`); known once that write is done."""
+
+    execution_id: int | None
     idempotency_key: str
     plan: ControlPlan | None = None
+
+    @property
+    def stored_id(self) -> int:
+        """The execution's id, which a claim's caller uses only once it is written."""
+        if self.execution_id is None:
+            raise RuntimeError(f"{self.idempotency_key}: the execution is not written yet")
+        return self.execution_id
 
 
 class Written(NamedTuple):
@@ -114,6 +125,18 @@ class FirstWritten:
 
 class _NotAtOnce(Exception):
     """A claim asked to run at once only would not (it needs approvals): nothing written."""
+
+
+async def _settled(bound: SessionControlWrites, held: Held) -> Held:
+    """``held`` with its execution's id, once its INSERT is written: by the control write
+    that carried it, or now (an apply that wrote nothing, or wrote without a statement that
+    carries)."""
+    execution_id = await bound.settle()
+    if held.execution_id is not None:
+        return held
+    if execution_id is None:
+        raise RuntimeError(f"{held.idempotency_key}: the execution's INSERT was never written")
+    return held._replace(execution_id=int(execution_id))
 
 
 def plan_of(row: Execution) -> ControlPlan | None:
@@ -342,7 +365,7 @@ class MitigationExecutor(UndoSteps):
         started = time.time_ns()
         claimed = await self._claim_in(
             session, incident_id, mitigation, action, planned, actor, now, assess,
-            new_incident=new_incident, at_once_only=at_once_only,
+            new_incident=new_incident, at_once_only=at_once_only, carry=bound.carry,
         )  # fmt: skip
         if isinstance(claimed, PolicyError):
             return claimed
@@ -359,6 +382,7 @@ class MitigationExecutor(UndoSteps):
         decided = time.time_ns()
         if not traced:
             outcome = await action.apply(params, ctx)
+            held = await _settled(bound, held)
             times = (started, decided, time.time_ns())
             return Written(
                 result, incident_id, mitigation, action, params, actor, held, outcome, times
@@ -366,6 +390,7 @@ class MitigationExecutor(UndoSteps):
         with self._apply_span(incident_id, mitigation, action, params) as span:
             outcome = await action.apply(params, ctx)
             span.set_attribute("ballast.action.attempts", 1)
+        held = await _settled(bound, held)
         return Written(result, incident_id, mitigation, action, params, actor, held, outcome)
 
     async def _record_first(self, written: Written, runbook_id: str | None) -> RunResult:
@@ -410,7 +435,7 @@ class MitigationExecutor(UndoSteps):
             written.action,
             written.params,
             written.actor,
-            written.held.execution_id,
+            written.held.stored_id,
             written.outcome,
             1,
         )
@@ -621,6 +646,7 @@ class MitigationExecutor(UndoSteps):
         *,
         new_incident: bool = False,
         at_once_only: bool = False,
+        carry: Callable[[Rider], None] | None = None,
     ) -> tuple[RunResult, Held | None] | PolicyError:
         """The claim's statements in ``session``. ``assess`` gives the risk and plan of a new
         generation (not asked for when an approval adds to a waiting one). A refusal is
@@ -628,7 +654,10 @@ class MitigationExecutor(UndoSteps):
         incident was inserted by ``session``'s own transaction (the engine's), so it is locked
         by it and has no executions yet: nothing to read for either. ``at_once_only``: claim
         only a request that runs at once, else write nothing and raise :class:`_NotAtOnce`
-        (decided before the first write: the engine's transaction has no savepoint)."""
+        (decided before the first write: the engine's transaction has no savepoint).
+        ``carry``: where a new generation that runs at once may hand its INSERT, to go with
+        the control write that follows (:mod:`bot.store.riders`; the held execution's id is
+        then None until the caller settles it)."""
         # The incident's lock serialises requests per incident (lock order: store.locked).
         execution = None
         if not new_incident:
@@ -661,7 +690,9 @@ class MitigationExecutor(UndoSteps):
             return err
         if at_once_only and not decision.execute:
             raise _NotAtOnce
-        result = await self._approved(session, execution, mitigation, decision, actor, now, new=new)
+        result = await self._approved(
+            session, execution, mitigation, decision, actor, now, new=new, carry=carry
+        )
         if result.state != ExecutionState.RUNNING:
             return result, None
         return result, Held(execution.id, execution.idempotency_key, plan_of(execution))
@@ -706,9 +737,11 @@ class MitigationExecutor(UndoSteps):
         now: datetime,
         *,
         new: bool = False,
+        carry: Callable[[Rider], None] | None = None,
     ) -> RunResult:
         """Record ``decision`` on ``execution``: ``new``, a generation not stored yet (one
-        INSERT with it), else the awaiting one (updated)."""
+        INSERT with it, handed to ``carry`` when it runs at once), else the awaiting one
+        (updated)."""
         approvals = list(decision.approvals)
         execution.approvals = {"actors": approvals}
         execution.updated_at = now
@@ -719,7 +752,9 @@ class MitigationExecutor(UndoSteps):
             execution.incident_id, now, actor, mitigation, execution, decision.execute
         )
         if new:
-            await store.insert_generation(session, execution, entry)
+            await store.insert_generation(
+                session, execution, entry, carry=carry if decision.execute else None
+            )
         else:
             await session.flush()
             await journal.recorded(session, entry)
@@ -755,7 +790,7 @@ class MitigationExecutor(UndoSteps):
                 execution = await store.latest(session, incident_id, mitigation.id)
             assert execution is not None
             held = Held(execution.id, execution.idempotency_key, plan_of(execution))
-        execution_id = held.execution_id
+        execution_id = held.stored_id
         ctx = self._contexts.make(
             actor=actor.name, idempotency_key=held.idempotency_key, reason=reason, plan=held.plan
         )

@@ -12,15 +12,17 @@ the rare conflicts left (a lost race for a UNIQUE key) are run again by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import CTE, Insert, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.sql.dml import UpdateBase
 
 from bot.store import incidents
+from bot.store.riders import Rider, RiderShape
 from bot.store.tables import Execution, Incident, TimelineEntry, Timer, table_of
 from bot.store.upsert import upsert
 
@@ -112,38 +114,88 @@ _INSERTED_COLUMNS = tuple(column.key for column in _EXECUTIONS.c if column.key !
 # prefixed: both rows have an ``incident_id``).
 _ENTRY = "entry_"
 _TIMELINE = table_of(TimelineEntry)
-_INSERT_EXECUTION_AND_ENTRY = (
-    insert(_EXECUTIONS)
-    .values({key: bindparam(key) for key in _INSERTED_COLUMNS})
-    .add_cte(
+
+
+def _with_entry(prefix: str) -> tuple[CTE, Insert]:
+    """The timeline entry's INSERT as a CTE, and the execution's INSERT RETURNING its id,
+    their parameters named with ``prefix``."""
+    entry = (
         insert(_TIMELINE)
-        .values({c.key: bindparam(_ENTRY + c.key) for c in _TIMELINE.c if c.key != "id"})
+        .values({c.key: bindparam(prefix + _ENTRY + c.key) for c in _TIMELINE.c if c.key != "id"})
         .cte("entry")
     )
-    .returning(_EXECUTIONS.c.id)
-)
+    execution = (
+        insert(_EXECUTIONS)
+        .values({key: bindparam(prefix + key) for key in _INSERTED_COLUMNS})
+        .returning(_EXECUTIONS.c.id)
+    )
+    return entry, execution
+
+
+def _execution_and_entry() -> UpdateBase:
+    entry, execution = _with_entry("")
+    return execution.add_cte(entry)
+
+
+def _rider() -> RiderShape:
+    """The execution and its entry as a rider of the control write that follows them
+    (:mod:`bot.store.riders`), parameters prefixed ``ride_``."""
+    entry, execution = _with_entry(_RIDE)
+    carried = execution.cte("execution")
+    return RiderShape(execution.add_cte(entry), (entry, carried), carried)
+
+
+_INSERT_EXECUTION_AND_ENTRY = _execution_and_entry()
+_RIDE = "ride_"
+_EXECUTION_RIDER = _rider()
 
 
 async def insert_generation(
-    session: AsyncSession, execution: Execution, entry: dict[str, Any] | None = None
+    session: AsyncSession,
+    execution: Execution,
+    entry: dict[str, Any] | None = None,
+    *,
+    carry: Callable[[Rider], None] | None = None,
 ) -> None:
     """Store a new ``execution`` (every column set) with one INSERT built once, and put it in
     the session as the row it now is: no unit of work, whose flush cost more than the
     statement on the path from an alert to its first mitigation. ``entry``: a timeline entry
     (:func:`~bot.store.incidents.timeline_row`) written after it; on PostgreSQL in the same
-    statement (a data-modifying CTE: one round trip, not two)."""
+    statement (a data-modifying CTE: one round trip, not two).
+
+    ``carry``: on PostgreSQL, with an ``entry``, the two are not sent now but handed to
+    ``carry`` as a :class:`~bot.store.riders.Rider` for the transaction's next control write
+    (one round trip fewer again); ``execution.id`` is set once the rider is written (see
+    :meth:`Rider.settle <bot.store.riders.Rider.settle>`, which its holder must call)."""
     row = {key: getattr(execution, key) for key in _INSERTED_COLUMNS}
     if entry is not None and session.get_bind().dialect.name == "postgresql":
         for name, value in entry.items():
             row[_ENTRY + name] = value
-        execution.id = (await session.execute(_INSERT_EXECUTION_AND_ENTRY, row)).scalar_one()
-        entry = None
-    else:
-        execution.id = (await session.execute(_INSERT_EXECUTION, row)).scalar_one()
-    make_transient_to_detached(execution)
-    session.add(execution)
+        if carry is not None:
+            carry(
+                Rider(
+                    _EXECUTION_RIDER,
+                    {_RIDE + name: value for name, value in row.items()},
+                    lambda execution_id: _stored(session, execution, execution_id),
+                )
+            )
+            return
+        _stored(
+            session,
+            execution,
+            (await session.execute(_INSERT_EXECUTION_AND_ENTRY, row)).scalar_one(),
+        )
+        return
+    _stored(session, execution, (await session.execute(_INSERT_EXECUTION, row)).scalar_one())
     if entry is not None:
         await incidents.insert_timeline_row(session, entry)
+
+
+def _stored(session: AsyncSession, execution: Execution, execution_id: int) -> None:
+    """``execution`` is in the database as ``execution_id``: in the session as that row."""
+    execution.id = execution_id
+    make_transient_to_detached(execution)
+    session.add(execution)
 
 
 async def of_incident(session: AsyncSession, incident_id: int) -> Sequence[Execution]:

@@ -151,8 +151,11 @@ async def test_the_engine_opens_claims_and_writes_in_one_transaction(
     # The incident, the claim and the control write (revision, value, history): one commit,
     # no savepoint (its two statements were on the path to the served value).
     [claim] = [s for s in transaction if "INSERT INTO executions" in s]
-    # Its 'approved' entry: on PostgreSQL in the claim's own statement.
-    assert ("INSERT INTO timeline" in claim) == (services.db.dialect == "postgresql"), claim
+    # Its 'approved' entry: on PostgreSQL in the claim's own statement, which is the control
+    # write's (bot.store.riders: one round trip for both).
+    on_postgres = services.db.dialect == "postgresql"
+    assert ("INSERT INTO timeline" in claim) == on_postgres, claim
+    assert ("INSERT INTO control_values" in claim) == on_postgres, claim
     assert not [s for s in transaction if "SAVEPOINT" in s], transaction
     # The control's write lock before the plan's read, which the write then uses: one read
     # (on PostgreSQL in the bump's own statement).
@@ -188,13 +191,16 @@ async def test_a_run_outside_the_engine_claims_and_writes_in_one_transaction(
 
     claim = next(i for i, s in enumerate(events) if "INSERT INTO executions" in s)
     commit_after = events.index("COMMIT", claim)
-    transaction = events[claim:commit_after]
+    begun = max(i for i, s in enumerate(events[:claim]) if s == "COMMIT")  # the engine's
+    transaction = events[begun + 1 : commit_after]
     # The claim and the control write (revision, value, history) are one transaction, and
-    # nothing of the control was read before it in another.
+    # nothing of the control was read before it in another; on PostgreSQL the claim's INSERT
+    # rides on the write's statement (bot.store.riders).
     assert any("UPDATE control_revision" in s for s in transaction), transaction
     assert any("control_values" in s for s in transaction), transaction
     assert any("INSERT INTO control_history" in s for s in transaction), transaction
-    begun = max(i for i, s in enumerate(events[:claim]) if s == "COMMIT")  # the engine's
+    on_postgres = services.db.dialect == "postgresql"
+    assert ("INSERT INTO control_values" in events[claim]) == on_postgres, events[claim]
     reads = [i for i, s in enumerate(events) if s.startswith("SELECT") and "control_values" in s]
     assert reads, events
     assert all(begun < i < commit_after for i in reads), events
@@ -233,6 +239,33 @@ async def test_a_failure_in_the_write_leaves_neither_value_nor_execution(
     async with services.db.sessions() as session:
         history = await session.scalar(select(func.count()).select_from(Execution))
     assert history == 0
+    await services.db.close()
+
+
+async def test_a_first_mitigation_that_changes_nothing_still_stores_its_execution(
+    test_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """The control holds the mitigation's value already: its write sends no statement that
+    carries the execution's INSERT (on PostgreSQL, ``bot.store.riders``), which then goes on
+    its own in the same transaction, before the commit; the execution is stored and
+    recorded once, as for a write that changed the value."""
+    services = services_for(test_database, clock)
+    await services.db.migrate()
+    await services.controls.write(KEY, False, actor="U0ONCALL", reason="off already")
+    services.controls.max_staleness = 3600.0
+    await store_tool_failure(services, clock)
+    events = await traced_open_and_mitigate(services)
+
+    opened = next(i for i, s in enumerate(events) if s.startswith("INSERT INTO incidents"))
+    transaction = events[opened : events.index("COMMIT", opened)]
+    [claim] = [s for s in transaction if "INSERT INTO executions" in s]
+    assert "INSERT INTO control_values" not in claim, claim
+    assert not [s for s in transaction if s.startswith("INSERT INTO control_values")]
+    assert await executions(services) == [("disable-tool", 1, ExecutionState.APPLIED.value)]
+    kinds = await timeline_kinds(services)
+    assert kinds.count("mitigation_approved") == 1, kinds
+    assert kinds.count("mitigation_applied") == 1, kinds
+    assert await services.controls.read(KEY) is False
     await services.db.close()
 
 
