@@ -40,6 +40,7 @@ from bot.incidents.lifecycle import IncidentStatus, check_transition
 from bot.incidents.outcome import AlertOutcome
 from bot.incidents.phases import phase_durations
 from bot.incidents.routing_key import Routing
+from bot.incidents.seen_keys import SeenKeys
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.intake.alert import AlertStatus
 from bot.runbooks.schema import Runbook
@@ -423,6 +424,7 @@ async def run_batch(
     clock: Callable[[], datetime],
     reopen_window: timedelta,
     title: Title,
+    seen: SeenKeys | None = None,
 ) -> PassResult:
     """Process the claimed ``rows`` in ``session``: read, apply in memory, write.
 
@@ -430,6 +432,12 @@ async def run_batch(
     claim), so no other writer of this process (an acknowledge, a manual resolve) changes the
     incidents between this read and the write that is based on it; PostgreSQL locks the
     incident rows instead.
+
+    ``seen``: the keys this engine has worked on (told the batch's keys). A batch of one key
+    not among them is first worked out as if the key had no incident; when that opens one
+    incident and touches nothing else, one statement inserts it if the key indeed has none
+    (:func:`~bot.store.incident_batch.insert_first_of_key`), else the batch is worked out again
+    from the key's incidents, as without ``seen``.
     """
     done = PassResult()
     if not rows:
@@ -444,12 +452,56 @@ async def run_batch(
     }
     resolves = {(r.key, row.fingerprint) for r, row in routed if row.status != AlertStatus.FIRING}
     holding = await sql.latest_holding(session, resolves)
-    incidents = await sql.lock_incidents(session, (r.key for r, _ in routed), holding.values())
-    alerts = await sql.alerts_of(
-        session, incidents, {(r.key, row.fingerprint) for r, row in routed}
+    keys = {routing.key for routing, _ in routed}
+    worked: _Worked | None = None
+    if seen is not None and not holding and len(keys) == 1 and seen.fresh(next(iter(keys))):
+        unread = BatchPlan([], [], {}, stale, reopen_window=reopen_window, title=title)
+        worked = _work(unread, routed, clock)
+        if not await _opened_alone(session, worked.plan):
+            worked = None  # the key has incidents: work the batch out from them
+    if worked is None:
+        incidents = await sql.lock_incidents(session, keys, holding.values())
+        alerts = await sql.alerts_of(
+            session, incidents, {(r.key, row.fingerprint) for r, row in routed}
+        )
+        plan = BatchPlan(
+            incidents, alerts, holding, stale, reopen_window=reopen_window, title=title
+        )
+        worked = _work(plan, routed, clock)
+        # A new incident's id is its rows' and outcome's.
+        await sql.write_incidents(session, worked.plan.writes)
+    if seen is not None:
+        seen.saw(keys)
+    done.outcomes, done.unmatched, done.errors = worked.outcomes, worked.unmatched, worked.errors
+    done.processed = [
+        inbox.Processed(row.id, now, outcome, incident.ident if incident else None)
+        for row, now, outcome, incident in worked.applied
+    ]
+    await sql.write_rows(session, worked.plan.writes, inbox.processed_marks(done.processed))
+    done.changes = worked.plan.changes()
+    return done
+
+
+@dataclass(slots=True)
+class _Worked:
+    """A batch applied in memory to ``plan``: each row's outcome, and the counts."""
+
+    plan: BatchPlan
+    applied: list[tuple[ClaimedAlert, datetime, AlertOutcome, IncidentState | None]] = field(
+        default_factory=list
     )
-    plan = BatchPlan(incidents, alerts, holding, stale, reopen_window=reopen_window, title=title)
-    applied: list[tuple[ClaimedAlert, datetime, AlertOutcome, IncidentState | None]] = []
+    outcomes: Counter[AlertOutcome] = field(default_factory=Counter)
+    unmatched: int = 0
+    errors: int = 0
+
+
+def _work(
+    plan: BatchPlan,
+    routed: Sequence[tuple[Routing, ClaimedAlert]],
+    clock: Callable[[], datetime],
+) -> _Worked:
+    """Apply every row to ``plan``, in order; the plan's writes are then final."""
+    worked = _Worked(plan)
     for routing, row in routed:
         now = clock()
         try:
@@ -457,18 +509,20 @@ async def run_batch(
         except Exception:
             # A row that cannot be processed must not block the ones behind it forever.
             log.exception("could not process stored alert %s (%s)", row.id, row.fingerprint)
-            done.errors += 1
+            worked.errors += 1
             outcome, incident = AlertOutcome.ERROR, None
         if routing.runbook is None and outcome is not AlertOutcome.STALE:
-            done.unmatched += 1
-        applied.append((row, now, outcome, incident))
-        done.outcomes[outcome] += 1
-    writes = plan.finish()
-    await sql.write_incidents(session, writes)  # a new incident's id is its rows' and outcome's
-    done.processed = [
-        inbox.Processed(row.id, now, outcome, incident.ident if incident else None)
-        for row, now, outcome, incident in applied
-    ]
-    await sql.write_rows(session, writes, inbox.processed_marks(done.processed))
-    done.changes = plan.changes()
-    return done
+            worked.unmatched += 1
+        worked.applied.append((row, now, outcome, incident))
+        worked.outcomes[outcome] += 1
+    plan.finish()
+    return worked
+
+
+async def _opened_alone(session: AsyncSession, plan: BatchPlan) -> bool:
+    """Write ``plan``'s one new incident if its key has none yet; False (nothing written) when
+    the plan does more than open one incident, or the key has incidents."""
+    touched = plan.writes.incidents
+    if len(touched) != 1 or touched[0].id is not None:
+        return False
+    return await sql.insert_first_of_key(session, touched[0])

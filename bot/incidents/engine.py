@@ -47,6 +47,7 @@ from bot.incidents.operations import mark_resolved
 from bot.incidents.outcome import AlertOutcome
 from bot.incidents.route_memo import RouteMemo, route_in
 from bot.incidents.routing_key import Routing
+from bot.incidents.seen_keys import SeenKeys
 from bot.incidents.timeline import SYSTEM_ACTOR, TimelineKind
 from bot.intake.alert import AlertFacts, AlertStatus, template_context
 from bot.metrics import Metrics
@@ -123,6 +124,7 @@ class IncidentEngine:
         pacing: IngestPacing | None = None,
         batched: bool = True,
         lanes: int | None = None,
+        seen_keys: SeenKeys | None = None,
     ) -> None:
         """``pacing``: the inbox writer's, so that the engine yields to a webhook storm.
 
@@ -131,7 +133,9 @@ class IncidentEngine:
         transaction at most (default 500 batched, 200 per alert). ``opening``: hear the
         incidents a batch opens inside its transaction (batched only; see ``OpeningListener``).
         ``lanes``: batched transactions in flight at once on PostgreSQL (default
-        ``POSTGRES_LANES``); SQLite and the per-alert path take one at a time.
+        ``POSTGRES_LANES``); SQLite and the per-alert path take one at a time. ``seen_keys``:
+        the keys whose lone alerts no longer try to open the key's first incident at once
+        (default: a :class:`~bot.incidents.seen_keys.SeenKeys` of its own; see ``run_batch``).
         """
         self._db = db
         self._catalog = catalog
@@ -142,6 +146,7 @@ class IncidentEngine:
         self._opening = list(opening)
         self._reopen_window = reopen_window
         self._batched = batched
+        self._seen = seen_keys if seen_keys is not None else SeenKeys()
         self._batch_size = batch_size or (BATCH_SIZE if batched else PER_ALERT_BATCH_SIZE)
         self._sqlite_budget = sqlite_transaction_budget
         self._pacing = pacing
@@ -426,6 +431,7 @@ class IncidentEngine:
             clock=self._clock,
             reopen_window=self._reopen_window,
             title=self._title,
+            seen=self._seen,
         )
         done.locked_at = locked_at
         heard: list[AfterCommit] = []
