@@ -78,7 +78,7 @@ class Held(NamedTuple):
     """An execution this replica claimed (``running``, under its lease): what applying it needs.
 
     ``execution_id`` None: its INSERT rides on the claim's control write (see
-    :meth:`Executor._claim_in`); known once that write is done."""
+    :meth:`MitigationExecutor._claim_in`); known once that write is done."""
 
     execution_id: int | None
     idempotency_key: str

@@ -458,7 +458,9 @@ async def run_batch(
         unread = BatchPlan([], [], {}, stale, reopen_window=reopen_window, title=title)
         worked = _work(unread, routed, clock)
         if not await _opened_alone(session, worked.plan):
-            worked = None  # the key has incidents: work the batch out from them
+            # The key has incidents: work the batch out from them (a row that failed to apply
+            # is logged again then).
+            worked = None
     if worked is None:
         incidents = await sql.lock_incidents(session, keys, holding.values())
         alerts = await sql.alerts_of(
