@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-# Keys remembered at most (the least recently seen forgotten first): a few hundred kB.
+# Keys remembered at most (the least recently seen forgotten first): about 1.6 MB of keys of
+# 90 characters.
 DEFAULT_LIMIT = 10_000
 
 
