@@ -442,6 +442,13 @@ _UPDATE_INCIDENTS = DriverStatement(
     ("p_id", *(f"p_{name}" for name in _INCIDENT_MUTABLE)),
 )
 _incident_mutable = attrgetter(*_INCIDENT_MUTABLE)
+
+
+def _inserted(incident: IncidentState) -> dict[str, Any]:
+    """A new incident's values, as its INSERT takes them."""
+    return {name: getattr(incident, name) for name in _INCIDENT_FIELDS}
+
+
 _INSERT_INCIDENTS_RETURNING = insert(INCIDENTS).returning(
     INCIDENTS.c.id, sort_by_parameter_order=True
 )
@@ -481,9 +488,10 @@ async def insert_first_of_key(session: AsyncSession, incident: IncidentState) ->
     The check and the INSERT are one statement. Another transaction's incident of the key not
     yet committed is not seen, as by :func:`lock_incidents`: both then open one, and the
     UNIQUE ``open_key`` fails the later one (its batch is redone)."""
-    values = {name: getattr(incident, name) for name in _INCIDENT_FIELDS}
     connection = await session.connection()
-    inserted = (await connection.execute(_INSERT_FIRST_OF_KEY, values)).scalar_one_or_none()
+    inserted = (
+        await connection.execute(_INSERT_FIRST_OF_KEY, _inserted(incident))
+    ).scalar_one_or_none()
     if inserted is None:
         return False
     incident.id = int(inserted)
@@ -503,7 +511,7 @@ async def write_incidents(session: AsyncSession, writes: BatchWrites) -> None:
     )
     new = [i for i in writes.incidents if i.id is None]
     if new:
-        values = [{name: getattr(i, name) for name in _INCIDENT_FIELDS} for i in new]
+        values = [_inserted(i) for i in new]
         if session.get_bind().dialect.name == "postgresql":
             result = await connection.execute(_INSERT_INCIDENTS_RETURNING, values)
             ids = [int(i) for (i,) in result.all()]
