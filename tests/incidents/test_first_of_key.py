@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from bot.incidents.engine import IncidentEngine
 from bot.incidents.seen_keys import SeenKeys
@@ -17,27 +17,14 @@ from bot.metrics import Metrics
 from bot.store.tables import Incident
 from tests.conftest import Clock, DatabaseUnderTest
 from tests.execution.test_listener_skips import services_for, store_tool_failure
+from tests.store.statements_sent import statements_sent
 
 NEWEST_OF_KEY = "SELECT max(incidents.id)"
 
 
-def _statements(services: Any) -> tuple[list[str], Any]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    engine = services.db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    return seen, lambda: event.remove(engine, "before_cursor_execute", record)
-
-
 async def _process(services: Any, engine: IncidentEngine) -> list[str]:
-    statements, stop = _statements(services)
-    try:
+    with statements_sent(services.db.engine) as statements:
         assert await engine.process_pending() == 1
-    finally:
-        stop()
     return statements
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, select
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.riders import Rider, RiderShape
 from tests.conftest import DatabaseUnderTest
+from tests.store.statements_sent import statements_sent
 
 pytestmark = pytest.mark.parametrize("database_kind", ["postgres"])
 
@@ -52,16 +53,6 @@ async def _database(test_database: DatabaseUnderTest) -> Any:
     return db
 
 
-def _statements(db: Any) -> tuple[list[str], Any]:
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(" ".join(statement.split()))
-
-    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
-    return seen, lambda: event.remove(db.engine.sync_engine, "before_cursor_execute", record)
-
-
 async def _rows(db: Any) -> tuple[list[str], list[str]]:
     async with db.sessions() as session:
         notes = list(await session.scalars(select(_NOTES.c.body).order_by(_NOTES.c.id)))
@@ -75,16 +66,13 @@ async def test_a_carried_rider_is_written_with_its_carrier_and_not_again(
     db = await _database(test_database)
     heard: list[Any] = []
     rider = Rider(SHAPE, {"ride_body": "first", "ride_tag": "a"}, heard.append)
-    seen, stop = _statements(db)
-    try:
+    with statements_sent(db.engine) as seen:
         async with db.sessions() as session, session.begin():
             statement = SHAPE.carried_by(CARRIER)
             row = (await session.execute(statement, rider.params)).one()
             rider.took(row)
             assert row.answer == 42
             assert await rider.settle(session) == heard[0]
-    finally:
-        stop()
     assert len(heard) == 1
     assert isinstance(heard[0], int)
     # One statement for the carrier and the rider, nothing sent by settle.
