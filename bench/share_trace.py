@@ -17,8 +17,12 @@ stamp ``time.perf_counter_ns()``:
 It prints, for each step of the path from the webhook's arrival to the first OFREP answer with
 the new value, the median time since the arrival and since the step before, so the slowest
 steps (and the statements between them) are visible, and how many OFREP evaluations the
-server served meanwhile. The hooks wrap functions by name (:data:`HOOKS`): a renamed one fails
-the run at the server's start. Each stamp costs a few microseconds, so the share measured here
+server served meanwhile. Each stamp also reads the event loop's thread's CPU time
+(``time.thread_time_ns()``), so each step shows how much of its time that thread was
+running (Ballast's Python, the SQLite statements it runs inline, OFREP evaluations served
+in a wait) rather than waiting (a PostgreSQL round trip, a thread hop, the scheduler). The
+hooks wrap functions by name (:data:`HOOKS`): a renamed one fails the run at the server's
+start. Each stamp costs a few microseconds, so the share measured here
 is a little above ``bench/loop.py``'s.
 """
 
@@ -34,6 +38,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -58,11 +63,14 @@ SERVED = "ofrep answer false"
 
 # -- the server's side ------------------------------------------------------------------------
 
-_stamps: list[tuple[int, str]] = []
+_stamps: list[tuple[int, int, str]] = []
+_LOOP_THREAD = threading.main_thread()  # the server's event loop runs on it
 
 
 def stamp(label: str) -> None:
-    _stamps.append((time.perf_counter_ns(), label))
+    """The time now, and the loop's thread's CPU time so far (-1 from any other thread)."""
+    cpu = time.thread_time_ns() if threading.current_thread() is _LOOP_THREAD else -1
+    _stamps.append((time.perf_counter_ns(), cpu, label))
 
 
 def _stamped(step: str, call: Any) -> Any:
@@ -121,7 +129,7 @@ def install_hooks(out: Path) -> None:
     event.listen(Session, "after_transaction_end", _transaction_ended)
 
     def dump() -> None:
-        out.write_text("".join(f"{t} {label}\n" for t, label in _stamps))
+        out.write_text("".join(f"{t} {cpu} {label}\n" for t, cpu, label in _stamps))
 
     atexit.register(dump)
 
@@ -137,68 +145,91 @@ def serve(out: Path, argv: list[str]) -> None:
 # -- the analysis -----------------------------------------------------------------------------
 
 
-def read_stamps(path: Path) -> list[tuple[float, str]]:
+# A step of a run: ms since the webhook's arrival, the loop thread's CPU ms since the step
+# before (None where a stamp came from another thread), and the step's label.
+Step = tuple[float, float | None, str]
+
+
+def read_stamps(path: Path) -> list[tuple[float, float, str]]:
+    """(ms, the loop thread's CPU ms or -1, label) per stamp, in order."""
     stamps = []
     for line in path.read_text().splitlines():
-        ns, label = line.split(" ", 1)
-        stamps.append((int(ns) / 1e6, label))
+        ns, cpu, label = line.split(" ", 2)
+        stamps.append((int(ns) / 1e6, int(cpu) / 1e6 if cpu != "-1" else -1.0, label))
     return stamps
 
 
-def runs_of(stamps: list[tuple[float, str]]) -> list[list[tuple[float, str]]]:
+def runs_of(stamps: list[tuple[float, float, str]]) -> list[list[Step]]:
     """Each run's steps from the webhook's arrival to the first answer with the value (ms
     since the arrival, each label numbered by its occurrence), OFREP evaluations left out
-    but counted (``polls``); a run that never saw the value is dropped."""
-    runs, current = [], None
-    for at, label in stamps:
+    but counted (``polls``; their CPU counts in the step they fell in), and the loop thread's
+    CPU over the whole path (``loop cpu``); a run that never saw the value is dropped."""
+    runs: list[list[tuple[float, float, str]]] = []
+    current: list[tuple[float, float, str]] | None = None
+    for at, cpu, label in stamps:
         if label == WEBHOOK:
-            current = [(at, label)]
+            current = [(at, cpu, label)]
             runs.append(current)
         elif current is not None:
-            current.append((at, label))
+            current.append((at, cpu, label))
     steps = []
     for run in runs:
-        start = run[0][0]
-        served = next((at for at, label in run if label == SERVED), None)
+        start, start_cpu, _ = run[0]
+        served = next(((at, cpu) for at, cpu, label in run if label == SERVED), None)
         if served is None:
             continue
         seen: Counter[str] = Counter()
-        path = []
+        path: list[Step] = []
         polls = 0
-        for at, label in run:
-            if at > served:
+        cpu_before = start_cpu
+        for at, cpu, label in run:
+            if at > served[0]:
                 break
             if label.startswith("ofrep"):
                 polls += label == "ofrep"
                 continue
             seen[label] += 1
-            path.append((at - start, f"{label} #{seen[label]}" if seen[label] > 1 else label))
-        path.append((served - start, SERVED))
-        path.append((float(polls), "polls"))
+            spent = cpu - cpu_before if cpu >= 0 and cpu_before >= 0 else None
+            cpu_before = cpu
+            path.append(
+                (at - start, spent, f"{label} #{seen[label]}" if seen[label] > 1 else label)
+            )
+        spent = served[1] - cpu_before if served[1] >= 0 and cpu_before >= 0 else None
+        path.append((served[0] - start, spent, SERVED))
+        path.append((float(polls), None, "polls"))
+        whole = served[1] - start_cpu if served[1] >= 0 and start_cpu >= 0 else None
+        path.append((whole or 0.0, None, "loop cpu"))
         steps.append(path)
     return steps
 
 
-def report(steps: list[list[tuple[float, str]]]) -> str:
+def report(steps: list[list[Step]]) -> str:
     times: dict[str, list[float]] = defaultdict(list)
+    cpus: dict[str, list[float]] = defaultdict(list)
     for path in steps:
-        for at, label in path:
+        for at, cpu, label in path:
             times[label].append(at)
+            if cpu is not None:
+                cpus[label].append(cpu)
     common = {label: v for label, v in times.items() if len(v) >= 0.8 * len(steps)}
     polls = common.pop("polls", [0.0])
+    loop_cpu = common.pop("loop cpu", [0.0])
     ordered = sorted(common.items(), key=lambda item: statistics.median(item[1]))
     lines = [
         f"{len(steps)} runs; median {statistics.median(polls):.0f} OFREP evaluations served "
-        "during the path",
+        f"during the path; the event loop's thread ran {statistics.median(loop_cpu):.2f} ms "
+        f"of it (p50)",
         "",
-        "| step | ms since the webhook (p50) | since the step before | p90 |",
-        "| --- | ---: | ---: | ---: |",
+        "| step | ms since the webhook (p50) | since the step before | loop thread's CPU in "
+        "it (p50) | p90 |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
     before = 0.0
     for label, values in ordered:
         p50 = statistics.median(values)
         p90 = sorted(values)[int(0.9 * (len(values) - 1))]
-        lines.append(f"| {label} | {p50:.2f} | {p50 - before:+.2f} | {p90:.2f} |")
+        ran = f"{statistics.median(cpus[label]):.2f}" if cpus.get(label) else "—"
+        lines.append(f"| {label} | {p50:.2f} | {p50 - before:+.2f} | {ran} | {p90:.2f} |")
         before = p50
     return "\n".join(lines)
 
@@ -206,7 +237,7 @@ def report(steps: list[list[tuple[float, str]]]) -> str:
 # -- the client's side ------------------------------------------------------------------------
 
 
-def run(db: str, runs: int, warm_up: int, workdir: Path) -> list[list[tuple[float, str]]]:
+def run(db: str, runs: int, warm_up: int, workdir: Path) -> list[list[Step]]:
     import loop  # bench/loop.py: the same server, webhook and OFREP reader
 
     out = workdir / "stamps.txt"
