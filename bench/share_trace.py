@@ -22,8 +22,8 @@ server served meanwhile. Each stamp also reads the event loop's thread's CPU tim
 running (Ballast's Python, the SQLite statements it runs inline, OFREP evaluations served
 in a wait) rather than waiting (a PostgreSQL round trip, a thread hop, the scheduler). The
 hooks wrap functions by name (:data:`HOOKS`): a renamed one fails the run at the server's
-start. Each stamp costs a few microseconds, so the share measured here
-is a little above ``bench/loop.py``'s.
+start. Each stamp costs a few microseconds, so the share measured here is a little above
+``bench/loop.py``'s.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def serve(out: Path, argv: list[str]) -> None:
 # -- the analysis -----------------------------------------------------------------------------
 
 
-# A step of a run: ms since the webhook's arrival, the loop thread's CPU ms since the step
+# A step of a run: ms since the webhook's arrival, the loop thread's CPU ms since its stamp
 # before (None where a stamp came from another thread), and the step's label.
 Step = tuple[float, float | None, str]
 
@@ -189,16 +189,18 @@ def runs_of(stamps: list[tuple[float, float, str]]) -> list[list[Step]]:
                 polls += label == "ofrep"
                 continue
             seen[label] += 1
-            spent = cpu - cpu_before if cpu >= 0 and cpu_before >= 0 else None
-            cpu_before = cpu
+            spent = None  # a stamp from another thread: no CPU of the loop's to compare
+            if cpu >= 0:
+                spent = cpu - cpu_before if cpu_before >= 0 else None
+                cpu_before = cpu
             path.append(
                 (at - start, spent, f"{label} #{seen[label]}" if seen[label] > 1 else label)
             )
         spent = served[1] - cpu_before if served[1] >= 0 and cpu_before >= 0 else None
         path.append((served[0] - start, spent, SERVED))
         path.append((float(polls), None, "polls"))
-        whole = served[1] - start_cpu if served[1] >= 0 and start_cpu >= 0 else None
-        path.append((whole or 0.0, None, "loop cpu"))
+        if served[1] >= 0 and start_cpu >= 0:
+            path.append((served[1] - start_cpu, None, "loop cpu"))
         steps.append(path)
     return steps
 
