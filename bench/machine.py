@@ -1,6 +1,6 @@
 """What this machine gives the share's path: Python warm and cold, the disk's sync, PostgreSQL.
 
-Run ``python bench/machine.py`` (about 30 s; ``--postgres URL`` or ``BENCH_POSTGRES_URL``
+Run ``python bench/machine.py`` (about 10 s; ``--postgres URL`` or ``BENCH_POSTGRES_URL``
 for another server, ``--no-postgres`` to skip it, ``--json FILE`` for the numbers). Every
 benchmark report in docs/benchmarks.md starts with a line about its machine; this prints that
 line's numbers the same way each time, on core 0, where ``bench/loop.py`` and
@@ -14,7 +14,7 @@ Why each number:
   matcher index, re2, pydantic models; about 10 µs warm) back to back, and as the first call
   after the process slept 10 ms and 100 ms. Ballast's share (``bench/loop.py``) is a path run
   once per alert, after the server sat idle: on the shared virtual machines measured here the
-  same call took 15-20 times as long after 10 ms of sleep, with or without another task
+  same call took 15-25 times as long after 10 ms of sleep, with or without another task
   keeping the core busy meanwhile (the caches are someone else's by then). The share's CPU is
   paid at this speed, not at the warm one.
 - **The disk's sync**: ``fdatasync`` after a 4 KiB append, as a commit's WAL write (SQLite's
@@ -40,19 +40,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-CORE = 0  # bench/loop.py's and bench/engine.py's server core
-PG_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+from ingest import PG_ADMIN_DSN  # noqa: E402  (bench/ is on sys.path when run as a script)
+from loop import SERVER_CORE, percentile  # noqa: E402
+
 LABELS = {
     "alertname": "ToolCallFailureRate",
     "service": "support-assistant",
     "env": "prod",
     "severity": "warning",
 }
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
 
 
 # Module-level code (names in a dict, as ``python -c`` runs it): how earlier reports timed it.
@@ -65,14 +61,18 @@ def warm_loop_seconds() -> float:
     return time.perf_counter() - started
 
 
-def routing_us(after_sleep: float, samples: int) -> float:
-    """Median µs of routing a new alert (a tool never seen) after sleeping ``after_sleep``."""
+def shipped_routing() -> Callable[[dict[str, str]], Any]:
+    """Routing by the shipped runbooks (``Catalog.best``), past its first-use costs."""
     from bot.runbooks.loader import load_catalog
 
-    catalog = load_catalog([REPO / "runbooks"]).catalog
-    route: Callable[[dict[str, str]], Any] = catalog.best
-    for n in range(200):  # imports, first-use costs
+    route: Callable[[dict[str, str]], Any] = load_catalog([REPO / "runbooks"]).catalog.best
+    for n in range(200):
         route({**LABELS, "tool": f"warm-up-{n}"})
+    return route
+
+
+def routing_us(route: Callable[[dict[str, str]], Any], after_sleep: float, samples: int) -> float:
+    """Median µs of routing a new alert (a tool never seen) after sleeping ``after_sleep``."""
     times = []
     for n in range(samples):
         if after_sleep:
@@ -123,17 +123,18 @@ async def postgres_ms(url: str, samples: int = 300) -> tuple[float, float]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--postgres", default=PG_URL, help="asyncpg URL for the round trip")
+    parser.add_argument("--postgres", default=PG_ADMIN_DSN, help="asyncpg URL for the round trip")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--dir", type=Path, default=None, help="where to probe the disk's sync")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    os.sched_setaffinity(0, {CORE})
+    os.sched_setaffinity(0, {SERVER_CORE})
     found: dict[str, Any] = {"cpu": _cpu_model(), "load_before": os.getloadavg()}
     found["warm_loop_s"] = warm_loop_seconds()
-    found["route_us_warm"] = routing_us(0.0, 2000)
-    found["route_us_after_10ms"] = routing_us(0.01, 100)
-    found["route_us_after_100ms"] = routing_us(0.1, 30)
+    route = shipped_routing()
+    found["route_us_warm"] = routing_us(route, 0.0, 2000)
+    found["route_us_after_10ms"] = routing_us(route, 0.01, 100)
+    found["route_us_after_100ms"] = routing_us(route, 0.1, 30)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="ballast-machine-") as folder:
         found["sync_ms_p50"], found["sync_ms_p99"] = sync_ms(Path(folder))
     if not args.no_postgres:
@@ -146,7 +147,7 @@ def main(argv: list[str]) -> int:
     found["load_after"] = os.getloadavg()
     cold = found["route_us_after_10ms"] / found["route_us_warm"]
     lines = [
-        f"machine: {found['cpu']}, {os.cpu_count()} cores; measured on core {CORE}",
+        f"machine: {found['cpu']}, {os.cpu_count()} cores; measured on core {SERVER_CORE}",
         f"- warm Python: 10 million additions in {found['warm_loop_s']:.2f} s",
         f"- cold Python: routing an alert {found['route_us_warm']:.1f} µs back to back, "
         f"{found['route_us_after_10ms']:.1f} µs after 10 ms asleep ({cold:.0f} times), "
