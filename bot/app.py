@@ -88,6 +88,7 @@ from bot.runbooks.catalog import LiveCatalog
 from bot.runbooks.loader import load_catalog
 from bot.runbooks.snapshot import Catalog
 from bot.runtime.gc_tuning import freeze_startup_heap
+from bot.runtime.stop_request import Stopped
 from bot.runtime.worker import WorkerLoop
 from bot.scheduling.timers import TimerKind, TimerService
 from bot.settings import Settings
@@ -476,12 +477,21 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if services.syncer is not None:  # first: a server with no catalog stops here
-            await _first_sync(services.syncer, services.catalog)
-        await services.db.migrate_at_start()  # again while PostgreSQL is away
-        services.db.start_housekeeping()
-        freeze_startup_heap()  # process-wide GC policy: see bot/runtime/gc_tuning.py
-        recovered = await _first_recovery(services)  # before ready: what is already expired
+        phases: list[str] = []
+        try:
+            # SIGTERM while starting: nothing is served yet, so nothing waits for the start-up.
+            recovered = await services.stop.unless_requested(_start_up(services, phases))
+        except Stopped:
+            where = phases[-1] if phases else "before its first phase"
+            log.info("stopped during start-up (%s): nothing was served", where)
+            try:
+                yield  # uvicorn shuts down at once: its should_exit is set (graceful.py)
+            finally:
+                if "recovery" in phases:
+                    await _hand_back(services)  # a lease the cut recovery took
+                await services.http.aclose()
+                await services.db.close()
+            return
         recovery = _recovery_loop(services, rest_first=recovered)
         recoverer = asyncio.create_task(recovery.run(), name="execution-recovery")
         listener = None
@@ -517,7 +527,7 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
                 task.add_done_callback(reloads.discard)
 
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
-        services.ready = True
+        services.ready = not services.draining  # a SIGTERM as the start-up ended
         log.info(
             "Ballast %s ready: %d runbooks from %s, database %s",
             bot.__version__,
@@ -604,6 +614,20 @@ def create_app(services: Services, *, handle_sighup: bool = False) -> FastAPI:
     secret = services.settings.web_session_secret
     install_web(app, secret.get_secret_value() if secret else None)
     return app
+
+
+async def _start_up(services: Services, phases: list[str]) -> bool:
+    """What the server does before it is ready, in order, naming each phase in ``phases`` as
+    it begins; returns whether the first recovery pass was made (:func:`_first_recovery`)."""
+    if services.syncer is not None:  # first: a server with no catalog stops here
+        phases.append("the first runbook sync")
+        await _first_sync(services.syncer, services.catalog)
+    phases.append("migrating the database")
+    await services.db.migrate_at_start()  # again while PostgreSQL is away
+    services.db.start_housekeeping()
+    freeze_startup_heap()  # process-wide GC policy: see bot/runtime/gc_tuning.py
+    phases.append("recovery")
+    return await _first_recovery(services)  # before ready: what is already expired
 
 
 async def _first_recovery(services: Services) -> bool:

@@ -28,6 +28,7 @@ from bot.incidents.traces import TraceLinks
 from bot.metrics import Metrics
 from bot.postmortem.service import PostmortemService
 from bot.runbooks.catalog import LiveCatalog
+from bot.runtime.stop_request import StopRequest
 from bot.scheduling.timers import TimerService
 from bot.settings import Settings
 from bot.slack.announcer import SlackAnnouncer
@@ -88,11 +89,15 @@ class Services:
     store_timeout: float = 5.0
     ready: bool = field(default=False)
     draining: bool = field(default=False)  # SIGTERM came: unready, taking no new work
+    # Asked for with the draining: a start-up still under way ends at once (bot/app.py).
+    stop: StopRequest = field(default_factory=StopRequest)
 
     def start_draining(self) -> None:
-        """Readiness false first (bot/runtime/graceful.py); the shutdown follows."""
+        """Readiness false first (bot/runtime/graceful.py); the shutdown follows. Called from
+        the signal handler too: sets flags and asks for the stop, nothing else."""
         self.draining = True
         self.ready = False
+        self.stop.request()
 
 
 def services_of(request: Request) -> Services:

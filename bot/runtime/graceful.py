@@ -5,7 +5,9 @@ proxies learn of it a little later. So on SIGTERM Ballast first turns readiness 
 serving for ``BALLAST_SHUTDOWN_DELAY`` (2 s), then stops accepting connections and gives the
 requests in flight ``BALLAST_SHUTDOWN_GRACE`` (20 s) to finish; the app's shutdown then stops
 the workers (the engine finishes its batch, the Slack sender its calls) and hands leases of
-executions it could not finish back to the other replicas. The process exits 0.
+executions it could not finish back to the other replicas. The process exits 0. A SIGTERM
+before the server is ready (migrating while PostgreSQL is away, a first runbook sync) ends
+the start-up at once and exits 0 as well.
 
 uvicorn alone would stop accepting at once, and re-raise SIGTERM after its shutdown, so the
 process ended by the signal (status 143) instead of exiting cleanly.
@@ -33,7 +35,8 @@ class ShutdownTimes:
 
 class GracefulServer(uvicorn.Server):
     """A uvicorn server whose SIGTERM first calls ``on_draining`` (readiness false), then
-    stops after ``times.delay``. SIGINT (Ctrl-C) stops at once, as before."""
+    stops after ``times.delay`` (at once while it is still starting: ``on_draining`` must end
+    the app's start-up too). SIGINT (Ctrl-C) stops at once, as before."""
 
     def __init__(
         self, config: uvicorn.Config, times: ShutdownTimes, on_draining: Callable[[], None]
@@ -51,6 +54,12 @@ class GracefulServer(uvicorn.Server):
             return  # a second SIGTERM changes nothing; the shutdown is under way
         self._terminating = True
         self._on_draining()
+        if not self.started:
+            # Still starting: nothing is served or in flight, and no proxy routes here yet.
+            # The app's start-up ends at once (on_draining asked it to): stop without delay.
+            log.info("SIGTERM during start-up: stopping without serving")
+            self.should_exit = True
+            return
         log.info(
             "SIGTERM: readiness is false; serving %.1fs more, then %.1fs for work in flight",
             self._times.delay,

@@ -3,7 +3,10 @@ back, exit status 0 (bot/runtime/graceful.py)."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +129,45 @@ def test_what_outlives_the_grace_is_handed_back_and_taken_over_at_once(
     assert again["idempotency_key"] == first["idempotency_key"]
     wait_until(lambda: mitigation_state(server, incident) == "applied", 10, "applied")
     assert len(applied_entries(server, incident)) == 1
+
+
+def test_sigterm_while_starting_against_an_absent_database_exits_0_at_once(
+    tmp_path: Path, runbooks_dir: Path
+) -> None:
+    """PostgreSQL away: the start-up's migration keeps trying for 30 s. A SIGTERM then (a
+    rolling update, ``systemctl stop``) ends it at once, exit status 0."""
+    log_path = tmp_path / "ballast.log"
+    env = {
+        **os.environ,
+        # Nothing listens on port 1: every connection is refused.
+        "BALLAST_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/test",
+        "BALLAST_RUNBOOKS": str(runbooks_dir),
+        "BALLAST_API_TOKEN": TOKEN,
+        "BALLAST_SHUTDOWN_DELAY": "20",  # what a SIGTERM while serving would wait first
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--port", "0"],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: "migrating the database at start failed" in log_path.read_text(),
+            60,
+            "the start-up's migration to fail against the absent database",
+        )
+        assert process.poll() is None
+        sent = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+        assert time.monotonic() - sent < 15
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    logs = log_path.read_text()
+    assert "stopped during start-up (migrating the database): nothing was served" in logs
+    assert "Traceback" not in logs
