@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.intake.alert import AlertBatch
@@ -239,20 +240,37 @@ class _Connection:
     cost more CPU than the INSERT. The fsync is the
     same one FULL makes at the commit (about a millisecond on these machines); only now the
     engine, woken by the commit, processes the alert meanwhile instead of waiting for the
-    lock (issue 16). A crash before the sync loses nothing that was answered. PostgreSQL: a
-    group that is one INSERT statement runs on a kept connection in autocommit — the
-    statement is atomic and committed when it returns, so one round trip instead of four
-    (pool pre-ping, BEGIN, INSERT, COMMIT); PostgreSQL shares one WAL flush among commits that
-    coincide, so several writers cost no extra fsyncs. A broken connection fails its group
-    (503: the sender retries) and the next group opens a fresh one. A larger group takes an
-    ordinary pooled transaction.
+    lock (issue 16). A crash before the sync loses nothing that was answered.
+
+    PostgreSQL, the same idea: a group that is one INSERT statement runs on a kept connection
+    in autocommit (one round trip instead of four: pool pre-ping, BEGIN, INSERT, COMMIT) with
+    ``synchronous_commit = off``, so the statement returns, and the engine is woken, without
+    waiting for PostgreSQL's WAL flush; :meth:`durable` then sends one statement that commits
+    a transaction of its own at the server's configured level (:data:`_FLUSH`), which flushes
+    the WAL up to its commit record, the INSERT's commit before it included (and waits for
+    synchronous standbys the same way), before the group's requests are answered. The engine
+    processes the alert meanwhile; its own commit, at the configured level, is later in the
+    WAL, so it can never be durable without the alert's row. A server crash before the flush
+    loses nothing that was answered (``tests/store/test_inbox_flush_crash.py``: a private
+    PostgreSQL whose every process is SIGKILLed, its WAL writer frozen before). Where the
+    server is configured with ``synchronous_commit = off`` already, or refuses the flush's
+    statement (probed once), the INSERTs commit as the server says and nothing is flushed.
+    Several writers' flushes that coincide share one fsync. A broken connection fails its
+    group (503: the sender retries) and the next group opens a fresh one; a kept connection
+    never goes back to the pool. A larger group takes an ordinary pooled transaction, durable
+    when it returns.
     """
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._kept: AsyncConnection | None = None
-        self._owes_sync = False  # a commit was made without its sync (SQLite)
+        self._owes_sync = False  # a commit was made without its sync (or flush)
         self._database_file: str | None = None  # SQLite's own path of the file (once read)
+        # PostgreSQL: read once, on the first kept connection. The synchronous_commit the
+        # server configures for our connections, which the flush commits with; None when
+        # the INSERTs commit synchronously (configured off, or the flush refused).
+        self._probed = False
+        self._flush_level: str | None = None
 
     @contextlib.asynccontextmanager
     async def transaction(self, *, single_statement: bool) -> AsyncIterator[AsyncConnection]:
@@ -277,23 +295,59 @@ class _Connection:
             async with self._db.engine.begin() as conn:
                 yield conn
             return
-        if self._kept is None:
-            conn = await self._db.engine.connect()
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            self._kept = conn
-        conn = self._kept
+        conn = await self._kept_postgres()
         try:
             yield conn
+            if self._flush_level is not None:
+                self._owes_sync = True
             await conn.commit()  # ends SQLAlchemy's bookkeeping; the database already did
         except BaseException:
-            if conn.invalidated or conn.closed:
-                self._kept = None
-                with contextlib.suppress(Exception):
-                    await conn.close()
-            else:
-                with contextlib.suppress(Exception):
-                    await conn.rollback()
+            await self._after_postgres_error(conn)
             raise
+
+    async def _kept_postgres(self) -> AsyncConnection:
+        if self._kept is not None:
+            return self._kept
+        conn = await self._db.engine.connect()
+        try:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not self._probed:
+                await self._probe(conn)
+            if self._flush_level is not None:
+                await conn.exec_driver_sql("SET synchronous_commit = off")
+        except BaseException:
+            await _drop(conn)
+            raise
+        self._kept = conn
+        return conn
+
+    async def _probe(self, conn: AsyncConnection) -> None:
+        """Read the configured level and flush once: a server that refuses the flush's
+        statement (its function revoked, a proxy that filters it) keeps synchronous commits,
+        as does one configured to commit asynchronously anyway."""
+        level = str((await conn.exec_driver_sql("SHOW synchronous_commit")).scalar_one())
+        if level != "off":
+            try:
+                await conn.exec_driver_sql(_FLUSH, (level,))
+            except DBAPIError as err:
+                if is_unavailable(err):
+                    raise
+                log.warning(
+                    "PostgreSQL refused the inbox's WAL flush statement (%s); webhooks' "
+                    "INSERTs commit synchronously instead",
+                    err.orig,
+                )
+                level = "off"
+        self._flush_level = None if level == "off" else level
+        self._probed = True
+
+    async def _after_postgres_error(self, conn: AsyncConnection) -> None:
+        if conn.invalidated or conn.closed:
+            self._kept = None
+            await _drop(conn)
+        else:
+            with contextlib.suppress(Exception):
+                await conn.rollback()
 
     async def _kept_sqlite(self) -> AsyncConnection:
         if self._kept is not None:
@@ -314,20 +368,42 @@ class _Connection:
         return conn
 
     async def durable(self) -> None:
-        """Sync what was committed without its sync (see above); nothing to do otherwise. Until
-        a sync succeeds, every group owes one: none is answered before its rows are durable."""
-        if self._owes_sync:
+        """Sync (SQLite) or flush (PostgreSQL) what was committed without it (see above);
+        nothing to do otherwise. Until one succeeds, every group owes one: none is answered
+        before its rows are durable. The flush may go on another connection than the commit
+        it covers: PostgreSQL's WAL is one, flushed in order."""
+        if not self._owes_sync:
+            return
+        if self._db.is_sqlite:
             await self._db.sync_wal(self._database_file or "")
-            self._owes_sync = False
+        else:
+            conn = await self._kept_postgres()
+            try:
+                await conn.exec_driver_sql(_FLUSH, (self._flush_level,))
+                await conn.commit()
+            except BaseException:
+                await self._after_postgres_error(conn)
+                raise
+        self._owes_sync = False
 
     async def close(self) -> None:
         if self._kept is not None:
             conn, self._kept = self._kept, None
-            if self._db.is_sqlite:
-                await _drop(conn)  # synchronous=NORMAL: never back into the pool
-            else:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+            # Never back into the pool: its commits do not wait for the disk (SQLite's
+            # synchronous=NORMAL, PostgreSQL's synchronous_commit off).
+            await _drop(conn)
+
+
+# One statement, its own transaction in autocommit: the configured synchronous_commit for
+# this transaction only, and a WAL record that takes an xid (a transactional logical message,
+# empty, which logical decoding passes on only to consumers that ask for messages). A
+# transaction that wrote no WAL, or has no xid, commits without flushing: `txid_current()`
+# alone is not enough (tests/store/test_inbox_flush_crash.py showed it). Committing then
+# flushes the WAL up to its commit record (and, configured so, waits for synchronous standbys).
+_FLUSH = (
+    "SELECT set_config('synchronous_commit', $1, true), "
+    "pg_logical_emit_message(true, 'ballast.inbox.flush', '')"
+)
 
 
 async def _drop(conn: AsyncConnection) -> None:

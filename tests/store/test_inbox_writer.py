@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, inspect, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import delete, event, inspect, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from bot.intake.alert import Alert, AlertBatch, AlertSource, AlertStatus
 from bot.store import database, inbox, inbox_writer, sqlite_driver
@@ -23,9 +23,11 @@ from bot.store.inbox_writer import InboxWriter
 from bot.store.tables import InboxAlert
 from bot.store.transient import is_unavailable
 from tests.conftest import Clock, DatabaseUnderTest
+from tests.store.statements_sent import statements_sent
 from tests.store.thread_hops import recording_thread_calls
 
 T0 = datetime(2026, 11, 27, 2, 0, 0, 123456, tzinfo=UTC)
+_REAL_FLUSH = inbox_writer._FLUSH
 
 
 def batch() -> AlertBatch:
@@ -292,16 +294,149 @@ async def test_on_sqlite_a_failed_sync_fails_the_request_as_unavailable(
         await db.close()
 
 
-async def test_postgresql_commits_are_durable_when_they_return(
+async def test_on_postgresql_the_insert_commits_without_the_flush_and_the_answer_waits_for_it(
     postgres_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The group's INSERT commits with synchronous_commit off, so the engine is woken before
+    PostgreSQL's WAL flush; the request is answered only after a statement that commits at
+    the server's configured level (which flushes the WAL up to it, the INSERT included)."""
+    monkeypatch.setattr(inbox_writer, "POSTGRES_WRITERS", 1)  # one kept connection
     db = postgres_database.make()
     await db.migrate()
     held = _HeldSync(monkeypatch)
+    writer = InboxWriter(db)
+    storing: list[asyncio.Task[Any]] = []
+    answered_at_flush: list[bool] = []
+    with statements_sent(db.engine) as sent:
+        writer.when_stored(lambda: sent.append("woken"))
+
+        def answered_yet(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement == inbox_writer._FLUSH:
+                answered_at_flush.append(storing[-1].done())
+
+        event.listen(db.engine.sync_engine, "before_cursor_execute", answered_yet)
+        try:
+            storing.append(asyncio.create_task(writer.store(batch(), clock())))
+            receipt = await storing[-1]
+            # The kept connection again: nothing to set up, nothing stored, still a flush.
+            storing.append(asyncio.create_task(writer.store(batch(), clock())))
+            again = await storing[-1]
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", answered_yet)
+            await db.close()
+    assert (receipt.received, receipt.stored) == (2, 2)
+    assert (again.received, again.stored) == (2, 0)
+    assert held.paths == []  # no SQLite sync
+    assert answered_at_flush == [False, False, False]
+    assert [line.split(" (")[0][:26] for line in sent] == [
+        "SHOW synchronous_commit",  # the configured level, once
+        "SELECT set_config('synchro",  # the flush tried once: the server takes it
+        "SET synchronous_commit = o",
+        "INSERT INTO inbox_alerts",
+        "woken",
+        "SELECT set_config('synchro",
+        "INSERT INTO inbox_alerts",  # all duplicates, yet flushed: the commit of the
+        "SELECT set_config('synchro",  # writer that stored them may not be durable yet
+    ], sent
+
+
+async def test_on_postgresql_a_refused_flush_statement_keeps_synchronous_commits(
+    postgres_database: DatabaseUnderTest,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A server that refuses the flush's statement (its function revoked, say) must not turn
+    every webhook into an error: the writer says so once and commits synchronously."""
+    monkeypatch.setattr(inbox_writer, "POSTGRES_WRITERS", 1)
+    monkeypatch.setattr(
+        inbox_writer, "_FLUSH", "SELECT set_config('synchronous_commit', $1, true), no_such()"
+    )
+    db = postgres_database.make()
+    await db.migrate()
     try:
-        receipt = await InboxWriter(db).store(batch(), clock())
+        with statements_sent(db.engine) as sent:
+            receipt = await InboxWriter(db).store(batch(), clock())
+        async with db.engine.connect() as conn:
+            stored = (await conn.execute(select(InboxAlert.fingerprint))).scalars().all()
+    finally:
+        await db.close()
+    assert (receipt.received, receipt.stored) == (2, 2)
+    assert sorted(stored) == ["f1", "f2"]
+    assert [line[:26] for line in sent] == [
+        "SHOW synchronous_commit",
+        "SELECT set_config('synchro",
+        "INSERT INTO inbox_alerts (",  # with the server's synchronous commit
+    ]
+    assert "refused the inbox's WAL flush statement" in caplog.text
+
+
+async def test_on_postgresql_the_flush_commits_at_the_configured_level(
+    postgres_database: DatabaseUnderTest, clock: Clock
+) -> None:
+    """``synchronous_commit`` as the server sets it for Ballast's connections (here ``local``,
+    through the connection's settings, as a role's or database's setting would) is the level
+    the flush commits with; configured ``off``, the writer neither sets it nor flushes."""
+    settings = postgres_database.connect_args["server_settings"]
+    sent: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        sent.append((statement, parameters))
+
+    for level, flushes in (("local", ["local", "local"]), ("off", [])):
+        db = Database(
+            postgres_database.url,
+            connect_args={"server_settings": {**settings, "synchronous_commit": level}},
+        )
+        await db.migrate()
+        sent.clear()
+        event.listen(db.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(delete(InboxAlert))
+            receipt = await InboxWriter(db).store(batch(), clock())
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", seen)
+            await db.close()
         assert (receipt.received, receipt.stored) == (2, 2)
-        assert held.paths == []
+        # The probe's flush, then the group's.
+        assert [p[0] for s, p in sent if s == inbox_writer._FLUSH] == flushes
+        assert any(s.startswith("SET synchronous_commit") for s, _ in sent) == (level != "off")
+
+
+async def test_on_postgresql_a_failed_flush_fails_the_request_and_the_next_group_flushes(
+    postgres_database: DatabaseUnderTest, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection lost between the INSERT's commit and the flush: the request is answered
+    503 (its rows may or may not be durable; the sender's retry stores them once), and the
+    next group, on a fresh connection, flushes before it is answered."""
+    monkeypatch.setattr(inbox_writer, "POSTGRES_WRITERS", 1)
+    db = postgres_database.make()
+    await db.migrate()
+    writer = InboxWriter(db)
+    first = await writer.store(batch(), clock())  # the connection set up, its flush probed
+    assert (first.received, first.stored) == (2, 2)
+    other = replace(
+        batch(), alerts=[replace(a, fingerprint=a.fingerprint + "-b") for a in batch().alerts]
+    )
+    # The flush's own backend ends itself: the connection is gone as the flush is sent.
+    monkeypatch.setattr(
+        inbox_writer, "_FLUSH", "SELECT $1::text, pg_terminate_backend(pg_backend_pid())"
+    )
+    try:
+        with pytest.raises(DBAPIError) as failed:
+            await writer.store(other, clock())
+        assert is_unavailable(failed.value), failed.value
+        monkeypatch.setattr(inbox_writer, "_FLUSH", _REAL_FLUSH)
+        with statements_sent(db.engine) as sent:
+            receipt = await writer.store(other, clock())  # the sender's retry: duplicates
+        assert (receipt.received, receipt.stored) == (2, 0)
+        # A fresh connection (not probed again), the INSERT, and the flush before the answer.
+        assert [line[:26] for line in sent] == [
+            "SET synchronous_commit = o",
+            "INSERT INTO inbox_alerts (",
+            "SELECT set_config('synchro",
+        ]
     finally:
         await db.close()
 
