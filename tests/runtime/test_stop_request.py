@@ -13,6 +13,15 @@ import pytest
 from bot.runtime.stop_request import Stopped, StopRequest
 
 
+async def _long_work(cancelled: asyncio.Event) -> None:
+    """A minute's wait that notes its cancellation."""
+    try:
+        await asyncio.sleep(60)
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise
+
+
 async def test_work_that_finishes_first_gives_its_result() -> None:
     async def work() -> int:
         await asyncio.sleep(0)
@@ -34,17 +43,10 @@ async def test_the_work_s_own_error_is_raised_as_it_is() -> None:
 async def test_a_request_cancels_the_work_at_once() -> None:
     cancelled = asyncio.Event()
 
-    async def work() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
     stop = StopRequest()
     asyncio.get_running_loop().call_later(0.05, stop.request)
     with pytest.raises(Stopped):
-        await asyncio.wait_for(stop.unless_requested(work()), 5)
+        await asyncio.wait_for(stop.unless_requested(_long_work(cancelled)), 5)
     assert cancelled.is_set()  # waited for, not left running
     assert stop.requested
 
@@ -101,14 +103,7 @@ async def test_the_same_request_serves_later_work_and_cancelling_the_waiter_canc
     assert await stop.unless_requested(asyncio.sleep(0, "first")) == "first"
     cancelled = asyncio.Event()
 
-    async def work() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    waiter = asyncio.ensure_future(stop.unless_requested(work()))
+    waiter = asyncio.ensure_future(stop.unless_requested(_long_work(cancelled)))
     await asyncio.sleep(0.05)
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
