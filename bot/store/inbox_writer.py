@@ -279,7 +279,7 @@ class _Connection:
             # by its own call (inline while the lock is free: bot.store.sqlite_driver), and the
             # write gate goes on as it returns. synchronous=NORMAL stays on this connection,
             # which the pool never hands to anyone else.
-            conn = await self._kept_sqlite()
+            conn = await self._kept_connection()
             self._owes_sync = True
             try:
                 yield conn
@@ -295,7 +295,7 @@ class _Connection:
             async with self._db.engine.begin() as conn:
                 yield conn
             return
-        conn = await self._kept_postgres()
+        conn = await self._kept_connection()
         try:
             yield conn
             if self._flush_level is not None:
@@ -305,21 +305,30 @@ class _Connection:
             await self._after_postgres_error(conn)
             raise
 
-    async def _kept_postgres(self) -> AsyncConnection:
+    async def _kept_connection(self) -> AsyncConnection:
+        """The writer's own connection in autocommit, made once (again after a broken one)
+        and set up for its dialect's commits without the disk (see above); dropped, never
+        pooled, if that set-up fails."""
         if self._kept is not None:
             return self._kept
         conn = await self._db.engine.connect()
         try:
             await conn.execution_options(isolation_level="AUTOCOMMIT")
-            if not self._probed:
-                await self._probe(conn)
-            if self._flush_level is not None:
-                await conn.exec_driver_sql("SET synchronous_commit = off")
+            if self._db.is_sqlite:
+                await self._set_up_sqlite(conn)
+            else:
+                await self._set_up_postgres(conn)
         except BaseException:
             await _drop(conn)
             raise
         self._kept = conn
         return conn
+
+    async def _set_up_postgres(self, conn: AsyncConnection) -> None:
+        if not self._probed:
+            await self._probe(conn)
+        if self._flush_level is not None:
+            await conn.exec_driver_sql("SET synchronous_commit = off")
 
     async def _probe(self, conn: AsyncConnection) -> None:
         """Read the configured level and flush once: a server that refuses the flush's
@@ -349,23 +358,13 @@ class _Connection:
             with contextlib.suppress(Exception):
                 await conn.rollback()
 
-    async def _kept_sqlite(self) -> AsyncConnection:
-        if self._kept is not None:
-            return self._kept
-        conn = await self._db.engine.connect()
-        try:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            # The file as SQLite opened it (whatever form the URL took); "" for a database
-            # with no file, which has nothing to sync.
-            listed = await conn.exec_driver_sql("PRAGMA database_list")
-            main = [row["file"] for row in listed.mappings() if row["name"] == "main"]
-            self._database_file = str(main[0] or "") if main else ""
-            await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
-        except BaseException:
-            await _drop(conn)
-            raise
-        self._kept = conn
-        return conn
+    async def _set_up_sqlite(self, conn: AsyncConnection) -> None:
+        # The file as SQLite opened it (whatever form the URL took); "" for a database with
+        # no file, which has nothing to sync.
+        listed = await conn.exec_driver_sql("PRAGMA database_list")
+        main = [row["file"] for row in listed.mappings() if row["name"] == "main"]
+        self._database_file = str(main[0] or "") if main else ""
+        await conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
 
     async def durable(self) -> None:
         """Sync (SQLite) or flush (PostgreSQL) what was committed without it (see above);
@@ -377,7 +376,7 @@ class _Connection:
         if self._db.is_sqlite:
             await self._db.sync_wal(self._database_file or "")
         else:
-            conn = await self._kept_postgres()
+            conn = await self._kept_connection()
             try:
                 await conn.exec_driver_sql(_FLUSH, (self._flush_level,))
                 await conn.commit()

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
 
 import uvicorn
 
 from bot.runtime.graceful import GracefulServer, ShutdownTimes
+from tests.e2e.processes import wait_until
 
 
 async def _app(scope: object, receive: object, send: object) -> None:
@@ -23,15 +23,6 @@ def _server(delay: float) -> tuple[GracefulServer, list[str]]:
     return server, calls
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_sigterm_while_serving_drains_first_then_stops_after_the_delay() -> None:
     server, calls = _server(delay=0.2)
     server.started = True
@@ -39,7 +30,7 @@ def test_sigterm_while_serving_drains_first_then_stops_after_the_delay() -> None
     server.handle_exit(signal.SIGTERM, None)
     assert calls == ["draining"]
     assert not server.should_exit  # still serving, unready, for the delay
-    assert _wait_for(lambda: server.should_exit, 5)
+    wait_until(lambda: server.should_exit, 5, "the stop after the delay")
     assert time.monotonic() - sent >= 0.2
 
 
